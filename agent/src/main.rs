@@ -1,0 +1,2 @@
+//! nkpath-agent: Paris traceroutes from a volunteer's vantage point.
+fn main() {}

@@ -1,0 +1,2 @@
+//! nkpath-collector.
+fn main() {}
