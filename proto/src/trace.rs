@@ -1,0 +1,201 @@
+//! One Paris traceroute: its parameters, every probe sent, every reply
+//! received, and what the agent learnt about the addresses it saw.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::flow::{FlowId, Protocol};
+use crate::version::SchemaVersion;
+
+/// The probing parameters in force for a trace, recorded so that a result
+/// can be read without the agent's configuration. Ranges are in
+/// [`crate::limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProbeParams {
+    /// Probes sent per TTL, 1..=10.
+    pub attempts: u8,
+    /// How long to wait for each probe's reply, in milliseconds, 1..=60 000.
+    pub timeout_ms: u32,
+    /// Consecutive silent TTLs after which the trace gives up, 1..=32.
+    pub gap_limit: u8,
+    /// The first TTL probed, 1..=`max_ttl`.
+    pub first_ttl: u8,
+    /// The last TTL the trace may probe, 1..=64.
+    pub max_ttl: u8,
+    /// The agent-wide packet rate cap in force, packets per second, 1..=1000.
+    pub pps: u32,
+    /// The per-/24 packet rate cap in force, packets per second, 1..=1000.
+    pub per_prefix_pps: u32,
+}
+
+/// Why a trace stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The target answered.
+    Reached,
+    /// A router answered "destination unreachable".
+    Unreachable,
+    /// `gap_limit` consecutive TTLs stayed silent.
+    GapLimit,
+    /// `max_ttl` was probed without reaching the target.
+    MaxTtl,
+    /// The agent's probe budget for the round ran out.
+    ProbeBudget,
+    /// The agent's time budget for the round ran out.
+    TimeBudget,
+    /// The agent was asked to stop (shutdown, pause).
+    Cancelled,
+}
+
+/// One label stack entry from an ICMP multi-part extension (RFC 4950), as a
+/// router that forwards over MPLS quotes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MplsLabel {
+    /// The 20-bit label, below 2^20.
+    pub label: u32,
+    /// Traffic class (the former EXP bits), below 8.
+    pub tc: u8,
+    /// The S bit: set on the last entry of the stack.
+    pub bottom_of_stack: bool,
+    /// The entry's TTL.
+    pub ttl: u8,
+}
+
+/// A reply matched to a probe.
+///
+/// An ICMP reply (time exceeded, unreachable, echo reply) has `icmp_type` and
+/// `icmp_code`; a TCP reply from the target (SYN-ACK, RST) has `tcp_flags`
+/// instead.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reply {
+    /// Who answered.
+    pub address: Ipv4Addr,
+    /// Round-trip time in microseconds.
+    pub rtt_us: u32,
+    /// The IP TTL of the reply as received (hints at the reply path length).
+    pub reply_ttl: u8,
+    /// ICMP type of the reply; `None` for a TCP reply.
+    pub icmp_type: Option<u8>,
+    /// ICMP code of the reply; `None` for a TCP reply.
+    pub icmp_code: Option<u8>,
+    /// TCP flags of a SYN-ACK or RST from the target; `None` for ICMP.
+    pub tcp_flags: Option<u8>,
+    /// The probe's IP TTL as quoted in an ICMP error: normally 1, or 0 from
+    /// routers that quote after decrementing; anything else hints at a
+    /// rewritten or mis-quoted packet. `None` when the reply quotes nothing.
+    pub quoted_ttl: Option<u8>,
+    /// The MPLS label stack quoted in the ICMP extension, top first; absent
+    /// from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mpls_labels: Vec<MplsLabel>,
+}
+
+/// One probe sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Probe {
+    /// Which probe of its TTL this was, from 1 to `attempts`.
+    pub attempt: u8,
+    /// When it was sent, in microseconds since [`TraceResult::started_at`].
+    pub sent_at_us: u64,
+    /// The matching reply; `None` if none came within the timeout.
+    pub reply: Option<Reply>,
+}
+
+/// All probes sent with one TTL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Hop {
+    /// The probes' IP TTL. A trace's hops are sorted by TTL, each TTL once.
+    pub ttl: u8,
+    /// The probes, in order of `attempt`.
+    pub probes: Vec<Probe>,
+}
+
+/// Where a [`HopAnnotation`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnotationSource {
+    /// A reverse DNS (PTR) lookup.
+    Ptr,
+    /// Team Cymru's IP-to-ASN DNS service.
+    Cymru,
+}
+
+/// What the agent learnt about an address seen in a trace. It is a hint
+/// for reading the trace: the collector maps hops to ASes from BGP data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HopAnnotation {
+    /// The address annotated.
+    pub address: Ipv4Addr,
+    /// Its name (PTR record), if known.
+    pub name: Option<String>,
+    /// Its origin AS, if known.
+    pub asn: Option<u32>,
+    /// Where the name or ASN came from.
+    pub source: AnnotationSource,
+    /// When the lookup answered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub resolved_at: OffsetDateTime,
+}
+
+/// One Paris traceroute from an agent to a target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TraceResult {
+    /// The schema version the document follows.
+    pub schema_version: SchemaVersion,
+    /// Unique id of this result; the collector stores each id once.
+    pub result_id: Uuid,
+    /// The agent that ran the trace: 1..=64 characters of `[A-Za-z0-9._-]`.
+    pub agent_id: String,
+    /// The agent's software version.
+    pub agent_version: String,
+    /// The measurement round this trace belongs to.
+    pub round_id: Uuid,
+    /// The agent's source address.
+    pub source: Ipv4Addr,
+    /// The address traced to.
+    pub target: Ipv4Addr,
+    /// The probe protocol.
+    pub protocol: Protocol,
+    /// The flow identifier held for the whole trace; agrees with `protocol`.
+    pub flow: FlowId,
+    /// The parameters in force.
+    pub params: ProbeParams,
+    /// When the first probe was sent.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Every TTL probed, ascending.
+    pub hops: Vec<Hop>,
+    /// Why the trace stopped.
+    pub stop_reason: StopReason,
+    /// Names and ASNs of addresses seen; absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<HopAnnotation>,
+}
+
+impl TraceResult {
+    /// Every reply received, in hop then attempt order.
+    pub fn replies(&self) -> impl Iterator<Item = &Reply> {
+        self.hops
+            .iter()
+            .flat_map(|hop| &hop.probes)
+            .filter_map(|probe| probe.reply.as_ref())
+    }
+}
+
+impl Hop {
+    /// The addresses that answered at this TTL, each once, in order of first
+    /// reply. More than one means a load balancer or a path change.
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        let mut seen = Vec::new();
+        for reply in self.probes.iter().filter_map(|p| p.reply.as_ref()) {
+            if !seen.contains(&reply.address) {
+                seen.push(reply.address);
+            }
+        }
+        seen
+    }
+}

@@ -1,0 +1,72 @@
+//! The upload exchange: the batch an agent POSTs and the collector's answer.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::record::ResultRecord;
+use crate::version::SchemaVersion;
+
+/// What the agent POSTs: a batch of spooled results.
+///
+/// Generic over the result type so that the collector can decode the
+/// envelope alone, with `UploadBatch<Box<serde_json::value::RawValue>>` (or
+/// `serde_json::Value`), then decode each result on its own and refuse only
+/// the bad ones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UploadBatch<R = ResultRecord> {
+    /// The schema version the envelope follows.
+    pub schema_version: SchemaVersion,
+    /// The agent sending: 1..=64 characters of `[A-Za-z0-9._-]`.
+    pub agent_id: String,
+    /// The agent's software version.
+    pub agent_version: String,
+    /// Unique id of this batch; a retried upload sends the same id again.
+    pub batch_id: Uuid,
+    /// The agent's clock when it sent the batch (to spot clock skew).
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    /// The results, 1..=10 000 of them.
+    pub results: Vec<R>,
+}
+
+/// A result the collector would not store, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The refused result's id, if it could be read.
+    pub id: Option<Uuid>,
+    /// Path of the offending field, e.g. `results[3].hops[0].ttl`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The collector's answer to an [`UploadBatch`]. Every result of the batch
+/// is either accepted (stored durably before this answer was sent) or
+/// refused; the agent may drop both from its spool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UploadAck {
+    /// The schema version the answer follows.
+    pub schema_version: SchemaVersion,
+    /// The batch answered.
+    pub batch_id: Uuid,
+    /// The collector's clock when it received the batch.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// Ids of the results stored (or already stored before).
+    pub accepted: Vec<Uuid>,
+    /// Results that will never be stored.
+    pub refused: Vec<Refusal>,
+    /// Asks the agent to stop probing until then; absent when not paused.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub pause_until: Option<OffsetDateTime>,
+    /// Replaces the agent's target prefixes (CIDR, e.g. `"175.45.176.0/22"`);
+    /// absent to keep the current ones. The agent still probes only inside
+    /// its own allowlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<String>>,
+}

@@ -1,0 +1,492 @@
+//! Every rule a decoded value must follow beyond its JSON shape, in one
+//! place. Serde checks types; these check ranges and the relations between
+//! fields, so that a result that reaches the collector's store means what it
+//! says.
+//!
+//! Errors name the field by its full path from the document root,
+//! `hops[3].probes[0].reply.mpls_labels[0].label`: each level checks its own
+//! fields by name and the level above prefixes its own position
+//! ([`ValidationError::within`]), so paths cost nothing until something fails.
+
+use std::fmt::{self, Display};
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+use serde_json::value::RawValue;
+
+use crate::limits;
+use crate::version::parse_decimal;
+use crate::{
+    Hop, MplsLabel, PingResult, Probe, ProbeParams, Reply, ResultRecord, SchemaVersion,
+    TraceResult, UploadAck, UploadBatch,
+};
+
+/// A value that is well-typed but breaks a rule of the schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct ValidationError {
+    /// Full path of the offending field, e.g. `hops[3].probes[0].reply.rtt_us`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ValidationError {
+    /// An error about `field` (a path relative to the value being checked).
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error seen from the value that contains this one at
+    /// `parent`: `ttl` within `hops[3]` is `hops[3].ttl`.
+    #[must_use]
+    pub fn within(mut self, parent: impl Display) -> Self {
+        self.field = if self.field.is_empty() || self.field.starts_with('[') {
+            format!("{parent}{}", self.field)
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+/// Checks the rules of the schema that types alone cannot express.
+///
+/// [`decode`](crate::decode) calls it on every document; writers may call
+/// it before sending so that they fail where the bug is.
+pub trait Validate {
+    /// `Ok` if the value follows every rule; otherwise the first broken one.
+    fn validate(&self) -> Result<(), ValidationError>;
+}
+
+impl Validate for ProbeParams {
+    fn validate(&self) -> Result<(), ValidationError> {
+        in_range("attempts", self.attempts, &limits::ATTEMPTS)?;
+        in_range("timeout_ms", self.timeout_ms, &limits::TIMEOUT_MS)?;
+        in_range("gap_limit", self.gap_limit, &limits::GAP_LIMIT)?;
+        in_range("max_ttl", self.max_ttl, &limits::MAX_TTL)?;
+        if self.first_ttl == 0 || self.first_ttl > self.max_ttl {
+            return Err(ValidationError::new(
+                "first_ttl",
+                format!(
+                    "{} is outside 1..=max_ttl ({})",
+                    self.first_ttl, self.max_ttl
+                ),
+            ));
+        }
+        in_range("pps", self.pps, &limits::PPS)?;
+        in_range(
+            "per_prefix_pps",
+            self.per_prefix_pps,
+            &limits::PER_PREFIX_PPS,
+        )
+    }
+}
+
+impl Validate for MplsLabel {
+    fn validate(&self) -> Result<(), ValidationError> {
+        in_range("label", self.label, &limits::MPLS_LABEL)?;
+        in_range("tc", self.tc, &limits::MPLS_TC)
+    }
+}
+
+impl Validate for TraceResult {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_schema_version(self.schema_version)?;
+        check_agent_id(&self.agent_id)?;
+        check_agent_version(&self.agent_version)?;
+        if self.flow.protocol() != self.protocol {
+            return Err(ValidationError::new(
+                "flow.protocol",
+                format!(
+                    "{}, but the trace's protocol is {}: the flow identifier must be of the protocol probed",
+                    self.flow.protocol(),
+                    self.protocol
+                ),
+            ));
+        }
+        self.params.validate().map_err(|e| e.within("params"))?;
+        let mut previous_ttl = None;
+        for (i, hop) in self.hops.iter().enumerate() {
+            check_hop(hop, previous_ttl, &self.params).map_err(|e| e.within(Index("hops", i)))?;
+            previous_ttl = Some(hop.ttl);
+        }
+        Ok(())
+    }
+}
+
+/// A hop's TTL lies in the probed range and follows the previous hop's; its
+/// probes are numbered 1..=attempts, ascending, so that "attempt 2 of TTL 5"
+/// names exactly one probe.
+fn check_hop(
+    hop: &Hop,
+    previous_ttl: Option<u8>,
+    params: &ProbeParams,
+) -> Result<(), ValidationError> {
+    let ttls = params.first_ttl..=params.max_ttl;
+    if !ttls.contains(&hop.ttl) {
+        return Err(ValidationError::new(
+            "ttl",
+            format!(
+                "{} is outside the probed range first_ttl..=max_ttl ({}..={})",
+                hop.ttl, params.first_ttl, params.max_ttl
+            ),
+        ));
+    }
+    if let Some(previous) = previous_ttl.filter(|&previous| hop.ttl <= previous) {
+        return Err(ValidationError::new(
+            "ttl",
+            format!(
+                "{} comes after ttl {previous}: hops must be sorted by ttl, each ttl once",
+                hop.ttl
+            ),
+        ));
+    }
+    if hop.probes.is_empty() {
+        return Err(ValidationError::new(
+            "probes",
+            "empty: a hop lists the probes sent with its ttl",
+        ));
+    }
+    let mut previous_attempt = 0;
+    for (i, probe) in hop.probes.iter().enumerate() {
+        check_probe(probe, previous_attempt, params).map_err(|e| e.within(Index("probes", i)))?;
+        previous_attempt = probe.attempt;
+    }
+    Ok(())
+}
+
+fn check_probe(
+    probe: &Probe,
+    previous_attempt: u8,
+    params: &ProbeParams,
+) -> Result<(), ValidationError> {
+    if probe.attempt == 0 || probe.attempt > params.attempts {
+        return Err(ValidationError::new(
+            "attempt",
+            format!(
+                "{} is outside 1..=attempts ({})",
+                probe.attempt, params.attempts
+            ),
+        ));
+    }
+    if probe.attempt <= previous_attempt {
+        return Err(ValidationError::new(
+            "attempt",
+            format!(
+                "{} comes after attempt {previous_attempt}: probes must be sorted by attempt, each once",
+                probe.attempt
+            ),
+        ));
+    }
+    match &probe.reply {
+        Some(reply) => check_reply(reply).map_err(|e| e.within("reply")),
+        None => Ok(()),
+    }
+}
+
+/// A reply is either ICMP (type and code) or TCP (flags), and only ICMP
+/// errors quote the probe or carry MPLS extensions.
+fn check_reply(reply: &Reply) -> Result<(), ValidationError> {
+    if reply.icmp_code.is_some() != reply.icmp_type.is_some() {
+        return Err(ValidationError::new(
+            "icmp_code",
+            "must be set exactly when icmp_type is",
+        ));
+    }
+    let is_icmp = reply.icmp_type.is_some();
+    match (is_icmp, reply.tcp_flags.is_some()) {
+        (true, true) => {
+            return Err(ValidationError::new(
+                "tcp_flags",
+                "set on an ICMP reply: a reply has icmp_type and icmp_code (ICMP) or tcp_flags (TCP), not both",
+            ));
+        }
+        (false, false) => {
+            return Err(ValidationError::new(
+                "icmp_type",
+                "missing: a reply has icmp_type and icmp_code (ICMP) or tcp_flags (TCP)",
+            ));
+        }
+        _ => {}
+    }
+    if !is_icmp && reply.quoted_ttl.is_some() {
+        return Err(ValidationError::new(
+            "quoted_ttl",
+            "set on a TCP reply: only ICMP errors quote the probe",
+        ));
+    }
+    if !is_icmp && !reply.mpls_labels.is_empty() {
+        return Err(ValidationError::new(
+            "mpls_labels",
+            "set on a TCP reply: only ICMP errors carry MPLS extensions",
+        ));
+    }
+    for (i, label) in reply.mpls_labels.iter().enumerate() {
+        label
+            .validate()
+            .map_err(|e| e.within(Index("mpls_labels", i)))?;
+    }
+    Ok(())
+}
+
+impl Validate for PingResult {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_schema_version(self.schema_version)?;
+        check_agent_id(&self.agent_id)?;
+        check_agent_version(&self.agent_version)?;
+        if self.received > self.sent {
+            return Err(ValidationError::new(
+                "received",
+                format!("{} is more than sent ({})", self.received, self.sent),
+            ));
+        }
+        if self.rtts_us.len() != self.received as usize {
+            return Err(ValidationError::new(
+                "rtts_us",
+                format!(
+                    "{} entries, but received is {}: one round-trip time per reply",
+                    self.rtts_us.len(),
+                    self.received
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for ResultRecord {
+    fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Self::Trace(trace) => trace.validate(),
+            Self::Ping(ping) => ping.validate(),
+        }
+    }
+}
+
+impl<R: Validate> Validate for UploadBatch<R> {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_schema_version(self.schema_version)?;
+        check_agent_id(&self.agent_id)?;
+        check_agent_version(&self.agent_version)?;
+        let count = self.results.len();
+        if !limits::BATCH_RESULTS.contains(&count) {
+            return Err(ValidationError::new(
+                "results",
+                format!(
+                    "{count} results; a batch carries {}..={} (split bigger uploads)",
+                    limits::BATCH_RESULTS.start(),
+                    limits::BATCH_RESULTS.end()
+                ),
+            ));
+        }
+        for (i, result) in self.results.iter().enumerate() {
+            result
+                .validate()
+                .map_err(|e| e.within(Index("results", i)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Results kept as raw JSON are checked when they are decoded on their own
+/// (`decode::<ResultRecord>(raw.get())`), so that one bad result can be
+/// refused without refusing its batch.
+impl Validate for Box<RawValue> {
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
+}
+
+/// Like `Box<RawValue>`: checked when decoded on its own.
+impl Validate for serde_json::Value {
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
+}
+
+impl Validate for UploadAck {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_schema_version(self.schema_version)?;
+        for (i, target) in self.targets.iter().flatten().enumerate() {
+            check_prefix(target)
+                .map_err(|reason| ValidationError::new("", reason).within(Index("targets", i)))?;
+        }
+        Ok(())
+    }
+}
+
+/// `decode` refuses other majors before deserializing; this catches values
+/// built in memory and results nested in a batch.
+fn check_schema_version(version: SchemaVersion) -> Result<(), ValidationError> {
+    if version.is_readable() {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        "schema_version",
+        format!(
+            "major version {} is not supported: this build reads {}.x",
+            version.major,
+            crate::SCHEMA_VERSION.major
+        ),
+    ))
+}
+
+/// Agent ids end up in file names, URLs and CSV columns, hence the small
+/// alphabet.
+fn check_agent_id(id: &str) -> Result<(), ValidationError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if let Some(c) = id.chars().find(|&c| !allowed(c)) {
+        return Err(ValidationError::new(
+            "agent_id",
+            format!("contains {c:?}: only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"),
+        ));
+    }
+    check_len("agent_id", id, &limits::AGENT_ID_LEN)
+}
+
+fn check_agent_version(version: &str) -> Result<(), ValidationError> {
+    check_len("agent_version", version, &limits::AGENT_VERSION_LEN)
+}
+
+fn check_len(
+    field: &str,
+    text: &str,
+    range: &RangeInclusive<usize>,
+) -> Result<(), ValidationError> {
+    let len = text.chars().count();
+    if range.contains(&len) {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        field,
+        format!(
+            "{len} characters long; expected {}..={}",
+            range.start(),
+            range.end()
+        ),
+    ))
+}
+
+fn in_range<T: PartialOrd + Display + Copy>(
+    field: &str,
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<(), ValidationError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        field,
+        format!("{value} is outside {}..={}", range.start(), range.end()),
+    ))
+}
+
+/// An IPv4 prefix in canonical CIDR form: `175.45.176.0/22`, not
+/// `175.45.176.1/22`, because a target list decides what the agents probe
+/// and must not be ambiguous.
+fn check_prefix(text: &str) -> Result<(), String> {
+    let malformed = || format!("{text:?} is not an IPv4 prefix like \"175.45.176.0/22\"");
+    let (address, len) = text.split_once('/').ok_or_else(malformed)?;
+    let address: Ipv4Addr = address.parse().map_err(|_| malformed())?;
+    let len = parse_decimal(len)
+        .filter(|&len| len <= 32)
+        .ok_or_else(malformed)?;
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    let network = Ipv4Addr::from(u32::from(address) & mask);
+    if network != address {
+        return Err(format!(
+            "{text:?} has host bits set: did you mean \"{network}/{len}\"?"
+        ));
+    }
+    Ok(())
+}
+
+/// `name[index]`, displayed lazily for [`ValidationError::within`].
+struct Index(&'static str, usize);
+
+impl Display for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_builds_the_full_path() {
+        let e = ValidationError::new("label", "too big")
+            .within(Index("mpls_labels", 0))
+            .within("reply")
+            .within(Index("probes", 1))
+            .within(Index("hops", 3));
+        assert_eq!(e.field, "hops[3].probes[1].reply.mpls_labels[0].label");
+        assert_eq!(
+            ValidationError::new("", "bad")
+                .within(Index("targets", 2))
+                .field,
+            "targets[2]"
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid hops[3].probes[1].reply.mpls_labels[0].label: too big"
+        );
+    }
+
+    #[test]
+    fn agent_ids_use_a_small_alphabet() {
+        for good in ["a", "vp-fra1", "VP_01.nk-watch", &"x".repeat(64)] {
+            check_agent_id(good).unwrap();
+        }
+        for bad in ["", "vp fra1", "vp/fra1", "vp\nfra1", "ü", &"x".repeat(65)] {
+            let e = check_agent_id(bad).unwrap_err();
+            assert_eq!(e.field, "agent_id", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prefixes_must_be_canonical_ipv4_cidr() {
+        for good in [
+            "175.45.176.0/22",
+            "0.0.0.0/0",
+            "10.1.2.3/32",
+            "210.52.109.0/24",
+        ] {
+            assert_eq!(check_prefix(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "175.45.176.0",
+            "175.45.176.0/",
+            "175.45.176.0/33",
+            "175.45.176.0/022",
+            "175.45.176.0/-1",
+            "175.45.176.0/22/1",
+            "175.045.176.0/22",
+            "2001:db8::/32",
+            "",
+        ] {
+            assert!(
+                check_prefix(bad)
+                    .unwrap_err()
+                    .contains("not an IPv4 prefix"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_prefix("175.45.177.0/22").unwrap_err(),
+            "\"175.45.177.0/22\" has host bits set: did you mean \"175.45.176.0/22\"?"
+        );
+    }
+
+    #[test]
+    fn ranges_report_value_and_bounds() {
+        assert_eq!(in_range("tc", 7u8, &limits::MPLS_TC), Ok(()));
+        let e = in_range("tc", 8u8, &limits::MPLS_TC).unwrap_err();
+        assert_eq!(e.to_string(), "invalid tc: 8 is outside 0..=7");
+    }
+}
