@@ -1,2 +1,267 @@
-//! nkpath-collector.
-fn main() {}
+//! nkpath-collector: the command line.
+
+use std::io::{BufReader, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ipnet::Ipv4Net;
+use nkpath_collector::bgp::format_unix;
+use nkpath_collector::mrt::{self, LoadOptions, LoadOutcome};
+use nkpath_collector::settings::Target;
+use nkpath_collector::{Db, db};
+
+/// Stores nkpath agents' traces, loads BGP data (MRT) and checks data-plane paths into the
+/// target network against the upstreams BGP announces.
+#[derive(Debug, Parser)]
+#[command(name = "nkpath-collector", version, about, long_about = None)]
+struct Cli {
+    /// The database file (SQLite; created if missing, upgraded in place if older).
+    #[arg(long, global = true, env = "NKPATH_DB", default_value = db::DEFAULT_PATH)]
+    db: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import agent results from a JSONL file (the agent's survey output).
+    ///
+    /// One TraceResult JSON per line, or ResultRecord lines with "kind". Results already
+    /// stored (same result_id) are left as they are, so importing twice is harmless. A line
+    /// that does not decode is reported with its number and skipped; all good lines are
+    /// stored in one transaction.
+    Import {
+        /// The JSONL file.
+        file: PathBuf,
+    },
+    /// BGP data: load MRT RIB dumps and update files.
+    #[command(subcommand)]
+    Bgp(BgpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BgpCommand {
+    /// Load MRT files: RIB dumps and BGP4MP update files as RouteViews and RIPE RIS publish
+    /// them.
+    ///
+    /// Accepts TABLE_DUMP_V2 and legacy TABLE_DUMP RIB dumps and BGP4MP update files, plain,
+    /// gzip or bzip2 (recognised by their first bytes, not their names). Each file is loaded
+    /// in one transaction: the first error (corrupt or truncated record, damaged compressed
+    /// stream) names the file and the decompressed offset and loads nothing from that file;
+    /// the other files are still loaded, and the exit status is 1. A file loaded before
+    /// (same SHA-256) is skipped.
+    ///
+    /// Kept: the collector peers; the full AS path of every route for a prefix overlapping
+    /// the target prefixes; for every other IPv4 prefix, its origin ASes per peer (for hop
+    /// mapping). IPv6 is skipped and counted.
+    #[command(after_help = LOAD_EXAMPLES)]
+    Load(LoadArgs),
+}
+
+const LOAD_EXAMPLES: &str = "Examples:
+  nkpath-collector bgp load --collector route-views2 rib.20171001.0000.bz2 updates.20171001.*.bz2
+  nkpath-collector --db /var/lib/nkpath/nkpath.db bgp load rrc00/2025.01/bview.20250101.0000.gz";
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Route collector the files come from, e.g. route-views2 or rrc00. Default: taken from
+    /// the file name or its directories (rrcNN, route-views*), else "unknown". Updates are
+    /// replayed over RIB dumps of the same collector, so name both the same way.
+    #[arg(long, value_name = "NAME")]
+    collector: Option<String>,
+
+    /// Target prefix whose overlapping routes keep their full AS path (repeatable).
+    /// Default: the database's stored target, else 175.45.176.0/22. Stored in the database;
+    /// it cannot change once BGP data is loaded.
+    #[arg(long = "target-prefix", value_name = "PREFIX")]
+    target_prefixes: Vec<Ipv4Net>,
+
+    /// Origin AS of the target. Default: the database's stored target, else 131279.
+    #[arg(long, value_name = "ASN")]
+    target_asn: Option<u32>,
+
+    /// MRT files to load, in any order.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nkpath-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut db = Db::open(&cli.db)?;
+    match cli.command {
+        Command::Import { file } => import(&mut db, &file),
+        Command::Bgp(BgpCommand::Load(args)) => bgp_load(&mut db, args),
+    }
+}
+
+fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let report = db
+        .import_results(BufReader::new(input))
+        .with_context(|| format!("importing {} (nothing was stored)", file.display()))?;
+    for bad in &report.rejected {
+        eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.error);
+    }
+    println!(
+        "{}: {} lines, {} results stored, {} already stored, {} lines skipped",
+        file.display(),
+        report.lines,
+        report.stored,
+        report.already_stored,
+        report.rejected.len()
+    );
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let target = if args.target_prefixes.is_empty() && args.target_asn.is_none() {
+        None
+    } else {
+        let stored = db.target()?;
+        Some(Target {
+            prefixes: if args.target_prefixes.is_empty() {
+                stored.prefixes
+            } else {
+                args.target_prefixes.iter().map(Ipv4Net::trunc).collect()
+            },
+            asn: args.target_asn.unwrap_or(stored.asn),
+        })
+    };
+    let options = LoadOptions {
+        collector: args.collector,
+        target,
+    };
+    let mut failed = 0usize;
+    for file in &args.files {
+        let progress = progress_bar(file);
+        let outcome = mrt::load_file(db, file, &options, Some(&progress));
+        progress.finish_and_clear();
+        match outcome {
+            Ok(LoadOutcome::Loaded(s)) => print_summary(file, &s),
+            Ok(LoadOutcome::AlreadyLoaded {
+                file,
+                loaded_as,
+                sha256,
+                same_data_recompressed,
+            }) => {
+                let what = if same_data_recompressed {
+                    "the same MRT data (differently compressed) was already loaded"
+                } else {
+                    "already loaded"
+                };
+                println!(
+                    "{}: skipped, {what} as {loaded_as} (sha256 {sha256})",
+                    file.display()
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("nkpath-collector: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "nkpath-collector: {failed} of {} files not loaded",
+            args.files.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(file: &std::path::Path, s: &mrt::FileSummary) {
+    let span = if s.first_time == s.last_time {
+        format_unix(s.first_time)
+    } else {
+        format!(
+            "{} to {}",
+            format_unix(s.first_time),
+            format_unix(s.last_time)
+        )
+    };
+    let what = if s.kind == "rib" {
+        "RIB dump"
+    } else {
+        "updates"
+    };
+    println!(
+        "{}: loaded {what} ({}, {}) for collector {}, sha256 {}",
+        file.display(),
+        s.format,
+        s.compression,
+        s.collector,
+        s.sha256
+    );
+    println!("  time: {span}");
+    if s.kind == "rib" {
+        println!(
+            "  {} peers, {} IPv4 prefixes, {} routes ({} with full AS path)",
+            s.peers, s.prefixes, s.rib_entries, s.target_routes
+        );
+    } else {
+        println!(
+            "  {} peers, {} IPv4 prefixes, {} announcements ({} with full AS path), {} withdrawals, \
+             {} state changes",
+            s.peers, s.prefixes, s.announcements, s.target_routes, s.withdrawals, s.state_changes
+        );
+    }
+    println!(
+        "  skipped: {} IPv6, {} other address families, {} malformed NLRI",
+        s.ipv6_skipped, s.other_skipped, s.malformed_nlri
+    );
+    println!(
+        "  {} MRT records, {} bytes decompressed, {:.1} s",
+        s.records,
+        s.mrt_bytes,
+        s.elapsed.as_secs_f64()
+    );
+}
+
+/// A byte progress bar on stderr, drawn only when stderr is a terminal.
+fn progress_bar(file: &std::path::Path) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    bar
+}

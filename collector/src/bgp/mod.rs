@@ -1,0 +1,42 @@
+//! BGP data as loaded from MRT files, and what nkpath derives from it.
+//!
+//! - [`BgpState::at`]: the BGP state at a time t — per collector, the last RIB dump taken at
+//!   or before t, replayed with the loaded BGP4MP messages after the dump up to t (a session
+//!   leaving Established withdraws all the peer's routes). No dump at or before t means no
+//!   BGP data: `None`, never a later snapshot.
+//! - [`upstream`]: the upstreams a route announces for the target AS, and their visibility.
+//! - [`timeline`]: the same state as it changes over a period: time-weighted visibility, and
+//!   the appearances and disappearances of announced upstreams.
+
+pub mod asn;
+pub mod aspath;
+pub mod prefix;
+pub mod replay;
+pub mod routeset;
+pub mod state;
+pub mod timeline;
+pub mod upstream;
+
+pub use aspath::AsPath;
+pub use state::{BgpError, BgpState, PeerInfo, PeerRoute, StateSource};
+pub use timeline::{UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
+pub use upstream::{AnnouncedUpstreams, Upstream, Visibility, upstream_of};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// BGP4MP state code of Established (RFC 6396 §4.4.1).
+pub const ESTABLISHED: u16 = 6;
+
+/// A UNIX time as RFC 3339 UTC (or the raw number if out of range).
+pub fn format_unix(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The UNIX second that contains `t` (MRT timestamps are whole seconds).
+pub fn unix_seconds(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}

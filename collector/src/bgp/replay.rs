@@ -1,0 +1,359 @@
+//! Replaying BGP4MP events over a RIB dump, in memory.
+//!
+//! Two views of one collector's routes are kept, both starting from a RIB dump:
+//! - [`TargetRoutes`]: full AS paths of the prefixes that overlap the target prefixes;
+//! - [`OriginsBuilder`] → [`CollectorOrigins`]: the origins of every prefix, as the dump's
+//!   route sets plus, per peer, the last word of the updates since the dump.
+//!
+//! Events are applied in file order (time, file, position). A session leaving Established
+//! withdraws every route of the peer; later announcements bring routes back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use ipnet::Ipv4Net;
+
+use super::aspath::AsPath;
+use super::routeset::RouteSet;
+
+/// `peers.id` in the database.
+pub type PeerId = i64;
+
+/// A prefix as stored: (network address, length).
+pub type PrefixKey = (u32, u8);
+
+/// What a BGP4MP record says, reduced to what the replay needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An announcement (`origins` is `Some`) or withdrawal (`None`) of one prefix by one peer.
+    Update {
+        /// The peer.
+        peer: PeerId,
+        /// The peer's index within its collector (route sets use it).
+        peer_index: u32,
+        /// The prefix.
+        prefix: Ipv4Net,
+        /// ADD-PATH identifier, 0 without.
+        path_id: u32,
+        /// Origin ASes of an announcement; `None` for a withdrawal.
+        origins: Option<Vec<u32>>,
+        /// The full AS path of an announcement of a target-overlapping prefix; `None` for
+        /// withdrawals and other prefixes (their paths are not kept).
+        target_path: Option<AsPath>,
+        /// Whether the prefix overlaps a target prefix.
+        is_target: bool,
+    },
+    /// The peer's session left Established: all its routes are gone.
+    SessionDown {
+        /// The peer.
+        peer: PeerId,
+        /// The peer's index within its collector.
+        peer_index: u32,
+    },
+}
+
+/// An event with its place in time and in the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedEvent {
+    /// MRT timestamp (UNIX seconds).
+    pub time: i64,
+    /// `mrt_files.id` of the file it came from.
+    pub file_id: i64,
+    /// Position in the file.
+    pub seq: i64,
+    /// `collectors.id`.
+    pub collector: i64,
+    /// The event.
+    pub event: Event,
+}
+
+impl TimedEvent {
+    /// The replay order.
+    pub fn order_key(&self) -> (i64, i64, i64) {
+        (self.time, self.file_id, self.seq)
+    }
+}
+
+/// Full AS paths of target-overlapping prefixes, per (peer, ADD-PATH id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetRoutes {
+    by_prefix: BTreeMap<Ipv4Net, BTreeMap<(PeerId, u32), AsPath>>,
+}
+
+impl TargetRoutes {
+    /// Installs (or replaces) a route.
+    pub fn announce(&mut self, peer: PeerId, prefix: Ipv4Net, path_id: u32, path: AsPath) {
+        self.by_prefix
+            .entry(prefix)
+            .or_default()
+            .insert((peer, path_id), path);
+    }
+
+    /// Removes a route, if present.
+    pub fn withdraw(&mut self, peer: PeerId, prefix: Ipv4Net, path_id: u32) {
+        if let Some(routes) = self.by_prefix.get_mut(&prefix) {
+            routes.remove(&(peer, path_id));
+            if routes.is_empty() {
+                self.by_prefix.remove(&prefix);
+            }
+        }
+    }
+
+    /// Removes every route of `peer`.
+    pub fn session_down(&mut self, peer: PeerId) {
+        self.by_prefix.retain(|_, routes| {
+            routes.retain(|(p, _), _| *p != peer);
+            !routes.is_empty()
+        });
+    }
+
+    /// Applies one event (non-target updates are ignored).
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Update {
+                is_target: false, ..
+            } => {}
+            Event::Update {
+                peer,
+                prefix,
+                path_id,
+                origins: None,
+                ..
+            } => {
+                self.withdraw(*peer, *prefix, *path_id);
+            }
+            Event::Update {
+                peer,
+                prefix,
+                path_id,
+                target_path,
+                ..
+            } => {
+                self.announce(
+                    *peer,
+                    *prefix,
+                    *path_id,
+                    target_path.clone().unwrap_or_default(),
+                );
+            }
+            Event::SessionDown { peer, .. } => self.session_down(*peer),
+        }
+    }
+
+    /// Prefixes with at least one route.
+    pub fn prefixes(&self) -> impl Iterator<Item = Ipv4Net> + '_ {
+        self.by_prefix.keys().copied()
+    }
+
+    /// The routes of `prefix`: ((peer, ADD-PATH id), path).
+    pub fn routes(&self, prefix: Ipv4Net) -> impl Iterator<Item = (&(PeerId, u32), &AsPath)> {
+        self.by_prefix.get(&prefix).into_iter().flatten()
+    }
+
+    /// Every route: (prefix, (peer, ADD-PATH id), path).
+    pub fn all(&self) -> impl Iterator<Item = (Ipv4Net, &(PeerId, u32), &AsPath)> {
+        self.by_prefix
+            .iter()
+            .flat_map(|(p, routes)| routes.iter().map(move |(k, v)| (*p, k, v)))
+    }
+}
+
+/// The last word of each peer that sent updates for a prefix: (peer index, origins of its
+/// announcement, or `None` after a withdrawal).
+type PeerUpdates = Vec<(u32, Option<Vec<u32>>)>;
+
+/// Collects the updates after a dump into per-peer overrides of the dump's route sets.
+#[derive(Debug, Default)]
+pub struct OriginsBuilder {
+    downed: HashSet<u32>,
+    latest: HashMap<(u32, PrefixKey, u32), Option<Vec<u32>>>,
+}
+
+impl OriginsBuilder {
+    /// Applies one event (all prefixes, target or not).
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Update {
+                peer_index,
+                prefix,
+                path_id,
+                origins,
+                ..
+            } => {
+                let key = super::prefix::to_parts(*prefix);
+                self.latest
+                    .insert((*peer_index, key, *path_id), origins.clone());
+            }
+            Event::SessionDown { peer_index, .. } => {
+                self.downed.insert(*peer_index);
+                self.latest.retain(|(p, _, _), _| p != peer_index);
+            }
+        }
+    }
+
+    /// The origins of one collector: `base` maps prefixes to indexes into `sets`.
+    pub fn finish(self, base: HashMap<PrefixKey, u32>, sets: Vec<RouteSet>) -> CollectorOrigins {
+        let mut overrides: HashMap<PrefixKey, PeerUpdates> = HashMap::new();
+        for ((peer, prefix, _), origins) in self.latest {
+            overrides.entry(prefix).or_default().push((peer, origins));
+        }
+        CollectorOrigins {
+            base,
+            sets,
+            downed: self.downed,
+            overrides,
+        }
+    }
+}
+
+/// The origins one collector's peers announce at the state's time.
+#[derive(Debug, Default)]
+pub struct CollectorOrigins {
+    base: HashMap<PrefixKey, u32>,
+    sets: Vec<RouteSet>,
+    /// Peers whose session went down after the dump: their dump routes are gone.
+    downed: HashSet<u32>,
+    /// Per prefix, the peers that sent updates after the dump (and after their last session
+    /// down): their dump routes for the prefix are replaced by these.
+    overrides: HashMap<PrefixKey, PeerUpdates>,
+}
+
+impl CollectorOrigins {
+    /// The union of the origins announced for exactly `prefix`; `None` when no peer has a
+    /// route for it. (Under ADD-PATH, a peer's updates replace all its dump paths.)
+    pub fn origins(&self, prefix: PrefixKey) -> Option<BTreeSet<u32>> {
+        let overrides = self.overrides.get(&prefix).map_or(&[][..], Vec::as_slice);
+        let mut out = BTreeSet::new();
+        let mut any = false;
+        if let Some(set) = self.base.get(&prefix) {
+            for (peer, origins) in self.sets[*set as usize].pairs() {
+                if self.downed.contains(&peer) || overrides.iter().any(|(p, _)| *p == peer) {
+                    continue;
+                }
+                any = true;
+                out.extend(origins.iter().copied());
+            }
+        }
+        for (_, origins) in overrides {
+            if let Some(origins) = origins {
+                any = true;
+                out.extend(origins.iter().copied());
+            }
+        }
+        any.then_some(out)
+    }
+
+    /// Prefixes in the dump.
+    pub fn dump_prefixes(&self) -> usize {
+        self.base.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    fn update(peer: i64, prefix: &str, origins: Option<&[u32]>, path: Option<&str>) -> Event {
+        Event::Update {
+            peer,
+            peer_index: peer as u32,
+            prefix: p(prefix),
+            path_id: 0,
+            origins: origins.map(<[u32]>::to_vec),
+            target_path: path.map(|s| s.parse().unwrap()),
+            is_target: prefix.starts_with("175.45."),
+        }
+    }
+
+    #[test]
+    fn session_down_withdraws_all_target_routes_of_the_peer() {
+        let mut routes = TargetRoutes::default();
+        routes.announce(
+            1,
+            p("175.45.176.0/22"),
+            0,
+            "3356 4837 131279".parse().unwrap(),
+        );
+        routes.announce(
+            1,
+            p("175.45.177.0/24"),
+            0,
+            "3356 20485 131279".parse().unwrap(),
+        );
+        routes.announce(
+            2,
+            p("175.45.176.0/22"),
+            0,
+            "1299 20485 131279".parse().unwrap(),
+        );
+        routes.apply(&Event::SessionDown {
+            peer: 1,
+            peer_index: 1,
+        });
+        assert_eq!(
+            routes.prefixes().collect::<Vec<_>>(),
+            vec![p("175.45.176.0/22")]
+        );
+        assert_eq!(routes.routes(p("175.45.176.0/22")).count(), 1);
+        // The peer comes back with one announcement.
+        routes.apply(&update(
+            1,
+            "175.45.177.0/24",
+            Some(&[131_279]),
+            Some("3356 4837 131279"),
+        ));
+        assert_eq!(routes.routes(p("175.45.177.0/24")).count(), 1);
+        routes.apply(&update(1, "175.45.177.0/24", None, None));
+        assert_eq!(routes.routes(p("175.45.177.0/24")).count(), 0);
+        // Non-target updates do not touch target routes.
+        routes.apply(&update(2, "8.8.8.0/24", Some(&[15169]), None));
+        assert_eq!(routes.all().count(), 1);
+    }
+
+    #[test]
+    fn origins_follow_updates_and_session_downs() {
+        let nk = [131_279u32];
+        let cn = [4837u32];
+        let base_set = RouteSet::from_pairs([(0, &nk[..]), (1, &nk[..]), (2, &cn[..])]);
+        let key = super::super::prefix::to_parts(p("175.45.176.0/22"));
+        let other = super::super::prefix::to_parts(p("10.0.0.0/8"));
+        let base = HashMap::from([(key, 0u32), (other, 1u32)]);
+        let sets = vec![base_set, RouteSet::from_pairs([(0, &cn[..])])];
+
+        let b = OriginsBuilder::default();
+        let o = b.finish(base.clone(), sets.clone());
+        assert_eq!(o.origins(key), Some(BTreeSet::from([4837, 131_279])));
+
+        // Peer 2 withdraws: only NK remains. Peer 0's session goes down: it loses 10/8 too.
+        let mut b = OriginsBuilder::default();
+        b.apply(&update(2, "175.45.176.0/22", None, None));
+        b.apply(&Event::SessionDown {
+            peer: 0,
+            peer_index: 0,
+        });
+        let o = b.finish(base.clone(), sets.clone());
+        assert_eq!(o.origins(key), Some(BTreeSet::from([131_279])));
+        assert_eq!(o.origins(other), None);
+
+        // After the session down, peer 0 announces 10/8 again with a new origin; a prefix not
+        // in the dump appears.
+        let mut b = OriginsBuilder::default();
+        b.apply(&update(0, "10.0.0.0/8", Some(&[64_500]), None));
+        b.apply(&Event::SessionDown {
+            peer: 0,
+            peer_index: 0,
+        });
+        b.apply(&update(0, "10.0.0.0/8", Some(&[3356]), None));
+        b.apply(&update(1, "192.0.2.0/24", Some(&[64_501]), None));
+        let o = b.finish(base, sets);
+        assert_eq!(o.origins(other), Some(BTreeSet::from([3356])));
+        assert_eq!(o.origins(key), Some(BTreeSet::from([131_279, 4837])));
+        assert_eq!(
+            o.origins(super::super::prefix::to_parts(p("192.0.2.0/24"))),
+            Some(BTreeSet::from([64_501]))
+        );
+    }
+}

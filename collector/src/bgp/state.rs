@@ -1,0 +1,494 @@
+//! The BGP state at a time t, built from the database.
+//!
+//! Per collector: the last RIB dump with MRT timestamp ≤ t, replayed with every loaded
+//! BGP4MP event strictly after the dump and at or before t (an update stamped with the dump's
+//! own second is taken to be in the dump). A collector without a dump ≤ t contributes nothing;
+//! when no collector has one the state is `None`: there is no BGP data for t, and nothing is
+//! borrowed from a later snapshot.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+use rusqlite::{Connection, params};
+use time::OffsetDateTime;
+
+use super::aspath::AsPath;
+use super::prefix::{covering, from_parts, overlaps_any, to_parts};
+use super::replay::{
+    CollectorOrigins, Event, OriginsBuilder, PeerId, PrefixKey, TargetRoutes, TimedEvent,
+};
+use super::routeset::{RouteSet, parse_asns};
+use super::upstream::{AnnouncedUpstreams, Visibility};
+use super::{ESTABLISHED, unix_seconds};
+use crate::db::Db;
+use crate::settings::{SettingsError, Target};
+
+/// Why BGP data could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BgpError {
+    /// A database error.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A stored value does not parse.
+    #[error("malformed BGP data in the database: {0}")]
+    Malformed(String),
+    /// The stored target settings are malformed.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+/// A collector peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// `peers.id`.
+    pub id: PeerId,
+    /// Collector name.
+    pub collector: String,
+    /// `collectors.id`.
+    pub collector_id: i64,
+    /// Index within the collector.
+    pub index: u32,
+    /// Peer address.
+    pub address: IpAddr,
+    /// Peer ASN.
+    pub asn: u32,
+}
+
+/// Where a state's data comes from, per collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSource {
+    /// Collector name.
+    pub collector: String,
+    /// `collectors.id`.
+    pub collector_id: i64,
+    /// `mrt_files.id` of the RIB dump.
+    pub dump_file_id: i64,
+    /// Name of the RIB dump file.
+    pub dump_file: String,
+    /// The dump's time (UNIX seconds).
+    pub dump_time: i64,
+    /// BGP4MP events replayed after the dump.
+    pub events_replayed: usize,
+}
+
+/// One route of a target-overlapping prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerRoute<'a> {
+    /// The collector peer.
+    pub peer: &'a PeerInfo,
+    /// ADD-PATH identifier, 0 without.
+    pub path_id: u32,
+    /// The AS path.
+    pub path: &'a AsPath,
+}
+
+/// The BGP state at one time (see the module docs).
+#[derive(Debug)]
+pub struct BgpState {
+    time: i64,
+    target: Target,
+    sources: Vec<StateSource>,
+    peers: HashMap<PeerId, PeerInfo>,
+    routes: TargetRoutes,
+    origins: Vec<CollectorOrigins>,
+}
+
+impl BgpState {
+    /// The state at `t`, or `None` when no RIB dump was taken at or before `t`.
+    pub fn at(db: &Db, t: OffsetDateTime) -> Result<Option<Self>, BgpError> {
+        let conn = db.conn();
+        let t = unix_seconds(t);
+        let dumps = latest_dumps(conn, t)?;
+        if dumps.is_empty() {
+            return Ok(None);
+        }
+        let target = db.target()?;
+        let peers = load_peers(conn)?;
+        let mut routes = TargetRoutes::default();
+        let mut origins = Vec::new();
+        let mut sources = Vec::new();
+        for dump in dumps {
+            load_rib_routes(conn, dump.dump_file_id, &mut routes)?;
+            let events = load_events(conn, dump.collector_id, dump.dump_time, t, false)?;
+            let mut builder = OriginsBuilder::default();
+            for e in &events {
+                routes.apply(&e.event);
+                builder.apply(&e.event);
+            }
+            let (base, sets) = load_route_sets(conn, dump.collector_id, dump.dump_time)?;
+            origins.push(builder.finish(base, sets));
+            sources.push(StateSource {
+                events_replayed: events.len(),
+                ..dump
+            });
+        }
+        Ok(Some(Self {
+            time: t,
+            target,
+            sources,
+            peers,
+            routes,
+            origins,
+        }))
+    }
+
+    /// The time of the state (UNIX seconds).
+    pub fn time(&self) -> i64 {
+        self.time
+    }
+
+    /// The target this database was loaded for.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The RIB dump (and count of replayed events) used for each collector.
+    pub fn sources(&self) -> &[StateSource] {
+        &self.sources
+    }
+
+    /// A collector peer by id.
+    pub fn peer(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers.get(&id)
+    }
+
+    /// Target-overlapping prefixes that have at least one route.
+    pub fn target_prefixes(&self) -> Vec<Ipv4Net> {
+        self.routes.prefixes().collect()
+    }
+
+    /// The routes for exactly `prefix` (only target-overlapping prefixes keep paths).
+    pub fn routes(&self, prefix: Ipv4Net) -> Vec<PeerRoute<'_>> {
+        self.routes
+            .routes(prefix.trunc())
+            .filter_map(|((peer, path_id), path)| {
+                Some(PeerRoute {
+                    peer: self.peers.get(peer)?,
+                    path_id: *path_id,
+                    path,
+                })
+            })
+            .collect()
+    }
+
+    /// Every route of every target-overlapping prefix.
+    pub fn target_routes(&self) -> impl Iterator<Item = (Ipv4Net, PeerRoute<'_>)> {
+        self.routes
+            .all()
+            .filter_map(|(prefix, (peer, path_id), path)| {
+                Some((
+                    prefix,
+                    PeerRoute {
+                        peer: self.peers.get(peer)?,
+                        path_id: *path_id,
+                        path,
+                    },
+                ))
+            })
+    }
+
+    /// The upstreams announced for `prefix` by the collector peers, with its target AS.
+    pub fn announced_upstreams(&self, prefix: Ipv4Net) -> AnnouncedUpstreams {
+        AnnouncedUpstreams::from_routes(
+            self.routes
+                .routes(prefix.trunc())
+                .map(|((peer, _), path)| (*peer, path)),
+            self.target.asn,
+        )
+    }
+
+    /// Visibility of `upstream` for `prefix`: peers whose route has it directly before the
+    /// origin, over peers with any route.
+    pub fn visibility(&self, prefix: Ipv4Net, upstream: u32) -> Visibility {
+        self.announced_upstreams(prefix).visibility(upstream)
+    }
+
+    /// Longest-prefix match of `addr` over all prefixes with a route in this state: the
+    /// prefix and the union of its origin ASes. `None` when no route covers `addr`.
+    pub fn origins_lpm(&self, addr: Ipv4Addr) -> Option<(Ipv4Net, BTreeSet<u32>)> {
+        (0..=32u8).rev().find_map(|len| {
+            let prefix = covering(addr, len);
+            let key = to_parts(prefix);
+            let mut any = false;
+            let mut all = BTreeSet::new();
+            for collector in &self.origins {
+                if let Some(origins) = collector.origins(key) {
+                    any = true;
+                    all.extend(origins);
+                }
+            }
+            (any && !all.is_empty()).then_some((prefix, all))
+        })
+    }
+
+    /// Whether `prefix` overlaps the target prefixes.
+    pub fn is_target_prefix(&self, prefix: Ipv4Net) -> bool {
+        overlaps_any(prefix, &self.target.prefixes)
+    }
+}
+
+/// The last RIB dump at or before `t`, per collector.
+pub(crate) fn latest_dumps(conn: &Connection, t: i64) -> Result<Vec<StateSource>, BgpError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id, c.name, f.id, f.name, f.dump_time
+         FROM collectors c
+         JOIN mrt_files f ON f.collector_id = c.id
+         WHERE f.dump_time = (SELECT max(g.dump_time) FROM mrt_files g
+                              WHERE g.collector_id = c.id AND g.dump_time <= ?1)
+         ORDER BY c.name",
+    )?;
+    let rows = stmt.query_map([t], |r| {
+        Ok(StateSource {
+            collector_id: r.get(0)?,
+            collector: r.get(1)?,
+            dump_file_id: r.get(2)?,
+            dump_file: r.get(3)?,
+            dump_time: r.get(4)?,
+            events_replayed: 0,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every collector peer.
+pub(crate) fn load_peers(conn: &Connection) -> Result<HashMap<PeerId, PeerInfo>, BgpError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.id, c.name, c.id, p.peer_index, p.address, p.asn
+         FROM peers p JOIN collectors c ON c.id = p.collector_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let address: String = r.get(4)?;
+        let peer = PeerInfo {
+            id: r.get(0)?,
+            collector: r.get(1)?,
+            collector_id: r.get(2)?,
+            index: r.get(3)?,
+            address: address
+                .parse()
+                .map_err(|_| BgpError::Malformed(format!("peer address {address:?}")))?,
+            asn: r.get(5)?,
+        };
+        out.insert(peer.id, peer);
+    }
+    Ok(out)
+}
+
+fn prefix_of(net: u32, len: u8) -> Result<Ipv4Net, BgpError> {
+    from_parts(net, len).ok_or_else(|| BgpError::Malformed(format!("prefix length {len}")))
+}
+
+fn parse_path(text: &str) -> Result<AsPath, BgpError> {
+    text.parse()
+        .map_err(|e| BgpError::Malformed(format!("{e}")))
+}
+
+/// Adds the target routes of a RIB dump.
+pub(crate) fn load_rib_routes(
+    conn: &Connection,
+    file_id: i64,
+    routes: &mut TargetRoutes,
+) -> Result<(), BgpError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT peer_id, net, len, path_id, as_path FROM rib_routes WHERE file_id = ?1",
+    )?;
+    let mut rows = stmt.query([file_id])?;
+    while let Some(r) = rows.next()? {
+        let prefix = prefix_of(r.get(1)?, r.get(2)?)?;
+        routes.announce(
+            r.get(0)?,
+            prefix,
+            r.get(3)?,
+            parse_path(&r.get::<_, String>(4)?)?,
+        );
+    }
+    Ok(())
+}
+
+/// The BGP4MP events of a collector with `after < time <= until`, in replay order. Only
+/// session downs among the state changes; only target-overlapping updates when `targets_only`.
+pub(crate) fn load_events(
+    conn: &Connection,
+    collector_id: i64,
+    after: i64,
+    until: i64,
+    targets_only: bool,
+) -> Result<Vec<TimedEvent>, BgpError> {
+    let mut events = Vec::new();
+    // Two statements rather than a flag in SQL, so that the targets-only one can use the
+    // partial index on target updates.
+    let sql = if targets_only {
+        "SELECT u.time, u.file_id, u.seq, u.peer_id, p.peer_index, u.net, u.len, u.path_id,
+                u.origins, u.is_target, u.as_path
+         FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
+         WHERE p.collector_id = ?1 AND u.time > ?2 AND u.time <= ?3 AND u.is_target"
+    } else {
+        "SELECT u.time, u.file_id, u.seq, u.peer_id, p.peer_index, u.net, u.len, u.path_id,
+                u.origins, u.is_target, u.as_path
+         FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
+         WHERE p.collector_id = ?1 AND u.time > ?2 AND u.time <= ?3"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![collector_id, after, until])?;
+    while let Some(r) = rows.next()? {
+        let origins: Option<String> = r.get(8)?;
+        let origins = match origins {
+            Some(text) => Some(
+                parse_asns(&text)
+                    .ok_or_else(|| BgpError::Malformed(format!("origins {text:?}")))?,
+            ),
+            None => None,
+        };
+        let path: Option<String> = r.get(10)?;
+        events.push(TimedEvent {
+            time: r.get(0)?,
+            file_id: r.get(1)?,
+            seq: r.get(2)?,
+            collector: collector_id,
+            event: Event::Update {
+                peer: r.get(3)?,
+                peer_index: r.get(4)?,
+                prefix: prefix_of(r.get(5)?, r.get(6)?)?,
+                path_id: r.get(7)?,
+                origins,
+                target_path: path.as_deref().map(parse_path).transpose()?,
+                is_target: r.get(9)?,
+            },
+        });
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.time, s.file_id, s.seq, s.peer_id, p.peer_index
+         FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
+         WHERE p.collector_id = ?1 AND s.time > ?2 AND s.time <= ?3
+           AND s.old_state = ?4 AND s.new_state != ?4",
+    )?;
+    let mut rows = stmt.query(params![collector_id, after, until, ESTABLISHED])?;
+    while let Some(r) = rows.next()? {
+        events.push(TimedEvent {
+            time: r.get(0)?,
+            file_id: r.get(1)?,
+            seq: r.get(2)?,
+            collector: collector_id,
+            event: Event::SessionDown {
+                peer: r.get(3)?,
+                peer_index: r.get(4)?,
+            },
+        });
+    }
+    events.sort_by_key(TimedEvent::order_key);
+    Ok(events)
+}
+
+/// The route sets of every prefix in a collector's RIB dump taken at `dump_time`.
+fn load_route_sets(
+    conn: &Connection,
+    collector_id: i64,
+    dump_time: i64,
+) -> Result<(HashMap<PrefixKey, u32>, Vec<RouteSet>), BgpError> {
+    let mut base = HashMap::new();
+    let mut index_of: HashMap<i64, u32> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT net, len, route_set_id FROM prefix_origins
+         WHERE collector_id = ?1 AND valid_from <= ?2 AND valid_until > ?2",
+    )?;
+    let mut rows = stmt.query(params![collector_id, dump_time])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(2)?;
+        let next = index_of.len() as u32;
+        let index = *index_of.entry(id).or_insert(next);
+        base.insert((r.get(0)?, r.get(1)?), index);
+    }
+    let mut sets = vec![RouteSet::default(); index_of.len()];
+    let mut stmt = conn.prepare_cached("SELECT by_peer FROM route_sets WHERE id = ?1")?;
+    for (id, index) in index_of {
+        let text: String = stmt.query_row([id], |r| r.get(0))?;
+        sets[index as usize] =
+            RouteSet::decode(&text).map_err(|e| BgpError::Malformed(e.to_string()))?;
+    }
+    Ok((base, sets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bgp::replay::OriginsBuilder;
+
+    fn p(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn no_dump_at_or_before_t_means_no_state() {
+        let db = Db::open_in_memory().unwrap();
+        db.conn()
+            .execute_batch(
+                "INSERT INTO collectors (id, name) VALUES (1, 'rc');
+                 INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
+                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');
+                 INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
+                     'BGP4MP', NULL, 900, 990, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');",
+            )
+            .unwrap();
+        let at = |t| BgpState::at(&db, OffsetDateTime::from_unix_timestamp(t).unwrap()).unwrap();
+        assert!(
+            at(999).is_none(),
+            "updates alone are no state, and 1000 is later"
+        );
+        let state = at(1000).unwrap();
+        assert_eq!(state.sources()[0].dump_time, 1000);
+        assert!(state.origins_lpm("10.0.0.1".parse().unwrap()).is_none());
+        assert_eq!(at(5000).unwrap().sources()[0].dump_file, "rib");
+    }
+
+    #[test]
+    fn lpm_takes_the_longest_prefix_that_still_has_a_route() {
+        let one = [1u32];
+        let two = [2u32];
+        let three = [3u32];
+        let sets = vec![
+            RouteSet::from_pairs([(0, &one[..])]),
+            RouteSet::from_pairs([(0, &two[..]), (1, &two[..])]),
+            RouteSet::from_pairs([(1, &three[..])]),
+        ];
+        let base = HashMap::from([
+            (to_parts(p("0.0.0.0/0")), 0),
+            (to_parts(p("10.1.0.0/16")), 1),
+            (to_parts(p("10.1.2.0/24")), 2),
+        ]);
+        let mut builder = OriginsBuilder::default();
+        // Peer 1 withdraws the /24 (its only route there).
+        builder.apply(&Event::Update {
+            peer: 11,
+            peer_index: 1,
+            prefix: p("10.1.2.0/24"),
+            path_id: 0,
+            origins: None,
+            target_path: None,
+            is_target: false,
+        });
+        let state = BgpState {
+            time: 0,
+            target: Target::default(),
+            sources: Vec::new(),
+            peers: HashMap::new(),
+            routes: TargetRoutes::default(),
+            origins: vec![builder.finish(base, sets)],
+        };
+        let lpm = |a: &str| state.origins_lpm(a.parse().unwrap());
+        assert_eq!(
+            lpm("10.1.2.3"),
+            Some((p("10.1.0.0/16"), BTreeSet::from([2])))
+        );
+        assert_eq!(
+            lpm("10.1.9.9"),
+            Some((p("10.1.0.0/16"), BTreeSet::from([2])))
+        );
+        assert_eq!(
+            lpm("192.0.2.1"),
+            Some((p("0.0.0.0/0"), BTreeSet::from([1])))
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! The target routes as they change over a period, and what is derived from them:
+//! time-weighted visibility of an upstream, and the appearances and disappearances of
+//! announced upstreams.
+//!
+//! The state is piecewise constant: it changes only at RIB dump times and BGP4MP event times,
+//! and at every instant it is exactly what [`BgpState::at`](super::BgpState::at) would build
+//! (per collector, last dump ≤ t plus events after it up to t). Events and a dump stamped with
+//! the same second are applied events first, so the dump wins, as in `BgpState::at`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::Ipv4Net;
+use rusqlite::params;
+use time::OffsetDateTime;
+
+use super::replay::{TargetRoutes, TimedEvent};
+use super::state::{BgpError, latest_dumps, load_events, load_rib_routes};
+use super::unix_seconds;
+use super::upstream::{AnnouncedUpstreams, Visibility};
+use crate::db::Db;
+
+/// The target routes of every collector with data at one instant.
+#[derive(Debug, Default)]
+pub struct TargetView {
+    collectors: BTreeMap<i64, TargetRoutes>,
+}
+
+impl TargetView {
+    /// Whether any collector has a RIB dump at or before this instant.
+    pub fn has_data(&self) -> bool {
+        !self.collectors.is_empty()
+    }
+
+    /// Target-overlapping prefixes with at least one route.
+    pub fn prefixes(&self) -> BTreeSet<Ipv4Net> {
+        self.collectors
+            .values()
+            .flat_map(TargetRoutes::prefixes)
+            .collect()
+    }
+
+    /// Upstreams announced for `prefix` over all collectors' peers.
+    pub fn announced_upstreams(&self, prefix: Ipv4Net, target_asn: u32) -> AnnouncedUpstreams {
+        AnnouncedUpstreams::from_routes(
+            self.collectors
+                .values()
+                .flat_map(|r| r.routes(prefix))
+                .map(|((peer, _), path)| (*peer, path)),
+            target_asn,
+        )
+    }
+}
+
+enum Step {
+    /// Events first at equal times: `Event` sorts before `Dump`.
+    Event(TimedEvent),
+    Dump {
+        collector: i64,
+        file_id: i64,
+    },
+}
+
+/// Calls `visit(t, view)` with the state at `a`, then after every change in (a, b], in time
+/// order. `view.has_data()` is false while no collector has a dump.
+pub fn walk_target_routes(
+    db: &Db,
+    a: i64,
+    b: i64,
+    mut visit: impl FnMut(i64, &TargetView, Option<i64>),
+) -> Result<(), BgpError> {
+    let conn = db.conn();
+    let mut view = TargetView::default();
+    // Collector → time from which its events matter.
+    let mut event_floor: BTreeMap<i64, i64> = BTreeMap::new();
+    for dump in latest_dumps(conn, a)? {
+        let mut routes = TargetRoutes::default();
+        load_rib_routes(conn, dump.dump_file_id, &mut routes)?;
+        view.collectors.insert(dump.collector_id, routes);
+        event_floor.insert(dump.collector_id, dump.dump_time);
+    }
+    let mut steps: Vec<(i64, u8, i64, i64, Step)> = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT collector_id, id, dump_time FROM mrt_files
+             WHERE dump_time > ?1 AND dump_time <= ?2 ORDER BY dump_time",
+        )?;
+        let mut rows = stmt.query(params![a, b])?;
+        while let Some(r) = rows.next()? {
+            let (collector, file_id, time): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            event_floor.entry(collector).or_insert(time);
+            steps.push((time, 1, file_id, 0, Step::Dump { collector, file_id }));
+        }
+    }
+    for (collector, floor) in &event_floor {
+        for e in load_events(conn, *collector, *floor, b, true)? {
+            steps.push((e.time, 0, e.file_id, e.seq, Step::Event(e)));
+        }
+    }
+    steps.sort_by_key(|(t, kind, file, seq, _)| (*t, *kind, *file, *seq));
+
+    let mut steps = steps.into_iter().peekable();
+    let mut last_file = None;
+    // Everything up to a makes the initial state.
+    while let Some((t, ..)) = steps.peek() {
+        if *t > a {
+            break;
+        }
+        let (_, _, file, _, step) = steps.next().expect("peeked");
+        apply(conn, &mut view, step)?;
+        last_file = Some(file);
+    }
+    visit(a, &view, last_file);
+    while let Some((t, _, file, _, step)) = steps.next() {
+        apply(conn, &mut view, step)?;
+        let mut last = file;
+        while steps.peek().is_some_and(|(next, ..)| *next == t) {
+            let (_, _, file, _, step) = steps.next().expect("peeked");
+            apply(conn, &mut view, step)?;
+            last = file;
+        }
+        visit(t, &view, Some(last));
+    }
+    Ok(())
+}
+
+fn apply(conn: &rusqlite::Connection, view: &mut TargetView, step: Step) -> Result<(), BgpError> {
+    match step {
+        Step::Dump { collector, file_id } => {
+            let mut routes = TargetRoutes::default();
+            load_rib_routes(conn, file_id, &mut routes)?;
+            view.collectors.insert(collector, routes);
+        }
+        Step::Event(e) => {
+            // A collector's events only count once it has a dump.
+            if let Some(routes) = view.collectors.get_mut(&e.collector) {
+                routes.apply(&e.event);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Visibility of one upstream for one prefix over a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisibilityOverPeriod {
+    /// The prefix.
+    pub prefix: Ipv4Net,
+    /// The upstream ASN.
+    pub upstream: u32,
+    /// Start of the period (UNIX seconds).
+    pub from: i64,
+    /// End of the period (UNIX seconds).
+    pub to: i64,
+    /// The piecewise-constant value: (start of the segment, visibility), `None` while there is
+    /// no BGP data or no peer has a route for the prefix.
+    pub segments: Vec<(i64, Option<Visibility>)>,
+    /// Seconds of the period with a defined visibility.
+    pub covered_seconds: i64,
+    /// Time-weighted mean of the ratio over the covered seconds (the value at `from` when the
+    /// period is a single instant); `None` if never defined.
+    pub mean: Option<f64>,
+    /// The segment with the lowest ratio.
+    pub min: Option<Visibility>,
+    /// The segment with the highest ratio.
+    pub max: Option<Visibility>,
+}
+
+/// Visibility of `upstream` for `prefix` over [a, b] (see [`VisibilityOverPeriod`]).
+pub fn visibility_over(
+    db: &Db,
+    prefix: Ipv4Net,
+    upstream: u32,
+    a: OffsetDateTime,
+    b: OffsetDateTime,
+) -> Result<VisibilityOverPeriod, BgpError> {
+    let (a, b) = (unix_seconds(a), unix_seconds(b));
+    let target_asn = db.target()?.asn;
+    let prefix = prefix.trunc();
+    let mut segments = Vec::new();
+    walk_target_routes(db, a, b.max(a), |t, view, _| {
+        let v = view
+            .announced_upstreams(prefix, target_asn)
+            .visibility(upstream);
+        let v = (v.peers_with_route > 0).then_some(v);
+        if segments.last().is_some_and(|(_, last)| *last == v) {
+            return;
+        }
+        segments.push((t, v));
+    })?;
+    Ok(summarize(prefix, upstream, a, b, segments))
+}
+
+fn summarize(
+    prefix: Ipv4Net,
+    upstream: u32,
+    a: i64,
+    b: i64,
+    segments: Vec<(i64, Option<Visibility>)>,
+) -> VisibilityOverPeriod {
+    let mut covered = 0i64;
+    let mut weighted = 0.0;
+    let mut min: Option<Visibility> = None;
+    let mut max: Option<Visibility> = None;
+    let ratio = |v: &Visibility| v.ratio().unwrap_or(0.0);
+    for (i, (start, v)) in segments.iter().enumerate() {
+        let end = segments.get(i + 1).map_or(b, |(next, _)| *next);
+        let Some(v) = v else { continue };
+        let seconds = end - start;
+        covered += seconds;
+        weighted += ratio(v) * seconds as f64;
+        if min.is_none_or(|m| ratio(v) < ratio(&m)) {
+            min = Some(*v);
+        }
+        if max.is_none_or(|m| ratio(v) > ratio(&m)) {
+            max = Some(*v);
+        }
+    }
+    let mean = if covered > 0 {
+        Some(weighted / covered as f64)
+    } else {
+        // A single instant (a == b), or data only at the very end: the value there.
+        segments
+            .iter()
+            .rev()
+            .find_map(|(_, v)| v.as_ref().map(ratio))
+    };
+    VisibilityOverPeriod {
+        prefix,
+        upstream,
+        from: a,
+        to: b,
+        segments,
+        covered_seconds: covered,
+        mean,
+        min,
+        max,
+    }
+}
+
+/// An upstream appearing in or disappearing from the announced set of a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamChange {
+    /// When (UNIX seconds).
+    pub time: i64,
+    /// The prefix.
+    pub prefix: Ipv4Net,
+    /// The upstream ASN.
+    pub upstream: u32,
+    /// Appeared (`true`) or disappeared.
+    pub appeared: bool,
+    /// Peers whose route has the upstream after the change (0 when it disappeared).
+    pub peers_via_upstream: usize,
+    /// Peers with any route for the prefix after the change.
+    pub peers_with_route: usize,
+    /// `mrt_files.id` of the (last) file whose record made the change.
+    pub file_id: Option<i64>,
+}
+
+/// The announced upstream sets over a period: where they started, and every change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamChanges {
+    /// When BGP data first exists in the period (UNIX seconds), if it does.
+    pub baseline_time: Option<i64>,
+    /// The announced upstream set of every target-overlapping prefix at `baseline_time`.
+    pub baseline: BTreeMap<Ipv4Net, BTreeSet<u32>>,
+    /// Changes after the baseline, in time order (then by prefix and upstream).
+    pub changes: Vec<UpstreamChange>,
+}
+
+impl UpstreamChanges {
+    /// The changes of one prefix.
+    pub fn of_prefix(&self, prefix: Ipv4Net) -> impl Iterator<Item = &UpstreamChange> {
+        self.changes.iter().filter(move |c| c.prefix == prefix)
+    }
+}
+
+/// When upstreams appeared in or disappeared from the announced set of each target-overlapping
+/// prefix during [a, b] (from RIB dumps and updates).
+pub fn upstream_changes(
+    db: &Db,
+    a: OffsetDateTime,
+    b: OffsetDateTime,
+) -> Result<UpstreamChanges, BgpError> {
+    let (a, b) = (unix_seconds(a), unix_seconds(b));
+    let target_asn = db.target()?.asn;
+    let mut out = UpstreamChanges::default();
+    let mut previous: BTreeMap<Ipv4Net, BTreeSet<u32>> = BTreeMap::new();
+    walk_target_routes(db, a, b.max(a), |t, view, file_id| {
+        if !view.has_data() {
+            return;
+        }
+        let mut current: BTreeMap<Ipv4Net, (BTreeSet<u32>, AnnouncedUpstreams)> = BTreeMap::new();
+        for prefix in view.prefixes() {
+            let announced = view.announced_upstreams(prefix, target_asn);
+            current.insert(prefix, (announced.upstream_set(), announced));
+        }
+        if out.baseline_time.is_none() {
+            out.baseline_time = Some(t);
+            out.baseline = current.iter().map(|(p, (s, _))| (*p, s.clone())).collect();
+        } else {
+            let empty = BTreeSet::new();
+            let prefixes: BTreeSet<Ipv4Net> =
+                previous.keys().chain(current.keys()).copied().collect();
+            for prefix in prefixes {
+                let before = previous.get(&prefix).unwrap_or(&empty);
+                let (after, announced) = match current.get(&prefix) {
+                    Some((s, a)) => (s, Some(a)),
+                    None => (&empty, None),
+                };
+                let peers_with_route = announced.map_or(0, |a| a.peers_with_route);
+                for upstream in after.difference(before) {
+                    out.changes.push(UpstreamChange {
+                        time: t,
+                        prefix,
+                        upstream: *upstream,
+                        appeared: true,
+                        peers_via_upstream: announced.map_or(0, |a| a.upstreams[upstream]),
+                        peers_with_route,
+                        file_id,
+                    });
+                }
+                for upstream in before.difference(after) {
+                    out.changes.push(UpstreamChange {
+                        time: t,
+                        prefix,
+                        upstream: *upstream,
+                        appeared: false,
+                        peers_via_upstream: 0,
+                        peers_with_route,
+                        file_id,
+                    });
+                }
+            }
+        }
+        previous = current.into_iter().map(|(p, (s, _))| (p, s)).collect();
+    })?;
+    Ok(out)
+}
+
+/// The span of loaded BGP data: earliest and latest MRT timestamps of all loaded files.
+pub fn loaded_span(db: &Db) -> Result<Option<(i64, i64)>, BgpError> {
+    Ok(db.conn().query_row(
+        "SELECT min(first_time), max(last_time) FROM mrt_files",
+        [],
+        |r| {
+            Ok(
+                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                    (Some(a), Some(b)) => Some((a, b)),
+                    _ => None,
+                },
+            )
+        },
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[expect(clippy::unnecessary_wraps, reason = "segments hold Option<Visibility>")]
+    fn v(n: usize, d: usize) -> Option<Visibility> {
+        Some(Visibility {
+            peers_via_upstream: n,
+            peers_with_route: d,
+        })
+    }
+
+    #[test]
+    fn time_weighted_mean_min_max() {
+        let p: Ipv4Net = "175.45.176.0/22".parse().unwrap();
+        // [0,100): no data; [100,200): 1/4; [200,400): 3/4; end at 400.
+        let s = summarize(
+            p,
+            4837,
+            0,
+            400,
+            vec![(0, None), (100, v(1, 4)), (200, v(3, 4))],
+        );
+        assert_eq!(s.covered_seconds, 300);
+        let mean = s.mean.unwrap();
+        assert!(
+            (mean - (0.25 * 100.0 + 0.75 * 200.0) / 300.0).abs() < 1e-12,
+            "{mean}"
+        );
+        assert_eq!(s.min, v(1, 4));
+        assert_eq!(s.max, v(3, 4));
+    }
+
+    #[test]
+    fn single_instant_and_no_data() {
+        let p: Ipv4Net = "175.45.176.0/22".parse().unwrap();
+        let s = summarize(p, 4837, 50, 50, vec![(50, v(1, 2))]);
+        assert_eq!(s.mean, Some(0.5));
+        assert_eq!(s.min, v(1, 2));
+        let s = summarize(p, 4837, 0, 10, vec![(0, None)]);
+        assert_eq!(
+            (s.mean, s.min, s.max, s.covered_seconds),
+            (None, None, None, 0)
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! Schema versions and the upgrades between them.
+//!
+//! `PRAGMA user_version` holds the schema version. Opening a database runs, in one IMMEDIATE
+//! transaction, either `init` (an empty file) or every `upgrade_from(v)` from the file's
+//! version to [`CURRENT_VERSION`], so a failed upgrade leaves the file as it was. A file newer
+//! than this code is refused, never touched.
+//!
+//! History:
+//! - v1: trace results (`results`) and `settings`.
+//! - v2: results gain `kind` (pings are stored too); BGP data from MRT files.
+//!
+//! Each version's full schema as an older build created it is kept as an SQL fixture in
+//! `collector/tests/fixtures/` and upgraded in the tests.
+
+use std::path::Path;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::DbError;
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: u32 = 2;
+
+/// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
+pub const OPEN_UNTIL: i64 = i64::MAX;
+
+const SETTINGS: &str = "
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+const RESULTS: &str = "
+-- One row per result, exactly as received: `json` is the text of the result, never rewritten.
+-- The other columns are copies for indexing; started_at is normalised RFC 3339 UTC with six
+-- fraction digits, so text order is time order.
+CREATE TABLE results (
+    result_id   TEXT PRIMARY KEY,
+    agent_id    TEXT NOT NULL,
+    round_id    TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    protocol    TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    json        TEXT NOT NULL,
+    kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'ping'))
+);
+CREATE INDEX results_by_round ON results (round_id);
+CREATE INDEX results_by_agent ON results (agent_id, started_at);
+CREATE INDEX results_by_target ON results (target, started_at);
+";
+
+/// The BGP tables of v2. Times are UNIX seconds (MRT timestamps); prefixes are IPv4, stored
+/// as (network address as an integer, length).
+const BGP_V2: &str = "
+CREATE TABLE collectors (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+-- A BGP session of a route collector. peer_index numbers the peers of one collector from 0;
+-- route sets refer to peers by it.
+CREATE TABLE peers (
+    id           INTEGER PRIMARY KEY,
+    collector_id INTEGER NOT NULL REFERENCES collectors (id),
+    peer_index   INTEGER NOT NULL,
+    address      TEXT NOT NULL,
+    asn          INTEGER NOT NULL,
+    UNIQUE (collector_id, address, asn),
+    UNIQUE (collector_id, peer_index)
+);
+
+-- Every loaded MRT file: exports cite these rows.
+CREATE TABLE mrt_files (
+    id            INTEGER PRIMARY KEY,
+    collector_id  INTEGER NOT NULL REFERENCES collectors (id),
+    name          TEXT NOT NULL,
+    sha256        TEXT NOT NULL UNIQUE,           -- of the file as stored, like sha256sum
+    mrt_sha256    TEXT NOT NULL UNIQUE,           -- of the decompressed MRT stream
+    compression   TEXT NOT NULL CHECK (compression IN ('none', 'gzip', 'bzip2')),
+    kind          TEXT NOT NULL CHECK (kind IN ('rib', 'updates')),
+    format        TEXT NOT NULL,                  -- TABLE_DUMP_V2, TABLE_DUMP or BGP4MP
+    dump_time     INTEGER,                        -- RIB dumps: timestamp of the first record
+    first_time    INTEGER NOT NULL,
+    last_time     INTEGER NOT NULL,
+    file_bytes    INTEGER NOT NULL,
+    mrt_bytes     INTEGER NOT NULL,
+    records       INTEGER NOT NULL,               -- MRT records
+    peers         INTEGER NOT NULL,               -- distinct peers in the file
+    prefixes      INTEGER NOT NULL,               -- distinct IPv4 unicast prefixes kept
+    rib_entries   INTEGER NOT NULL,               -- IPv4 unicast RIB entries kept
+    announcements INTEGER NOT NULL,               -- IPv4 unicast announcements kept
+    withdrawals   INTEGER NOT NULL,               -- IPv4 unicast withdrawals kept
+    state_changes INTEGER NOT NULL,
+    ipv6_skipped  INTEGER NOT NULL,               -- entries/announcements/withdrawals of IPv6
+    other_skipped INTEGER NOT NULL,               -- other AFI/SAFI (multicast, RIB_GENERIC)
+    malformed_nlri INTEGER NOT NULL,              -- unparsable NLRI fields (nothing kept)
+    loaded_at     TEXT NOT NULL,
+    CHECK ((kind = 'rib') = (dump_time IS NOT NULL))
+);
+CREATE UNIQUE INDEX mrt_files_dumps ON mrt_files (collector_id, dump_time)
+    WHERE dump_time IS NOT NULL;
+
+-- The origins one collector's peers announce for a prefix, deduplicated (bgp::routeset).
+CREATE TABLE route_sets (
+    id      INTEGER PRIMARY KEY,
+    by_peer TEXT NOT NULL UNIQUE,                 -- e.g. '4837@0-19;4134@20'
+    origins TEXT NOT NULL                         -- union of the origin ASes, e.g. '4134 4837'
+);
+
+-- Prefix -> route set of every IPv4 unicast prefix in a collector's RIB dumps, as validity
+-- intervals over that collector's dump times: the row holds in every dump from valid_from up
+-- to, not including, valid_until (9223372036854775807 while it is in the newest dump).
+CREATE TABLE prefix_origins (
+    collector_id INTEGER NOT NULL REFERENCES collectors (id),
+    net          INTEGER NOT NULL,
+    len          INTEGER NOT NULL,
+    valid_from   INTEGER NOT NULL,
+    valid_until  INTEGER NOT NULL,
+    route_set_id INTEGER NOT NULL REFERENCES route_sets (id),
+    PRIMARY KEY (collector_id, net, len, valid_from)
+) WITHOUT ROWID;
+
+-- Full AS paths of prefixes overlapping the target prefixes, per RIB dump and peer.
+CREATE TABLE rib_routes (
+    file_id INTEGER NOT NULL REFERENCES mrt_files (id),
+    peer_id INTEGER NOT NULL REFERENCES peers (id),
+    net     INTEGER NOT NULL,
+    len     INTEGER NOT NULL,
+    path_id INTEGER NOT NULL,                     -- ADD-PATH identifier, 0 without
+    as_path TEXT NOT NULL,                        -- bgpdump notation, sets as {a,b}
+    PRIMARY KEY (file_id, peer_id, net, len, path_id)
+) WITHOUT ROWID;
+
+-- Every IPv4 unicast announcement and withdrawal of BGP4MP files, in file order.
+CREATE TABLE bgp_updates (
+    file_id   INTEGER NOT NULL REFERENCES mrt_files (id),
+    seq       INTEGER NOT NULL,                   -- order in the file, shared with state changes
+    time      INTEGER NOT NULL,
+    peer_id   INTEGER NOT NULL REFERENCES peers (id),
+    net       INTEGER NOT NULL,
+    len       INTEGER NOT NULL,
+    path_id   INTEGER NOT NULL,
+    origins   TEXT,                               -- NULL: withdrawal
+    is_target INTEGER NOT NULL,                   -- prefix overlaps the target prefixes
+    as_path   TEXT,                               -- announcements with is_target only
+    PRIMARY KEY (file_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX bgp_updates_by_time ON bgp_updates (time);
+CREATE INDEX bgp_updates_targets ON bgp_updates (time) WHERE is_target;
+
+-- BGP4MP state changes; leaving Established (6) withdraws all routes of the peer.
+CREATE TABLE peer_state_changes (
+    file_id   INTEGER NOT NULL REFERENCES mrt_files (id),
+    seq       INTEGER NOT NULL,
+    time      INTEGER NOT NULL,
+    peer_id   INTEGER NOT NULL REFERENCES peers (id),
+    old_state INTEGER NOT NULL,
+    new_state INTEGER NOT NULL,
+    PRIMARY KEY (file_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX peer_state_changes_by_time ON peer_state_changes (time);
+";
+
+/// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > CURRENT_VERSION {
+        return Err(DbError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: CURRENT_VERSION,
+        });
+    }
+    if found == CURRENT_VERSION {
+        return Ok(());
+    }
+    let wrap = |from| {
+        move |source| DbError::Migration {
+            path: path.to_path_buf(),
+            from,
+            source,
+        }
+    };
+    if found == 0 {
+        let tables: u32 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if tables > 0 {
+            return Err(DbError::Migration {
+                path: path.to_path_buf(),
+                from: 0,
+                source: rusqlite::Error::InvalidParameterName(
+                    "the file holds tables but no nkpath schema version: it is not an nkpath \
+                     database"
+                        .into(),
+                ),
+            });
+        }
+        init(&tx).map_err(wrap(0))?;
+    } else {
+        for from in found..CURRENT_VERSION {
+            upgrade_from(&tx, from).map_err(wrap(from))?;
+        }
+    }
+    tx.pragma_update(None, "user_version", CURRENT_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Creates the current schema in an empty database.
+fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(SETTINGS)?;
+    tx.execute_batch(RESULTS)?;
+    tx.execute_batch(BGP_V2)
+}
+
+/// Upgrades from version `from` to `from + 1`.
+fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
+    match from {
+        1 => {
+            tx.execute_batch(
+                "ALTER TABLE results ADD COLUMN kind TEXT NOT NULL DEFAULT 'trace'
+                     CHECK (kind IN ('trace', 'ping'));",
+            )?;
+            tx.execute_batch(BGP_V2)
+        }
+        _ => unreachable!("no upgrade from schema version {from}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_sqlite_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE x (a);")
+            .unwrap();
+        let err = crate::Db::open(&path).unwrap_err();
+        assert!(err.to_string().contains("not an nkpath database"), "{err}");
+    }
+}

@@ -1,0 +1,152 @@
+//! The collector's SQLite database: one file, WAL mode, schema versioned with
+//! `PRAGMA user_version` and upgraded in place (see [`migrations`]).
+//!
+//! Trace results are stored exactly as received and never rewritten ([`crate::results`]);
+//! BGP data is what `bgp load` kept from MRT files ([`crate::mrt`]). Everything derived from
+//! either can be rebuilt.
+
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+pub use migrations::CURRENT_VERSION;
+
+/// The default database file, in the working directory.
+pub const DEFAULT_PATH: &str = "nkpath.db";
+
+/// Why the database could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The file could not be opened as a database.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer nkpath-collector.
+    #[error(
+        "database {path} has schema version {found}, newer than this nkpath-collector knows \
+         (up to {supported}); use a newer nkpath-collector, or another --db"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// `PRAGMA user_version` of the file.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// SQLite reports the file damaged, or it is not a database at all.
+    #[error(
+        "database {path} is damaged or not an SQLite database ({source}); restore it from a backup or use another --db"
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Upgrading the schema failed; the file is unchanged.
+    #[error("cannot upgrade database {path} from schema version {from}: {source}")]
+    Migration {
+        /// The database file.
+        path: PathBuf,
+        /// The version being upgraded from.
+        from: u32,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Any other SQLite error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// An open collector database.
+#[derive(Debug)]
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to
+    /// [`CURRENT_VERSION`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, DbError> {
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|source| DbError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Self::initialize(conn, path)
+    }
+
+    /// A private in-memory database with the current schema (tests, dry runs).
+    pub fn open_in_memory() -> Result<Self, DbError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| DbError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Self::initialize(conn, path)
+    }
+
+    fn initialize(mut conn: Connection, path: PathBuf) -> Result<Self, DbError> {
+        let classify = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => DbError::Corrupt {
+                path: path.clone(),
+                source,
+            },
+            _ => DbError::Open {
+                path: path.clone(),
+                source,
+            },
+        };
+        // Pragmas first, outside any transaction (journal_mode cannot change inside one).
+        // WAL lets readers (reports) run while a loader writes; synchronous=FULL makes a
+        // committed transaction survive power loss, not only a crash of this process, because
+        // the collector acknowledges stored results to agents.
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(classify)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(classify)?;
+        if mode != "wal" && mode != "memory" {
+            tracing::warn!(path = %path.display(), mode, "database is not in WAL mode");
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(classify)?;
+        migrations::migrate(&mut conn, &path)?;
+        Ok(Self { conn, path })
+    }
+
+    /// The file this database lives in (`:memory:` for an in-memory one).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying connection, for reading (reports, exports, tests).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The underlying connection, for writing within this crate.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, DbError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}

@@ -1,0 +1,32 @@
+//! nkpath-collector: storage and BGP data layer of the nkpath collector.
+//!
+//! - [`db`]: the SQLite database (one file, WAL, versioned schema with in-place upgrades).
+//! - [`results`]: agents' trace and ping results, stored exactly as received.
+//! - [`settings`]: the target network (prefixes and AS) the database is about.
+//! - [`mrt`]: loading MRT RIB dumps and BGP4MP update files (`bgp load`).
+//! - [`bgp`]: the BGP state at a time t, announced upstreams of the target AS, their
+//!   visibility, and how they changed.
+//!
+//! ```no_run
+//! use nkpath_collector::{Db, bgp::BgpState, mrt};
+//! use time::macros::datetime;
+//!
+//! let mut db = Db::open("nkpath.db")?;
+//! mrt::load_file(&mut db, "rib.20171001.0000.bz2".as_ref(), &Default::default(), None)?;
+//! if let Some(state) = BgpState::at(&db, datetime!(2017-10-01 12:00 UTC))? {
+//!     let nk = "175.45.176.0/22".parse()?;
+//!     for (asn, peers) in &state.announced_upstreams(nk).upstreams {
+//!         println!("AS{asn}: {peers} peers");
+//!     }
+//!     println!("{:?}", state.origins_lpm("219.158.1.1".parse()?));
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod bgp;
+pub mod db;
+pub mod mrt;
+pub mod results;
+pub mod settings;
+
+pub use db::{Db, DbError};

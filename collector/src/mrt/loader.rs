@@ -1,0 +1,343 @@
+//! The per-file loader: turns MRT records into rows of the file's transaction.
+//!
+//! [`Loader::on_record`] dispatches each record; RIB records are handled in [`super::rib`],
+//! BGP4MP records in [`super::updates`], and a RIB dump's origins are merged into the
+//! collector's validity intervals by [`super::intervals`] when the file ends.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use bgpkit_parser::models::{Bgp4MpEnum, BgpMessage, LegacyBgp, MrtMessage, MrtRecord, Peer};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::load::{FileKind, FileSummary, LoadError};
+use crate::settings::Target;
+
+/// The kind of file a record belongs in, and the MRT format name recorded for the file.
+fn classify(message: &MrtMessage) -> (FileKind, &'static str) {
+    match message {
+        MrtMessage::TableDumpV2Message(_) => (FileKind::Rib, "TABLE_DUMP_V2"),
+        MrtMessage::TableDumpMessage(_) | MrtMessage::TableDumpMessageBatch(_) => {
+            (FileKind::Rib, "TABLE_DUMP")
+        }
+        MrtMessage::Bgp4Mp(_) => (FileKind::Updates, "BGP4MP"),
+        MrtMessage::LegacyBgp(_) => (FileKind::Updates, "BGP"),
+    }
+}
+
+/// A peer as the database knows it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeerSlot {
+    /// `peers.id`.
+    pub(super) id: i64,
+    /// Index of the peer within its collector.
+    pub(super) index: u32,
+}
+
+/// State of one file's load.
+pub(super) struct Loader<'a> {
+    pub(super) tx: &'a Transaction<'a>,
+    pub(super) file: PathBuf,
+    pub(super) collector_id: i64,
+    pub(super) target: Target,
+    pub(super) summary: FileSummary,
+    pub(super) kind: Option<FileKind>,
+    /// Peers of this collector: (address, ASN) → slot.
+    pub(super) peers: HashMap<(IpAddr, u32), PeerSlot>,
+    pub(super) next_peer_index: u32,
+    /// The current PEER_INDEX_TABLE: file index → (address, ASN) and resolved slot.
+    pub(super) peer_table: Vec<Option<(Peer, Option<PeerSlot>)>>,
+    pub(super) seen_peers: HashSet<i64>,
+    pub(super) update_prefixes: HashSet<(u32, u8)>,
+    pub(super) seq: i64,
+    /// A RIB dump of this collector at the same time is already loaded (its file name).
+    pub(super) conflict: Option<String>,
+    // RIB accumulation: the current prefix's (peer index, origins range) pairs.
+    pub(super) current: Option<(u32, u8)>,
+    pub(super) current_pairs: Vec<(u32, u32, u32)>,
+    pub(super) current_asns: Vec<u32>,
+    pub(super) scratch: Vec<u32>,
+    /// Prefix → route set id, for this dump.
+    pub(super) dump: HashMap<(u32, u8), i64>,
+    /// Canonical route set text → id (existing and new).
+    pub(super) route_sets: HashMap<String, i64>,
+}
+
+impl<'a> Loader<'a> {
+    pub(super) fn new(
+        tx: &'a Transaction<'a>,
+        file: &Path,
+        collector_id: i64,
+        target: Target,
+        summary: FileSummary,
+    ) -> rusqlite::Result<Self> {
+        let mut peers = HashMap::new();
+        let mut next_peer_index = 0;
+        {
+            let mut stmt = tx.prepare(
+                "SELECT id, peer_index, address, asn FROM peers WHERE collector_id = ?1",
+            )?;
+            let rows = stmt.query_map([collector_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, index, address, asn) = row?;
+                let address: IpAddr = address.parse().map_err(|_| {
+                    rusqlite::Error::InvalidColumnType(
+                        2,
+                        "address".into(),
+                        rusqlite::types::Type::Text,
+                    )
+                })?;
+                peers.insert((address, asn), PeerSlot { id, index });
+                next_peer_index = next_peer_index.max(index + 1);
+            }
+        }
+        let mut route_sets = HashMap::new();
+        {
+            let mut stmt = tx.prepare("SELECT id, by_peer FROM route_sets")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (id, text) = row?;
+                route_sets.insert(text, id);
+            }
+        }
+        Ok(Self {
+            tx,
+            file: file.to_path_buf(),
+            collector_id,
+            target,
+            summary,
+            kind: None,
+            peers,
+            next_peer_index,
+            peer_table: Vec::new(),
+            seen_peers: HashSet::new(),
+            update_prefixes: HashSet::new(),
+            seq: 0,
+            conflict: None,
+            current: None,
+            current_pairs: Vec::new(),
+            current_asns: Vec::new(),
+            scratch: Vec::new(),
+            dump: HashMap::new(),
+            route_sets,
+        })
+    }
+
+    pub(super) fn db_err(&self, e: rusqlite::Error) -> LoadError {
+        LoadError::Db {
+            file: self.file.clone(),
+            source: e.into(),
+        }
+    }
+
+    pub(super) fn on_record(
+        &mut self,
+        record: MrtRecord,
+        offset: u64,
+        number: u64,
+    ) -> Result<(), LoadError> {
+        let time = i64::from(record.common_header.timestamp);
+        let (kind, format) = classify(&record.message);
+        self.begin(kind, format, time, offset, number)?;
+        if self.conflict.is_some() {
+            // Read on only to hash the stream (see `begin`).
+            return Ok(());
+        }
+        match record.message {
+            MrtMessage::TableDumpV2Message(message) => {
+                self.on_table_dump_v2(message, offset, number)?;
+            }
+            MrtMessage::TableDumpMessage(message) => self.on_table_dump(&message)?,
+            MrtMessage::TableDumpMessageBatch(messages) => {
+                for message in &messages {
+                    self.on_table_dump(message)?;
+                }
+            }
+            MrtMessage::Bgp4Mp(Bgp4MpEnum::StateChange(change)) => {
+                let peer = self.peer(change.peer_ip, change.peer_asn.to_u32())?;
+                self.on_state_change(time, peer, change.old_state as u16, change.new_state as u16)?;
+            }
+            MrtMessage::LegacyBgp(LegacyBgp::StateChange(change)) => {
+                let peer = self.peer(change.peer_ip, change.peer_asn.to_u32())?;
+                self.on_state_change(time, peer, change.old_state as u16, change.new_state as u16)?;
+            }
+            MrtMessage::Bgp4Mp(Bgp4MpEnum::Message(message)) => {
+                if let BgpMessage::Update(update) = message.bgp_message {
+                    let peer = self.peer(message.peer_ip, message.peer_asn.to_u32())?;
+                    self.on_update(time, peer, update, offset, number)?;
+                }
+            }
+            MrtMessage::LegacyBgp(LegacyBgp::Message(message)) => {
+                if let BgpMessage::Update(update) = message.bgp_message {
+                    let peer = self.peer(message.peer_ip, message.peer_asn.to_u32())?;
+                    self.on_update(time, peer, update, offset, number)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the file's kind from its first record, records the file, and refuses a file that
+    /// mixes RIB and update records. A RIB dump's time is the timestamp of its first record
+    /// (the PEER_INDEX_TABLE of a TABLE_DUMP_V2 dump).
+    pub(super) fn begin(
+        &mut self,
+        kind: FileKind,
+        format: &'static str,
+        time: i64,
+        offset: u64,
+        number: u64,
+    ) -> Result<(), LoadError> {
+        if self.kind.is_none() {
+            self.kind = Some(kind);
+            self.summary.kind = kind.as_str();
+            self.summary.format = format;
+            self.summary.first_time = time;
+            self.summary.last_time = time;
+            if kind == FileKind::Rib {
+                self.summary.dump_time = Some(time);
+                let other: Option<String> = self
+                    .tx
+                    .query_row(
+                        "SELECT name FROM mrt_files WHERE collector_id = ?1 AND dump_time = ?2",
+                        params![self.collector_id, time],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| self.db_err(e))?;
+                if let Some(other) = other {
+                    // Either the same data in another file (another compression: skipped
+                    // once the stream's hash proves it) or a clash (an error then).
+                    self.conflict = Some(other);
+                    return Ok(());
+                }
+            }
+            self.tx
+                .execute(
+                    "INSERT INTO mrt_files (collector_id, name, sha256, mrt_sha256, compression,
+                         kind, format, dump_time, first_time, last_time, file_bytes, mrt_bytes,
+                         records, peers, prefixes, rib_entries, announcements, withdrawals,
+                         state_changes, ipv6_skipped, other_skipped, malformed_nlri, loaded_at)
+                     VALUES (?1, ?2, ?3, 'pending:' || ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9,
+                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?10)",
+                    params![
+                        self.collector_id,
+                        self.summary.name,
+                        self.summary.sha256,
+                        self.summary.compression,
+                        kind.as_str(),
+                        format,
+                        self.summary.dump_time,
+                        time,
+                        i64::try_from(self.summary.file_bytes).unwrap_or(i64::MAX),
+                        crate::results::format_time(time::OffsetDateTime::now_utc()),
+                    ],
+                )
+                .map_err(|e| self.db_err(e))?;
+            self.summary.file_id = self.tx.last_insert_rowid();
+        } else if self.kind != Some(kind) {
+            return Err(LoadError::Unsupported {
+                file: self.file.clone(),
+                offset,
+                record: number,
+                detail: format!(
+                    "a {} record in a {} file: RIB dump and update records cannot be mixed in one file",
+                    kind.as_str(),
+                    self.summary.kind
+                ),
+            });
+        }
+        self.summary.first_time = self.summary.first_time.min(time);
+        self.summary.last_time = self.summary.last_time.max(time);
+        Ok(())
+    }
+
+    pub(super) fn peer(&mut self, address: IpAddr, asn: u32) -> Result<PeerSlot, LoadError> {
+        if let Some(slot) = self.peers.get(&(address, asn)) {
+            self.seen_peers.insert(slot.id);
+            return Ok(*slot);
+        }
+        let index = self.next_peer_index;
+        self.tx
+            .execute(
+                "INSERT INTO peers (collector_id, peer_index, address, asn) VALUES (?1, ?2, ?3, ?4)",
+                params![self.collector_id, index, address.to_string(), asn],
+            )
+            .map_err(|e| self.db_err(e))?;
+        let slot = PeerSlot {
+            id: self.tx.last_insert_rowid(),
+            index,
+        };
+        self.next_peer_index += 1;
+        self.peers.insert((address, asn), slot);
+        self.seen_peers.insert(slot.id);
+        Ok(slot)
+    }
+
+    pub(super) fn unsupported(&self, offset: u64, number: u64, detail: &str) -> LoadError {
+        LoadError::Unsupported {
+            file: self.file.clone(),
+            offset,
+            record: number,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Merges a RIB dump into the collector's validity intervals and completes the file's row.
+    pub(super) fn finish(
+        mut self,
+        mrt_bytes: u64,
+        records: u64,
+        mrt_sha256: String,
+    ) -> Result<FileSummary, LoadError> {
+        self.flush_prefix()?;
+        self.summary.mrt_bytes = mrt_bytes;
+        self.summary.records = records;
+        self.summary.mrt_sha256 = mrt_sha256;
+        self.summary.peers = self.seen_peers.len() as u64;
+        self.summary.prefixes = match self.kind {
+            Some(FileKind::Rib) => self.dump.len() as u64,
+            _ => self.update_prefixes.len() as u64,
+        };
+        if let Some(dump_time) = self.summary.dump_time {
+            super::intervals::merge_dump(self.tx, self.collector_id, dump_time, &self.dump)
+                .map_err(|e| self.db_err(e))?;
+        }
+        let s = &self.summary;
+        self.tx
+            .execute(
+                "UPDATE mrt_files SET mrt_sha256 = ?2, first_time = ?3, last_time = ?4,
+                     mrt_bytes = ?5, records = ?6, peers = ?7, prefixes = ?8, rib_entries = ?9,
+                     announcements = ?10, withdrawals = ?11, state_changes = ?12,
+                     ipv6_skipped = ?13, other_skipped = ?14, malformed_nlri = ?15
+                 WHERE id = ?1",
+                params![
+                    s.file_id,
+                    s.mrt_sha256,
+                    s.first_time,
+                    s.last_time,
+                    s.mrt_bytes as i64,
+                    s.records as i64,
+                    s.peers as i64,
+                    s.prefixes as i64,
+                    s.rib_entries as i64,
+                    s.announcements as i64,
+                    s.withdrawals as i64,
+                    s.state_changes as i64,
+                    s.ipv6_skipped as i64,
+                    s.other_skipped as i64,
+                    s.malformed_nlri as i64,
+                ],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(self.summary)
+    }
+}

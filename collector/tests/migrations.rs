@@ -1,0 +1,187 @@
+//! Schema versions: an old database (from an SQL fixture of the version that wrote it) is
+//! upgraded in place, keeps its data and ends with the same schema as a new one; a newer
+//! schema is refused and left untouched.
+
+mod common;
+
+use std::path::Path;
+
+use nkpath_collector::db::CURRENT_VERSION;
+use nkpath_collector::{Db, DbError};
+use rusqlite::Connection;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The schema as SQLite describes it: every table's columns (name, type, not null, default,
+/// primary key) and every index's columns, uniqueness and partial flag. The stored CREATE
+/// text differs after ALTER TABLE even when the schema is the same, so it is not compared.
+fn schema(conn: &Connection) -> Vec<String> {
+    let mut out = Vec::new();
+    let objects: Vec<(String, String)> = conn
+        .prepare("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (kind, name) in objects {
+        out.push(format!("{kind} {name}"));
+        if kind == "table" {
+            let mut stmt = conn
+                .prepare(&format!("PRAGMA table_xinfo(\"{name}\")"))
+                .unwrap();
+            let cols = stmt
+                .query_map([], |r| {
+                    Ok(format!(
+                        "  col {} {} notnull={} default={:?} pk={}",
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?
+                    ))
+                })
+                .unwrap();
+            out.extend(cols.map(Result::unwrap));
+            let mut stmt = conn
+                .prepare(&format!("PRAGMA index_list(\"{name}\")"))
+                .unwrap();
+            let indexes: Vec<(String, i64, String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut indexes: Vec<String> = indexes
+                .into_iter()
+                .map(|(index, unique, origin, partial)| {
+                    let cols: Vec<String> = conn
+                        .prepare(&format!("PRAGMA index_info(\"{index}\")"))
+                        .unwrap()
+                        .query_map([], |r| {
+                            r.get::<_, Option<String>>(2).map(Option::unwrap_or_default)
+                        })
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
+                    // Autoindex names depend on creation order; name them by their columns.
+                    let index = if index.starts_with("sqlite_autoindex") {
+                        String::from("auto")
+                    } else {
+                        index
+                    };
+                    format!(
+                        "  index {index} unique={unique} origin={origin} partial={partial} ({})",
+                        cols.join(",")
+                    )
+                })
+                .collect();
+            indexes.sort();
+            out.extend(indexes);
+        }
+    }
+    out
+}
+
+#[test]
+fn version_1_upgrades_in_place_and_keeps_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&fixture("schema_v1.sql"))
+        .unwrap();
+
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    let rows: Vec<(String, String, String)> = db
+        .conn()
+        .prepare("SELECT result_id, kind, json FROM results ORDER BY result_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|(_, kind, _)| kind == "trace"));
+    assert!(
+        rows[0]
+            .2
+            .starts_with(r#"{"schema_version":"1.0","result_id":"7f1c2d3e"#),
+        "json untouched"
+    );
+    assert_eq!(
+        db.target().unwrap(),
+        nkpath_collector::settings::Target::default()
+    );
+
+    let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
+    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    drop(db);
+    // Opening again is a no-op.
+    assert_eq!(
+        Db::open(&path).unwrap().schema_version().unwrap(),
+        CURRENT_VERSION
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE from_the_future (x); INSERT INTO from_the_future VALUES (1);",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
+    }
+    let err = Db::open(&path).unwrap_err();
+    assert!(
+        matches!(err, DbError::TooNew { found, supported, .. } if found == CURRENT_VERSION + 1 && supported == CURRENT_VERSION)
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("newer than this nkpath-collector knows"),
+        "{text}"
+    );
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    let conn = Connection::open(&path).unwrap();
+    let v: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, CURRENT_VERSION + 1);
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn a_damaged_file_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let err = Db::open(&path).unwrap_err();
+    assert!(matches!(err, DbError::Corrupt { .. }), "{err:?}");
+}
+
+#[test]
+fn the_database_is_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("w.db")).unwrap();
+    let mode: String = db
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let _ = common::dump_all(&db);
+}

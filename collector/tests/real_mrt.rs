@@ -1,0 +1,363 @@
+//! Real RouteViews / RIPE RIS files from `../shared/data/real/mrt/` (see SOURCES.md there):
+//! each loads with the counts bgpdump reports, or, for the files published cut short, fails
+//! naming the file and the offset and leaves the database as it was. Truncated and corrupted
+//! copies fail the same way; plain, gzip and bzip2 copies load identically.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nkpath_collector::Db;
+use nkpath_collector::mrt::{FileSummary, LoadError, LoadOptions, LoadOutcome, load_file};
+
+/// Files SOURCES.md documents as the first megabyte of a larger dump: their compressed
+/// stream is cut short.
+const CUT_SHORT: [&str; 2] = [
+    "rib.20140523.0600_firstMB.bz2",
+    "rib6.20151101.0600_firstMB.bz2",
+];
+
+/// bgpdump's view of a file: `bgpdump -m` lines by (kind, IPv4 or IPv6).
+#[derive(Debug, Default)]
+struct BgpdumpCounts {
+    /// TABLE_DUMP / TABLE_DUMP2 `B` lines.
+    rib: [u64; 2],
+    /// BGP4MP `A` lines.
+    announce: [u64; 2],
+    /// BGP4MP `W` lines.
+    withdraw: [u64; 2],
+    /// BGP4MP `STATE` lines.
+    state: u64,
+}
+
+fn bgpdump(path: &Path) -> Option<BgpdumpCounts> {
+    let output = match Command::new("bgpdump").arg("-m").arg(path).output() {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "bgpdump not runnable under CI: {e}"
+            );
+            eprintln!("SKIP: bgpdump is not installed ({e})");
+            return None;
+        }
+    };
+    let mut c = BgpdumpCounts::default();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let family = usize::from(f.get(5).is_some_and(|p| p.contains(':')));
+        match (f[0], f.get(2).copied()) {
+            ("TABLE_DUMP" | "TABLE_DUMP2", Some("B")) => c.rib[family] += 1,
+            ("BGP4MP" | "BGP4MP_ET", Some("A")) => c.announce[family] += 1,
+            ("BGP4MP" | "BGP4MP_ET", Some("W")) => c.withdraw[family] += 1,
+            ("BGP4MP" | "BGP4MP_ET", Some("STATE")) => c.state += 1,
+            other => panic!("unexpected bgpdump line kind {other:?}: {line}"),
+        }
+    }
+    Some(c)
+}
+
+fn load(db: &mut Db, path: &Path) -> Result<LoadOutcome, LoadError> {
+    load_file(db, path, &LoadOptions::default(), None)
+}
+
+fn loaded(outcome: LoadOutcome) -> FileSummary {
+    match outcome {
+        LoadOutcome::Loaded(s) => *s,
+        other @ LoadOutcome::AlreadyLoaded { .. } => panic!("expected a load, got {other:?}"),
+    }
+}
+
+/// Asserts that loading `path` fails with an error naming the file and `offset`, and that the
+/// database is unchanged.
+fn assert_fails_cleanly(db: &mut Db, path: &Path, offset_hint: &str) -> String {
+    let before = common::dump_all(db);
+    let err = load(db, path).expect_err("must not load").to_string();
+    assert!(
+        err.contains(&path.display().to_string()),
+        "error names the file: {err}"
+    );
+    assert!(
+        err.contains("offset") || err.contains("decompressed bytes"),
+        "error gives an offset: {err}"
+    );
+    assert!(
+        err.contains(offset_hint),
+        "error gives offset {offset_hint}: {err}"
+    );
+    assert_eq!(
+        common::dump_all(db),
+        before,
+        "database changed by a failed load of {}",
+        path.display()
+    );
+    err
+}
+
+/// A database with some data in it, so "unchanged" means something.
+fn seeded_db() -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Db::open(dir.path().join("t.db")).unwrap();
+    let p = [common::peer("10.0.0.1", 3356)];
+    let rib = common::rib(
+        1_500_000_000,
+        &p,
+        &[("175.45.176.0/22", 0, "3356 4837 131279")],
+    );
+    let path = dir.path().join("seed.mrt");
+    std::fs::write(&path, rib).unwrap();
+    loaded(load(&mut db, &path).unwrap());
+    (db, dir)
+}
+
+fn real_files() -> Option<Vec<PathBuf>> {
+    let dir = common::shared_data("mrt")?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no MRT files in the shared data");
+    Some(files)
+}
+
+#[test]
+fn every_real_file_loads_with_bgpdump_counts_or_fails_cleanly() {
+    let Some(files) = real_files() else { return };
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(expected) = bgpdump(&path) else {
+            return;
+        };
+        let (mut db, _dir) = seeded_db();
+        if CUT_SHORT.contains(&name.as_str()) {
+            let err = assert_fails_cleanly(&mut db, &path, "");
+            assert!(err.contains("cut short"), "{err}");
+            continue;
+        }
+        let s = loaded(load(&mut db, &path).unwrap_or_else(|e| panic!("{e}")));
+        eprintln!("{name}: {s:?}\n  bgpdump: {expected:?}");
+        match s.kind {
+            "rib" => {
+                assert_eq!(
+                    s.rib_entries + s.other_skipped,
+                    expected.rib[0],
+                    "{name}: IPv4 RIB entries"
+                );
+                assert_eq!(s.ipv6_skipped, expected.rib[1], "{name}: IPv6 RIB entries");
+            }
+            "updates" => {
+                let v4 = expected.announce[0] + expected.withdraw[0];
+                if name == "updates.nlri_mask_trailing_bits.gz" {
+                    // Its NLRI is 11.13.0.0/13 followed by a stray byte. bgpdump prints the
+                    // first prefix; bgpkit-parser rejects the whole field (RFC 7606 malformed
+                    // NLRI), so the prefix is unknown and nothing is kept: counted, not loaded.
+                    assert_eq!((v4, s.announcements, s.malformed_nlri), (1, 0, 1), "{name}");
+                } else {
+                    assert_eq!(s.malformed_nlri, 0, "{name}");
+                    // IPv4 multicast (other_skipped) shows in bgpdump as A/W lines too.
+                    assert_eq!(
+                        s.announcements + s.withdrawals + s.other_skipped,
+                        v4,
+                        "{name}: IPv4 updates"
+                    );
+                    if s.other_skipped == 0 {
+                        assert_eq!(
+                            s.announcements, expected.announce[0],
+                            "{name}: announcements"
+                        );
+                        assert_eq!(s.withdrawals, expected.withdraw[0], "{name}: withdrawals");
+                    }
+                }
+                assert_eq!(
+                    s.ipv6_skipped,
+                    expected.announce[1] + expected.withdraw[1],
+                    "{name}: IPv6"
+                );
+                assert_eq!(s.state_changes, expected.state, "{name}: state changes");
+            }
+            other => panic!("{other}"),
+        }
+        // What the summary says is what the database holds.
+        let rows: i64 = db.conn().query_row("SELECT count(*) FROM bgp_updates u JOIN mrt_files f ON f.id = u.file_id WHERE f.name = ?1", [&name], |r| r.get(0)).unwrap();
+        assert_eq!(
+            rows as u64,
+            s.announcements + s.withdrawals,
+            "{name}: stored updates"
+        );
+        let stored: (i64, i64, String) = db
+            .conn()
+            .query_row(
+                "SELECT records, prefixes, sha256 FROM mrt_files WHERE name = ?1",
+                [&name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (stored.0 as u64, stored.1 as u64, stored.2),
+            (s.records, s.prefixes, s.sha256.clone())
+        );
+    }
+}
+
+#[test]
+fn table_dump_v1_counts_match_sources() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    let s = loaded(load(&mut db, &dir.join("bview.20020722.2337.gz")).unwrap());
+    // SOURCES.md: 115,521 entries, 36 peers, 112,988 prefixes.
+    assert_eq!(
+        (s.format, s.rib_entries, s.peers, s.prefixes),
+        ("TABLE_DUMP", 115_521, 36, 112_988)
+    );
+    let origin_rows: i64 = db
+        .conn()
+        .query_row("SELECT count(*) FROM prefix_origins", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(origin_rows, 112_988);
+    let state = nkpath_collector::bgp::BgpState::at(
+        &db,
+        time::OffsetDateTime::from_unix_timestamp(s.last_time).unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    // bgpdump: TABLE_DUMP|1027381055|B|193.203.0.1|1853|3.0.0.0/8|1853 1239 80|IGP|...
+    let (prefix, origins) = state.origins_lpm("3.1.2.3".parse().unwrap()).unwrap();
+    assert_eq!(prefix.to_string(), "3.0.0.0/8");
+    assert!(origins.contains(&80), "{origins:?}");
+}
+
+/// A real update file, decompressed.
+fn real_plain(name: &str) -> Option<Vec<u8>> {
+    let dir = common::shared_data("mrt")?;
+    Some(common::gunzip(&std::fs::read(dir.join(name)).unwrap()))
+}
+
+#[test]
+fn truncated_copies_fail_with_file_and_offset() {
+    let Some(plain) = real_plain("updates.20100722.2015.gz") else {
+        return;
+    };
+    let offsets = common::record_offsets(&plain);
+    let (mut db, dir) = seeded_db();
+    let k = offsets.len() / 2;
+    let record = offsets[k];
+
+    // Cut in the middle of record k (plain, gzip and bzip2 copies of the cut stream).
+    let cut = &plain[..record + 20];
+    for (suffix, bytes) in [
+        ("mrt", cut.to_vec()),
+        ("gz", common::gzip(cut)),
+        ("bz2", common::bzip2(cut)),
+    ] {
+        let path = dir.path().join(format!("cut.{suffix}"));
+        std::fs::write(&path, bytes).unwrap();
+        let err = assert_fails_cleanly(&mut db, &path, &format!("offset {record}"));
+        assert!(err.contains(&format!("record #{}", k + 1)), "{err}");
+    }
+    // Cut inside a record header.
+    let path = dir.path().join("cut-header.mrt");
+    std::fs::write(&path, &plain[..offsets[k] + 5]).unwrap();
+    assert_fails_cleanly(&mut db, &path, &format!("offset {}", offsets[k]));
+
+    // Compressed streams cut short: mid-stream, and with only the gzip trailer missing (all
+    // MRT data decompresses, ending on a record boundary).
+    let gz = common::gzip(&plain);
+    for (label, bytes) in [
+        ("half", &gz[..gz.len() / 2]),
+        ("trailer", &gz[..gz.len() - 4]),
+    ] {
+        let path = dir.path().join(format!("cut-{label}.gz"));
+        std::fs::write(&path, bytes).unwrap();
+        let err = assert_fails_cleanly(&mut db, &path, "decompressed bytes");
+        assert!(err.contains("gzip stream is damaged or cut short"), "{err}");
+    }
+    let bz = common::bzip2(&plain);
+    let path = dir.path().join("cut-half.bz2");
+    std::fs::write(&path, &bz[..bz.len() / 2]).unwrap();
+    let err = assert_fails_cleanly(&mut db, &path, "decompressed bytes");
+    assert!(
+        err.contains("bzip2 stream is damaged or cut short"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupted_copies_fail_with_file_and_offset() {
+    let Some(plain) = real_plain("updates.20100722.2015.gz") else {
+        return;
+    };
+    let offsets = common::record_offsets(&plain);
+    let (mut db, dir) = seeded_db();
+    let k = offsets.len() / 3;
+    let at = offsets[k];
+
+    // Flip the type field of record k's header (bytes 4..6) to an undefined MRT type.
+    let mut bad_type = plain.clone();
+    bad_type[at + 4] ^= 0xff;
+    bad_type[at + 5] ^= 0xff;
+    // Flip the high byte of the length field: the record claims ~4 GB.
+    let mut bad_length = plain.clone();
+    bad_length[at + 8] ^= 0xff;
+    // Flip the subtype (bytes 6..8) to one BGP4MP does not define.
+    let mut bad_subtype = plain.clone();
+    bad_subtype[at + 6] ^= 0x7f;
+    for (label, bytes) in [
+        ("type", bad_type),
+        ("length", bad_length),
+        ("subtype", bad_subtype),
+    ] {
+        let path = dir.path().join(format!("corrupt-{label}.gz"));
+        std::fs::write(&path, common::gzip(&bytes)).unwrap();
+        let err = assert_fails_cleanly(&mut db, &path, &format!("offset {at}"));
+        assert!(
+            err.contains(&format!("record #{}", k + 1)),
+            "{label}: {err}"
+        );
+    }
+}
+
+#[test]
+fn plain_gzip_and_bzip2_load_identically() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    for name in ["bview.20020722.2337.gz", "updates.20160811.1600.gz"] {
+        let mut plain = common::gunzip(&std::fs::read(dir.join(name)).unwrap());
+        // The first 20,000 records are enough, and keep the debug-build test quick.
+        if let Some(end) = common::record_offsets(&plain).get(20_000) {
+            plain.truncate(*end);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dumps = BTreeMap::new();
+        for (label, bytes) in [
+            ("plain", plain.clone()),
+            ("gzip", common::gzip(&plain)),
+            ("bzip2", common::bzip2(&plain)),
+        ] {
+            // Same name for all three: the name is recorded, and must not be what differs.
+            let sub = tmp.path().join(label);
+            std::fs::create_dir(&sub).unwrap();
+            let path = sub.join("data");
+            std::fs::write(&path, bytes).unwrap();
+            let mut db = Db::open_in_memory().unwrap();
+            let s = loaded(load(&mut db, &path).unwrap());
+            assert_eq!(s.compression, label.replace("plain", "none"));
+            // Blank what must differ (file hash, compression, size, load time).
+            db.conn()
+                .execute_batch(
+                    "UPDATE mrt_files SET sha256 = '', compression = 'none', file_bytes = 0,
+                                          loaded_at = ''",
+                )
+                .unwrap();
+            dumps.insert(label, common::dump_all(&db));
+        }
+        assert_eq!(dumps["plain"], dumps["gzip"], "{name}: plain vs gzip");
+        assert_eq!(dumps["plain"], dumps["bzip2"], "{name}: plain vs bzip2");
+    }
+}
