@@ -1,0 +1,109 @@
+//! The `trace` and `survey` commands, run inside the tokio runtime.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use nkpath_proto::TraceResult;
+
+use crate::annotate::{Annotator, AnnotatorConfig};
+use crate::cli::Plan;
+use crate::engine::{self, RunStats};
+use crate::output::render_trace;
+use crate::sockets::RawSockets;
+
+/// How long `trace --resolver` waits for names after the trace.
+const NAME_WAIT: Duration = Duration::from_secs(3);
+
+/// `nkpath-agent trace`: one trace, printed.
+pub async fn trace(
+    plan: Plan,
+    sockets: RawSockets,
+    json: bool,
+    resolver: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let sockets = Arc::new(sockets.into_async(plan.allowlist)?);
+    let mut results: Vec<TraceResult> = Vec::new();
+    engine::run(sockets, &plan.targets, &plan.engine, |r| results.push(r)).await?;
+    let mut result = results.pop().context("the engine returned no trace")?;
+    if let Some(resolver) = resolver {
+        let annotator = Annotator::new(&AnnotatorConfig {
+            resolver: Some(resolver),
+            ..AnnotatorConfig::default()
+        })?;
+        annotator.annotate(&mut result, NAME_WAIT).await;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut stdout, &result)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", render_trace(&result))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nkpath-agent survey`: every target once, one JSON line per trace.
+pub async fn survey(plan: Plan, sockets: RawSockets, out: File) -> anyhow::Result<ExitCode> {
+    let sockets = Arc::new(sockets.into_async(plan.allowlist)?);
+    let progress = progress_bar(plan.targets.len() as u64);
+    let mut writer = BufWriter::new(out);
+    let mut write_error: Option<std::io::Error> = None;
+    let stats = engine::run(sockets, &plan.targets, &plan.engine, |result| {
+        progress.inc(1);
+        if write_error.is_some() {
+            return;
+        }
+        // One line per result, flushed at once: a survey killed half-way keeps what it measured.
+        let written = serde_json::to_writer(&mut writer, &result)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writer.write_all(b"\n"))
+            .and_then(|()| writer.flush());
+        if let Err(e) = written {
+            write_error = Some(e);
+        }
+    })
+    .await?;
+    progress.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(e).context("writing the results");
+    }
+    writer.flush().context("writing the results")?;
+    println!("{}", summary(&stats));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} traces ({eta} left)",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The closing line of a survey.
+pub fn summary(stats: &RunStats) -> String {
+    format!(
+        "survey done: {} targets, {} reached, {} probes sent, {} replies ({} unmatched, {} late, {} malformed), {:.1} s",
+        stats.targets,
+        stats.reached,
+        stats.probes_sent,
+        stats.replies,
+        stats.unmatched,
+        stats.late,
+        stats.malformed,
+        stats.elapsed.as_secs_f64()
+    )
+}

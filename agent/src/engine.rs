@@ -1,0 +1,762 @@
+//! The probing engine: many Paris traceroutes at once over the raw sockets.
+//!
+//! One task owns every [`Trace`] and the [`Pacer`]; two receiver tasks parse what
+//! the ICMP and TCP sockets deliver and pass typed replies over a channel. Each
+//! turn of the loop the engine matches replies to probes (from the packet quoted
+//! in the ICMP error, or from the echo reply / TCP segment itself — never from
+//! timing), expires probes whose wait is over, starts new traces, and sends the
+//! probes the traces want in random order, as far as the rate caps and the cap
+//! on probes in flight allow.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nkpath_proto::{FlowId, ProbeParams, Protocol, Reply, SCHEMA_VERSION, TraceResult};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::pacing::{Pacer, Rates};
+use crate::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
+use crate::sockets::{AsyncSockets, Listener, SocketError};
+use crate::targets::Slash24;
+use crate::trace::{Disposition, ReplyClass, Trace, TraceSettings, Want};
+
+/// The ICMP echo identifiers of Paris probes come from this range; liveness pings
+/// use the other half, so neither ever mistakes the other's replies for its own.
+pub const PARIS_ICMP_IDS: std::ops::RangeInclusive<u16> = 0x8000..=0xffff;
+
+/// Default destination port of UDP probes (traceroute's first port).
+pub const DEFAULT_UDP_PORT: u16 = 33434;
+
+/// Default destination port of TCP SYN probes.
+pub const DEFAULT_TCP_PORT: u16 = 80;
+
+/// Parked traces of a /24 pushed one TTL further at a time when nothing is
+/// known yet about how deep its paths go (see [`crate::trace`]).
+const PILOTS_PER_PREFIX: usize = 3;
+
+/// Default cap on probes in flight.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// Who is probing, for the results.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    /// The agent's id.
+    pub agent_id: String,
+    /// The agent's version.
+    pub agent_version: String,
+}
+
+/// A flow chosen by the user instead of at random (for `trace`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowChoice {
+    /// UDP/TCP source port.
+    pub src_port: Option<u16>,
+    /// The ICMP checksum that identifies an ICMP flow.
+    pub icmp_checksum: Option<u16>,
+}
+
+/// How the engine probes.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Probe protocol.
+    pub protocol: Protocol,
+    /// Destination port for UDP and TCP.
+    pub dst_port: u16,
+    /// Per-trace settings.
+    pub settings: TraceSettings,
+    /// Rate caps.
+    pub rates: Rates,
+    /// Most probes awaiting an answer at once.
+    pub max_in_flight: usize,
+    /// Who is probing.
+    pub identity: AgentIdentity,
+    /// The round these traces belong to.
+    pub round_id: Uuid,
+    /// Flow fixed by the user, if any.
+    pub flow: FlowChoice,
+}
+
+/// What a run did, for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Traces run.
+    pub targets: usize,
+    /// Traces that reached their target.
+    pub reached: usize,
+    /// Probes sent.
+    pub probes_sent: u64,
+    /// Replies recorded.
+    pub replies: u64,
+    /// Replies that matched no probe of ours (other processes' traffic, other flows).
+    pub unmatched: u64,
+    /// Packets that failed to parse.
+    pub malformed: u64,
+    /// Second answers to the same probe.
+    pub duplicates: u64,
+    /// Answers that came after the probe had timed out.
+    pub late: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+/// Errors that end a run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A socket failed: the agent exits and its supervisor restarts it.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// No route toward the targets.
+    #[error("cannot find a source address toward {target}: {source}")]
+    NoSource {
+        /// The target.
+        target: Ipv4Addr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Bad settings.
+    #[error("{0}")]
+    Settings(String),
+}
+
+/// A received reply, parsed, with its arrival time.
+struct Arrival {
+    at: Instant,
+    reply: Result<packet::Reply, packet::PacketError>,
+}
+
+/// One trace with the flow it uses.
+struct Slot {
+    trace: Trace,
+    flow: Flow,
+    in_flight: usize,
+}
+
+/// Runs one Paris traceroute per target with a pacer of its own and hands each
+/// result to `on_result` as soon as it finishes.
+pub async fn run(
+    sockets: Arc<AsyncSockets>,
+    targets: &[Ipv4Addr],
+    cfg: &EngineConfig,
+    on_result: impl FnMut(TraceResult),
+) -> Result<RunStats, EngineError> {
+    let mut pacer = Pacer::new(cfg.rates, Instant::now());
+    run_paced(sockets, targets, cfg, &mut pacer, on_result).await
+}
+
+/// Like [`run`], but with the caller's pacer, so that every packet the agent
+/// sends (liveness pings included) draws from the same global and per-/24
+/// buckets, and what one round learned about /24 boundaries carries over.
+pub async fn run_paced(
+    sockets: Arc<AsyncSockets>,
+    targets: &[Ipv4Addr],
+    cfg: &EngineConfig,
+    pacer: &mut Pacer,
+    mut on_result: impl FnMut(TraceResult),
+) -> Result<RunStats, EngineError> {
+    cfg.settings.validate().map_err(EngineError::Settings)?;
+    let Some(&first) = targets.first() else {
+        return Ok(RunStats::default());
+    };
+    let source =
+        crate::sockets::source_address_for(first).map_err(|source| EngineError::NoSource {
+            target: first,
+            source,
+        })?;
+
+    let (tx, mut rx) = mpsc::channel::<Arrival>(4096);
+    let receivers = [
+        tokio::spawn(receive(Arc::clone(&sockets), Which::Icmp, tx.clone())),
+        tokio::spawn(receive(Arc::clone(&sockets), Which::Tcp, tx)),
+    ];
+
+    let mut engine = Engine::new(source, targets, cfg, &sockets, pacer);
+    let result = engine.drive(&mut rx, &mut on_result).await;
+    for r in receivers {
+        r.abort();
+    }
+    result?;
+    engine.stats.probes_sent = sockets.sender.sent();
+    Ok(engine.stats)
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Icmp,
+    Tcp,
+}
+
+async fn receive(sockets: Arc<AsyncSockets>, which: Which, tx: mpsc::Sender<Arrival>) {
+    let listener: &Listener = match which {
+        Which::Icmp => &sockets.icmp,
+        Which::Tcp => &sockets.tcp,
+    };
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let len = match listener.recv(&mut buf).await {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::error!("{e}");
+                return;
+            }
+        };
+        let at = Instant::now();
+        let reply = packet::Reply::parse(&buf[..len]);
+        if tx.send(Arrival { at, reply }).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Engine<'a> {
+    cfg: &'a EngineConfig,
+    sockets: &'a AsyncSockets,
+    source: Ipv4Addr,
+    slots: Vec<Slot>,
+    by_target: HashMap<Ipv4Addr, usize>,
+    waiting: Vec<usize>,
+    active: Vec<usize>,
+    parked: Vec<usize>,
+    /// Traces per /24 that are waiting or active (neither parked nor done).
+    live: HashMap<Slash24, usize>,
+    /// Traces per /24 in this run.
+    per_prefix: HashMap<Slash24, usize>,
+    /// Per /24: the deepest TTL at which any of its traces got an answer.
+    deepest: HashMap<Slash24, u8>,
+    /// The /24s for which some trace ended on an answer (reached or unreachable).
+    ended: HashSet<Slash24>,
+    in_flight: usize,
+    pacer: &'a mut Pacer,
+    wall_start: OffsetDateTime,
+    start: Instant,
+    stats: RunStats,
+    buf: Vec<u8>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(
+        source: Ipv4Addr,
+        targets: &[Ipv4Addr],
+        cfg: &'a EngineConfig,
+        sockets: &'a AsyncSockets,
+        pacer: &'a mut Pacer,
+    ) -> Self {
+        let mut rng = rand::rng();
+        let icmp_identifier = rng.random_range(PARIS_ICMP_IDS);
+        let slots: Vec<Slot> = targets
+            .iter()
+            .map(|&t| Slot {
+                trace: Trace::new(t, cfg.settings),
+                flow: choose_flow(cfg, icmp_identifier, &mut rng),
+                in_flight: 0,
+            })
+            .collect();
+        let by_target = targets.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        let mut live: HashMap<Slash24, usize> = HashMap::new();
+        for &t in targets {
+            *live.entry(Slash24::of(t)).or_default() += 1;
+        }
+        // Start the traces in a random order; `waiting` is popped from the back.
+        let mut waiting: Vec<usize> = (0..slots.len()).collect();
+        waiting.shuffle(&mut rng);
+        let now = Instant::now();
+        Self {
+            cfg,
+            sockets,
+            source,
+            slots,
+            by_target,
+            waiting,
+            active: Vec::new(),
+            parked: Vec::new(),
+            per_prefix: live.clone(),
+            live,
+            deepest: HashMap::new(),
+            ended: HashSet::new(),
+            in_flight: 0,
+            pacer,
+            wall_start: OffsetDateTime::now_utc(),
+            start: now,
+            stats: RunStats {
+                targets: targets.len(),
+                ..RunStats::default()
+            },
+            buf: vec![0u8; 1500],
+        }
+    }
+
+    async fn drive(
+        &mut self,
+        rx: &mut mpsc::Receiver<Arrival>,
+        on_result: &mut impl FnMut(TraceResult),
+    ) -> Result<(), EngineError> {
+        loop {
+            while let Ok(arrival) = rx.try_recv() {
+                self.handle(arrival);
+            }
+            let now = Instant::now();
+            self.expire(now);
+            self.start_traces();
+            let (sendable, mut wake) = self.collect(now, on_result);
+            if self.settle_parked(on_result) {
+                continue;
+            }
+            if self.active.is_empty() && self.waiting.is_empty() && self.parked.is_empty() {
+                break;
+            }
+            let sent_any = self.send_some(sendable, now, &mut wake).await?;
+            if sent_any {
+                continue;
+            }
+            let wake = wake.unwrap_or(now + Duration::from_millis(100));
+            tokio::select! {
+                arrival = rx.recv() => match arrival {
+                    Some(arrival) => self.handle(arrival),
+                    None => return Err(EngineError::Socket(SocketError::Io {
+                        op: "receiving",
+                        source: std::io::Error::other("receiver tasks ended"),
+                    })),
+                },
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        self.stats.elapsed = self.start.elapsed();
+        Ok(())
+    }
+
+    fn expire(&mut self, now: Instant) {
+        for &i in &self.active {
+            let slot = &mut self.slots[i];
+            let expired = slot.trace.expire(now);
+            slot.in_flight -= expired;
+            self.in_flight -= expired;
+        }
+    }
+
+    fn start_traces(&mut self) {
+        // Keep as many traces active as probes may be in flight: each active trace
+        // has at most one probe out at a time in survey mode.
+        while self.active.len() < self.cfg.max_in_flight {
+            let Some(i) = self.waiting.pop() else { break };
+            self.active.push(i);
+        }
+    }
+
+    /// Finishes done traces and lists the (trace, TTL) pairs ready to send.
+    fn collect(
+        &mut self,
+        now: Instant,
+        on_result: &mut impl FnMut(TraceResult),
+    ) -> (Vec<(usize, u8)>, Option<Instant>) {
+        let mut sendable = Vec::new();
+        let mut wake: Option<Instant> = None;
+        let mut still_active = Vec::with_capacity(self.active.len());
+        for i in std::mem::take(&mut self.active) {
+            match self.slots[i].trace.want(now) {
+                Want::Done => {
+                    let result = self.result_of(i);
+                    let s24 = Slash24::of(result.target);
+                    match result.stop_reason {
+                        nkpath_proto::StopReason::Reached => {
+                            self.stats.reached += 1;
+                            self.ended.insert(s24);
+                        }
+                        nkpath_proto::StopReason::Unreachable => {
+                            self.ended.insert(s24);
+                        }
+                        _ => {}
+                    }
+                    self.leave_live(s24);
+                    on_result(result);
+                }
+                Want::Parked => {
+                    self.leave_live(Slash24::of(self.slots[i].trace.target()));
+                    self.parked.push(i);
+                }
+                Want::Send { ttl } => {
+                    sendable.push((i, ttl));
+                    still_active.push(i);
+                }
+                Want::Wait(at) => {
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                    still_active.push(i);
+                }
+            }
+        }
+        self.active = still_active;
+        (sendable, wake)
+    }
+
+    fn leave_live(&mut self, s24: Slash24) {
+        if let Some(n) = self.live.get_mut(&s24) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn make_live(&mut self, i: usize) {
+        *self
+            .live
+            .entry(Slash24::of(self.slots[i].trace.target()))
+            .or_default() += 1;
+        self.active.push(i);
+    }
+
+    /// Decides the fate of parked traces (see [`crate::trace`]): resume those
+    /// whose silence lies below what other traces of their /24 saw answer; while
+    /// other traces of the /24 still run, wait for what they learn; when none
+    /// does, push a few pilots one TTL further if no trace of the /24 has found
+    /// the end of its path yet, else give up. Returns whether a trace resumed.
+    fn settle_parked(&mut self, on_result: &mut impl FnMut(TraceResult)) -> bool {
+        if self.parked.is_empty() {
+            return false;
+        }
+        let mut by_prefix: HashMap<Slash24, Vec<usize>> = HashMap::new();
+        for &i in &self.parked {
+            by_prefix
+                .entry(Slash24::of(self.slots[i].trace.target()))
+                .or_default()
+                .push(i);
+        }
+        let mut resumed = false;
+        let mut still_parked = Vec::new();
+        for (s24, traces) in by_prefix {
+            let horizon = self.deepest.get(&s24).copied().unwrap_or(0);
+            let mut keep = Vec::new();
+            for i in traces {
+                if self.slots[i].trace.resume(horizon) {
+                    self.make_live(i);
+                    resumed = true;
+                } else {
+                    keep.push(i);
+                }
+            }
+            if keep.is_empty() {
+                continue;
+            }
+            if self.live.get(&s24).copied().unwrap_or(0) > 0 {
+                still_parked.extend(keep);
+            } else if self.may_pilot(s24) && keep.iter().any(|&i| self.slots[i].trace.can_force()) {
+                keep.sort_by_key(|&i| {
+                    let t = &self.slots[i].trace;
+                    (!t.can_force(), std::cmp::Reverse(t.ttl()))
+                });
+                let rest = keep.split_off(keep.len().min(PILOTS_PER_PREFIX));
+                for i in keep {
+                    if self.slots[i].trace.can_force() {
+                        self.slots[i].trace.force_step();
+                        self.make_live(i);
+                    } else {
+                        still_parked.push(i);
+                    }
+                }
+                still_parked.extend(rest);
+                resumed = true;
+            } else {
+                for i in keep {
+                    self.slots[i].trace.give_up();
+                    on_result(self.result_of(i));
+                }
+            }
+        }
+        self.parked = still_parked;
+        resumed
+    }
+
+    /// Pilots only make sense in a survey of a /24 whose paths nobody has
+    /// followed to their end yet: a lone trace (the `trace` command) keeps the
+    /// plain gap limit.
+    fn may_pilot(&self, s24: Slash24) -> bool {
+        !self.ended.contains(&s24) && self.per_prefix.get(&s24).copied().unwrap_or(0) > 1
+    }
+
+    async fn send_some(
+        &mut self,
+        mut sendable: Vec<(usize, u8)>,
+        now: Instant,
+        wake: &mut Option<Instant>,
+    ) -> Result<bool, EngineError> {
+        // A random order over the (target, TTL) pairs ready now, so that no
+        // target, /24 or TTL is favoured and consecutive packets rarely share a path.
+        sendable.shuffle(&mut rand::rng());
+        let mut sent_any = false;
+        for (i, ttl) in sendable {
+            if self.in_flight >= self.cfg.max_in_flight {
+                break;
+            }
+            let target = self.slots[i].trace.target();
+            match self.pacer.try_acquire(target, Some(ttl), now) {
+                Ok(()) => {
+                    self.send_probe(i, ttl).await?;
+                    sent_any = true;
+                }
+                Err(at) => *wake = Some(wake.map_or(at, |w| w.min(at))),
+            }
+        }
+        Ok(sent_any)
+    }
+
+    async fn send_probe(&mut self, i: usize, ttl: u8) -> Result<(), EngineError> {
+        let slot = &self.slots[i];
+        let spec = ProbeSpec {
+            src: self.source,
+            dst: slot.trace.target(),
+            ttl: TimeToLive(ttl),
+            flow: slot.flow,
+            identity: ProbeIdentity(slot.trace.next_identity()),
+        };
+        let len = packet::build_probe(&spec, &mut self.buf).map_err(|e| {
+            EngineError::Settings(format!("cannot build a probe for {}: {e}", spec.dst))
+        })?;
+        self.sockets.sender.send(spec.dst, &self.buf[..len]).await?;
+        let slot = &mut self.slots[i];
+        slot.trace.sent(ttl, Instant::now());
+        slot.in_flight += 1;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn handle(&mut self, arrival: Arrival) {
+        let reply = match arrival.reply {
+            Ok(reply) => reply,
+            Err(e) if e.is_malformed() => {
+                self.stats.malformed += 1;
+                return;
+            }
+            // Other ICMP messages and other TCP traffic: not ours to count.
+            Err(_) => return,
+        };
+        let target = reply_target(&reply);
+        let Some(&i) = self.by_target.get(&target) else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let slot = &mut self.slots[i];
+        let Some(ProbeIdentity(identity)) = packet::probe_identity(&reply, &slot.flow, target)
+        else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let (Some(sent_at), Some(ttl)) =
+            (slot.trace.sent_at(identity), slot.trace.ttl_of(identity))
+        else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let (record, class) = to_record(
+            &reply,
+            target,
+            arrival.at.saturating_duration_since(sent_at),
+        );
+        let from = record.address;
+        match slot.trace.reply(identity, record, class) {
+            Disposition::Recorded => {
+                slot.in_flight -= 1;
+                self.in_flight -= 1;
+                self.stats.replies += 1;
+                let deepest = self.deepest.entry(Slash24::of(target)).or_default();
+                *deepest = (*deepest).max(ttl);
+                if self.sockets.sender.allowlist().allows(from) {
+                    self.pacer.learn_boundary(target, ttl);
+                }
+            }
+            Disposition::Duplicate => self.stats.duplicates += 1,
+            Disposition::Late => self.stats.late += 1,
+            Disposition::Unknown => self.stats.unmatched += 1,
+        }
+    }
+
+    fn result_of(&self, i: usize) -> TraceResult {
+        let slot = &self.slots[i];
+        let trace = &slot.trace;
+        let started_at = trace
+            .first_sent()
+            .map_or_else(OffsetDateTime::now_utc, |first| {
+                self.wall_start + first.saturating_duration_since(self.start)
+            });
+        let s = trace.settings();
+        TraceResult {
+            schema_version: SCHEMA_VERSION,
+            result_id: Uuid::new_v4(),
+            agent_id: self.cfg.identity.agent_id.clone(),
+            agent_version: self.cfg.identity.agent_version.clone(),
+            round_id: self.cfg.round_id,
+            source: self.source,
+            target: trace.target(),
+            protocol: self.cfg.protocol,
+            flow: flow_id(&slot.flow),
+            params: ProbeParams {
+                attempts: s.attempts,
+                timeout_ms: s.timeout.as_millis() as u32,
+                gap_limit: s.gap_limit,
+                first_ttl: s.first_ttl,
+                max_ttl: s.max_ttl,
+                pps: self.cfg.rates.pps(),
+                per_prefix_pps: self.cfg.rates.per_prefix_pps(),
+            },
+            started_at,
+            hops: trace.hops(),
+            stop_reason: trace
+                .stop_reason()
+                .unwrap_or(nkpath_proto::StopReason::Cancelled),
+            annotations: Vec::new(),
+        }
+    }
+}
+
+fn choose_flow(cfg: &EngineConfig, icmp_identifier: u16, rng: &mut impl Rng) -> Flow {
+    // Source ports above the usual ephemeral ranges' start, away from well-known services.
+    let src_port = cfg
+        .flow
+        .src_port
+        .unwrap_or_else(|| rng.random_range(20_000..=60_999));
+    match cfg.protocol {
+        Protocol::Icmp => Flow::Icmp {
+            checksum: cfg.flow.icmp_checksum.unwrap_or_else(|| rng.random()),
+            identifier: icmp_identifier,
+        },
+        Protocol::Udp => Flow::Udp {
+            src_port: Port(src_port),
+            dst_port: Port(cfg.dst_port),
+        },
+        Protocol::Tcp => Flow::Tcp {
+            src_port: Port(src_port),
+            dst_port: Port(cfg.dst_port),
+            seq_base: rng.random(),
+        },
+    }
+}
+
+/// The flow as the wire format records it.
+fn flow_id(flow: &Flow) -> FlowId {
+    match *flow {
+        Flow::Icmp { checksum, .. } => FlowId::Icmp {
+            icmp_type: 8,
+            icmp_code: 0,
+            checksum,
+        },
+        Flow::Udp { src_port, dst_port } => FlowId::Udp {
+            src_port: src_port.0,
+            dst_port: dst_port.0,
+        },
+        Flow::Tcp {
+            src_port, dst_port, ..
+        } => FlowId::Tcp {
+            src_port: src_port.0,
+            dst_port: dst_port.0,
+        },
+    }
+}
+
+/// The target a reply is about: the quoted destination of an ICMP error, or the
+/// sender of an echo reply or TCP segment.
+fn reply_target(reply: &packet::Reply) -> Ipv4Addr {
+    match reply {
+        packet::Reply::TimeExceeded { quote, .. }
+        | packet::Reply::DestUnreachable { quote, .. } => quote.dst,
+        packet::Reply::EchoReply { from, .. } | packet::Reply::Tcp { from, .. } => *from,
+    }
+}
+
+/// Turns a parsed reply into the wire record and decides what it says about the path.
+fn to_record(reply: &packet::Reply, target: Ipv4Addr, rtt: Duration) -> (Reply, ReplyClass) {
+    let rtt_us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
+    let base = |address, reply_ttl: TimeToLive| Reply {
+        address,
+        rtt_us,
+        reply_ttl: reply_ttl.0,
+        icmp_type: None,
+        icmp_code: None,
+        tcp_flags: None,
+        quoted_ttl: None,
+        mpls_labels: Vec::new(),
+    };
+    let icmp_error = |icmp_type,
+                      from,
+                      reply_ttl,
+                      icmp_code,
+                      quote: &packet::QuotedProbe,
+                      mpls: &[packet::MplsLabelEntry]| {
+        let mut r = base(from, reply_ttl);
+        r.icmp_type = Some(icmp_type);
+        r.icmp_code = Some(icmp_code);
+        r.quoted_ttl = Some(quote.quoted_ttl.0);
+        r.mpls_labels = mpls.iter().copied().map(mpls_label).collect();
+        r
+    };
+    match reply {
+        packet::Reply::TimeExceeded {
+            from,
+            reply_ttl,
+            icmp_code,
+            quote,
+            mpls,
+            ..
+        } => (
+            icmp_error(
+                packet::ICMP_TIME_EXCEEDED,
+                *from,
+                *reply_ttl,
+                *icmp_code,
+                quote,
+                mpls,
+            ),
+            ReplyClass::Transit,
+        ),
+        packet::Reply::DestUnreachable {
+            from,
+            reply_ttl,
+            icmp_code,
+            quote,
+            mpls,
+            ..
+        } => {
+            let r = icmp_error(
+                packet::ICMP_DEST_UNREACHABLE,
+                *from,
+                *reply_ttl,
+                *icmp_code,
+                quote,
+                mpls,
+            );
+            let class = if *from == target {
+                ReplyClass::Reached
+            } else {
+                ReplyClass::Unreachable
+            };
+            (r, class)
+        }
+        packet::Reply::EchoReply {
+            from, reply_ttl, ..
+        } => {
+            let mut r = base(*from, *reply_ttl);
+            r.icmp_type = Some(packet::ICMP_ECHO_REPLY);
+            r.icmp_code = Some(0);
+            (r, ReplyClass::Reached)
+        }
+        packet::Reply::Tcp {
+            from,
+            reply_ttl,
+            flags,
+            ..
+        } => {
+            let mut r = base(*from, *reply_ttl);
+            r.tcp_flags = Some(flags.0);
+            (r, ReplyClass::Reached)
+        }
+    }
+}
+
+fn mpls_label(entry: packet::MplsLabelEntry) -> nkpath_proto::MplsLabel {
+    nkpath_proto::MplsLabel {
+        label: entry.label,
+        tc: entry.traffic_class,
+        bottom_of_stack: entry.bottom_of_stack,
+        ttl: entry.ttl.0,
+    }
+}

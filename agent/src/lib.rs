@@ -1,0 +1,22 @@
+//! nkpath-agent: Paris traceroutes from a volunteer's vantage point.
+//!
+//! The library holds the agent's reusable, testable parts; the binary in
+//! `main.rs` wires them to sockets, the schedule and the uploader.
+
+pub mod annotate;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod liveness;
+pub mod output;
+pub mod pacing;
+pub mod packet;
+pub mod privilege;
+pub mod service;
+pub mod sockets;
+pub mod spool;
+pub mod status;
+pub mod targets;
+pub mod trace;
+pub mod upload;

@@ -1,0 +1,118 @@
+//! Printing a trace the way traceroute users expect to read it.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use nkpath_proto::{FlowId, Reply, TraceResult};
+
+/// Renders a trace as traceroute does: one line per TTL, the address (and name
+/// when known) each time it changes, the RTT of every probe, `*` for silence,
+/// and `!X`-style marks for unreachables.
+pub fn render_trace(result: &TraceResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "nkpath trace to {} from {}, {}, {} hops max",
+        result.target,
+        result.source,
+        describe_flow(result.flow),
+        result.params.max_ttl
+    );
+    for hop in &result.hops {
+        let _ = write!(out, "{:2} ", hop.ttl);
+        let mut last: Option<Ipv4Addr> = None;
+        for probe in &hop.probes {
+            match &probe.reply {
+                None => out.push_str(" *"),
+                Some(reply) => {
+                    if last != Some(reply.address) {
+                        let _ = write!(out, " {}", reply.address);
+                        if let Some(name) = name_of(result, reply.address) {
+                            let _ = write!(out, " ({name})");
+                        }
+                        if let Some(asn) = asn_of(result, reply.address) {
+                            let _ = write!(out, " [AS{asn}]");
+                        }
+                        last = Some(reply.address);
+                    }
+                    let _ = write!(out, "  {:.3} ms", f64::from(reply.rtt_us) / 1000.0);
+                    if let Some(mark) = mark(reply) {
+                        let _ = write!(out, " {mark}");
+                    }
+                    if !reply.mpls_labels.is_empty() {
+                        let labels: Vec<String> = reply
+                            .mpls_labels
+                            .iter()
+                            .map(|l| l.label.to_string())
+                            .collect();
+                        let _ = write!(out, " <MPLS {}>", labels.join(","));
+                    }
+                }
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "stop reason: {}", stop_reason_text(result));
+    out
+}
+
+fn stop_reason_text(result: &TraceResult) -> String {
+    serde_json::to_value(result.stop_reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{:?}", result.stop_reason))
+}
+
+fn describe_flow(flow: FlowId) -> String {
+    match flow {
+        FlowId::Icmp { checksum, .. } => format!("icmp echo (flow: checksum {checksum:#06x})"),
+        FlowId::Udp { src_port, dst_port } => format!("udp (flow: ports {src_port} -> {dst_port})"),
+        FlowId::Tcp { src_port, dst_port } => {
+            format!("tcp syn (flow: ports {src_port} -> {dst_port})")
+        }
+    }
+}
+
+fn name_of(result: &TraceResult, addr: Ipv4Addr) -> Option<&str> {
+    result
+        .annotations
+        .iter()
+        .find(|a| a.address == addr && a.name.is_some())
+        .and_then(|a| a.name.as_deref())
+}
+
+fn asn_of(result: &TraceResult, addr: Ipv4Addr) -> Option<u32> {
+    result
+        .annotations
+        .iter()
+        .filter(|a| a.address == addr)
+        .find_map(|a| a.asn)
+}
+
+/// traceroute's marks: `!N` network, `!H` host, `!P` protocol unreachable,
+/// `!X` administratively prohibited, `!<code>` otherwise; TCP answers by flags.
+fn mark(reply: &Reply) -> Option<String> {
+    if let Some(flags) = reply.tcp_flags {
+        const SYN: u8 = 0x02;
+        const RST: u8 = 0x04;
+        const ACK: u8 = 0x10;
+        return Some(if flags & RST != 0 {
+            "[RST]".into()
+        } else if flags & (SYN | ACK) == SYN | ACK {
+            "[SYN-ACK]".into()
+        } else {
+            format!("[flags {flags:#04x}]")
+        });
+    }
+    match (reply.icmp_type, reply.icmp_code) {
+        (Some(3), Some(code)) => Some(match code {
+            0 => "!N".into(),
+            1 => "!H".into(),
+            2 => "!P".into(),
+            3 => return None, // port unreachable: the normal end of a UDP trace
+            9 | 10 | 13 => "!X".into(),
+            other => format!("!<{other}>"),
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,321 @@
+//! `nkpath-agent run`: rounds on a schedule, results spooled, uploads in the
+//! background.
+//!
+//! Each round: a liveness sweep of the targets with ICMP echo (when enabled),
+//! then Paris traces of the live addresses plus at least one address per /24,
+//! all drawing from one [`Pacer`]. Every result goes into the spool the moment
+//! it exists; the uploader sends what is spooled and deletes only what the
+//! collector acknowledged. A paused agent (the collector's `pause_until`) and an
+//! agent whose spool is full start no round: it never probes what it cannot keep.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use nkpath_proto::{ResultRecord, StopReason, TraceResult};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::annotate::{Annotator, AnnotatorConfig};
+use crate::config::Config;
+use crate::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
+use crate::liveness::{self, Pinger, SweepOptions};
+use crate::pacing::Pacer;
+use crate::sockets::{AsyncSockets, RawSockets};
+use crate::spool::{RoundSummary, Spool};
+use crate::targets;
+use crate::upload::{self, UploaderConfig};
+
+/// How often a full spool is complained about in the log.
+const SPOOL_FULL_WARNING_EVERY: Duration = Duration::from_hours(1);
+
+/// How long `--rounds N` waits for the spool to drain before exiting.
+const DRAIN_WAIT: Duration = Duration::from_mins(2);
+
+/// Everything `run` needs that had to be prepared while privileged.
+pub struct Prepared {
+    /// The configuration.
+    pub config: Config,
+    /// The raw sockets of the Paris engine.
+    pub sockets: RawSockets,
+    /// The liveness pinger (its raw socket), when liveness is enabled.
+    pub pinger: Option<Pinger>,
+    /// The spool, opened.
+    pub spool: Arc<Spool>,
+}
+
+/// Runs rounds until SIGTERM/SIGINT, or until `rounds` rounds are done and
+/// their results uploaded (for demos and tests).
+pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> {
+    let Prepared {
+        config,
+        sockets,
+        pinger,
+        spool,
+    } = prepared;
+    let sockets = Arc::new(sockets.into_async(config.allowlist.clone())?);
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+
+    let uploader_stop = CancellationToken::new();
+    let uploader = tokio::spawn(upload::upload_loop(
+        Arc::clone(&spool),
+        UploaderConfig::from_config(&config),
+        uploader_stop.clone(),
+    ));
+    let annotator = Annotator::new(&AnnotatorConfig {
+        resolver: config.dns.resolver,
+        query_timeout: config.dns.timeout,
+        ..AnnotatorConfig::default()
+    })
+    .context("starting the DNS annotator")?;
+
+    tracing::info!("{}", config.summary());
+    let mut rounds_done = 0u32;
+    let mut pacer = Pacer::new(config.probing.rates, Instant::now());
+    let mut last_full_warning: Option<Instant> = None;
+    let mut delay = config.schedule.first_delay(&mut rand::rng());
+    loop {
+        if rounds.is_some_and(|n| rounds_done >= n) {
+            break;
+        }
+        if !sleep_or_shutdown(delay, &shutdown).await {
+            break;
+        }
+        delay = config.schedule.next_delay(&mut rand::rng());
+        match may_start_round(&config, &spool, &mut last_full_warning)? {
+            RoundGate::Go => {}
+            RoundGate::Skip => continue,
+        }
+        let round = Round {
+            config: &config,
+            sockets: Arc::clone(&sockets),
+            pinger: pinger.as_ref(),
+            spool: &spool,
+            annotator: &annotator,
+        };
+        match round.run(&mut pacer).await {
+            Ok(summary) => {
+                tracing::info!(
+                    round = %summary.round_id,
+                    traces = summary.traces,
+                    reached = summary.reached,
+                    pings = summary.pings,
+                    "round done"
+                );
+                spool.set_last_round(&summary)?;
+            }
+            Err(e) => {
+                // A socket failure ends the process: the supervisor restarts it with fresh sockets.
+                let _ = spool.set_last_error(&format!("{e:#}"));
+                return Err(e);
+            }
+        }
+        rounds_done += 1;
+    }
+    if rounds.is_some() {
+        drain(&spool, &shutdown).await;
+    }
+    uploader_stop.cancel();
+    match uploader.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e).context("the uploader failed"),
+        Err(e) => Err(anyhow::anyhow!("the uploader task failed: {e}")),
+    }
+}
+
+enum RoundGate {
+    Go,
+    Skip,
+}
+
+fn may_start_round(
+    config: &Config,
+    spool: &Spool,
+    last_full_warning: &mut Option<Instant>,
+) -> anyhow::Result<RoundGate> {
+    let state = spool.state()?;
+    if let Some(until) = state.paused_at(OffsetDateTime::now_utc()) {
+        tracing::info!(%until, "paused by the collector: skipping this round");
+        return Ok(RoundGate::Skip);
+    }
+    if spool.refresh_full(config.spool.max_results)? {
+        let now = Instant::now();
+        if last_full_warning.is_none_or(|at| now.duration_since(at) >= SPOOL_FULL_WARNING_EVERY) {
+            tracing::warn!(
+                max = config.spool.max_results,
+                "spool full: not probing until uploads make room (nothing is dropped)"
+            );
+            *last_full_warning = Some(now);
+        }
+        return Ok(RoundGate::Skip);
+    }
+    Ok(RoundGate::Go)
+}
+
+struct Round<'a> {
+    config: &'a Config,
+    sockets: Arc<AsyncSockets>,
+    pinger: Option<&'a Pinger>,
+    spool: &'a Spool,
+    annotator: &'a Annotator,
+}
+
+impl Round<'_> {
+    async fn run(&self, pacer: &mut Pacer) -> anyhow::Result<RoundSummary> {
+        let config = self.config;
+        let round_id = Uuid::new_v4();
+        let started_at = OffsetDateTime::now_utc();
+        let state = self.spool.state()?;
+        let nets = upload::effective_targets(config, &state);
+        let all_targets = targets::expand(&nets, &config.allowlist)?;
+        let identity = AgentIdentity {
+            agent_id: config.agent_id.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+
+        let mut pings = 0u64;
+        let trace_targets: Vec<Ipv4Addr> = match self.pinger {
+            Some(pinger) => {
+                let options = SweepOptions {
+                    count: u16::try_from(config.liveness.pings).unwrap_or(u16::MAX),
+                    timeout: config.liveness.timeout,
+                    ..SweepOptions::default()
+                };
+                let results = liveness::sweep(
+                    pinger,
+                    &all_targets,
+                    pacer,
+                    &config.allowlist,
+                    &options,
+                    &identity,
+                    round_id,
+                )
+                .await?;
+                for ping in &results {
+                    self.spool.put(&ResultRecord::Ping(ping.clone()))?;
+                    pings += 1;
+                }
+                liveness::choose_trace_targets(&results, &all_targets)
+            }
+            None => all_targets,
+        };
+
+        let engine_config = EngineConfig {
+            protocol: config.protocol,
+            dst_port: config.port,
+            settings: config.probing.trace_settings(),
+            rates: config.probing.rates,
+            max_in_flight: config.probing.max_in_flight,
+            identity,
+            round_id,
+            flow: FlowChoice::default(),
+        };
+        let mut traces = 0u64;
+        let mut reached = 0u64;
+        let mut spool_error: Option<anyhow::Error> = None;
+        engine::run_paced(
+            Arc::clone(&self.sockets),
+            &trace_targets,
+            &engine_config,
+            pacer,
+            |mut trace| {
+                annotate_from_cache(self.annotator, &mut trace);
+                if trace.stop_reason == StopReason::Reached {
+                    reached += 1;
+                }
+                if let Err(e) = self.spool.put(&ResultRecord::Trace(trace)) {
+                    tracing::error!("cannot spool a result: {e}");
+                    spool_error.get_or_insert_with(|| e.into());
+                } else {
+                    traces += 1;
+                }
+            },
+        )
+        .await?;
+        if let Some(e) = spool_error {
+            return Err(e.context("spooling results"));
+        }
+        Ok(RoundSummary {
+            round_id,
+            started_at,
+            ended_at: OffsetDateTime::now_utc(),
+            traces,
+            reached,
+            pings,
+        })
+    }
+}
+
+/// Adds the names and ASNs already known for the trace's hops and asks for
+/// the others, without waiting: a slow resolver never holds a result back;
+/// later traces through the same routers get the answers.
+pub fn annotate_from_cache(annotator: &Annotator, trace: &mut TraceResult) {
+    let mut addresses: Vec<Ipv4Addr> = trace
+        .hops
+        .iter()
+        .flat_map(|h| {
+            h.probes
+                .iter()
+                .filter_map(|p| p.reply.as_ref().map(|r| r.address))
+        })
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let mut annotations = Vec::new();
+    for addr in addresses {
+        match annotator.lookup_now(addr) {
+            Some(known) => annotations.extend(known.into_vec()),
+            None => {
+                annotator.request(addr);
+            }
+        }
+    }
+    trace.annotations = annotations;
+}
+
+async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = shutdown.cancelled() => false,
+    }
+}
+
+/// Waits until the uploader has emptied the spool, or the wait is over.
+async fn drain(spool: &Spool, shutdown: &CancellationToken) {
+    let deadline = Instant::now() + DRAIN_WAIT;
+    while Instant::now() < deadline && !shutdown.is_cancelled() {
+        match spool.depth() {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("cannot read the spool depth: {e}");
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::warn!("results are still spooled; they will be uploaded at the next start");
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+}

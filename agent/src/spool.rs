@@ -1,0 +1,686 @@
+//! The durable local spool: every finished result is written here before
+//! anything else happens to it, and stays until the collector acknowledges it.
+//!
+//! One SQLite file (WAL, `synchronous=FULL`, so a commit survives power
+//! loss) with three tables:
+//!
+//! * `results`: results waiting for upload, as their JSON text;
+//! * `quarantine`: results the collector refused; never retried, kept for
+//!   the operator to look at (`nkpath-agent status`);
+//! * `state`: a small key/value table of what `status` shows (last round,
+//!   last upload, last error, the collector's pause and target instructions).
+//!
+//! Only [`Spool::ack`] deletes results, and only the ids it is given; only
+//! [`Spool::quarantine`] moves them, in one transaction. Nothing else ever
+//! removes a row, so a result the collector has not acknowledged survives
+//! crashes, restarts and kill -9.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use nkpath_proto::ResultRecord;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The schema this build writes, in SQLite's `user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE results (
+    result_id  TEXT PRIMARY KEY NOT NULL,
+    kind       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    json       TEXT NOT NULL
+);
+CREATE TABLE quarantine (
+    result_id      TEXT PRIMARY KEY NOT NULL,
+    kind           TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    quarantined_at TEXT NOT NULL,
+    field          TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    json           TEXT NOT NULL
+);
+CREATE TABLE state (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+";
+
+/// What went wrong with the spool.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// SQLite failed (disk full, permissions, corruption).
+    #[error("spool {}: {source}", path.display())]
+    Sqlite {
+        /// The spool file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file does not exist (for readers that must not create it).
+    #[error(
+        "no spool at {}: the agent has not run yet, or spool.path in the configuration points elsewhere",
+        path.display()
+    )]
+    Missing {
+        /// The spool file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer agent.
+    #[error(
+        "spool {} has schema version {found}, newer than this agent's ({SCHEMA_VERSION}): upgrade nkpath-agent, or move the file aside to start a new spool",
+        path.display()
+    )]
+    NewerSchema {
+        /// The spool file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+    },
+    /// A result could not be serialized (a bug).
+    #[error("cannot serialize result {id}: {source}")]
+    Serialize {
+        /// The result.
+        id: Uuid,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+/// A spooled result, as read back for upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spooled {
+    /// The result's id.
+    pub result_id: Uuid,
+    /// `"trace"` or `"ping"`.
+    pub kind: String,
+    /// When it was spooled.
+    pub created_at: OffsetDateTime,
+    /// The [`ResultRecord`] as JSON text, exactly as spooled.
+    pub json: String,
+}
+
+/// A result the collector refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// The result's id.
+    pub result_id: Uuid,
+    /// `"trace"` or `"ping"`.
+    pub kind: String,
+    /// When it was moved to the quarantine.
+    #[serde(with = "time::serde::rfc3339")]
+    pub quarantined_at: OffsetDateTime,
+    /// The field the collector objected to.
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A finished measurement round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundSummary {
+    /// The round's id.
+    pub round_id: Uuid,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When it ended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ended_at: OffsetDateTime,
+    /// Traces spooled.
+    pub traces: u64,
+    /// Traces that reached their target.
+    pub reached: u64,
+    /// Pings spooled.
+    pub pings: u64,
+}
+
+/// The last upload that got an answer from the collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSummary {
+    /// When the answer came.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Results accepted (and deleted from the spool).
+    pub accepted: u64,
+    /// Results refused (and quarantined).
+    pub refused: u64,
+}
+
+/// The last error of the agent's service loop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorNote {
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+/// What `status` shows, kept in the spool's `state` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The last finished round.
+    pub last_round: Option<RoundSummary>,
+    /// The last upload the collector answered.
+    pub last_upload: Option<UploadSummary>,
+    /// The last error.
+    pub last_error: Option<ErrorNote>,
+    /// Whether the spool was full when last checked (no new rounds).
+    pub spool_full: bool,
+    /// The collector asked the agent not to probe until then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub pause_until: Option<OffsetDateTime>,
+    /// Target prefixes the collector asked for, as it sent them; they are
+    /// clipped to the allowlist when used
+    /// ([`crate::upload::effective_targets`]).
+    pub targets_override: Option<Vec<String>>,
+}
+
+impl State {
+    /// The pause in force at `now`, if any.
+    pub fn paused_at(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.pause_until.filter(|until| *until > now)
+    }
+}
+
+mod keys {
+    pub const LAST_ROUND: &str = "last_round";
+    pub const LAST_UPLOAD: &str = "last_upload";
+    pub const LAST_ERROR: &str = "last_error";
+    pub const SPOOL_FULL: &str = "spool_full";
+    pub const PAUSE_UNTIL: &str = "pause_until";
+    pub const TARGETS: &str = "targets_override";
+}
+
+/// The spool. Share it as `Arc<Spool>`: the one connection is behind a
+/// mutex and every method is a short transaction.
+#[derive(Debug)]
+pub struct Spool {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Spool {
+    /// Opens the spool, creating the file and its schema if needed.
+    ///
+    /// Open it before dropping root, like the raw sockets, if the directory
+    /// belongs to root: the connection (and its `-wal`/`-shm` files, created
+    /// here) then stays usable for the life of the process.
+    pub fn open(path: &Path) -> Result<Self, SpoolError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::open_with(path, flags)
+    }
+
+    /// Opens an existing spool without creating anything (for `status`).
+    pub fn open_existing(path: &Path) -> Result<Self, SpoolError> {
+        if !path.exists() {
+            return Err(SpoolError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Self::open_with(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Self, SpoolError> {
+        let sql = sql_error(path);
+        let mut conn = Connection::open_with_flags(path, flags).map_err(&sql)?;
+        // WAL: readers (status) never block the writer. FULL: every commit
+        // is on disk before put/ack return.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(&sql)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(&sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(&sql)?;
+        // No temporary files: the agent may no longer be allowed to create them.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(&sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(&sql)?;
+        migrate(path, &mut conn)?;
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The spool file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-done
+        // transaction behind (SQLite rolls it back), so go on.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> SpoolError + '_ {
+        sql_error(&self.path)
+    }
+
+    /// Writes a finished result; returns once it is committed to disk.
+    /// A result already spooled (same id) is left as it is.
+    pub fn put(&self, record: &ResultRecord) -> Result<(), SpoolError> {
+        let id = record.result_id();
+        let json =
+            serde_json::to_string(record).map_err(|source| SpoolError::Serialize { id, source })?;
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO results (result_id, kind, created_at, json) VALUES (?1, ?2, ?3, ?4)",
+                params![id.to_string(), record.kind(), now_text(), json],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// Up to `n` results, oldest first.
+    pub fn next_batch(&self, n: usize) -> Result<Vec<Spooled>, SpoolError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT result_id, kind, created_at, json FROM results ORDER BY rowid LIMIT ?1",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([n as i64], |row| {
+                Ok(Spooled {
+                    result_id: parse_uuid(row.get_ref(0)?.as_str()?)?,
+                    kind: row.get(1)?,
+                    created_at: parse_time(row.get_ref(2)?.as_str()?)?,
+                    json: row.get(3)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Deletes the results the collector acknowledged; ids not in the spool
+    /// are ignored. Returns how many were deleted.
+    pub fn ack(&self, ids: &[Uuid]) -> Result<usize, SpoolError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let mut deleted = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM results WHERE result_id = ?1")
+                .map_err(self.sql())?;
+            for id in ids {
+                deleted += stmt.execute([id.to_string()]).map_err(self.sql())?;
+            }
+        }
+        tx.commit().map_err(self.sql())?;
+        Ok(deleted)
+    }
+
+    /// Moves a refused result to the quarantine, where it is never retried.
+    /// Returns false if the id is not in the spool.
+    pub fn quarantine(&self, id: Uuid, field: &str, reason: &str) -> Result<bool, SpoolError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        let moved = tx
+            .execute(
+                "INSERT OR REPLACE INTO quarantine
+                     (result_id, kind, created_at, quarantined_at, field, reason, json)
+                 SELECT result_id, kind, created_at, ?2, ?3, ?4, json
+                 FROM results WHERE result_id = ?1",
+                params![id.to_string(), now_text(), field, reason],
+            )
+            .map_err(self.sql())?;
+        tx.execute("DELETE FROM results WHERE result_id = ?1", [id.to_string()])
+            .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())?;
+        Ok(moved > 0)
+    }
+
+    /// Results waiting for upload.
+    pub fn depth(&self) -> Result<u64, SpoolError> {
+        self.count("SELECT COUNT(*) FROM results")
+    }
+
+    /// Whether `max` or more results are waiting.
+    pub fn is_full(&self, max: u64) -> Result<bool, SpoolError> {
+        Ok(self.depth()? >= max)
+    }
+
+    /// [`Self::is_full`], also recorded in the state for `status`.
+    pub fn refresh_full(&self, max: u64) -> Result<bool, SpoolError> {
+        let full = self.is_full(max)?;
+        self.set(keys::SPOOL_FULL, Some(&full))?;
+        Ok(full)
+    }
+
+    /// Results in the quarantine.
+    pub fn quarantine_count(&self) -> Result<u64, SpoolError> {
+        self.count("SELECT COUNT(*) FROM quarantine")
+    }
+
+    /// The `n` most recently quarantined results, newest first.
+    pub fn recent_quarantine(&self, n: usize) -> Result<Vec<Quarantined>, SpoolError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT result_id, kind, quarantined_at, field, reason FROM quarantine
+                 ORDER BY quarantined_at DESC, rowid DESC LIMIT ?1",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([n as i64], |row| {
+                Ok(Quarantined {
+                    result_id: parse_uuid(row.get_ref(0)?.as_str()?)?,
+                    kind: row.get(1)?,
+                    quarantined_at: parse_time(row.get_ref(2)?.as_str()?)?,
+                    field: row.get(3)?,
+                    reason: row.get(4)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Everything `status` shows from the state table.
+    pub fn state(&self) -> Result<State, SpoolError> {
+        Ok(State {
+            last_round: self.get(keys::LAST_ROUND)?,
+            last_upload: self.get(keys::LAST_UPLOAD)?,
+            last_error: self.get(keys::LAST_ERROR)?,
+            spool_full: self.get(keys::SPOOL_FULL)?.unwrap_or(false),
+            pause_until: self
+                .get::<String>(keys::PAUSE_UNTIL)?
+                .and_then(|t| parse_time(&t).ok()),
+            targets_override: self.get(keys::TARGETS)?,
+        })
+    }
+
+    /// Records a finished round.
+    pub fn set_last_round(&self, round: &RoundSummary) -> Result<(), SpoolError> {
+        self.set(keys::LAST_ROUND, Some(round))
+    }
+
+    /// Records an answered upload.
+    pub fn set_last_upload(&self, upload: &UploadSummary) -> Result<(), SpoolError> {
+        self.set(keys::LAST_UPLOAD, Some(upload))
+    }
+
+    /// Records an error, stamped now.
+    pub fn set_last_error(&self, message: &str) -> Result<(), SpoolError> {
+        let note = ErrorNote {
+            at: OffsetDateTime::now_utc(),
+            message: message.to_owned(),
+        };
+        self.set(keys::LAST_ERROR, Some(&note))
+    }
+
+    /// Forgets the last error (e.g. once uploads work again).
+    pub fn clear_last_error(&self) -> Result<(), SpoolError> {
+        self.set::<ErrorNote>(keys::LAST_ERROR, None)
+    }
+
+    /// Records (or, with `None`, lifts) the collector's pause.
+    pub fn set_pause_until(&self, until: Option<OffsetDateTime>) -> Result<(), SpoolError> {
+        let text = until.map(format_time);
+        self.set(keys::PAUSE_UNTIL, text.as_ref())
+    }
+
+    /// Records (or, with `None`, forgets) the collector's target list.
+    pub fn set_targets_override(&self, targets: Option<&[String]>) -> Result<(), SpoolError> {
+        self.set(keys::TARGETS, targets.map(<[String]>::to_vec).as_ref())
+    }
+
+    fn count(&self, sql: &str) -> Result<u64, SpoolError> {
+        let n: i64 = self
+            .conn()
+            .query_row(sql, [], |row| row.get(0))
+            .map_err(self.sql())?;
+        Ok(n as u64)
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SpoolError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row("SELECT value FROM state WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(self.sql())?;
+        // A value this build cannot read (written by another version) is
+        // shown as absent rather than failing `status` altogether.
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    fn set<T: Serialize>(&self, key: &str, value: Option<&T>) -> Result<(), SpoolError> {
+        let conn = self.conn();
+        match value {
+            Some(value) => {
+                let text = serde_json::to_string(value).expect("state values serialize");
+                conn.execute(
+                    "INSERT INTO state (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, text],
+                )
+            }
+            None => conn.execute("DELETE FROM state WHERE key = ?1", [key]),
+        }
+        .map_err(self.sql())?;
+        Ok(())
+    }
+}
+
+fn migrate(path: &Path, conn: &mut Connection) -> Result<(), SpoolError> {
+    let sql = sql_error(path);
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&sql)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(&sql)?;
+    match version {
+        0 => {
+            tx.execute_batch(SCHEMA).map_err(&sql)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(&sql)?;
+        }
+        SCHEMA_VERSION => {}
+        found => {
+            return Err(SpoolError::NewerSchema {
+                path: path.to_owned(),
+                found,
+            });
+        }
+    }
+    tx.commit().map_err(&sql)
+}
+
+fn sql_error(path: &Path) -> impl Fn(rusqlite::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn format_time(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times format as RFC 3339")
+}
+
+fn now_text() -> String {
+    format_time(OffsetDateTime::now_utc())
+}
+
+fn parse_time(text: &str) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn parse_uuid(text: &str) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use nkpath_proto::{PingResult, SCHEMA_VERSION as WIRE_VERSION};
+
+    use super::*;
+
+    fn ping(n: u8) -> ResultRecord {
+        ResultRecord::Ping(PingResult {
+            schema_version: WIRE_VERSION,
+            result_id: Uuid::new_v4(),
+            agent_id: "t1".into(),
+            agent_version: "0.1.0".into(),
+            round_id: Uuid::nil(),
+            source: Ipv4Addr::new(192, 0, 2, 1),
+            target: Ipv4Addr::new(175, 45, 176, n),
+            started_at: OffsetDateTime::UNIX_EPOCH,
+            sent: 1,
+            received: 0,
+            rtts_us: vec![],
+        })
+    }
+
+    fn spool() -> (tempfile::TempDir, Spool) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("spool.db")).unwrap();
+        (dir, spool)
+    }
+
+    #[test]
+    fn results_come_back_oldest_first_and_survive_reopening() {
+        let (dir, spool) = spool();
+        let records: Vec<ResultRecord> = (0..5).map(ping).collect();
+        for r in &records {
+            spool.put(r).unwrap();
+        }
+        spool.put(&records[0]).unwrap(); // a second put of the same id is a no-op
+        drop(spool);
+        let spool = Spool::open(&dir.path().join("spool.db")).unwrap();
+        assert_eq!(spool.depth().unwrap(), 5);
+        let batch = spool.next_batch(3).unwrap();
+        let ids: Vec<Uuid> = batch.iter().map(|s| s.result_id).collect();
+        let expected: Vec<Uuid> = records[..3].iter().map(ResultRecord::result_id).collect();
+        assert_eq!(ids, expected);
+        let back: ResultRecord = nkpath_proto::decode(&batch[0].json).unwrap();
+        assert_eq!(back, records[0]);
+        assert_eq!(batch[0].kind, "ping");
+    }
+
+    #[test]
+    fn ack_deletes_only_the_given_ids() {
+        let (_dir, spool) = spool();
+        let records: Vec<ResultRecord> = (0..4).map(ping).collect();
+        for r in &records {
+            spool.put(r).unwrap();
+        }
+        let deleted = spool
+            .ack(&[
+                records[1].result_id(),
+                Uuid::new_v4(),
+                records[3].result_id(),
+            ])
+            .unwrap();
+        assert_eq!(deleted, 2);
+        let left: Vec<Uuid> = spool
+            .next_batch(10)
+            .unwrap()
+            .iter()
+            .map(|s| s.result_id)
+            .collect();
+        assert_eq!(left, [records[0].result_id(), records[2].result_id()]);
+    }
+
+    #[test]
+    fn quarantine_moves_and_is_visible() {
+        let (_dir, spool) = spool();
+        let r = ping(1);
+        spool.put(&r).unwrap();
+        assert!(
+            spool
+                .quarantine(r.result_id(), "target", "outside the target prefixes")
+                .unwrap()
+        );
+        assert!(!spool.quarantine(Uuid::new_v4(), "x", "y").unwrap());
+        assert_eq!(spool.depth().unwrap(), 0);
+        assert_eq!(spool.quarantine_count().unwrap(), 1);
+        let q = spool.recent_quarantine(5).unwrap();
+        assert_eq!(q[0].result_id, r.result_id());
+        assert_eq!(q[0].field, "target");
+        assert!(spool.next_batch(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let (_dir, spool) = spool();
+        assert_eq!(spool.state().unwrap(), State::default());
+        let t = OffsetDateTime::from_unix_timestamp(1_506_816_000).unwrap();
+        let round = RoundSummary {
+            round_id: Uuid::new_v4(),
+            started_at: t,
+            ended_at: t + time::Duration::minutes(3),
+            traces: 1024,
+            reached: 900,
+            pings: 1024,
+        };
+        spool.set_last_round(&round).unwrap();
+        spool.set_pause_until(Some(t)).unwrap();
+        spool
+            .set_targets_override(Some(&["175.45.176.0/24".to_owned()]))
+            .unwrap();
+        spool.set_last_error("collector down").unwrap();
+        for r in (0..3).map(ping) {
+            spool.put(&r).unwrap();
+        }
+        assert!(spool.refresh_full(3).unwrap());
+        let state = spool.state().unwrap();
+        assert_eq!(state.last_round, Some(round));
+        assert_eq!(state.pause_until, Some(t));
+        assert_eq!(state.paused_at(t - time::Duration::SECOND), Some(t));
+        assert_eq!(state.paused_at(t), None);
+        assert_eq!(
+            state.targets_override.as_deref(),
+            Some(&["175.45.176.0/24".to_owned()][..])
+        );
+        assert_eq!(state.last_error.unwrap().message, "collector down");
+        assert!(state.spool_full);
+        spool.set_pause_until(None).unwrap();
+        spool.clear_last_error().unwrap();
+        assert!(!spool.refresh_full(4).unwrap());
+        let state = spool.state().unwrap();
+        assert_eq!(state.pause_until, None);
+        assert_eq!(state.last_error, None);
+        assert!(!state.spool_full);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_and_a_missing_file() {
+        let (dir, spool) = spool();
+        let path = dir.path().join("spool.db");
+        spool
+            .conn()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(spool);
+        let err = Spool::open(&path).unwrap_err();
+        assert!(matches!(err, SpoolError::NewerSchema { .. }), "{err}");
+        assert!(err.to_string().contains("upgrade nkpath-agent"));
+        let err = Spool::open_existing(&dir.path().join("nope.db")).unwrap_err();
+        assert!(matches!(err, SpoolError::Missing { .. }), "{err}");
+        assert!(!dir.path().join("nope.db").exists());
+    }
+}

@@ -1,0 +1,755 @@
+//! The state of one Paris traceroute: which TTL to probe next, what came back,
+//! and when to stop.
+//!
+//! This is pure logic: the engine tells a [`Trace`] what it sent, what matched and
+//! what time it is; the trace answers what it wants to send next. TTLs are probed
+//! in order because the stop rules (destination reached, unreachable, gap limit)
+//! depend on the answers at lower TTLs; many traces run side by side and the
+//! engine interleaves them in random order.
+//!
+//! Silence is ambiguous: a TTL with no answer may lie beyond the end of the path,
+//! or at a router that rate-limits its ICMP errors (Linux sends about one per
+//! second per destination). So a trace that reaches its gap limit is *parked*,
+//! not stopped: the engine resumes it when other traces toward the same /24 show
+//! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` only
+//! once nothing deeper is known. Silent TTLs at or below the horizon do not count
+//! toward the gap.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use nkpath_proto::{Hop, Probe, Reply, StopReason};
+use tokio::time::Instant;
+
+/// How one trace probes. Validated by [`TraceSettings::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceSettings {
+    /// Probes per TTL at most.
+    pub attempts: u8,
+    /// Send every attempt even after a reply (traceroute style, to show several
+    /// RTTs per hop); otherwise the next TTL follows the first reply (scamper style).
+    pub all_attempts: bool,
+    /// How long to wait for the reply to one probe.
+    pub timeout: Duration,
+    /// Consecutive TTLs without any reply before giving up.
+    pub gap_limit: u8,
+    /// The first TTL probed.
+    pub first_ttl: u8,
+    /// The last TTL probed.
+    pub max_ttl: u8,
+    /// Most probes one trace may send, whatever else happens.
+    pub probe_budget: u16,
+    /// Longest one trace may run, from its first probe.
+    pub time_budget: Duration,
+}
+
+impl TraceSettings {
+    /// Survey defaults: one attempt per hop, 2 s, gap limit 5, max TTL 32.
+    pub const SURVEY: Self = Self {
+        attempts: 1,
+        all_attempts: false,
+        timeout: Duration::from_secs(2),
+        gap_limit: 5,
+        first_ttl: 1,
+        max_ttl: 32,
+        probe_budget: 256,
+        time_budget: Duration::from_mins(5),
+    };
+
+    /// Defaults of the interactive `trace` command: three attempts per hop, all sent.
+    pub const INTERACTIVE: Self = Self {
+        attempts: 3,
+        all_attempts: true,
+        ..Self::SURVEY
+    };
+
+    /// Checks the settings; the error names the option.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=10).contains(&self.attempts) {
+            return Err(format!("--attempts must be 1..=10 (got {})", self.attempts));
+        }
+        if self.timeout.is_zero() || self.timeout > Duration::from_mins(1) {
+            return Err(format!(
+                "--timeout must be 1 ms..=60 s (got {:?})",
+                self.timeout
+            ));
+        }
+        if !(1..=32).contains(&self.gap_limit) {
+            return Err(format!(
+                "--gap-limit must be 1..=32 (got {})",
+                self.gap_limit
+            ));
+        }
+        if !(1..=64).contains(&self.max_ttl) {
+            return Err(format!("--max-ttl must be 1..=64 (got {})", self.max_ttl));
+        }
+        if self.first_ttl == 0 || self.first_ttl > self.max_ttl {
+            return Err(format!(
+                "--first-ttl must be 1..=max-ttl ({}) (got {})",
+                self.max_ttl, self.first_ttl
+            ));
+        }
+        if self.probe_budget == 0 {
+            return Err("the probe budget must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a reply says about the path, decided by the engine from the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyClass {
+    /// A router on the way: the probe's TTL expired there.
+    Transit,
+    /// An ICMP unreachable from a hop that is not the target (filtering, no route).
+    Unreachable,
+    /// The target itself answered (echo reply, port unreachable, SYN-ACK, RST…).
+    Reached,
+}
+
+/// What the trace wants the engine to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Send a probe with this TTL (then call [`Trace::sent`]).
+    Send {
+        /// TTL of the probe.
+        ttl: u8,
+    },
+    /// Nothing to send until a reply comes or this deadline passes.
+    Wait(Instant),
+    /// The gap limit is reached; the engine decides whether to resume
+    /// ([`Trace::resume`], [`Trace::force_step`]) or stop ([`Trace::give_up`]).
+    Parked,
+    /// The trace has stopped.
+    Done,
+}
+
+/// What happened to a reply handed to [`Trace::reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Recorded as the answer to its probe.
+    Recorded,
+    /// A second answer to a probe already answered: ignored.
+    Duplicate,
+    /// The probe had already timed out: ignored.
+    Late,
+    /// No probe of this trace has that identity.
+    Unknown,
+}
+
+#[derive(Debug)]
+struct SentProbe {
+    ttl: u8,
+    attempt: u8,
+    sent_at: Instant,
+    reply: Option<(Reply, ReplyClass)>,
+    timed_out: bool,
+}
+
+impl SentProbe {
+    fn resolved(&self) -> bool {
+        self.reply.is_some() || self.timed_out
+    }
+}
+
+/// One Paris traceroute in progress. Probe identities are 1, 2, 3… in sending order.
+#[derive(Debug)]
+pub struct Trace {
+    target: Ipv4Addr,
+    settings: TraceSettings,
+    probes: Vec<SentProbe>,
+    ttl: u8,
+    sent_at_ttl: u8,
+    last_answered_ttl: u8,
+    parked: bool,
+    forced_steps: u8,
+    first_sent: Option<Instant>,
+    stop: Option<StopReason>,
+}
+
+impl Trace {
+    /// A trace toward `target` that has sent nothing yet.
+    pub fn new(target: Ipv4Addr, settings: TraceSettings) -> Self {
+        Self {
+            target,
+            settings,
+            probes: Vec::new(),
+            ttl: settings.first_ttl,
+            sent_at_ttl: 0,
+            last_answered_ttl: 0,
+            parked: false,
+            forced_steps: 0,
+            first_sent: None,
+            stop: None,
+        }
+    }
+
+    /// The target address.
+    pub fn target(&self) -> Ipv4Addr {
+        self.target
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &TraceSettings {
+        &self.settings
+    }
+
+    /// Why the trace stopped, once it has.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
+    }
+
+    /// Probes sent so far.
+    pub fn probes_sent(&self) -> usize {
+        self.probes.len()
+    }
+
+    /// When the first probe left, if one did.
+    pub fn first_sent(&self) -> Option<Instant> {
+        self.first_sent
+    }
+
+    /// The identity the next probe will carry.
+    pub fn next_identity(&self) -> u16 {
+        (self.probes.len() + 1) as u16
+    }
+
+    /// The TTL of the probe with this identity.
+    pub fn ttl_of(&self, identity: u16) -> Option<u8> {
+        self.probe(identity).map(|p| p.ttl)
+    }
+
+    /// When the probe with this identity left.
+    pub fn sent_at(&self, identity: u16) -> Option<Instant> {
+        self.probe(identity).map(|p| p.sent_at)
+    }
+
+    fn probe(&self, identity: u16) -> Option<&SentProbe> {
+        usize::from(identity)
+            .checked_sub(1)
+            .and_then(|i| self.probes.get(i))
+    }
+
+    fn at_current_ttl(&self) -> impl Iterator<Item = &SentProbe> {
+        let ttl = self.ttl;
+        self.probes.iter().rev().take_while(move |p| p.ttl == ttl)
+    }
+
+    /// Decides what to do next at time `now`, advancing TTLs and stopping as the
+    /// rules say. Call it after every event.
+    pub fn want(&mut self, now: Instant) -> Want {
+        loop {
+            if self.stop.is_some() {
+                return Want::Done;
+            }
+            if self.parked {
+                return Want::Parked;
+            }
+            if let Some(first) = self.first_sent
+                && now.saturating_duration_since(first) >= self.settings.time_budget
+            {
+                self.stop = Some(StopReason::TimeBudget);
+                continue;
+            }
+            let answered = self.at_current_ttl().any(|p| p.reply.is_some());
+            let pending: Vec<Instant> = self
+                .at_current_ttl()
+                .filter(|p| !p.resolved())
+                .map(|p| p.sent_at + self.settings.timeout)
+                .collect();
+            let more_attempts = self.sent_at_ttl < self.settings.attempts;
+            let may_send =
+                more_attempts && (self.settings.all_attempts || (pending.is_empty() && !answered));
+            if may_send {
+                if self.probes.len() >= usize::from(self.settings.probe_budget) {
+                    self.stop = Some(StopReason::ProbeBudget);
+                    continue;
+                }
+                return Want::Send { ttl: self.ttl };
+            }
+            if let Some(deadline) = pending.into_iter().min() {
+                let budget_end = self.first_sent.map(|f| f + self.settings.time_budget);
+                return Want::Wait(budget_end.map_or(deadline, |end| deadline.min(end)));
+            }
+            self.finish_hop();
+        }
+    }
+
+    /// Records that the probe asked for by [`Want::Send`] left at `now` with
+    /// identity [`Self::next_identity`].
+    pub fn sent(&mut self, ttl: u8, now: Instant) {
+        debug_assert_eq!(ttl, self.ttl);
+        self.first_sent.get_or_insert(now);
+        self.sent_at_ttl += 1;
+        self.probes.push(SentProbe {
+            ttl,
+            attempt: self.sent_at_ttl,
+            sent_at: now,
+            reply: None,
+            timed_out: false,
+        });
+    }
+
+    /// Hands the trace a reply matched to the probe `identity`.
+    pub fn reply(&mut self, identity: u16, reply: Reply, class: ReplyClass) -> Disposition {
+        let Some(probe) = usize::from(identity)
+            .checked_sub(1)
+            .and_then(|i| self.probes.get_mut(i))
+        else {
+            return Disposition::Unknown;
+        };
+        if probe.reply.is_some() {
+            Disposition::Duplicate
+        } else if probe.timed_out {
+            Disposition::Late
+        } else {
+            probe.reply = Some((reply, class));
+            Disposition::Recorded
+        }
+    }
+
+    /// Marks the probes whose wait has ended by `now` as unanswered and
+    /// returns how many it marked.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let timeout = self.settings.timeout;
+        let mut expired = 0;
+        for probe in self.probes.iter_mut().filter(|p| !p.resolved()) {
+            if probe.sent_at + timeout <= now {
+                probe.timed_out = true;
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// Stops the trace from outside (shutdown).
+    pub fn cancel(&mut self) {
+        self.stop.get_or_insert(StopReason::Cancelled);
+    }
+
+    /// Every probe of the current TTL is resolved: apply the stop rules.
+    fn finish_hop(&mut self) {
+        let classes: Vec<ReplyClass> = self
+            .at_current_ttl()
+            .filter_map(|p| p.reply.as_ref().map(|(_, c)| *c))
+            .collect();
+        if classes.contains(&ReplyClass::Reached) {
+            self.stop = Some(StopReason::Reached);
+        } else if classes.contains(&ReplyClass::Unreachable) {
+            self.stop = Some(StopReason::Unreachable);
+        } else {
+            if !classes.is_empty() {
+                self.last_answered_ttl = self.ttl;
+            }
+            if self.gap(0) >= self.settings.gap_limit {
+                self.parked = true;
+            } else {
+                self.next_ttl();
+            }
+        }
+    }
+
+    /// Consecutive silent TTLs that count: those above both the last answered
+    /// TTL and the horizon.
+    fn gap(&self, horizon: u8) -> u8 {
+        self.ttl.saturating_sub(self.last_answered_ttl.max(horizon))
+    }
+
+    fn next_ttl(&mut self) {
+        if self.ttl >= self.settings.max_ttl {
+            self.stop = Some(StopReason::MaxTtl);
+        } else {
+            self.ttl += 1;
+            self.sent_at_ttl = 0;
+        }
+    }
+
+    /// Whether the trace is parked at its gap limit.
+    pub fn is_parked(&self) -> bool {
+        self.parked && self.stop.is_none()
+    }
+
+    /// The TTL the trace is at (the last probed, when parked).
+    pub fn ttl(&self) -> u8 {
+        self.ttl
+    }
+
+    /// Resumes a parked trace if, counting silence only above `horizon` (the
+    /// deepest TTL that answered for this target's /24), it is within its gap
+    /// limit. Returns whether it resumed.
+    pub fn resume(&mut self, horizon: u8) -> bool {
+        if !self.is_parked() || self.gap(horizon) >= self.settings.gap_limit {
+            return false;
+        }
+        self.parked = false;
+        self.next_ttl();
+        true
+    }
+
+    /// Whether [`Self::force_step`] may still push this trace: a pilot goes at
+    /// most one more gap limit past where it parked first.
+    pub fn can_force(&self) -> bool {
+        self.is_parked() && self.forced_steps < self.settings.gap_limit
+    }
+
+    /// Probes one more TTL past the gap limit: the engine's pilot when nothing
+    /// is known yet about how deep the path to this /24 goes.
+    pub fn force_step(&mut self) {
+        if self.can_force() {
+            self.forced_steps += 1;
+            self.parked = false;
+            self.next_ttl();
+        }
+    }
+
+    /// Stops a parked trace: nothing deeper is known to answer.
+    pub fn give_up(&mut self) {
+        if self.is_parked() {
+            self.stop = Some(StopReason::GapLimit);
+        }
+    }
+
+    /// The hops as the wire format carries them: one entry per TTL probed, in
+    /// order, each probe with its send time relative to the first probe.
+    pub fn hops(&self) -> Vec<Hop> {
+        let Some(start) = self.first_sent else {
+            return Vec::new();
+        };
+        let mut hops: Vec<Hop> = Vec::new();
+        for probe in &self.probes {
+            if hops.last().is_none_or(|h| h.ttl != probe.ttl) {
+                hops.push(Hop {
+                    ttl: probe.ttl,
+                    probes: Vec::new(),
+                });
+            }
+            let hop = hops.last_mut().expect("pushed above");
+            hop.probes.push(Probe {
+                attempt: probe.attempt,
+                sent_at_us: probe.sent_at.saturating_duration_since(start).as_micros() as u64,
+                reply: probe.reply.as_ref().map(|(r, _)| r.clone()),
+            });
+        }
+        hops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(addr: [u8; 4], icmp_type: u8) -> Reply {
+        Reply {
+            address: Ipv4Addr::from(addr),
+            rtt_us: 1000,
+            reply_ttl: 60,
+            icmp_type: Some(icmp_type),
+            icmp_code: Some(0),
+            tcp_flags: None,
+            quoted_ttl: Some(1),
+            mpls_labels: Vec::new(),
+        }
+    }
+
+    const TARGET: Ipv4Addr = Ipv4Addr::new(175, 45, 176, 1);
+
+    /// Runs a trace against a scripted path: `path[ttl-1]` is the answer at that TTL.
+    fn run(settings: TraceSettings, path: &[Option<ReplyClass>]) -> Trace {
+        let mut trace = Trace::new(TARGET, settings);
+        let mut now = Instant::now();
+        for _ in 0..10_000 {
+            match trace.want(now) {
+                Want::Done => return trace,
+                Want::Parked => trace.give_up(),
+                Want::Send { ttl } => {
+                    let id = trace.next_identity();
+                    trace.sent(ttl, now);
+                    if let Some(Some(class)) = path.get(usize::from(ttl) - 1) {
+                        let r = reply([10, 0, 0, ttl], 11);
+                        assert_eq!(trace.reply(id, r, *class), Disposition::Recorded);
+                    }
+                }
+                Want::Wait(deadline) => {
+                    now = deadline;
+                    trace.expire(now);
+                }
+            }
+        }
+        panic!("trace never finished");
+    }
+
+    use ReplyClass::{Reached, Transit, Unreachable};
+
+    #[test]
+    fn stops_when_reached() {
+        let trace = run(
+            TraceSettings::SURVEY,
+            &[Some(Transit), Some(Transit), Some(Reached)],
+        );
+        assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
+        let hops = trace.hops();
+        assert_eq!(hops.iter().map(|h| h.ttl).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(hops.iter().all(|h| h.probes.len() == 1));
+    }
+
+    #[test]
+    fn stops_on_unreachable_from_a_hop() {
+        let trace = run(TraceSettings::SURVEY, &[Some(Transit), Some(Unreachable)]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::Unreachable));
+        assert_eq!(trace.hops().len(), 2);
+    }
+
+    #[test]
+    fn gap_limit_counts_consecutive_silent_ttls() {
+        let mut path = vec![Some(Transit), None, None, Some(Transit)];
+        path.extend([None; 10]);
+        let trace = run(TraceSettings::SURVEY, &path);
+        assert_eq!(trace.stop_reason(), Some(StopReason::GapLimit));
+        // TTL 4 answered, then 5 silent TTLs: 5..=9.
+        assert_eq!(trace.hops().last().unwrap().ttl, 9);
+    }
+
+    #[test]
+    fn max_ttl_ends_a_path_that_keeps_answering() {
+        let settings = TraceSettings {
+            max_ttl: 6,
+            ..TraceSettings::SURVEY
+        };
+        let trace = run(settings, &[Some(Transit); 10]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::MaxTtl));
+        assert_eq!(trace.hops().len(), 6);
+    }
+
+    #[test]
+    fn retries_silent_hops_up_to_the_attempts() {
+        let settings = TraceSettings {
+            attempts: 3,
+            gap_limit: 2,
+            ..TraceSettings::SURVEY
+        };
+        let trace = run(settings, &[Some(Transit), None, None]);
+        let hops = trace.hops();
+        assert_eq!(hops[0].probes.len(), 1, "an answered hop is not retried");
+        assert_eq!(hops[1].probes.len(), 3);
+        assert_eq!(
+            hops[1].probes.iter().map(|p| p.attempt).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(trace.stop_reason(), Some(StopReason::GapLimit));
+    }
+
+    #[test]
+    fn all_attempts_sends_every_attempt() {
+        let trace = run(TraceSettings::INTERACTIVE, &[Some(Transit), Some(Reached)]);
+        let hops = trace.hops();
+        assert!(hops.iter().all(|h| h.probes.len() == 3));
+        assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
+    }
+
+    #[test]
+    fn probe_budget_bounds_every_trace() {
+        let settings = TraceSettings {
+            probe_budget: 4,
+            ..TraceSettings::SURVEY
+        };
+        let trace = run(settings, &[Some(Transit); 32]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::ProbeBudget));
+        assert_eq!(trace.probes_sent(), 4);
+    }
+
+    #[test]
+    fn time_budget_bounds_every_trace() {
+        let settings = TraceSettings {
+            time_budget: Duration::from_secs(5),
+            gap_limit: 32,
+            ..TraceSettings::SURVEY
+        };
+        let trace = run(settings, &[None; 32]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::TimeBudget));
+        assert!(trace.probes_sent() <= 3);
+    }
+
+    #[test]
+    fn late_duplicate_and_unknown_replies_are_not_recorded() {
+        let mut trace = Trace::new(TARGET, TraceSettings::SURVEY);
+        let now = Instant::now();
+        assert_eq!(trace.want(now), Want::Send { ttl: 1 });
+        trace.sent(1, now);
+        assert_eq!(
+            trace.reply(7, reply([1, 1, 1, 1], 11), Transit),
+            Disposition::Unknown
+        );
+        assert_eq!(
+            trace.reply(0, reply([1, 1, 1, 1], 11), Transit),
+            Disposition::Unknown
+        );
+        let later = now + Duration::from_secs(3);
+        trace.expire(later);
+        assert_eq!(
+            trace.reply(1, reply([1, 1, 1, 1], 11), Transit),
+            Disposition::Late
+        );
+        assert_eq!(trace.want(later), Want::Send { ttl: 2 });
+        trace.sent(2, later);
+        assert_eq!(
+            trace.reply(2, reply([1, 1, 1, 2], 11), Transit),
+            Disposition::Recorded
+        );
+        assert_eq!(
+            trace.reply(2, reply([1, 1, 1, 2], 11), Transit),
+            Disposition::Duplicate
+        );
+        let hops = trace.hops();
+        assert!(hops[0].probes[0].reply.is_none());
+        assert_eq!(hops[1].probes[0].sent_at_us, 3_000_000);
+    }
+
+    #[test]
+    fn waits_for_the_probe_in_flight() {
+        let mut trace = Trace::new(TARGET, TraceSettings::SURVEY);
+        let now = Instant::now();
+        trace.want(now);
+        trace.sent(1, now);
+        assert_eq!(trace.want(now), Want::Wait(now + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_parked_trace_resumes_below_the_horizon() {
+        let settings = TraceSettings {
+            gap_limit: 3,
+            ..TraceSettings::SURVEY
+        };
+        let mut trace = Trace::new(TARGET, settings);
+        let mut now = Instant::now();
+        // TTL 1 answers, TTLs 2..=4 are silent: parked at 4.
+        loop {
+            match trace.want(now) {
+                Want::Send { ttl } => {
+                    let id = trace.next_identity();
+                    trace.sent(ttl, now);
+                    if ttl == 1 {
+                        trace.reply(id, reply([10, 0, 0, 1], 11), Transit);
+                    }
+                }
+                Want::Wait(at) => {
+                    now = at;
+                    trace.expire(now);
+                }
+                Want::Parked => break,
+                Want::Done => panic!("stopped instead of parking"),
+            }
+        }
+        assert!(trace.is_parked());
+        assert_eq!(trace.ttl(), 4);
+        // Other traces saw answers up to TTL 2 only: still within the gap, stays parked.
+        assert!(!trace.resume(1));
+        assert!(trace.is_parked());
+        // Answers were seen at TTL 6: the silence at 2..=4 was rate limiting.
+        assert!(trace.resume(6));
+        assert_eq!(trace.want(now), Want::Send { ttl: 5 });
+    }
+
+    #[test]
+    fn force_step_probes_past_the_gap_and_give_up_stops() {
+        let settings = TraceSettings {
+            gap_limit: 2,
+            max_ttl: 4,
+            ..TraceSettings::SURVEY
+        };
+        let mut trace = Trace::new(TARGET, settings);
+        let mut now = Instant::now();
+        let mut forced = 0;
+        loop {
+            match trace.want(now) {
+                Want::Send { ttl } => trace.sent(ttl, now),
+                Want::Wait(at) => {
+                    now = at;
+                    trace.expire(now);
+                }
+                Want::Parked if trace.can_force() => {
+                    forced += 1;
+                    trace.force_step();
+                }
+                Want::Parked => trace.give_up(),
+                Want::Done => break,
+            }
+        }
+        assert_eq!(
+            forced, 2,
+            "parked at TTL 2, pushed to 3 and 4, no further than one more gap limit"
+        );
+        assert_eq!(trace.ttl(), 4);
+        assert_eq!(trace.stop_reason(), Some(StopReason::GapLimit));
+
+        let settings = TraceSettings {
+            gap_limit: 2,
+            max_ttl: 3,
+            ..TraceSettings::SURVEY
+        };
+        let mut trace = Trace::new(TARGET, settings);
+        loop {
+            match trace.want(now) {
+                Want::Send { ttl } => trace.sent(ttl, now),
+                Want::Wait(at) => {
+                    now = at;
+                    trace.expire(now);
+                }
+                Want::Parked => trace.force_step(),
+                Want::Done => break,
+            }
+        }
+        assert_eq!(trace.stop_reason(), Some(StopReason::MaxTtl));
+
+        let mut trace = Trace::new(TARGET, settings);
+        while trace.want(now) != Want::Parked {
+            match trace.want(now) {
+                Want::Send { ttl } => trace.sent(ttl, now),
+                Want::Wait(at) => {
+                    now = at;
+                    trace.expire(now);
+                }
+                _ => unreachable!(),
+            }
+        }
+        trace.give_up();
+        assert_eq!(trace.stop_reason(), Some(StopReason::GapLimit));
+        assert_eq!(trace.want(now), Want::Done);
+    }
+
+    #[test]
+    fn validates_settings() {
+        assert!(TraceSettings::SURVEY.validate().is_ok());
+        assert!(
+            TraceSettings {
+                attempts: 0,
+                ..TraceSettings::SURVEY
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            TraceSettings {
+                max_ttl: 65,
+                ..TraceSettings::SURVEY
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            TraceSettings {
+                first_ttl: 40,
+                ..TraceSettings::SURVEY
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            TraceSettings {
+                gap_limit: 0,
+                ..TraceSettings::SURVEY
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

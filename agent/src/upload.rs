@@ -1,0 +1,634 @@
+//! The uploader: sends spooled results to the collector and deletes exactly
+//! what it acknowledges.
+//!
+//! Each upload is `POST {url}/v1/results` with an [`UploadBatch`] of the
+//! oldest spooled results, sent as the JSON text they were spooled as. The
+//! collector answers with an [`UploadAck`]: the `accepted` ids are deleted
+//! from the spool, the `refused` ones move to its quarantine, and anything
+//! the ack does not mention stays to be sent again. Every failure (no
+//! connection, a 5xx, a garbled answer, a lost answer) leaves the spool as
+//! it was; the collector stores each result id once, so resending is safe.
+//!
+//! | answer | what the uploader does |
+//! |---|---|
+//! | 2xx with a valid ack | delete accepted, quarantine refused, store `pause_until` and `targets` |
+//! | network error, timeout, 5xx, 429 | retry with exponential backoff and jitter, up to `upload.max_backoff` |
+//! | 401, 403 | log that the token is wrong or revoked; wait `max_backoff` |
+//! | 413 | halve the batch size and retry; a single result too large is quarantined |
+//! | 400, 415, other 4xx | log; wait `max_backoff` (the agent and collector disagree on the format) |
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use nkpath_proto::{SCHEMA_VERSION, UploadAck, UploadBatch, decode_slice};
+use rand::Rng;
+use reqwest::{StatusCode, Url};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::{Config, Token};
+use crate::spool::{Spool, SpoolError, State, UploadSummary};
+use crate::targets::{self, MAX_TARGETS};
+
+/// The collector's upload endpoint, relative to its base URL.
+pub const RESULTS_PATH: &str = "v1/results";
+
+/// The first retry waits about this long; each failure doubles it.
+pub const MIN_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How the uploader reaches the collector.
+#[derive(Debug, Clone)]
+pub struct UploaderConfig {
+    /// `{url}/v1/results`.
+    pub endpoint: Url,
+    /// The bearer token.
+    pub token: Token,
+    /// This agent's id, in the batch envelope.
+    pub agent_id: String,
+    /// This agent's version, in the batch envelope.
+    pub agent_version: String,
+    /// Results per upload to start with.
+    pub batch_size: usize,
+    /// The first retry's wait.
+    pub min_backoff: Duration,
+    /// The longest wait between retries.
+    pub max_backoff: Duration,
+    /// Time limit of one request.
+    pub timeout: Duration,
+    /// How often to look for new results when the spool is empty.
+    pub idle_interval: Duration,
+}
+
+impl UploaderConfig {
+    /// The uploader settings of a configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            endpoint: results_url(&config.collector.url),
+            token: config.collector.token.clone(),
+            agent_id: config.agent_id.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            batch_size: config.upload.batch_size,
+            min_backoff: MIN_BACKOFF.min(config.upload.max_backoff),
+            max_backoff: config.upload.max_backoff,
+            timeout: config.upload.timeout,
+            idle_interval: config.upload.interval,
+        }
+    }
+}
+
+/// `{base}/v1/results`, whether or not `base` ends with a slash.
+pub fn results_url(base: &Url) -> Url {
+    let mut url = base.clone();
+    let path = format!("{}/{RESULTS_PATH}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}
+
+/// Why an upload did not go through. None of these deleted anything.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The HTTP client could not be built (TLS setup).
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// No answer: connection refused, DNS, TLS, timeout, connection dropped.
+    #[error(
+        "cannot reach the collector at {url}: {source}; results stay spooled and will be retried"
+    )]
+    Network {
+        /// The endpoint.
+        url: Url,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// 401 or 403.
+    #[error(
+        "the collector refused the token (HTTP {status}): it is wrong or has been revoked; ask the collector's operator for a new one and put it in collector.token_file"
+    )]
+    Unauthorized {
+        /// The status.
+        status: StatusCode,
+    },
+    /// 413 for a batch of more than one result.
+    #[error(
+        "the collector found a batch of {size} results too large (HTTP 413); retrying with {next}"
+    )]
+    TooLarge {
+        /// The refused batch size.
+        size: usize,
+        /// The next batch size.
+        next: usize,
+    },
+    /// 400, 415 or another 4xx.
+    #[error(
+        "the collector rejected the upload (HTTP {status}: {body}); the agent may be too old or too new for this collector: check both versions"
+    )]
+    Rejected {
+        /// The status.
+        status: StatusCode,
+        /// The start of the answer's body.
+        body: String,
+    },
+    /// 5xx or 429.
+    #[error(
+        "the collector failed (HTTP {status}: {body}); results stay spooled and will be retried"
+    )]
+    Server {
+        /// The status.
+        status: StatusCode,
+        /// The start of the answer's body.
+        body: String,
+    },
+    /// A 2xx whose body is not an ack of this batch.
+    #[error(
+        "the collector's answer is not a valid ack: {0}; results stay spooled and will be retried"
+    )]
+    BadAck(String),
+    /// The spool failed.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// What one call of [`Uploader::upload_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The spool was empty.
+    Idle,
+    /// A batch went out and was answered.
+    Uploaded(Report),
+}
+
+/// One answered upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The batch sent.
+    pub batch_id: Uuid,
+    /// Results sent.
+    pub sent: usize,
+    /// Results the collector accepted, now deleted from the spool.
+    pub accepted: usize,
+    /// Results the collector refused, now quarantined.
+    pub refused: usize,
+    /// Results the ack did not mention: still spooled.
+    pub unanswered: usize,
+}
+
+/// Uploads batches; keeps the batch size and the count of failures in a row.
+#[derive(Debug)]
+pub struct Uploader {
+    cfg: UploaderConfig,
+    client: reqwest::Client,
+    batch_size: usize,
+    failures: u32,
+    /// The batch id and result ids of the last unanswered batch: a retry of
+    /// the same results reuses the id.
+    pending: Option<(Uuid, Vec<Uuid>)>,
+}
+
+impl Uploader {
+    /// An uploader; fails only if TLS cannot be set up.
+    pub fn new(cfg: UploaderConfig) -> Result<Self, UploadError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("nkpath-agent/", env!("CARGO_PKG_VERSION")))
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
+            .build()
+            .map_err(UploadError::Client)?;
+        Ok(Self {
+            batch_size: cfg.batch_size.max(1),
+            cfg,
+            client,
+            failures: 0,
+            pending: None,
+        })
+    }
+
+    /// The batch size in force (it shrinks after a 413).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sends one batch of the oldest spooled results and applies the answer.
+    pub async fn upload_once(&mut self, spool: &Spool) -> Result<Outcome, UploadError> {
+        let result = self.try_upload(spool).await;
+        match &result {
+            Ok(_) => self.failures = 0,
+            Err(_) => self.failures = self.failures.saturating_add(1),
+        }
+        result
+    }
+
+    async fn try_upload(&mut self, spool: &Spool) -> Result<Outcome, UploadError> {
+        let spooled = spool.next_batch(self.batch_size)?;
+        if spooled.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        let mut ids = Vec::with_capacity(spooled.len());
+        let mut results = Vec::with_capacity(spooled.len());
+        for s in spooled {
+            match RawValue::from_string(s.json) {
+                Ok(raw) => {
+                    ids.push(s.result_id);
+                    results.push(raw);
+                }
+                Err(e) => {
+                    // Cannot happen short of disk corruption; keep the row
+                    // for inspection rather than blocking every upload.
+                    tracing::error!(result_id = %s.result_id, "spooled result is not JSON ({e}); quarantined");
+                    spool.quarantine(
+                        s.result_id,
+                        "",
+                        &format!("corrupt in the local spool: {e}"),
+                    )?;
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Outcome::Uploaded(Report {
+                batch_id: Uuid::nil(),
+                sent: 0,
+                accepted: 0,
+                refused: 0,
+                unanswered: 0,
+            }));
+        }
+        let batch_id = match &self.pending {
+            Some((id, pending_ids)) if *pending_ids == ids => *id,
+            _ => Uuid::new_v4(),
+        };
+        self.pending = Some((batch_id, ids.clone()));
+        let batch = UploadBatch {
+            schema_version: SCHEMA_VERSION,
+            agent_id: self.cfg.agent_id.clone(),
+            agent_version: self.cfg.agent_version.clone(),
+            batch_id,
+            sent_at: OffsetDateTime::now_utc(),
+            results,
+        };
+        let url = &self.cfg.endpoint;
+        let network = |source| UploadError::Network {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .client
+            .post(url.clone())
+            .bearer_auth(self.cfg.token.expose())
+            .json(&batch)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(network)?;
+        if !status.is_success() {
+            return Err(self.refusal(spool, status, &body, &ids)?);
+        }
+        let ack: UploadAck = decode_slice(&body).map_err(|e| UploadError::BadAck(e.to_string()))?;
+        if ack.batch_id != batch_id {
+            return Err(UploadError::BadAck(format!(
+                "it answers batch {}, but batch {batch_id} was sent",
+                ack.batch_id
+            )));
+        }
+        let report = apply_ack(spool, batch_id, &ids, &ack)?;
+        self.pending = None;
+        Ok(Outcome::Uploaded(report))
+    }
+
+    /// The error for a non-2xx answer; shrinks the batch on 413.
+    fn refusal(
+        &mut self,
+        spool: &Spool,
+        status: StatusCode,
+        body: &[u8],
+        ids: &[Uuid],
+    ) -> Result<UploadError, SpoolError> {
+        let body = excerpt(body);
+        Ok(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                UploadError::Unauthorized { status }
+            }
+            StatusCode::PAYLOAD_TOO_LARGE if ids.len() > 1 => {
+                let size = ids.len();
+                self.batch_size = (size / 2).max(1);
+                UploadError::TooLarge {
+                    size,
+                    next: self.batch_size,
+                }
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                // One result alone is too large: it can never be uploaded,
+                // and retrying it would block everything behind it.
+                spool.quarantine(
+                    ids[0],
+                    "",
+                    &format!("larger than the collector accepts (HTTP 413: {body})"),
+                )?;
+                UploadError::Rejected { status, body }
+            }
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                UploadError::Server { status, body }
+            }
+            _ => UploadError::Rejected { status, body },
+        })
+    }
+
+    /// How long to wait after `error` before the next attempt (call after
+    /// [`Self::upload_once`] failed).
+    pub fn backoff(&self, error: &UploadError, rng: &mut impl Rng) -> Duration {
+        let max = self.cfg.max_backoff;
+        match error {
+            UploadError::Unauthorized { .. }
+            | UploadError::Rejected { .. }
+            | UploadError::Client(_) => max.mul_f64(rng.random_range(0.9..=1.0)),
+            UploadError::TooLarge { .. } => self.cfg.min_backoff.min(max),
+            _ => {
+                let exponent = self.failures.saturating_sub(1).min(30);
+                let ceiling = self.cfg.min_backoff.saturating_mul(1 << exponent).min(max);
+                // "Equal jitter": half fixed, half random, so that agents that
+                // failed together do not retry together.
+                ceiling.mul_f64(rng.random_range(0.5..=1.0))
+            }
+        }
+    }
+}
+
+/// Deletes what the ack accepts and quarantines what it refuses, among the
+/// results sent; stores the collector's instructions.
+fn apply_ack(
+    spool: &Spool,
+    batch_id: Uuid,
+    ids: &[Uuid],
+    ack: &UploadAck,
+) -> Result<Report, SpoolError> {
+    let sent: HashSet<Uuid> = ids.iter().copied().collect();
+    let accepted: Vec<Uuid> = ack
+        .accepted
+        .iter()
+        .copied()
+        .filter(|id| sent.contains(id))
+        .collect();
+    if accepted.len() < ack.accepted.len() {
+        tracing::warn!(%batch_id, "the collector acknowledged ids that were not in the batch; ignored");
+    }
+    spool.ack(&accepted)?;
+    let mut answered: HashSet<Uuid> = accepted.iter().copied().collect();
+    let mut refused = 0;
+    for refusal in &ack.refused {
+        let Some(id) = refusal.id.filter(|id| sent.contains(id)) else {
+            tracing::warn!(
+                %batch_id, field = %refusal.field, reason = %refusal.reason,
+                "the collector refused a result it could not name; it stays spooled"
+            );
+            continue;
+        };
+        tracing::warn!(result_id = %id, field = %refusal.field, reason = %refusal.reason, "the collector refused a result; quarantined");
+        spool.quarantine(id, &refusal.field, &refusal.reason)?;
+        answered.insert(id);
+        refused += 1;
+    }
+    let unanswered = ids.len() - answered.len();
+    if unanswered > 0 {
+        tracing::warn!(%batch_id, unanswered, "the ack does not mention every result; those stay spooled");
+    }
+    spool.set_pause_until(ack.pause_until)?;
+    if let Some(until) = ack.pause_until {
+        tracing::info!(%until, "the collector asks the agent to pause");
+    }
+    if let Some(targets) = &ack.targets {
+        tracing::info!(?targets, "the collector sent a new target list");
+        spool.set_targets_override(Some(targets))?;
+    }
+    spool.set_last_upload(&UploadSummary {
+        at: OffsetDateTime::now_utc(),
+        accepted: accepted.len() as u64,
+        refused: refused as u64,
+    })?;
+    tracing::info!(%batch_id, sent = ids.len(), accepted = accepted.len(), refused, "upload acknowledged");
+    Ok(Report {
+        batch_id,
+        sent: ids.len(),
+        accepted: accepted.len(),
+        refused,
+        unanswered,
+    })
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "empty body".to_owned();
+    }
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Uploads until `shutdown` is cancelled: drains the spool batch after
+/// batch, then polls it every `idle_interval`; after a failure waits as
+/// [`Uploader::backoff`] says and records the error for `status`.
+///
+/// Cancelling mid-request drops the request: its results stay spooled and
+/// go out again at the next start.
+pub async fn upload_loop(
+    spool: Arc<Spool>,
+    cfg: UploaderConfig,
+    shutdown: CancellationToken,
+) -> Result<(), UploadError> {
+    let idle = cfg.idle_interval;
+    let mut uploader = Uploader::new(cfg)?;
+    while !shutdown.is_cancelled() {
+        let result = tokio::select! {
+            () = shutdown.cancelled() => break,
+            result = uploader.upload_once(&spool) => result,
+        };
+        let wait = match result {
+            Ok(Outcome::Idle) => idle,
+            Ok(Outcome::Uploaded(_)) => Duration::ZERO,
+            Err(error) => {
+                let wait = uploader.backoff(&error, &mut rand::rng());
+                match &error {
+                    UploadError::Unauthorized { .. }
+                    | UploadError::Rejected { .. }
+                    | UploadError::Spool(_) => {
+                        tracing::error!(retry_in = %humantime::format_duration(wait), "{error}");
+                    }
+                    _ => tracing::warn!(retry_in = %humantime::format_duration(wait), "{error}"),
+                }
+                if let Err(e) = spool.set_last_error(&format!("upload: {error}")) {
+                    tracing::error!("cannot record the error in the spool: {e}");
+                }
+                wait
+            }
+        };
+        if !wait.is_zero() {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The prefixes to probe: the collector's list when it sent one, clipped to
+/// the local allowlist (parts outside are dropped with a warning) and to
+/// [`MAX_TARGETS`] addresses; the configured targets otherwise, or when
+/// nothing of the collector's list is left.
+pub fn effective_targets(config: &Config, state: &State) -> Vec<Ipv4Net> {
+    let Some(list) = &state.targets_override else {
+        return config.targets.clone();
+    };
+    let allow = config.allowlist.prefixes();
+    let mut clipped = Vec::new();
+    for text in list {
+        let net = match targets::parse_prefix(text) {
+            Ok(net) => net,
+            Err(e) => {
+                tracing::warn!("collector target {text:?} ignored: {e}");
+                continue;
+            }
+        };
+        let inside: Vec<Ipv4Net> = allow.iter().filter_map(|a| intersect(net, *a)).collect();
+        if inside.is_empty() {
+            tracing::warn!(%net, allowlist = %config.allowlist, "collector target outside the allowlist; dropped");
+        } else if inside != [net] {
+            tracing::warn!(%net, kept = ?inside, allowlist = %config.allowlist, "collector target partly outside the allowlist; clipped");
+        }
+        clipped.extend(inside);
+    }
+    // Keep the collector's prefixes in its order while the addresses they
+    // cover (overlaps counted once) stay within the cap.
+    let mut kept: Vec<Ipv4Net> = Vec::new();
+    for net in clipped {
+        let mut candidate = kept.clone();
+        candidate.push(net);
+        let candidate = Ipv4Net::aggregate(&candidate);
+        if addresses(&candidate) <= MAX_TARGETS as u64 {
+            kept = candidate;
+        } else {
+            tracing::warn!(%net, "collector targets exceed {MAX_TARGETS} addresses; dropped");
+        }
+    }
+    let nets = kept;
+    if nets.is_empty() {
+        tracing::warn!(
+            "nothing of the collector's target list is inside the allowlist; probing the configured targets"
+        );
+        return config.targets.clone();
+    }
+    nets
+}
+
+fn addresses(nets: &[Ipv4Net]) -> u64 {
+    nets.iter().map(|n| 1u64 << (32 - n.prefix_len())).sum()
+}
+
+/// The common part of two prefixes: the smaller one if one holds the other.
+fn intersect(a: Ipv4Net, b: Ipv4Net) -> Option<Ipv4Net> {
+    if b.contains(&a) {
+        Some(a)
+    } else if a.contains(&b) {
+        Some(b)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(allow: &str, targets: &str) -> Config {
+        let text = format!(
+            "agent_id = \"t1\"\nallowlist = {allow}\ntargets = {targets}\n[collector]\nurl = \"http://127.0.0.1:1/base/\"\ntoken = \"t\"\n"
+        );
+        crate::config::parse(std::path::Path::new("t.toml"), &text).unwrap()
+    }
+
+    fn nets(list: &[&str]) -> Vec<Ipv4Net> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn with_override(list: &[&str]) -> State {
+        State {
+            targets_override: Some(list.iter().map(|s| (*s).to_owned()).collect()),
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn endpoint_is_under_the_base_url() {
+        let c = config("[\"175.45.176.0/22\"]", "[\"175.45.176.0/24\"]");
+        assert_eq!(
+            UploaderConfig::from_config(&c).endpoint.as_str(),
+            "http://127.0.0.1:1/base/v1/results"
+        );
+        let bare: Url = "https://c.example.org".parse().unwrap();
+        assert_eq!(
+            results_url(&bare).as_str(),
+            "https://c.example.org/v1/results"
+        );
+    }
+
+    #[test]
+    fn collector_targets_are_clipped_to_the_allowlist() {
+        let c = config("[\"175.45.176.0/22\"]", "[\"175.45.176.0/24\"]");
+        assert_eq!(
+            effective_targets(&c, &State::default()),
+            nets(&["175.45.176.0/24"])
+        );
+        assert_eq!(
+            effective_targets(&c, &with_override(&["175.45.177.0/24", "175.45.178.0/25"])),
+            nets(&["175.45.177.0/24", "175.45.178.0/25"])
+        );
+        // Wider than the allowlist: only the allowed part.
+        assert_eq!(
+            effective_targets(&c, &with_override(&["175.45.176.0/20", "8.8.8.0/24"])),
+            nets(&["175.45.176.0/22"])
+        );
+        // Nothing allowed, or garbage: the configured targets.
+        assert_eq!(
+            effective_targets(&c, &with_override(&["8.8.8.0/24", "nonsense"])),
+            nets(&["175.45.176.0/24"])
+        );
+    }
+
+    #[test]
+    fn collector_targets_obey_the_address_cap() {
+        let c = config("[\"10.0.0.0/8\"]", "[\"10.0.0.0/24\"]");
+        let got = effective_targets(&c, &with_override(&["10.0.0.0/16", "10.1.0.0/16"]));
+        assert_eq!(got, nets(&["10.0.0.0/16"]));
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let c = config("[\"175.45.176.0/22\"]", "[\"175.45.176.0/24\"]");
+        let mut cfg = UploaderConfig::from_config(&c);
+        cfg.min_backoff = Duration::from_secs(1);
+        cfg.max_backoff = Duration::from_mins(1);
+        let mut up = Uploader::new(cfg).unwrap();
+        let server = UploadError::Server {
+            status: StatusCode::BAD_GATEWAY,
+            body: String::new(),
+        };
+        let mut rng = rand::rng();
+        for failures in 1..=10 {
+            up.failures = failures;
+            let d = up.backoff(&server, &mut rng);
+            let ceiling = Duration::from_secs(1 << (failures - 1)).min(Duration::from_mins(1));
+            assert!(d >= ceiling / 2 && d <= ceiling, "{failures}: {d:?}");
+        }
+        let unauthorized = UploadError::Unauthorized {
+            status: StatusCode::UNAUTHORIZED,
+        };
+        up.failures = 1;
+        assert!(up.backoff(&unauthorized, &mut rng) >= Duration::from_secs(54));
+    }
+}
