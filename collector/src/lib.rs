@@ -4,6 +4,7 @@
 //! - [`results`]: agents' trace and ping results, stored exactly as received.
 //! - [`settings`]: the target network (prefixes and AS) the database is about.
 //! - [`mrt`]: loading MRT RIB dumps and BGP4MP update files (`bgp load`).
+//! - [`server`]: the HTTP API agents upload to (`serve`); [`agents`]: their tokens.
 //! - [`bgp`]: the BGP state at a time t, announced upstreams of the target AS, their
 //!   visibility, and how they changed.
 //!
@@ -23,10 +24,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod agents;
+pub mod analysis;
 pub mod bgp;
 pub mod db;
+pub mod export;
 pub mod mrt;
+pub mod report;
 pub mod results;
+pub mod server;
 pub mod settings;
 
 pub use db::{Db, DbError};

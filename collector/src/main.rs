@@ -41,6 +41,19 @@ enum Command {
     /// BGP data: load MRT RIB dumps and update files.
     #[command(subcommand)]
     Bgp(BgpCommand),
+    /// Serve the HTTP API agents upload their results to.
+    Serve(nkpath_collector::server::cli::ServeArgs),
+    /// Agents allowed to upload: add (prints a new token), list, revoke.
+    #[command(subcommand)]
+    Agent(nkpath_collector::server::cli::AgentCommand),
+    /// Reports: upstream shares, mismatches, changes, single paths (table, JSON or CSV).
+    #[command(subcommand)]
+    Report(nkpath_collector::report::cli::ReportCommand),
+    /// Export CSV datasets (traces, hops, AS paths with verdicts, BGP upstreams).
+    Export(nkpath_collector::report::cli::ExportArgs),
+    /// IXP peering LAN prefixes for hop mapping.
+    #[command(subcommand)]
+    Ixp(nkpath_collector::report::cli::IxpCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,8 +105,9 @@ struct LoadArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,nkpath_collector::server=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -112,6 +126,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Import { file } => import(&mut db, &file),
         Command::Bgp(BgpCommand::Load(args)) => bgp_load(&mut db, args),
+        Command::Serve(args) => nkpath_collector::server::cli::serve(db, &args),
+        Command::Agent(command) => nkpath_collector::server::cli::agent(&mut db, &command),
+        Command::Report(command) => {
+            nkpath_collector::report::cli::run_report(&db, &command).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Export(args) => {
+            nkpath_collector::report::cli::run_export(&db, &args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Ixp(command) => {
+            nkpath_collector::report::cli::run_ixp(&db, &command).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

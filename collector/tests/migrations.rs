@@ -120,6 +120,14 @@ fn version_1_upgrades_in_place_and_keeps_its_results() {
         db.target().unwrap(),
         nkpath_collector::settings::Target::default()
     );
+    // v3: the upload tables exist and start empty (imported results have no receipt).
+    for table in ["agents", "receipts"] {
+        let n: i64 = db
+            .conn()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
 
     let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
     assert_eq!(schema(db.conn()), schema(fresh.conn()));
@@ -128,6 +136,35 @@ fn version_1_upgrades_in_place_and_keeps_its_results() {
     assert_eq!(
         Db::open(&path).unwrap().schema_version().unwrap(),
         CURRENT_VERSION
+    );
+}
+
+#[test]
+fn version_2_upgrades_in_place_and_can_take_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&fixture("schema_v2.sql"))
+        .unwrap();
+
+    let mut db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    let (kind, json): (String, String) = db
+        .conn()
+        .query_row("SELECT kind, json FROM results", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kind, "ping");
+    assert!(json.starts_with(r#"{"kind":"ping""#), "json untouched");
+    let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
+    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    let added = db.add_agent("vp-fra1").unwrap();
+    assert!(
+        nkpath_collector::agents::authenticate(db.conn(), added.token.expose())
+            .unwrap()
+            .is_some()
     );
 }
 

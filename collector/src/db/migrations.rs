@@ -8,6 +8,8 @@
 //! History:
 //! - v1: trace results (`results`) and `settings`.
 //! - v2: results gain `kind` (pings are stored too); BGP data from MRT files.
+//! - v3: `agents` (upload tokens, by SHA-256) and `receipts` (how each uploaded result
+//!   arrived: batch, receive time, the agent's clock offset).
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -19,7 +21,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::DbError;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 2;
+pub const CURRENT_VERSION: u32 = 3;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -164,6 +166,36 @@ CREATE TABLE peer_state_changes (
 CREATE INDEX peer_state_changes_by_time ON peer_state_changes (time);
 ";
 
+/// The tables of v3: who may upload, and how each uploaded result arrived.
+const UPLOADS_V3: &str = "
+-- Agents allowed to upload. Only the SHA-256 of the token is kept (hex); the token itself is
+-- printed once by `agent add`. The name is the agent id the agent's results must carry.
+CREATE TABLE agents (
+    name          TEXT PRIMARY KEY,
+    token_sha256  TEXT NOT NULL UNIQUE,
+    created_at    TEXT NOT NULL,
+    revoked_at    TEXT,                           -- NULL while the token is valid
+    last_seen_at  TEXT,                           -- last upload, NULL before the first
+    agent_version TEXT,                           -- as the last upload said
+    last_address  TEXT                            -- peer address of the last upload
+);
+
+-- How each result stored from an upload arrived (results imported from files have none).
+-- clock_offset_ms = collector's receive time - the batch's sent_at (agent clock), in ms;
+-- clock_flagged when its magnitude is over 60 s.
+CREATE TABLE receipts (
+    result_id       TEXT PRIMARY KEY REFERENCES results (result_id),
+    agent           TEXT NOT NULL,
+    batch_id        TEXT NOT NULL,
+    sent_at         TEXT NOT NULL,
+    received_at     TEXT NOT NULL,
+    clock_offset_ms INTEGER NOT NULL,
+    clock_flagged   INTEGER NOT NULL CHECK (clock_flagged IN (0, 1))
+);
+CREATE INDEX receipts_by_batch ON receipts (batch_id);
+CREATE INDEX receipts_flagged ON receipts (agent) WHERE clock_flagged;
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -213,7 +245,8 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError>
 fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(SETTINGS)?;
     tx.execute_batch(RESULTS)?;
-    tx.execute_batch(BGP_V2)
+    tx.execute_batch(BGP_V2)?;
+    tx.execute_batch(UPLOADS_V3)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -226,6 +259,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
             )?;
             tx.execute_batch(BGP_V2)
         }
+        2 => tx.execute_batch(UPLOADS_V3),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

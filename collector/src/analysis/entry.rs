@@ -1,0 +1,202 @@
+//! Entry AS inference (see the module docs of [`crate::analysis`] for the definition).
+
+use std::net::Ipv4Addr;
+
+use super::hopmap::HopClass;
+
+/// One TTL of a trace as the entry inference sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryHop {
+    /// The probe TTL.
+    pub ttl: u8,
+    /// The first replying address and its class; `None` for a silent TTL.
+    pub reply: Option<(Ipv4Addr, HopClass)>,
+}
+
+/// The entry AS of one trace.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// The entry AS; `None` is `unknown`.
+    pub asn: Option<u32>,
+    /// Whether it is inferred rather than observed (see the definition).
+    pub inferred: bool,
+    /// The hop that shows it: TTL and address.
+    pub hop: Option<(u8, Ipv4Addr)>,
+    /// The first hop inside the target AS: TTL and address.
+    pub target_hop: Option<(u8, Ipv4Addr)>,
+    /// Why it is inferred or unknown (empty for an observed entry).
+    pub reasons: Vec<String>,
+}
+
+/// Infers the entry AS from a trace's hops (sorted by TTL). `agent_asn` is the AS of the
+/// agent's source address.
+pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -> Entry {
+    let target_at = hops.iter().position(|h| {
+        h.reply
+            .as_ref()
+            .is_some_and(|(_, c)| c.asn() == Some(target_asn))
+    });
+    let before = &hops[..target_at.unwrap_or(hops.len())];
+    let target_hop = target_at.and_then(|i| hops[i].reply.as_ref().map(|(a, _)| (hops[i].ttl, *a)));
+    let candidate = before.iter().rposition(|h| {
+        h.reply
+            .as_ref()
+            .and_then(|(_, c)| c.asn())
+            .is_some_and(|asn| asn != target_asn)
+    });
+    let Some(at) = candidate else {
+        return Entry {
+            target_hop,
+            reasons: vec!["no hop maps to a public AS other than the target".into()],
+            ..Entry::default()
+        };
+    };
+    let (address, class) = before[at].reply.clone().expect("candidate replied");
+    let asn = class.asn().expect("candidate is mapped");
+    if target_at.is_none() && Some(asn) == agent_asn {
+        return Entry {
+            reasons: vec![format!(
+                "nothing answered beyond the agent's own AS{asn} and the target AS never answered"
+            )],
+            ..Entry::default()
+        };
+    }
+    let mut reasons = Vec::new();
+    let mut previous_ttl = before[at].ttl;
+    for hop in &before[at + 1..] {
+        if hop.ttl > previous_ttl.saturating_add(1) {
+            reasons.push(format!(
+                "TTL {}..{} not probed",
+                previous_ttl + 1,
+                hop.ttl - 1
+            ));
+        }
+        previous_ttl = hop.ttl;
+        match &hop.reply {
+            None => reasons.push(format!("TTL {} silent", hop.ttl)),
+            Some((addr, class)) => reasons.push(format!("TTL {} {addr} is {class}", hop.ttl)),
+        }
+    }
+    if let Some((ttl, _)) = target_hop
+        && ttl > previous_ttl.saturating_add(1)
+    {
+        reasons.push(format!("TTL {}..{} not probed", previous_ttl + 1, ttl - 1));
+    }
+    if target_hop.is_none() {
+        reasons.push("the target AS never answered".into());
+    }
+    Entry {
+        asn: Some(asn),
+        inferred: !reasons.is_empty(),
+        hop: Some((before[at].ttl, address)),
+        target_hop,
+        reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NK: u32 = 131_279;
+
+    fn hop(ttl: u8, class: Option<HopClass>) -> EntryHop {
+        EntryHop {
+            ttl,
+            reply: class.map(|c| (Ipv4Addr::new(192, 0, 2, ttl), c)),
+        }
+    }
+
+    fn as_hops(asns: &[Option<u32>]) -> Vec<EntryHop> {
+        asns.iter()
+            .enumerate()
+            .map(|(i, a)| hop(i as u8 + 1, a.map(HopClass::As)))
+            .collect()
+    }
+
+    #[test]
+    fn observed_entry_is_the_last_public_hop_before_the_target() {
+        let e = infer_entry(
+            &as_hops(&[Some(24940), Some(1299), Some(20485), Some(NK), Some(NK)]),
+            NK,
+            Some(24940),
+        );
+        assert_eq!(e.asn, Some(20485));
+        assert!(!e.inferred, "{:?}", e.reasons);
+        assert_eq!(e.hop.unwrap().0, 3);
+        assert_eq!(e.target_hop.unwrap().0, 4);
+    }
+
+    #[test]
+    fn silent_or_unmapped_hops_before_the_target_make_it_inferred() {
+        let e = infer_entry(
+            &as_hops(&[Some(24940), Some(4837), None, Some(NK)]),
+            NK,
+            Some(24940),
+        );
+        assert_eq!((e.asn, e.inferred), (Some(4837), true));
+        assert!(e.reasons[0].contains("silent"), "{:?}", e.reasons);
+
+        let mut hops = as_hops(&[Some(24940), Some(4837)]);
+        hops.push(hop(3, Some(HopClass::Ixp("X-IX".into()))));
+        hops.push(hop(4, Some(HopClass::As(NK))));
+        let e = infer_entry(&hops, NK, Some(24940));
+        assert_eq!((e.asn, e.inferred), (Some(4837), true));
+
+        // An IXP hop *before* the entry hop does not matter.
+        let mut hops = vec![hop(1, Some(HopClass::Private))];
+        hops.push(hop(2, Some(HopClass::Ixp("X-IX".into()))));
+        hops.push(hop(3, Some(HopClass::As(4837))));
+        hops.push(hop(4, Some(HopClass::As(NK))));
+        let e = infer_entry(&hops, NK, Some(64500));
+        assert_eq!((e.asn, e.inferred), (Some(4837), false));
+
+        // A TTL that was never probed is a gap too.
+        let hops = vec![
+            hop(1, Some(HopClass::As(4837))),
+            hop(3, Some(HopClass::As(NK))),
+        ];
+        let e = infer_entry(&hops, NK, None);
+        assert_eq!((e.asn, e.inferred), (Some(4837), true));
+    }
+
+    #[test]
+    fn target_never_answering_makes_it_inferred() {
+        let e = infer_entry(
+            &as_hops(&[Some(24940), Some(1299), Some(20485), None, None]),
+            NK,
+            Some(24940),
+        );
+        assert_eq!((e.asn, e.inferred), (Some(20485), true));
+        assert!(e.target_hop.is_none());
+    }
+
+    #[test]
+    fn unknown_when_nothing_beyond_the_agents_as() {
+        let e = infer_entry(&as_hops(&[Some(24940), Some(24940), None]), NK, Some(24940));
+        assert_eq!(e.asn, None);
+        let e = infer_entry(&as_hops(&[None, None]), NK, Some(24940));
+        assert_eq!(e.asn, None);
+        // Only private hops, then the target: no public hop at all.
+        let hops = vec![
+            hop(1, Some(HopClass::Private)),
+            hop(2, Some(HopClass::As(NK))),
+        ];
+        assert_eq!(infer_entry(&hops, NK, Some(64500)).asn, None);
+        // An agent inside the upstream whose next hop is the target: that upstream is the
+        // entry.
+        let e = infer_entry(&as_hops(&[Some(4837), Some(NK)]), NK, Some(4837));
+        assert_eq!((e.asn, e.inferred), (Some(4837), false));
+    }
+
+    #[test]
+    fn multi_origin_hops_are_not_forced_into_an_as() {
+        let hops = vec![
+            hop(1, Some(HopClass::As(4837))),
+            hop(2, Some(HopClass::MultiOrigin(vec![4837, 20485]))),
+            hop(3, Some(HopClass::As(NK))),
+        ];
+        let e = infer_entry(&hops, NK, None);
+        assert_eq!((e.asn, e.inferred), (Some(4837), true));
+    }
+}

@@ -1,0 +1,219 @@
+//! IXP peering LAN prefixes: addresses there belong to an exchange, not to the AS whose
+//! router answers, so hop mapping marks them instead of forcing them into an AS.
+//!
+//! `nkpath-collector ixp load FILE...` reads PeeringDB `ixpfx.json` dumps (names come from
+//! `ixlan.json` and `ix.json` beside it when present) and PCH `ixp_subnets.csv` files, and
+//! stores the IPv4 prefixes in the `settings` table (key `ixp_prefixes`, JSON), replacing
+//! the previous list.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::db::Db;
+
+const KEY: &str = "ixp_prefixes";
+
+/// One IXP peering LAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IxpPrefix {
+    /// The LAN prefix.
+    pub prefix: Ipv4Net,
+    /// The exchange's name.
+    pub name: String,
+}
+
+/// The loaded IXP prefixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IxpTable {
+    prefixes: Vec<IxpPrefix>,
+}
+
+impl IxpTable {
+    /// A table of these prefixes.
+    pub fn new(mut prefixes: Vec<IxpPrefix>) -> Self {
+        prefixes.sort_by(|a, b| a.prefix.cmp(&b.prefix).then(a.name.cmp(&b.name)));
+        prefixes.dedup_by(|a, b| a.prefix == b.prefix);
+        Self { prefixes }
+    }
+
+    /// The prefixes.
+    pub fn prefixes(&self) -> &[IxpPrefix] {
+        &self.prefixes
+    }
+
+    /// The most specific IXP prefix containing `addr`.
+    pub fn lookup(&self, addr: Ipv4Addr) -> Option<&IxpPrefix> {
+        self.prefixes
+            .iter()
+            .filter(|p| p.prefix.contains(&addr))
+            .max_by_key(|p| p.prefix.prefix_len())
+    }
+
+    /// The table stored in the database (empty when none was loaded).
+    pub fn stored(db: &Db) -> anyhow::Result<Self> {
+        let text: Option<String> = crate::settings::get(db.conn(), KEY)?;
+        let Some(text) = text else {
+            return Ok(Self::default());
+        };
+        let prefixes: Vec<IxpPrefix> = serde_json::from_str(&text)
+            .with_context(|| format!("setting {KEY} in the database is malformed"))?;
+        Ok(Self::new(prefixes))
+    }
+
+    /// Stores this table in the database, replacing the previous one.
+    pub fn store(&self, db: &Db) -> anyhow::Result<()> {
+        db.conn().execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [KEY, &serde_json::to_string(&self.prefixes)?],
+        )?;
+        Ok(())
+    }
+}
+
+/// Reads IXP prefixes from a PeeringDB `ixpfx.json` or a PCH `ixp_subnets.csv` (recognised by
+/// content). IPv6 rows are skipped.
+pub fn read_file(path: &Path) -> anyhow::Result<Vec<IxpPrefix>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        read_peeringdb(path, &text)
+    } else {
+        read_pch(&text).with_context(|| format!("{} is not a PCH ixp_subnets CSV", path.display()))
+    }
+}
+
+#[derive(Deserialize)]
+struct PdbDump<T> {
+    data: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct PdbPrefix {
+    prefix: String,
+    #[serde(default)]
+    ixlan_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PdbIxlan {
+    id: u64,
+    ix_id: u64,
+}
+
+#[derive(Deserialize)]
+struct PdbIx {
+    id: u64,
+    name: String,
+}
+
+fn read_peeringdb(path: &Path, text: &str) -> anyhow::Result<Vec<IxpPrefix>> {
+    let dump: PdbDump<PdbPrefix> = serde_json::from_str(text).with_context(|| {
+        format!(
+            "{} is not a PeeringDB ixpfx dump ({{\"data\": [{{\"prefix\": ...}}]}})",
+            path.display()
+        )
+    })?;
+    let names = peeringdb_names(path).unwrap_or_default();
+    Ok(dump
+        .data
+        .into_iter()
+        .filter_map(|p| {
+            let prefix: Ipv4Net = p.prefix.parse().ok()?;
+            let name = p
+                .ixlan_id
+                .and_then(|id| names.get(&id).cloned())
+                .unwrap_or_else(|| match p.ixlan_id {
+                    Some(id) => format!("PeeringDB ixlan {id}"),
+                    None => "PeeringDB IXP".to_owned(),
+                });
+            Some(IxpPrefix {
+                prefix: prefix.trunc(),
+                name,
+            })
+        })
+        .collect())
+}
+
+/// ixlan id → exchange name, from `ixlan.json` and `ix.json` beside the prefix dump.
+fn peeringdb_names(path: &Path) -> Option<HashMap<u64, String>> {
+    let dir = path.parent()?;
+    let ixlans: PdbDump<PdbIxlan> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ixlan.json")).ok()?).ok()?;
+    let ixes: PdbDump<PdbIx> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ix.json")).ok()?).ok()?;
+    let ix_names: HashMap<u64, String> = ixes.data.into_iter().map(|ix| (ix.id, ix.name)).collect();
+    Some(
+        ixlans
+            .data
+            .into_iter()
+            .filter_map(|lan| Some((lan.id, ix_names.get(&lan.ix_id)?.clone())))
+            .collect(),
+    )
+}
+
+fn read_pch(text: &str) -> anyhow::Result<Vec<IxpPrefix>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers()?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("no column {name:?}"))
+    };
+    let (name_col, subnet_col) = (column("short_name")?, column("subnet")?);
+    let mut out = Vec::new();
+    for row in reader.records() {
+        let row = row?;
+        let (Some(name), Some(subnet)) = (row.get(name_col), row.get(subnet_col)) else {
+            continue;
+        };
+        if let Ok(prefix) = subnet.parse::<Ipv4Net>() {
+            out.push(IxpPrefix {
+                prefix: prefix.trunc(),
+                name: name.to_owned(),
+            });
+        }
+    }
+    if out.is_empty() {
+        bail!("no IPv4 subnet rows");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pch_csv_and_lookup() {
+        let csv = "exchange_point_id, short_name, status, version, multicast, mlpa, subnet, participants\n\
+                   2, NAP CABASE Buenos Aires, Active, IPv6, Unicast, None, 2001:13c7:6001::/64, 5\n\
+                   2, NAP CABASE Buenos Aires, Active, IPv4, Unicast, None, 200.0.17.0/24, 71\n";
+        let table = IxpTable::new(read_pch(csv).unwrap());
+        assert_eq!(table.prefixes().len(), 1);
+        let hit = table.lookup("200.0.17.9".parse().unwrap()).unwrap();
+        assert_eq!(hit.name, "NAP CABASE Buenos Aires");
+        assert!(table.lookup("200.0.18.9".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn stored_round_trip() {
+        let db = Db::open_in_memory().unwrap();
+        assert_eq!(IxpTable::stored(&db).unwrap(), IxpTable::default());
+        let table = IxpTable::new(vec![IxpPrefix {
+            prefix: "206.223.119.0/24".parse().unwrap(),
+            name: "Equinix Ashburn".into(),
+        }]);
+        table.store(&db).unwrap();
+        assert_eq!(IxpTable::stored(&db).unwrap(), table);
+    }
+}

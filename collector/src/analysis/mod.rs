@@ -1,0 +1,83 @@
+//! Data-plane analysis: which AS each trace enters the target AS through, and whether BGP
+//! announces that upstream.
+//!
+//! Everything here is computed on the fly from the stored results (the JSON of each trace as
+//! received) and the loaded BGP data; nothing derived is stored. These definitions are the
+//! contract of every report and export:
+//!
+//! # Hop-to-AS mapping ([`hopmap`])
+//!
+//! Each responding address is classified, in this order:
+//! 1. **private** (RFC 1918, loopback, link-local, documentation, benchmarking, reserved,
+//!    multicast, "this network") and **shared** (100.64.0.0/10, RFC 6598): marked, never
+//!    mapped to an AS.
+//! 2. **ixp**: inside a prefix of the loaded IXP list (`nkpath-collector ixp load`; PeeringDB
+//!    `ixpfx.json` or PCH `ixp_subnets.csv`): marked with the exchange's name, never mapped.
+//! 3. **public AS**: longest-prefix match over the origins in the BGP state at the trace's
+//!    start time ([`BgpState::at`](crate::bgp::BgpState::at)); one origin maps the hop to it.
+//!    Several origins (MOAS) are not forced into one AS: the hop is **multi-origin**.
+//! 4. Otherwise, when DNS lookups are on, Team Cymru's origin TXT record
+//!    (`D.C.B.A.origin.asn.cymru.com`, at `--resolver ADDR` or the system resolver; answers
+//!    cached in memory for the run); else **unmapped**.
+//!
+//! # Entry AS ([`entry`])
+//!
+//! Hops are taken by TTL (the first replying address of each TTL). The *target hop* is the
+//! first hop that maps to the target AS. The **entry AS** is the AS of the last responding
+//! hop before the target hop (before the end of the trace when the target AS never answers)
+//! that maps to a public AS other than the target AS. It is **inferred** (not observed) when
+//! between that hop and the target hop lies an IXP, private, shared, multi-origin or
+//! unmapped hop or a silent TTL, or when the target AS never answers. It is **unknown** when
+//! there is no such hop, or when the only such hop is in the agent's own AS (the AS of its
+//! source address) and the target AS never answers: nothing was seen beyond the agent's AS.
+//!
+//! # Announced set ([`verdict`])
+//!
+//! The announced set of a trace is the set of upstreams (the public AS directly before the
+//! origin in a collector peer's AS path, [`crate::bgp::upstream`]) of the most specific
+//! prefix originated by the target AS that covers the target address and is seen by at least
+//! one collector peer in the BGP state at the trace's time. Less specific such prefixes are
+//! the *covering* prefixes.
+//!
+//! # Verdict ([`verdict`])
+//!
+//! - `unknown`: no BGP data at the trace's time (reason "no BGP data"), no entry AS ("no
+//!   entry AS"), or no announced prefix covers the target ("target not announced");
+//! - `match`: the entry AS is in the announced set;
+//! - `match-covering`: it is only in the set of a less specific covering prefix;
+//! - `ambiguous` (reason "border"): in neither, but the entry AS stands next to an announced
+//!   upstream of the most specific prefix in some loaded AS path (of any time): the border
+//!   link may be numbered from the entry AS's space;
+//! - `mismatch`: in neither, and no loaded AS path has it next to an announced upstream.
+//!
+//! Inferred entries get verdicts too; reports count observed and inferred entries in
+//! separate columns. A trace within the transition window (default 15 minutes) of a change
+//! of the announced set of any target-AS prefix covering its target
+//! ([`crate::bgp::timeline::upstream_changes`]) is flagged **transitional**.
+//!
+//! # Control-plane comparison
+//!
+//! When a collector peer is in the agent's AS, the trace's data-plane AS path (public ASes of
+//! its hops in order, repeats collapsed, starting with the agent's AS) is compared with that
+//! peer's AS path for the announced prefix at the trace's time; ASes on one path but not the
+//! other are listed.
+//!
+//! # Units ([`units`])
+//!
+//! Upstream shares count, by default, one unit per (agent, target /24, round): the unit takes
+//! the entry AS (or `unknown`) held by more than half of its traces, else `unknown`; it is
+//! inferred unless one of its traces with that entry AS was observed.
+
+pub mod cymru;
+pub mod entry;
+pub mod hopmap;
+pub mod ixp;
+pub mod special;
+pub mod trace;
+pub mod units;
+pub mod verdict;
+
+pub use entry::{Entry, EntryHop, infer_entry};
+pub use hopmap::{HopClass, Mapper};
+pub use trace::{AnalysisOptions, Analyzer, TraceAnalysis};
+pub use verdict::{Verdict, VerdictKind};

@@ -1,0 +1,360 @@
+//! Analysis of stored traces: hop mapping, entry AS, announced set, verdict, transitional
+//! flag and the comparison with a collector peer in the agent's AS.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use anyhow::Context as _;
+use ipnet::Ipv4Net;
+use nkpath_proto::{ResultRecord, TraceResult};
+use time::OffsetDateTime;
+
+use super::entry::{Entry, EntryHop, infer_entry};
+use super::hopmap::{HopClass, Mapper};
+use super::verdict::{Adjacency, AnnouncedPrefix, Verdict, announced_for, verdict};
+use crate::bgp::aspath::Segment;
+use crate::bgp::prefix::covering;
+use crate::bgp::timeline::{UpstreamChanges, upstream_changes};
+use crate::bgp::{AsPath, BgpState};
+use crate::db::Db;
+use crate::results::{decode_line, format_time};
+
+/// Default transition window: 15 minutes.
+pub const DEFAULT_TRANSITION_WINDOW_S: i64 = 15 * 60;
+
+/// What to analyse and how.
+#[derive(Debug, Clone, Copy)]
+pub struct AnalysisOptions {
+    /// Only traces started at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only traces started at or before this time.
+    pub until: Option<OffsetDateTime>,
+    /// A trace this close (seconds) to a change of its prefix's announced set is
+    /// transitional.
+    pub transition_window_s: i64,
+}
+
+impl Default for AnalysisOptions {
+    fn default() -> Self {
+        Self {
+            since: None,
+            until: None,
+            transition_window_s: DEFAULT_TRANSITION_WINDOW_S,
+        }
+    }
+}
+
+/// One hop of an analysed trace (the first replying address of its TTL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyzedHop {
+    /// Probe TTL.
+    pub ttl: u8,
+    /// First replying address, `None` when silent.
+    pub address: Option<Ipv4Addr>,
+    /// Its class.
+    pub class: Option<HopClass>,
+    /// RTT of the first reply.
+    pub rtt_us: Option<u32>,
+    /// Its name from the trace's annotations.
+    pub name: Option<String>,
+}
+
+/// The comparison of the data-plane AS path with a collector peer in the agent's AS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerComparison {
+    /// The peer's address.
+    pub peer: String,
+    /// Its AS path for the announced prefix.
+    pub bgp_path: Vec<u32>,
+    /// ASes of the BGP path missing from the data-plane path.
+    pub missing: Vec<u32>,
+    /// ASes of the data-plane path missing from the BGP path.
+    pub extra: Vec<u32>,
+}
+
+impl PeerComparison {
+    /// Whether both paths hold the same ASes.
+    pub fn same(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty()
+    }
+}
+
+/// Everything derived for one trace.
+#[derive(Debug, Clone)]
+pub struct TraceAnalysis {
+    /// The trace as stored.
+    pub trace: TraceResult,
+    /// The hops, mapped.
+    pub hops: Vec<AnalyzedHop>,
+    /// The AS of the agent's source address.
+    pub agent_asn: Option<u32>,
+    /// Public ASes of the hops in order, repeats collapsed, starting with the agent's AS.
+    pub data_path: Vec<u32>,
+    /// The entry AS.
+    pub entry: Entry,
+    /// Whether BGP data exists at the trace's time.
+    pub has_bgp_data: bool,
+    /// Announced sets, most specific first.
+    pub announced: Vec<AnnouncedPrefix>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Within the transition window of a change of the announced set.
+    pub transitional: bool,
+    /// Comparison with a collector peer in the agent's AS, when there is one.
+    pub peer_comparison: Option<PeerComparison>,
+}
+
+impl TraceAnalysis {
+    /// The target's /24.
+    pub fn target_24(&self) -> Ipv4Net {
+        covering(self.trace.target, 24)
+    }
+
+    /// The most specific announced prefix, if any.
+    pub fn announced_prefix(&self) -> Option<&AnnouncedPrefix> {
+        self.announced.first()
+    }
+
+    /// `AS4837`, `AS4837 (inferred)` or `unknown`.
+    pub fn entry_label(&self) -> String {
+        match (self.entry.asn, self.entry.inferred) {
+            (Some(a), false) => format!("AS{a}"),
+            (Some(a), true) => format!("AS{a} (inferred)"),
+            (None, _) => "unknown".into(),
+        }
+    }
+}
+
+/// Analyses stored traces against the loaded BGP data.
+#[derive(Debug)]
+pub struct Analyzer<'a> {
+    db: &'a Db,
+    mapper: Mapper,
+    options: AnalysisOptions,
+    target_asn: u32,
+    change_times: Vec<i64>,
+    states: HashMap<i64, Option<BgpState>>,
+    adjacency: Adjacency,
+}
+
+impl<'a> Analyzer<'a> {
+    /// An analyzer over `db`.
+    pub fn new(db: &'a Db, mapper: Mapper, options: AnalysisOptions) -> anyhow::Result<Self> {
+        let conn = db.conn();
+        let mut change_times: Vec<i64> = conn
+            .prepare(
+                "SELECT dump_time FROM mrt_files WHERE dump_time IS NOT NULL
+                 UNION SELECT time FROM bgp_updates
+                 UNION SELECT time FROM peer_state_changes",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        change_times.sort_unstable();
+        let mut adjacency = Adjacency::default();
+        let paths: Vec<String> = conn
+            .prepare(
+                "SELECT DISTINCT as_path FROM rib_routes
+                 UNION SELECT DISTINCT as_path FROM bgp_updates WHERE as_path IS NOT NULL",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for text in paths {
+            let path: AsPath = text
+                .parse()
+                .map_err(|e| anyhow::anyhow!("malformed AS path {text:?} in the database: {e}"))?;
+            adjacency.add(&path);
+        }
+        Ok(Self {
+            db,
+            mapper,
+            options,
+            target_asn: db.target()?.asn,
+            change_times,
+            states: HashMap::new(),
+            adjacency,
+        })
+    }
+
+    /// The stored traces in the period, oldest first.
+    pub fn load_traces(&self) -> anyhow::Result<Vec<TraceResult>> {
+        let since = self.options.since.map_or_else(String::new, format_time);
+        let until = self
+            .options
+            .until
+            .map_or_else(|| "~".to_owned(), format_time);
+        let mut stmt = self.db.conn().prepare(
+            "SELECT result_id, json FROM results
+             WHERE kind = 'trace' AND started_at >= ?1 AND started_at <= ?2
+             ORDER BY started_at, result_id",
+        )?;
+        let mut rows = stmt.query([since, until])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (id, json): (String, String) = (r.get(0)?, r.get(1)?);
+            match decode_line(&json) {
+                Ok(ResultRecord::Trace(t)) => out.push(t),
+                Ok(ResultRecord::Ping(_)) => {}
+                Err(e) => anyhow::bail!("stored result {id} no longer decodes: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Analyses every stored trace of the period.
+    pub fn analyze_all(&mut self) -> anyhow::Result<Vec<TraceAnalysis>> {
+        let traces = self.load_traces()?;
+        let changes = match (traces.first(), traces.last()) {
+            (Some(first), Some(last)) => {
+                let w = time::Duration::seconds(self.options.transition_window_s);
+                upstream_changes(self.db, first.started_at - w, last.started_at + w)
+                    .context("reading BGP changes")?
+            }
+            _ => UpstreamChanges::default(),
+        };
+        traces
+            .into_iter()
+            .map(|t| self.analyze(t, &changes))
+            .collect()
+    }
+
+    fn state_at(&mut self, t: OffsetDateTime) -> anyhow::Result<Option<&BgpState>> {
+        let secs = t.unix_timestamp();
+        let at = self.change_times.partition_point(|c| *c <= secs);
+        let Some(key) = at.checked_sub(1).map(|i| self.change_times[i]) else {
+            return Ok(None);
+        };
+        if !self.states.contains_key(&key) {
+            let when = OffsetDateTime::from_unix_timestamp(key)?;
+            let state = BgpState::at(self.db, when).context("building the BGP state")?;
+            self.states.insert(key, state);
+        }
+        Ok(self.states[&key].as_ref())
+    }
+
+    /// Analyses one trace; `changes` must cover its time ± the transition window.
+    pub fn analyze(
+        &mut self,
+        trace: TraceResult,
+        changes: &UpstreamChanges,
+    ) -> anyhow::Result<TraceAnalysis> {
+        let target_asn = self.target_asn;
+        // Split borrows: the state lives in `self.states`, the mapper is used beside it.
+        self.state_at(trace.started_at)?;
+        let secs = trace.started_at.unix_timestamp();
+        let key = self
+            .change_times
+            .partition_point(|c| *c <= secs)
+            .checked_sub(1)
+            .map(|i| self.change_times[i]);
+        let state = key
+            .and_then(|k| self.states.get(&k))
+            .and_then(Option::as_ref);
+        let names: HashMap<Ipv4Addr, String> = trace
+            .annotations
+            .iter()
+            .filter_map(|a| Some((a.address, a.name.clone()?)))
+            .collect();
+        let mut hops = Vec::with_capacity(trace.hops.len());
+        for hop in &trace.hops {
+            let reply = hop.probes.iter().find_map(|p| p.reply.as_ref());
+            hops.push(AnalyzedHop {
+                ttl: hop.ttl,
+                address: reply.map(|r| r.address),
+                class: reply.map(|r| self.mapper.map(state, r.address)),
+                rtt_us: reply.map(|r| r.rtt_us),
+                name: reply.and_then(|r| names.get(&r.address).cloned()),
+            });
+        }
+        let agent_asn = self.mapper.map(state, trace.source).asn();
+        let entry_hops: Vec<EntryHop> = hops
+            .iter()
+            .map(|h| EntryHop {
+                ttl: h.ttl,
+                reply: h.address.zip(h.class.clone()),
+            })
+            .collect();
+        let entry = infer_entry(&entry_hops, target_asn, agent_asn);
+        let mut data_path: Vec<u32> = agent_asn.into_iter().collect();
+        for asn in hops.iter().filter_map(|h| h.class.as_ref()?.asn()) {
+            if data_path.last() != Some(&asn) {
+                data_path.push(asn);
+            }
+        }
+        let announced = state
+            .map(|s| announced_for(s, trace.target))
+            .unwrap_or_default();
+        let verdict = verdict(state.is_some(), entry.asn, &announced, &self.adjacency);
+        let w = self.options.transition_window_s;
+        let transitional = changes
+            .changes
+            .iter()
+            .any(|c| c.prefix.contains(&trace.target) && (c.time - secs).abs() <= w);
+        let peer_comparison = match (state, agent_asn, announced.first()) {
+            (Some(state), Some(agent), Some(ann)) => {
+                compare_with_peer(state, agent, ann.prefix, &data_path)
+            }
+            _ => None,
+        };
+        Ok(TraceAnalysis {
+            trace,
+            hops,
+            agent_asn,
+            data_path,
+            entry,
+            has_bgp_data: state.is_some(),
+            announced,
+            verdict,
+            transitional,
+            peer_comparison,
+        })
+    }
+}
+
+fn flatten(path: &AsPath) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    for segment in path.segments() {
+        let asns = match segment {
+            Segment::Seq(v) | Segment::Set(v) => v,
+        };
+        for &a in asns {
+            if out.last() != Some(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+fn compare_with_peer(
+    state: &BgpState,
+    agent_asn: u32,
+    prefix: Ipv4Net,
+    data_path: &[u32],
+) -> Option<PeerComparison> {
+    let route = state
+        .routes(prefix)
+        .into_iter()
+        .filter(|r| r.peer.asn == agent_asn)
+        .min_by_key(|r| (r.peer.address, r.path_id))?;
+    let mut bgp_path = flatten(route.path);
+    // A peer's path starts with the peer's AS, as the data-plane path does.
+    if bgp_path.first() != Some(&agent_asn) {
+        bgp_path.insert(0, agent_asn);
+    }
+    let in_data: BTreeSet<u32> = data_path.iter().copied().collect();
+    let in_bgp: BTreeSet<u32> = bgp_path.iter().copied().collect();
+    Some(PeerComparison {
+        peer: format!("{} (AS{})", route.peer.address, route.peer.asn),
+        missing: bgp_path
+            .iter()
+            .filter(|a| !in_data.contains(a))
+            .copied()
+            .collect(),
+        extra: data_path
+            .iter()
+            .filter(|a| !in_bgp.contains(a))
+            .copied()
+            .collect(),
+        bgp_path,
+    })
+}

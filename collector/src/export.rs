@@ -1,0 +1,330 @@
+//! `nkpath-collector export --out DIR`: CSV datasets of the analysed traces and the announced
+//! upstreams, with `export.json` saying what produced them. The schemas are documented in
+//! `collector/EXPORTS.md`.
+//!
+//! Every file is UTF-8 with a header row, RFC 4180 quoting (the csv crate), times in ISO 8601
+//! UTC, and empty fields for missing values, so pandas and DuckDB load them as they are.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::analysis::TraceAnalysis;
+use crate::bgp::format_unix;
+use crate::bgp::timeline::{loaded_span, walk_target_routes};
+use crate::db::Db;
+use crate::results::format_time;
+
+/// Rows written per file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ExportSummary {
+    /// traces.csv rows.
+    pub traces: usize,
+    /// hops.csv rows.
+    pub hops: usize,
+    /// as_paths.csv rows.
+    pub as_paths: usize,
+    /// bgp_upstreams.csv rows.
+    pub bgp_upstreams: usize,
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(String::new, |v| v.to_string())
+}
+
+fn asns(list: &[u32]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn writer(dir: &Path, name: &str) -> anyhow::Result<csv::Writer<std::fs::File>> {
+    let path = dir.join(name);
+    csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes the datasets of `analyses` into `dir`.
+pub fn export(db: &Db, analyses: &[TraceAnalysis], dir: &Path) -> anyhow::Result<ExportSummary> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut summary = ExportSummary::default();
+
+    let mut traces = writer(dir, "traces.csv")?;
+    traces.write_record([
+        "result_id",
+        "agent_id",
+        "agent_version",
+        "round_id",
+        "source",
+        "target",
+        "protocol",
+        "flow",
+        "started_at",
+        "stop_reason",
+        "hops_probed",
+        "attempts",
+        "timeout_ms",
+        "gap_limit",
+        "first_ttl",
+        "max_ttl",
+        "pps",
+        "per_prefix_pps",
+    ])?;
+    let mut hops = writer(dir, "hops.csv")?;
+    hops.write_record([
+        "result_id",
+        "ttl",
+        "attempt",
+        "sent_at_us",
+        "address",
+        "rtt_us",
+        "reply_ttl",
+        "icmp_type",
+        "icmp_code",
+        "tcp_flags",
+        "quoted_ttl",
+        "hop_class",
+        "asn",
+        "ixp",
+        "name",
+    ])?;
+    let mut paths = writer(dir, "as_paths.csv")?;
+    paths.write_record([
+        "result_id",
+        "agent_id",
+        "target",
+        "started_at",
+        "agent_asn",
+        "data_plane_as_path",
+        "entry_asn",
+        "entry_inferred",
+        "entry_ttl",
+        "entry_address",
+        "announced_prefix",
+        "announced_upstreams",
+        "verdict",
+        "verdict_reason",
+        "transitional",
+        "bgp_peer",
+        "bgp_peer_as_path",
+        "bgp_missing_from_data_plane",
+        "data_plane_missing_from_bgp",
+    ])?;
+    let mut params: BTreeMap<String, (serde_json::Value, usize)> = BTreeMap::new();
+    for a in analyses {
+        let t = &a.trace;
+        let p = &t.params;
+        let flow = serde_json::to_string(&t.flow)?;
+        traces.write_record([
+            t.result_id.to_string(),
+            t.agent_id.clone(),
+            t.agent_version.clone(),
+            t.round_id.to_string(),
+            t.source.to_string(),
+            t.target.to_string(),
+            t.protocol.to_string(),
+            flow,
+            format_time(t.started_at),
+            serde_json::to_value(t.stop_reason)?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            t.hops.len().to_string(),
+            p.attempts.to_string(),
+            p.timeout_ms.to_string(),
+            p.gap_limit.to_string(),
+            p.first_ttl.to_string(),
+            p.max_ttl.to_string(),
+            p.pps.to_string(),
+            p.per_prefix_pps.to_string(),
+        ])?;
+        summary.traces += 1;
+        let value = serde_json::json!({ "protocol": t.protocol.as_str(), "params": p });
+        params.entry(value.to_string()).or_insert((value, 0)).1 += 1;
+
+        let mut classes = BTreeMap::new();
+        for h in &a.hops {
+            if let (Some(addr), Some(class)) = (h.address, &h.class) {
+                classes.insert(addr, class.clone());
+            }
+        }
+        let names: BTreeMap<_, _> = t
+            .annotations
+            .iter()
+            .filter_map(|n| Some((n.address, n.name.clone()?)))
+            .collect();
+        for hop in &t.hops {
+            for probe in &hop.probes {
+                let r = probe.reply.as_ref();
+                let class = r.and_then(|r| classes.get(&r.address));
+                hops.write_record([
+                    t.result_id.to_string(),
+                    hop.ttl.to_string(),
+                    probe.attempt.to_string(),
+                    probe.sent_at_us.to_string(),
+                    opt(r.map(|r| r.address)),
+                    opt(r.map(|r| r.rtt_us)),
+                    opt(r.map(|r| r.reply_ttl)),
+                    opt(r.and_then(|r| r.icmp_type)),
+                    opt(r.and_then(|r| r.icmp_code)),
+                    opt(r.and_then(|r| r.tcp_flags)),
+                    opt(r.and_then(|r| r.quoted_ttl)),
+                    r.map_or("silent", |_| class.map_or("unmapped", |c| c.kind()))
+                        .to_owned(),
+                    opt(class.and_then(crate::analysis::HopClass::asn)),
+                    match class {
+                        Some(crate::analysis::HopClass::Ixp(name)) => name.clone(),
+                        _ => String::new(),
+                    },
+                    r.and_then(|r| names.get(&r.address).cloned())
+                        .unwrap_or_default(),
+                ])?;
+                summary.hops += 1;
+            }
+        }
+
+        let ann = a.announced_prefix();
+        let cmp = a.peer_comparison.as_ref();
+        paths.write_record([
+            t.result_id.to_string(),
+            t.agent_id.clone(),
+            t.target.to_string(),
+            format_time(t.started_at),
+            opt(a.agent_asn),
+            asns(&a.data_path),
+            opt(a.entry.asn),
+            a.entry.inferred.to_string(),
+            opt(a.entry.hop.map(|h| h.0)),
+            opt(a.entry.hop.map(|h| h.1)),
+            opt(ann.map(|p| p.prefix)),
+            ann.map_or_else(String::new, |p| {
+                asns(&p.upstreams.iter().copied().collect::<Vec<_>>())
+            }),
+            a.verdict.kind.to_string(),
+            a.verdict.reason.clone(),
+            a.transitional.to_string(),
+            cmp.map_or_else(String::new, |c| c.peer.clone()),
+            cmp.map_or_else(String::new, |c| asns(&c.bgp_path)),
+            cmp.map_or_else(String::new, |c| asns(&c.missing)),
+            cmp.map_or_else(String::new, |c| asns(&c.extra)),
+        ])?;
+        summary.as_paths += 1;
+    }
+    traces.flush()?;
+    hops.flush()?;
+    paths.flush()?;
+    summary.bgp_upstreams = write_bgp_upstreams(db, dir)?;
+    write_metadata(db, dir, &summary, params.into_values().collect())?;
+    Ok(summary)
+}
+
+/// Piecewise-constant announced upstreams of every target-overlapping prefix over the loaded
+/// BGP data: one row per (prefix, upstream, interval with constant visibility).
+fn write_bgp_upstreams(db: &Db, dir: &Path) -> anyhow::Result<usize> {
+    let mut out = writer(dir, "bgp_upstreams.csv")?;
+    out.write_record([
+        "valid_from",
+        "valid_until",
+        "prefix",
+        "upstream_asn",
+        "peers_via_upstream",
+        "peers_with_route",
+    ])?;
+    let Some((first, last)) = loaded_span(db)? else {
+        out.flush()?;
+        return Ok(0);
+    };
+    let target_asn = db.target()?.asn;
+    type Key = (Ipv4Net, u32);
+    let mut open: BTreeMap<Key, (i64, usize, usize)> = BTreeMap::new();
+    let mut rows: Vec<(Key, i64, Option<i64>, usize, usize)> = Vec::new();
+    walk_target_routes(db, first, last, |t, view, _| {
+        let mut now: BTreeMap<Key, (usize, usize)> = BTreeMap::new();
+        for prefix in view.prefixes() {
+            let ann = view.announced_upstreams(prefix, target_asn);
+            for (up, n) in &ann.upstreams {
+                now.insert((prefix, *up), (*n, ann.peers_with_route));
+            }
+        }
+        let keys: Vec<Key> = open.keys().copied().collect();
+        for key in keys {
+            let (start, n, d) = open[&key];
+            if now.get(&key) != Some(&(n, d)) {
+                rows.push((key, start, Some(t), n, d));
+                open.remove(&key);
+            }
+        }
+        for (key, (n, d)) in now {
+            open.entry(key).or_insert((t, n, d));
+        }
+    })?;
+    for (key, (start, n, d)) in open {
+        rows.push((key, start, None, n, d));
+    }
+    rows.sort_by_key(|(key, start, ..)| (*start, *key));
+    for ((prefix, up), start, end, n, d) in &rows {
+        out.write_record([
+            format_unix(*start),
+            end.map_or_else(String::new, format_unix),
+            prefix.to_string(),
+            up.to_string(),
+            n.to_string(),
+            d.to_string(),
+        ])?;
+    }
+    out.flush()?;
+    Ok(rows.len())
+}
+
+fn write_metadata(
+    db: &Db,
+    dir: &Path,
+    summary: &ExportSummary,
+    params: Vec<(serde_json::Value, usize)>,
+) -> anyhow::Result<()> {
+    let mut stmt = db.conn().prepare(
+        "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time
+         FROM mrt_files f JOIN collectors c ON c.id = f.collector_id ORDER BY f.first_time, f.id",
+    )?;
+    let files: Vec<serde_json::Value> = stmt
+        .query_map([], |r| {
+            Ok(serde_json::json!({
+                "name": r.get::<_, String>(0)?,
+                "sha256": r.get::<_, String>(1)?,
+                "kind": r.get::<_, String>(2)?,
+                "format": r.get::<_, String>(3)?,
+                "collector": r.get::<_, String>(4)?,
+                "first_time": format_unix(r.get(5)?),
+                "last_time": format_unix(r.get(6)?),
+            }))
+        })?
+        .collect::<Result<_, _>>()?;
+    let target = db.target()?;
+    let meta = serde_json::json!({
+        "producer": "nkpath-collector export",
+        "nkpath_version": env!("CARGO_PKG_VERSION"),
+        "generated_at": format_time(time::OffsetDateTime::now_utc()),
+        "schema": "collector/EXPORTS.md of the nkpath repository",
+        "target": {
+            "prefixes": target.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "asn": target.asn,
+        },
+        "files": {
+            "traces.csv": summary.traces,
+            "hops.csv": summary.hops,
+            "as_paths.csv": summary.as_paths,
+            "bgp_upstreams.csv": summary.bgp_upstreams,
+        },
+        "probing_parameters": params.into_iter().map(|(mut v, n)| {
+            v["traces"] = n.into();
+            v
+        }).collect::<Vec<_>>(),
+        "mrt_files": files,
+    });
+    let path = dir.join("export.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&meta)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,111 @@
+//! `report changes`: upstreams appearing and disappearing in BGP, and entry ASes changing in
+//! the data plane, on one timeline.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use super::{Table, as_label, iso};
+use crate::analysis::TraceAnalysis;
+use crate::analysis::units::{UnitEntry, unit_entry};
+use crate::bgp::format_unix;
+use crate::bgp::timeline::UpstreamChanges;
+
+/// One round of one (agent, /24): when it started and its unit entry.
+fn rounds(
+    analyses: &[TraceAnalysis],
+) -> BTreeMap<(String, String), Vec<(OffsetDateTime, UnitEntry)>> {
+    type Unit = (OffsetDateTime, Vec<(Option<u32>, bool)>);
+    let mut units: BTreeMap<(String, String, String), Unit> = BTreeMap::new();
+    for a in analyses {
+        let key = (
+            a.trace.agent_id.clone(),
+            a.target_24().to_string(),
+            a.trace.round_id.to_string(),
+        );
+        let u = units
+            .entry(key)
+            .or_insert_with(|| (a.trace.started_at, Vec::new()));
+        u.0 = u.0.min(a.trace.started_at);
+        u.1.push((a.entry.asn, a.entry.inferred));
+    }
+    let mut out: BTreeMap<(String, String), Vec<(OffsetDateTime, UnitEntry)>> = BTreeMap::new();
+    for ((agent, net, _), (start, entries)) in units {
+        out.entry((agent, net))
+            .or_default()
+            .push((start, unit_entry(&entries)));
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|(t, _)| *t);
+    }
+    out
+}
+
+/// Builds the report from the BGP changes of the period and the analysed traces.
+pub fn report(bgp: &UpstreamChanges, analyses: &[TraceAnalysis]) -> Vec<Table> {
+    let mut t = Table::new(
+        "Upstream changes: BGP (announced set per prefix, collector peers) and data plane \
+         (entry AS per agent and target /24, one unit per round)",
+        &["time", "plane", "subject", "change", "detail"],
+    );
+    if let Some(at) = bgp.baseline_time {
+        t.notes
+            .push(format!("BGP baseline at {}:", format_unix(at)));
+        for (prefix, set) in &bgp.baseline {
+            let list: Vec<String> = set.iter().map(|a| format!("AS{a}")).collect();
+            t.notes.push(format!("  {prefix}: {}", list.join(" ")));
+        }
+    }
+    let mut rows: Vec<(i64, Vec<String>)> = Vec::new();
+    for c in &bgp.changes {
+        rows.push((
+            c.time,
+            vec![
+                format_unix(c.time),
+                "bgp".into(),
+                c.prefix.to_string(),
+                format!("{}AS{}", if c.appeared { "+" } else { "-" }, c.upstream),
+                format!(
+                    "{} ({}/{} peers)",
+                    if c.appeared {
+                        "appeared"
+                    } else {
+                        "disappeared"
+                    },
+                    c.peers_via_upstream,
+                    c.peers_with_route
+                ),
+            ],
+        ));
+    }
+    for ((agent, net), rounds) in rounds(analyses) {
+        for pair in rounds.windows(2) {
+            let ((_, before), (at, after)) = (pair[0], pair[1]);
+            if before.asn == after.asn {
+                continue;
+            }
+            let label = |e: UnitEntry| {
+                format!(
+                    "{}{}",
+                    as_label(e.asn),
+                    if e.inferred { " (inferred)" } else { "" }
+                )
+            };
+            rows.push((
+                at.unix_timestamp(),
+                vec![
+                    iso(at),
+                    "data".into(),
+                    format!("{agent} {net}"),
+                    format!("{} -> {}", as_label(before.asn), as_label(after.asn)),
+                    format!("{} -> {}", label(before), label(after)),
+                ],
+            ));
+        }
+    }
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, row) in rows {
+        t.push(row);
+    }
+    vec![t]
+}

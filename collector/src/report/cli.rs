@@ -1,0 +1,258 @@
+//! Command-line arguments and runners of `report`, `export` and `ixp` (flattened into the
+//! collector's CLI by `main.rs`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use super::upstreams::{By, Count};
+use super::{Format, render};
+use crate::analysis::cymru::{CymruLookup, OriginLookup};
+use crate::analysis::ixp::{IxpTable, read_file};
+use crate::analysis::{AnalysisOptions, Analyzer, Mapper, TraceAnalysis};
+use crate::bgp::timeline::upstream_changes;
+use crate::db::Db;
+
+/// Options shared by every report and the export.
+#[derive(Debug, Clone, Args)]
+pub struct AnalysisArgs {
+    /// Only traces started at or after this time (RFC 3339, or a date YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<OffsetDateTime>,
+    /// Only traces started before or at this time (a date means the end of that day).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_end)]
+    pub until: Option<OffsetDateTime>,
+    /// DNS server (IP or IP:PORT) for Team Cymru origin lookups of hop addresses that no
+    /// loaded BGP table covers [default: the system's resolvers].
+    #[arg(long, value_name = "ADDR", value_parser = parse_resolver)]
+    pub resolver: Option<SocketAddr>,
+    /// No DNS lookups: addresses no loaded table covers stay unmapped.
+    #[arg(long, conflicts_with = "resolver")]
+    pub no_dns: bool,
+    /// A trace this many minutes or closer to a change of its prefix's announced set is
+    /// flagged transitional.
+    #[arg(long, value_name = "MINUTES", default_value_t = 15)]
+    pub transition_window: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `nkpath-collector report ...`
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The share of the data plane entering the target AS through each upstream, beside the
+    /// announced upstreams and their visibility over the same period.
+    Upstreams {
+        /// Group rows by.
+        #[arg(long, value_enum, default_value_t = By::All)]
+        by: By,
+        /// What one counted unit is.
+        #[arg(long, value_enum, default_value_t = Count::Units)]
+        count: Count,
+        /// Options shared by every report.
+        #[command(flatten)]
+        common: AnalysisArgs,
+    },
+    /// Every trace with verdict mismatch or ambiguous: agent, target, time, entry AS, the
+    /// announced set and the hop that shows it.
+    Mismatches {
+        /// Options shared by every report.
+        #[command(flatten)]
+        common: AnalysisArgs,
+    },
+    /// When an upstream appeared or disappeared, in BGP and in the data plane.
+    Changes {
+        /// Options shared by every report.
+        #[command(flatten)]
+        common: AnalysisArgs,
+    },
+    /// The latest trace of an agent to a target, hop by hop.
+    Path {
+        /// The agent id.
+        #[arg(long)]
+        agent: String,
+        /// The target address.
+        #[arg(long)]
+        target: Ipv4Addr,
+        /// Options shared by every report.
+        #[command(flatten)]
+        common: AnalysisArgs,
+    },
+}
+
+/// `nkpath-collector export ...`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Directory to write the CSV files and export.json into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Options shared with the reports.
+    #[command(flatten)]
+    pub common: AnalysisArgs,
+}
+
+/// `nkpath-collector ixp ...`
+#[derive(Debug, Subcommand)]
+pub enum IxpCommand {
+    /// Load IXP peering LAN prefixes (PeeringDB ixpfx.json, with ixlan.json and ix.json
+    /// beside it for names, or PCH ixp_subnets.csv); replaces the stored list.
+    Load {
+        /// The files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    s.parse()
+        .map_err(|_| format!("'{s}' is not an IP address or IP:PORT"))
+}
+
+fn parse_time_at(s: &str, end_of_day: bool) -> Result<OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(s, &fmt)
+        .map_err(|_| format!("'{s}' is neither RFC 3339 (2017-10-01T00:00:00Z) nor a date"))?;
+    let t = if end_of_day {
+        date.with_hms_nano(23, 59, 59, 999_999_999).expect("valid")
+    } else {
+        date.midnight()
+    };
+    Ok(t.assume_utc())
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    parse_time_at(s, false)
+}
+
+fn parse_time_end(s: &str) -> Result<OffsetDateTime, String> {
+    parse_time_at(s, true)
+}
+
+impl AnalysisArgs {
+    /// Analysis options from these arguments.
+    pub fn options(&self) -> AnalysisOptions {
+        AnalysisOptions {
+            since: self.since,
+            until: self.until,
+            transition_window_s: i64::from(self.transition_window) * 60,
+        }
+    }
+
+    /// The hop mapper: the stored IXP list, and DNS unless `--no-dns`.
+    pub fn mapper(&self, db: &Db) -> anyhow::Result<Mapper> {
+        let fallback: Option<Box<dyn OriginLookup>> = if self.no_dns {
+            None
+        } else {
+            Some(Box::new(
+                CymruLookup::new(self.resolver).context("cannot set up DNS lookups")?,
+            ))
+        };
+        Ok(Mapper::new(IxpTable::stored(db)?, fallback))
+    }
+
+    /// Analyses the traces of the period.
+    pub fn analyze(&self, db: &Db) -> anyhow::Result<Vec<TraceAnalysis>> {
+        Analyzer::new(db, self.mapper(db)?, self.options())?.analyze_all()
+    }
+
+    /// The period: the arguments, else the span of the analysed traces.
+    pub fn period(&self, analyses: &[TraceAnalysis]) -> (OffsetDateTime, OffsetDateTime) {
+        let first = analyses.iter().map(|a| a.trace.started_at).min();
+        let last = analyses.iter().map(|a| a.trace.started_at).max();
+        let now = OffsetDateTime::now_utc();
+        (
+            self.since.or(first).unwrap_or(now),
+            self.until.or(last).unwrap_or(now),
+        )
+    }
+}
+
+/// Runs a report and prints it.
+pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
+    let (tables, format) = match command {
+        ReportCommand::Upstreams { by, count, common } => {
+            let analyses = common.analyze(db)?;
+            let (a, b) = common.period(&analyses);
+            (
+                super::upstreams::report(db, &analyses, *by, *count, a, b)?,
+                common.format,
+            )
+        }
+        ReportCommand::Mismatches { common } => (
+            super::mismatches::report(&common.analyze(db)?),
+            common.format,
+        ),
+        ReportCommand::Changes { common } => {
+            let analyses = common.analyze(db)?;
+            let span = crate::bgp::timeline::loaded_span(db)?;
+            let (mut a, mut b) = common.period(&analyses);
+            if let Some((first, last)) = span {
+                if common.since.is_none() {
+                    a = a.min(OffsetDateTime::from_unix_timestamp(first)?);
+                }
+                if common.until.is_none() {
+                    b = b.max(OffsetDateTime::from_unix_timestamp(last)?);
+                }
+            }
+            let bgp = upstream_changes(db, a, b)?;
+            (super::changes::report(&bgp, &analyses), common.format)
+        }
+        ReportCommand::Path {
+            agent,
+            target,
+            common,
+        } => {
+            let analyses = common.analyze(db)?;
+            let Some(tables) = super::path::report(&analyses, agent, *target) else {
+                bail!("no trace from agent {agent} to {target} in the database (and period)");
+            };
+            (tables, common.format)
+        }
+    };
+    print!("{}", render(&tables, format)?);
+    Ok(())
+}
+
+/// Runs an export.
+pub fn run_export(db: &Db, args: &ExportArgs) -> anyhow::Result<()> {
+    let analyses = args.common.analyze(db)?;
+    let summary = crate::export::export(db, &analyses, &args.out)?;
+    println!(
+        "{}: {} traces, {} hops, {} as_paths, {} bgp_upstreams rows; see export.json",
+        args.out.display(),
+        summary.traces,
+        summary.hops,
+        summary.as_paths,
+        summary.bgp_upstreams
+    );
+    Ok(())
+}
+
+/// Runs `ixp load`.
+pub fn run_ixp(db: &Db, command: &IxpCommand) -> anyhow::Result<()> {
+    match command {
+        IxpCommand::Load { files } => {
+            let mut all = Vec::new();
+            for file in files {
+                let prefixes = read_file(file)?;
+                println!("{}: {} IPv4 IXP prefixes", file.display(), prefixes.len());
+                all.extend(prefixes);
+            }
+            let table = IxpTable::new(all);
+            table.store(db)?;
+            println!("{} IXP prefixes stored", table.prefixes().len());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Reports over analysed traces (see [`crate::analysis`] for every definition): the upstream
+//! shares of the data plane beside the announced upstreams, mismatches, changes over time
+//! and single paths. Each report is a list of [`Table`]s, printed as aligned text for a
+//! terminal or as JSON or CSV for scripts.
+
+pub mod changes;
+pub mod cli;
+pub mod mismatches;
+pub mod path;
+pub mod upstreams;
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Output format of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    #[default]
+    Table,
+    /// One JSON document: `{"tables": [{"title", "notes", "columns", "rows": [{...}]}]}`.
+    Json,
+    /// CSV: each table preceded by a `# title` line, tables separated by a blank line.
+    Csv,
+}
+
+/// One table of a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Table {
+    /// What the table shows, including what it counts.
+    pub title: String,
+    /// Lines printed under the title (definitions, periods).
+    pub notes: Vec<String>,
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, one value per column.
+    #[serde(skip)]
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// An empty table.
+    pub fn new(title: impl Into<String>, columns: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            notes: Vec::new(),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+    }
+
+    /// The values of one column.
+    pub fn column(&self, name: &str) -> Vec<&str> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        self.rows.iter().map(|r| r[i].as_str()).collect()
+    }
+}
+
+/// Renders tables in a format.
+pub fn render(tables: &[Table], format: Format) -> anyhow::Result<String> {
+    match format {
+        Format::Table => Ok(render_text(tables)),
+        Format::Csv => {
+            let mut out = Vec::new();
+            for (i, t) in tables.iter().enumerate() {
+                if i > 0 {
+                    out.push(b'\n');
+                }
+                out.extend_from_slice(format!("# {}\n", t.title).as_bytes());
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(&t.columns)?;
+                for row in &t.rows {
+                    w.write_record(row)?;
+                }
+                out.extend(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
+            Ok(String::from_utf8(out)?)
+        }
+        Format::Json => {
+            let tables: Vec<serde_json::Value> = tables
+                .iter()
+                .map(|t| {
+                    let rows: Vec<serde_json::Map<String, serde_json::Value>> = t
+                        .rows
+                        .iter()
+                        .map(|r| {
+                            t.columns
+                                .iter()
+                                .cloned()
+                                .zip(r.iter().map(|v| serde_json::Value::String(v.clone())))
+                                .collect()
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "title": t.title,
+                        "notes": t.notes,
+                        "columns": t.columns,
+                        "rows": rows,
+                    })
+                })
+                .collect();
+            Ok(serde_json::to_string_pretty(&serde_json::json!({ "tables": tables }))? + "\n")
+        }
+    }
+}
+
+fn render_text(tables: &[Table]) -> String {
+    let mut out = String::new();
+    for (i, t) in tables.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{}", t.title);
+        for note in &t.notes {
+            let _ = writeln!(out, "  {note}");
+        }
+        if t.rows.is_empty() {
+            out.push_str("  (none)\n");
+            continue;
+        }
+        let mut widths: Vec<usize> = t.columns.iter().map(|c| c.chars().count()).collect();
+        for row in &t.rows {
+            for (w, v) in widths.iter_mut().zip(row) {
+                *w = (*w).max(v.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut s = String::from(" ");
+            for (c, w) in cells.iter().zip(&widths) {
+                let _ = write!(s, " {c:<w$}");
+            }
+            s.trim_end().to_owned() + "\n"
+        };
+        out.push_str(&line(&t.columns));
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        out.push_str(&line(&rule));
+        for row in &t.rows {
+            out.push_str(&line(row));
+        }
+    }
+    out
+}
+
+/// RFC 3339 UTC, whole seconds.
+pub fn iso(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `AS4837` or `unknown`.
+pub fn as_label(asn: Option<u32>) -> String {
+    asn.map_or_else(|| "unknown".to_owned(), |a| format!("AS{a}"))
+}
+
+/// `n/d (p%)`.
+pub fn share(n: usize, d: usize) -> String {
+    if d == 0 {
+        format!("{n}/{d}")
+    } else {
+        format!("{n}/{d} ({:.1}%)", 100.0 * n as f64 / d as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        let mut t = Table::new("T, counted", &["a", "b"]);
+        t.push(vec!["1".into(), "x,\"y\"".into()]);
+        let csv = render(std::slice::from_ref(&t), Format::Csv).unwrap();
+        assert_eq!(csv, "# T, counted\na,b\n1,\"x,\"\"y\"\"\"\n");
+        let json: serde_json::Value =
+            serde_json::from_str(&render(std::slice::from_ref(&t), Format::Json).unwrap()).unwrap();
+        assert_eq!(json["tables"][0]["rows"][0]["b"], "x,\"y\"");
+        let text = render(&[t], Format::Table).unwrap();
+        assert!(text.contains("  a b\n  - -----\n  1 x,\"y\"\n"), "{text}");
+        assert_eq!(share(1, 4), "1/4 (25.0%)");
+    }
+}

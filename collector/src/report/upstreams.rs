@@ -1,0 +1,198 @@
+//! `report upstreams`: the share of the data plane entering through each upstream, beside
+//! the announced upstreams with their visibility over the same period.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::Ipv4Net;
+use time::OffsetDateTime;
+
+use super::{Table, as_label, iso, share};
+use crate::analysis::TraceAnalysis;
+use crate::analysis::units::unit_entry;
+use crate::bgp::timeline::visibility_over;
+use crate::db::Db;
+
+/// How rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum By {
+    /// One group for the whole period.
+    #[default]
+    All,
+    /// Per UTC day of the traces' start.
+    Day,
+    /// Per agent.
+    Agent,
+    /// Per announced prefix (the most specific one covering the target).
+    Prefix,
+}
+
+/// What one counted unit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Count {
+    /// One (agent, target /24, round), with the majority entry AS of its traces.
+    #[default]
+    Units,
+    /// One trace.
+    Traces,
+    /// One target address, with the majority entry AS of its traces.
+    Targets,
+}
+
+impl Count {
+    fn header(self) -> &'static str {
+        match self {
+            Self::Units => "units of (agent, target /24, round), majority entry AS of its traces",
+            Self::Traces => "traces",
+            Self::Targets => "target addresses, majority entry AS of their traces",
+        }
+    }
+}
+
+fn group_of(a: &TraceAnalysis, by: By) -> String {
+    match by {
+        By::All => "all".into(),
+        By::Day => a.trace.started_at.date().to_string(),
+        By::Agent => a.trace.agent_id.clone(),
+        By::Prefix => a
+            .announced_prefix()
+            .map_or_else(|| "not announced".into(), |p| p.prefix.to_string()),
+    }
+}
+
+/// Counted entries of one group: entry AS → (observed, inferred).
+fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, (usize, usize)> {
+    let mut units: BTreeMap<String, Vec<(Option<u32>, bool)>> = BTreeMap::new();
+    for (i, a) in group.iter().enumerate() {
+        let key = match count {
+            Count::Units => format!(
+                "{}|{}|{}",
+                a.trace.agent_id,
+                a.target_24(),
+                a.trace.round_id
+            ),
+            Count::Traces => i.to_string(),
+            Count::Targets => a.trace.target.to_string(),
+        };
+        units
+            .entry(key)
+            .or_default()
+            .push((a.entry.asn, a.entry.inferred));
+    }
+    let mut out: BTreeMap<Option<u32>, (usize, usize)> = BTreeMap::new();
+    for entries in units.values() {
+        let e = unit_entry(entries);
+        let c = out.entry(e.asn).or_default();
+        if e.inferred {
+            c.1 += 1;
+        } else {
+            c.0 += 1;
+        }
+    }
+    out
+}
+
+/// Builds the report over `analyses` for the period [from, to].
+pub fn report(
+    db: &Db,
+    analyses: &[TraceAnalysis],
+    by: By,
+    unit: Count,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> anyhow::Result<Vec<Table>> {
+    let mut groups: BTreeMap<String, Vec<&TraceAnalysis>> = BTreeMap::new();
+    for a in analyses {
+        groups.entry(group_of(a, by)).or_default().push(a);
+    }
+    let mut data = Table::new(
+        format!(
+            "Data plane: entry AS into the target AS, counted in {}",
+            unit.header()
+        ),
+        &[
+            "group", "entry_as", "observed", "inferred", "total", "share",
+        ],
+    );
+    data.notes
+        .push(format!("period {} to {}", iso(from), iso(to)));
+    data.notes.push(
+        "observed: entry hop directly before the first target-AS hop; inferred: gaps, \
+         non-public hops or no answer from the target AS in between"
+            .into(),
+    );
+    for (group, members) in &groups {
+        let counts = count(members, unit);
+        let total: usize = counts.values().map(|(o, i)| o + i).sum();
+        for (asn, (observed, inferred)) in &counts {
+            data.push(vec![
+                group.clone(),
+                as_label(*asn),
+                observed.to_string(),
+                inferred.to_string(),
+                (observed + inferred).to_string(),
+                share(observed + inferred, total),
+            ]);
+        }
+    }
+
+    let mut announced = Table::new(
+        "Control plane: announced upstreams, visibility = collector peers whose route has the \
+         upstream directly before the target AS / peers with a route, time-weighted over the period",
+        &[
+            "group",
+            "prefix",
+            "upstream",
+            "mean",
+            "min",
+            "max",
+            "covered_s",
+        ],
+    );
+    for (group, members) in &groups {
+        let (a, b) = match by {
+            By::Day => {
+                let first = members
+                    .iter()
+                    .map(|m| m.trace.started_at)
+                    .min()
+                    .unwrap_or(from);
+                let start = first.replace_time(time::Time::MIDNIGHT);
+                (start.max(from), (start + time::Duration::days(1)).min(to))
+            }
+            _ => (from, to),
+        };
+        let mut upstreams: BTreeMap<Ipv4Net, BTreeSet<u32>> = BTreeMap::new();
+        for m in members {
+            let prefixes = if by == By::Prefix {
+                m.announced.iter().take(1).collect::<Vec<_>>()
+            } else {
+                m.announced.iter().collect()
+            };
+            for p in prefixes {
+                upstreams.entry(p.prefix).or_default().extend(&p.upstreams);
+            }
+        }
+        for (prefix, ups) in upstreams {
+            for upstream in ups {
+                let v = visibility_over(db, prefix, upstream, a, b)?;
+                let nd = |v: Option<crate::bgp::Visibility>| {
+                    v.map_or_else(
+                        || "-".into(),
+                        |v| share(v.peers_via_upstream, v.peers_with_route),
+                    )
+                };
+                announced.push(vec![
+                    group.clone(),
+                    prefix.to_string(),
+                    format!("AS{upstream}"),
+                    v.mean
+                        .map_or_else(|| "-".into(), |m| format!("{:.1}%", 100.0 * m)),
+                    nd(v.min),
+                    nd(v.max),
+                    v.covered_seconds.to_string(),
+                ]);
+            }
+        }
+    }
+    Ok(vec![data, announced])
+}

@@ -1,0 +1,198 @@
+//! The `serve` and `agent` subcommands: their arguments and what they run.
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use super::{AppState, DEFAULT_MAX_BODY, TlsConfig};
+use crate::bgp::BgpState;
+use crate::db::Db;
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+#[command(after_help = SERVE_EXAMPLES)]
+pub struct ServeArgs {
+    /// Address and port to listen on, e.g. 0.0.0.0:8443 (port 0: any free port; the address
+    /// actually bound is printed on stdout).
+    #[arg(long, env = "NKPATH_LISTEN", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// TLS certificate chain (PEM). With --tls-key, serves HTTPS.
+    #[arg(
+        long,
+        env = "NKPATH_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "NKPATH_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Largest request body accepted, in bytes; larger uploads get 413 (the agent then
+    /// halves its batches).
+    #[arg(long, env = "NKPATH_MAX_BODY", value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY)]
+    pub max_body: usize,
+
+    /// Longest a request may take, in seconds, before it is answered 408; on shutdown,
+    /// requests in flight get this long to finish.
+    #[arg(long, value_name = "SECONDS", default_value_t = super::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout: u64,
+}
+
+const SERVE_EXAMPLES: &str = "Examples:
+  nkpath-collector --db /var/lib/nkpath/nkpath.db serve --listen 0.0.0.0:8443 \\
+      --tls-cert /etc/nkpath/cert.pem --tls-key /etc/nkpath/key.pem
+  nkpath-collector serve --listen 127.0.0.1:8080
+
+Stops on SIGTERM or Ctrl-C after the requests in flight are answered.";
+
+/// `agent` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Adds an agent and prints its new upload token on stdout, once; only its SHA-256 is
+    /// stored. A revoked agent can be added again with a new token.
+    ///
+    /// NAME is the agent id: 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'. The
+    /// agent's configuration must use the same agent_id. In a script:
+    /// TOKEN=$(nkpath-collector agent add vp-fra1)
+    Add {
+        /// The agent's name (its agent_id).
+        name: String,
+    },
+    /// Lists agents (tab-separated): name, created, last seen, agent version, public address
+    /// of the last upload, its origin AS in the latest BGP data, and status.
+    List,
+    /// Revokes an agent's token: its uploads get 401 from now on. Its results stay stored.
+    Revoke {
+        /// The agent's name.
+        name: String,
+    },
+}
+
+/// Runs `serve` until SIGTERM or Ctrl-C.
+pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(TlsConfig::from_pem_file(cert, key).await.with_context(|| {
+                    format!(
+                        "cannot load the TLS certificate {} and key {} (PEM files expected)",
+                        cert.display(),
+                        key.display()
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        let listener = std::net::TcpListener::bind(args.listen)
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let local = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        // On stdout, for scripts and tests that listen on port 0.
+        println!("listening on {scheme}://{local}");
+        std::io::stdout().flush().ok();
+        tracing::info!(db = %db.path().display(), "listening on {scheme}://{local}");
+        let state = AppState::with_limits(
+            db,
+            args.max_body,
+            Duration::from_secs(args.request_timeout.max(1)),
+        );
+        super::serve(listener, state, tls, super::shutdown_signal())
+            .await
+            .context("the server failed")?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs an `agent` subcommand.
+pub fn agent(db: &mut Db, command: &AgentCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AgentCommand::Add { name } => {
+            let added = db.add_agent(name)?;
+            // The token alone on stdout, so that TOKEN=$(… agent add NAME) works.
+            println!("{}", added.token.expose());
+            let what = if added.reenrolled {
+                "enrolled again (the old token stays revoked)"
+            } else {
+                "added"
+            };
+            eprintln!(
+                "agent {name} {what}; its token is printed above and cannot be shown again: \
+                 put it in the agent's collector.token_file"
+            );
+        }
+        AgentCommand::List => list(db)?,
+        AgentCommand::Revoke { name } => {
+            if db.revoke_agent(name)? {
+                eprintln!("agent {name} revoked: its uploads are refused from now on");
+            } else {
+                eprintln!("agent {name} was already revoked");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(db: &Db) -> anyhow::Result<()> {
+    let agents = db.agents()?;
+    let needs_bgp = agents
+        .iter()
+        .any(|a| matches!(a.last_address, Some(IpAddr::V4(_))));
+    let bgp = if needs_bgp {
+        BgpState::at(db, OffsetDateTime::now_utc()).context("reading the BGP state")?
+    } else {
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "name\tcreated\tlast_seen\tagent_version\taddress\tas\tstatus"
+    )?;
+    for a in &agents {
+        let asn = match (a.last_address, &bgp) {
+            (Some(IpAddr::V4(ip)), Some(state)) => state
+                .origins_lpm(ip)
+                .map(|(_, origins)| {
+                    origins
+                        .iter()
+                        .map(|asn| format!("AS{asn}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let status = match &a.revoked_at {
+            Some(at) => format!("revoked {at}"),
+            None => "active".to_owned(),
+        };
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{asn}\t{status}",
+            a.name,
+            a.created_at,
+            a.last_seen_at.as_deref().unwrap_or(""),
+            a.agent_version.as_deref().unwrap_or(""),
+            a.last_address.map(|ip| ip.to_string()).unwrap_or_default(),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! The collector's HTTP API (`nkpath-collector serve`).
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /v1/results`, `Authorization: Bearer TOKEN`, `Content-Type: application/json`, an [`UploadBatch`] | 200 and an [`UploadAck`](nkpath_proto::UploadAck), sent only after the batch's transaction committed |
+//! | the same without a token, or with an unknown or revoked one | 401 |
+//! | a body over the limit (default [`DEFAULT_MAX_BODY`]) | 413 |
+//! | another content type | 415 |
+//! | a body that is not a batch, or of an unsupported major version | 400 |
+//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails |
+//!
+//! None of the 4xx answers stores anything. Errors are JSON: `{"error": "…"}`. Within a
+//! batch, results are decoded one by one and refused one by one ([`ingest`]).
+//!
+//! The router is built by [`app`], so tests drive it with `tower::ServiceExt::oneshot`;
+//! [`serve`] runs it on a socket, plain or TLS, until a shutdown signal.
+
+pub mod cli;
+pub mod ingest;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::http::{StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use nkpath_proto::{UploadAck, UploadBatch, decode_slice};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::agents::{self, Authenticated};
+use crate::db::Db;
+
+/// Largest request body accepted by default: 16 MiB.
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+
+/// Longest a request may take by default before it is answered 408.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handlers share: the database and the limits.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Mutex<Db>,
+    max_body: usize,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("max_body", &self.inner.max_body)
+            .field("request_timeout", &self.inner.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over `db` with the default limits.
+    pub fn new(db: Db) -> Self {
+        Self::with_limits(db, DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// State over `db` with these limits.
+    pub fn with_limits(db: Db, max_body: usize, request_timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db: Mutex::new(db),
+                max_body,
+                request_timeout,
+            }),
+        }
+    }
+
+    /// The longest a request may take.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
+    /// Runs `f` on the database on a blocking thread (SQLite calls block, and a commit with
+    /// synchronous=FULL waits for the disk).
+    async fn with_db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic mid-transaction rolled it back when the transaction dropped: the
+            // connection is still usable.
+            let mut db = state
+                .inner
+                .db
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            f(&mut db)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("database task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("database error: {e}")))
+    }
+}
+
+/// The router: `POST /v1/results` and `GET /v1/health`, with the body limit, the request
+/// timeout and request tracing.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.inner.max_body;
+    let timeout = state.inner.request_timeout;
+    Router::new()
+        .route("/v1/results", post(upload))
+        .route("/v1/health", get(health))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Every error answer: a status and `{"error": message}`.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401: no token, or an unknown or revoked one.
+    Unauthorized(&'static str),
+    /// 413.
+    TooLarge(String),
+    /// 415.
+    UnsupportedMediaType(String),
+    /// 400.
+    BadRequest(String),
+    /// 500: the database failed; nothing was acknowledged.
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_owned()),
+            Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            Self::Internal(m) => {
+                tracing::error!("{m}");
+                (StatusCode::INTERNAL_SERVER_ERROR, m)
+            }
+        };
+        let body = Json(serde_json::json!({ "error": message }));
+        if status == StatusCode::UNAUTHORIZED {
+            (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+        } else {
+            (status, body).into_response()
+        }
+    }
+}
+
+/// The agent a request's bearer token belongs to; 401 otherwise.
+struct Agent(Authenticated);
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = peer_addr(parts);
+        let Some(token) = bearer_token(parts) else {
+            tracing::warn!(?peer, "upload without a bearer token: 401");
+            return Err(ApiError::Unauthorized(
+                "missing token: send Authorization: Bearer TOKEN (from `nkpath-collector agent add`)",
+            ));
+        };
+        let token = token.to_owned();
+        let agent = state
+            .with_db(move |db| agents::authenticate(db.conn(), &token))
+            .await?;
+        if let Some(agent) = agent {
+            return Ok(Self(agent));
+        }
+        tracing::warn!(?peer, "upload with an unknown or revoked token: 401");
+        Err(ApiError::Unauthorized("unknown or revoked token"))
+    }
+}
+
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn peer_addr(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+}
+
+/// The peer address, when the server was started with connect info (not in `oneshot` tests).
+struct Peer(Option<IpAddr>);
+
+impl FromRequestParts<AppState> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(peer_addr(parts)))
+    }
+}
+
+/// Requires `Content-Type: application/json` (parameters such as charset allowed); 415
+/// otherwise.
+struct JsonContentType;
+
+impl FromRequestParts<AppState> for JsonContentType {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let essence = value
+            .as_deref()
+            .and_then(|v| v.split(';').next())
+            .map(str::trim);
+        if essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+            Ok(Self)
+        } else {
+            Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type is {}, not application/json",
+                value.as_deref().unwrap_or("missing")
+            )))
+        }
+    }
+}
+
+/// `POST /v1/results`. The extractors run in order: token (401), content type (415), then
+/// the body (413), so an unauthenticated client cannot make the collector read a body.
+async fn upload(
+    State(state): State<AppState>,
+    Agent(agent): Agent,
+    _: JsonContentType,
+    Peer(peer): Peer,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<UploadAck>, ApiError> {
+    let received_at = OffsetDateTime::now_utc();
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            tracing::warn!(agent = %agent.name, ?peer, "upload over the body limit: 413");
+            ApiError::TooLarge(format!(
+                "the body is larger than this collector accepts ({} bytes); send smaller batches",
+                state.inner.max_body
+            ))
+        } else {
+            ApiError::BadRequest(format!("cannot read the body: {e}"))
+        }
+    })?;
+    let batch: UploadBatch<Box<RawValue>> = decode_slice(&body).map_err(|e| {
+        tracing::warn!(agent = %agent.name, ?peer, "upload is not a valid batch: {e}");
+        ApiError::BadRequest(format!("not an upload batch: {e}"))
+    })?;
+    if batch.agent_id != agent.name {
+        tracing::warn!(
+            agent = %agent.name, envelope_agent = %batch.agent_id,
+            "the batch names another agent than its token; its results are checked one by one"
+        );
+    }
+    let results = batch.results.len();
+    let ack = state
+        .with_db(move |db| {
+            let arrival = ingest::Arrival {
+                agent: &agent,
+                received_at,
+                peer,
+            };
+            let ack = ingest::ingest(db, &batch, &arrival)?;
+            let (offset_ms, flagged) = ingest::clock_offset(batch.sent_at, received_at);
+            tracing::info!(
+                agent = %agent.name, batch_id = %batch.batch_id, ?peer, results,
+                accepted = ack.accepted.len(), refused = ack.refused.len(),
+                clock_offset_ms = offset_ms, clock_flagged = flagged, "upload stored"
+            );
+            for r in &ack.refused {
+                tracing::warn!(agent = %agent.name, id = ?r.id, field = %r.field, "result refused: {}", r.reason);
+            }
+            if flagged {
+                tracing::warn!(agent = %agent.name, clock_offset_ms = offset_ms, "the agent's clock is off by more than 60 s");
+            }
+            Ok(ack)
+        })
+        .await?;
+    Ok(Json(ack))
+}
+
+/// `GET /v1/health`.
+async fn health(State(state): State<AppState>) -> Response {
+    let checked = state.with_db(|db| Ok(db.schema_version())).await;
+    let (status, db, schema) = match checked {
+        Ok(Ok(v)) => (StatusCode::OK, "ok".to_owned(), Some(v)),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:?}"), None),
+    };
+    let body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ok" } else { "error" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "schema_version": schema,
+        "db": db,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// TLS settings for [`serve`].
+pub type TlsConfig = axum_server::tls_rustls::RustlsConfig;
+
+/// Serves [`app`] on `listener` (TLS when `tls` is given) until `shutdown` completes, then
+/// stops accepting, lets requests in flight finish for up to the request timeout plus a
+/// little, and returns.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: AppState,
+    tls: Option<TlsConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = state.request_timeout() + Duration::from_secs(2);
+    let handle = axum_server::Handle::new();
+    let signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!(
+            grace_s = grace.as_secs(),
+            "shutting down: finishing requests in flight"
+        );
+        signal.graceful_shutdown(Some(grace));
+    });
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
