@@ -75,8 +75,9 @@ fn updates() -> Vec<u8> {
     let mut out = Vec::new();
     // Before any dump: must not create state.
     out.extend(update(T0 + 50, p[1], &["198.18.0.0/15"], "1299 64501", &[]));
-    // Same second as the dump: taken to be in the dump, so ignored.
-    out.extend(update(T1, p[0], &[], "", &[NK22]));
+    // Same second as the dump, received before it was taken: replayed after the dump, it
+    // repeats what the dump holds.
+    out.extend(update(T1, p[0], &[NK22], "3356 4837 131279", &[]));
     out.extend(update(T2, p[0], &[NK22], "3356 20485 131279", &[]));
     out.extend(state_change(
         T3,
@@ -159,7 +160,11 @@ fn upstreams_at_dump_time() {
     let state = BgpState::at(&db, at(T1)).unwrap().unwrap();
     assert_eq!(state.sources().len(), 1);
     assert_eq!(state.sources()[0].dump_file, "rib1");
-    assert_eq!(state.sources()[0].events_replayed, 0);
+    assert_eq!(
+        state.sources()[0].events_replayed,
+        1,
+        "the dump's own second"
+    );
     let a = state.announced_upstreams(net(NK22));
     assert_eq!(a.peers_with_route, 5);
     assert_eq!(a.upstreams, BTreeMap::from([(4837, 3), (20485, 1)]));
@@ -204,7 +209,7 @@ fn updates_replay_and_session_down_withdraws() {
     assert_eq!((v(T3), v20485(T3)), (vis(1, 4), vis(2, 4)));
     let state = BgpState::at(&db, at(T3)).unwrap().unwrap();
     assert!(state.routes(net(NK22)).iter().all(|r| r.peer.asn != 174));
-    assert_eq!(state.sources()[0].events_replayed, 2);
+    assert_eq!(state.sources()[0].events_replayed, 3);
     // It came back and announced again at T5.
     assert_eq!(v(T5), vis(2, 5));
     // The second dump replaces everything replayed before it.
@@ -340,6 +345,85 @@ fn upstream_appearing_through_an_update_is_a_change() {
             (i64::from(T3), 20485, false, 0, 1)
         ]
     );
+}
+
+/// A session that goes down in the very second of a dump taken just before, and comes back
+/// before the next dump (as when rc dumps right before a test shuts nkbr's session to TTK):
+/// the withdrawals stamped with the dump's second are replayed after it, so the upstream is
+/// seen to disappear and to come back.
+#[test]
+fn updates_in_the_dumps_own_second_are_replayed_after_it() {
+    let p = peers();
+    let path = |first: u32| format!("{first} 20485 131279");
+    let dump = rib(
+        T1,
+        &p,
+        &[
+            (NK22, 0, "3356 4837 131279"),
+            (NK177, 0, &path(3356)),
+            (NK177, 1, &path(1299)),
+        ],
+    );
+    let mut ups = Vec::new();
+    // Received after the dump was taken: both peers lose the /24.
+    ups.extend(update(T1, p[0], &[], "", &[NK177]));
+    ups.extend(update(T1, p[1], &[], "", &[NK177]));
+    // Back before the next dump.
+    ups.extend(update(T1 + 2, p[1], &[NK177], &path(1299), &[]));
+    ups.extend(update(T1 + 2, p[0], &[NK177], &path(3356), &[]));
+    let next = rib(
+        T1 + 10,
+        &p,
+        &[
+            (NK22, 0, "3356 4837 131279"),
+            (NK177, 0, &path(3356)),
+            (NK177, 1, &path(1299)),
+        ],
+    );
+    let files = write_files(&[("rib", dump), ("upd", ups), ("next", next)]);
+    let mut db = Db::open_in_memory().unwrap();
+    for name in ["rib", "upd", "next"] {
+        load(&mut db, &files.paths[name], "rc");
+    }
+
+    let c = upstream_changes(&db, at(T1), at(T1 + 20)).unwrap();
+    assert_eq!(c.baseline_time, Some(i64::from(T1)));
+    assert_eq!(
+        c.baseline.get(&net(NK177)),
+        None,
+        "at the end of T1 the /24 is gone: {c:?}"
+    );
+    let got: Vec<(i64, Ipv4Net, u32, bool)> = c
+        .changes
+        .iter()
+        .map(|x| (x.time, x.prefix, x.upstream, x.appeared))
+        .collect();
+    assert_eq!(got, vec![(i64::from(T1 + 2), net(NK177), 20485, true)]);
+    // Seen from before the dump, the disappearance is a change too.
+    let c = upstream_changes(&db, at(T1 - 1), at(T1 + 20)).unwrap();
+    let got: Vec<(i64, u32, bool)> = c
+        .changes
+        .iter()
+        .filter(|x| x.prefix == net(NK177))
+        .map(|x| (x.time, x.upstream, x.appeared))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (i64::from(T1), 20485, false),
+            (i64::from(T1 + 2), 20485, true)
+        ]
+    );
+
+    let routes = |t| {
+        BgpState::at(&db, at(t))
+            .unwrap()
+            .unwrap()
+            .routes(net(NK177))
+            .len()
+    };
+    assert_eq!((routes(T1), routes(T1 + 1), routes(T1 + 2)), (0, 0, 2));
+    assert_eq!(routes(T1 + 10), 2);
 }
 
 /// What a database answers at a list of times: the NK upstreams and a few LPMs.

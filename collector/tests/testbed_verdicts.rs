@@ -18,7 +18,7 @@ use ipnet::Ipv4Net;
 use nkpath_collector::Db;
 use nkpath_collector::analysis::{AnalysisOptions, Analyzer, Mapper, TraceAnalysis, VerdictKind};
 use nkpath_collector::bgp::BgpState;
-use nkpath_collector::bgp::timeline::upstream_changes;
+use nkpath_collector::bgp::timeline::{UpstreamChanges, upstream_changes};
 use nkpath_collector::mrt::{self, LoadOptions};
 use nkpath_collector::report;
 use nkpath_proto::{FlowId, TraceResult};
@@ -490,11 +490,96 @@ fn export_loads_back_with_csv_and_python() {
 
 /// Polls `cond` every 200 ms for up to 60 s.
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    wait_until(what, || {
+        if cond() {
+            Ok(())
+        } else {
+            Err("still false".into())
+        }
+    });
+}
+
+/// Polls `check` every 200 ms for up to 60 s; `check` says why it is not done yet, and a
+/// timeout reports the last reason, the number of attempts and how long the last one took.
+fn wait_until(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let started = Instant::now();
+    let deadline = started + Duration::from_mins(1);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let attempt = Instant::now();
+        let Err(why) = check() else { return };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {attempts} attempts in {:.1?} (last took {:.1?}); \
+             last state: {why}",
+            started.elapsed(),
+            attempt.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// What the database holds about `prefix`: loaded files, its RIB routes and updates, rc's
+/// peer state changes, and the upstream changes computed over the whole span.
+fn bgp_diagnosis(db: &Db, prefix: Ipv4Net, changes: &UpstreamChanges) -> String {
+    use std::fmt::Write as _;
+    let conn = db.conn();
+    let net = u32::from(prefix.network());
+    let len = prefix.prefix_len();
+    let mut out = String::new();
+    let rows = |sql: &str, out: &mut String| {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params![net, len]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            let cells: Vec<String> = (0..n)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Null => "-".to_string(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            let _ = writeln!(out, "  {}", cells.join(" "));
+        }
+    };
+    let _ = writeln!(out, "\nfiles (id name kind dump first last records):");
+    rows(
+        "SELECT id, name, kind, dump_time, first_time, last_time, records FROM mrt_files
+         WHERE ?1 IS NOT NULL AND ?2 IS NOT NULL ORDER BY id",
+        &mut out,
+    );
+    let _ = writeln!(out, "RIB routes of {prefix} (file peer path):");
+    rows(
+        "SELECT file_id, peer_id, as_path FROM rib_routes WHERE net = ?1 AND len = ?2
+         ORDER BY file_id, peer_id",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "updates of {prefix} (time file seq peer path, - = withdrawn):"
+    );
+    rows(
+        "SELECT time, file_id, seq, peer_id, as_path FROM bgp_updates
+         WHERE net = ?1 AND len = ?2 ORDER BY file_id, seq",
+        &mut out,
+    );
+    let _ = writeln!(out, "state changes (time file seq peer old new):");
+    rows(
+        "SELECT time, file_id, seq, peer_id, old_state, new_state FROM peer_state_changes
+         WHERE ?1 IS NOT NULL AND ?2 IS NOT NULL ORDER BY file_id, seq",
+        &mut out,
+    );
+    let _ = write!(out, "changes: {changes:?}");
+    out
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[test]
@@ -553,6 +638,7 @@ fn a_session_shut_and_restored_shows_in_changes_and_transitional_traces() {
     };
     import(&mut db, survey(&tb, vp, &[&probe_net]));
 
+    let disabled_at = unix_now();
     tb.birdc("nkbr", &["disable", &neighbor.protocol]).unwrap();
     wait_for("rc to lose the prefix", || rc_has(lost) == 0);
     wait_for("devp's path to change", || {
@@ -561,6 +647,7 @@ fn a_session_shut_and_restored_shows_in_changes_and_transitional_traces() {
     let during_entry = entry_now().unwrap();
     import(&mut db, survey(&tb, vp, &[&probe_net]));
 
+    let enabled_at = unix_now();
     tb.birdc("nkbr", &["enable", &neighbor.protocol]).unwrap();
     wait_for("rc to have the prefix back", || {
         rc_has(lost) == peers_before
@@ -589,16 +676,21 @@ fn a_session_shut_and_restored_shows_in_changes_and_transitional_traces() {
         upstream_changes(db, t(a), t(b)).unwrap()
     };
     let mut attempt = 0;
-    wait_for("rc's update file to hold the session's changes", || {
+    wait_until("rc's update file to hold the session's changes", || {
         attempt += 1;
         db = Db::open(db_dir.path().join(format!("nkpath-{attempt}.db"))).unwrap();
         import(&mut db, jsonl.join("\n"));
         load_mrt(&tb, &mut db);
-        whole_span(&db)
-            .of_prefix(lost)
-            .filter(|c| c.appeared)
-            .count()
-            >= 1
+        let changes = whole_span(&db);
+        if changes.of_prefix(lost).any(|c| c.appeared) {
+            Ok(())
+        } else {
+            Err(format!(
+                "session disabled at {disabled_at}, enabled at {enabled_at}, now {}; {}",
+                unix_now(),
+                bgp_diagnosis(&db, lost, &changes)
+            ))
+        }
     });
 
     let analyses = analyze(&db);

@@ -1,9 +1,9 @@
 //! BGP data as loaded from MRT files, and what nkpath derives from it.
 //!
 //! - [`BgpState::at`]: the BGP state at a time t — per collector, the last RIB dump taken at
-//!   or before t, replayed with the loaded BGP4MP messages after the dump up to t (a session
-//!   leaving Established withdraws all the peer's routes). No dump at or before t means no
-//!   BGP data: `None`, never a later snapshot.
+//!   or before t, replayed with the loaded BGP4MP messages from the dump's second up to t
+//!   (a session leaving Established withdraws all the peer's routes). No dump at or before t
+//!   means no BGP data: `None`, never a later snapshot.
 //! - [`upstream`]: the upstreams a route announces for the target AS, and their visibility.
 //! - [`timeline`]: the same state as it changes over a period: time-weighted visibility, and
 //!   the appearances and disappearances of announced upstreams.

@@ -1,10 +1,18 @@
 //! The BGP state at a time t, built from the database.
 //!
 //! Per collector: the last RIB dump with MRT timestamp ≤ t, replayed with every loaded
-//! BGP4MP event strictly after the dump and at or before t (an update stamped with the dump's
-//! own second is taken to be in the dump). A collector without a dump ≤ t contributes nothing;
-//! when no collector has one the state is `None`: there is no BGP data for t, and nothing is
-//! borrowed from a later snapshot.
+//! BGP4MP event stamped from the dump's second up to t, in file order.
+//!
+//! Events of the dump's own second are replayed after it: MRT times are whole seconds, so
+//! an event of that second may have reached the collector before or after the dump was taken
+//! (or, for a dump written over several seconds, before or after its prefix was written).
+//! Replaying is safe either way, because every event overwrites what it is about (a route, or
+//! all routes of a peer): one the dump already holds leaves it as it is, in order with the
+//! events after it. Taking them to be in the dump would lose every change made in that
+//! second after the dump, such as a session going down right after it.
+//!
+//! A collector without a dump ≤ t contributes nothing; when no collector has one the state is
+//! `None`: there is no BGP data for t, and nothing is borrowed from a later snapshot.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -308,12 +316,13 @@ pub(crate) fn load_rib_routes(
     Ok(())
 }
 
-/// The BGP4MP events of a collector with `after < time <= until`, in replay order. Only
-/// session downs among the state changes; only target-overlapping updates when `targets_only`.
+/// The BGP4MP events of a collector with `from <= time <= until`, in replay order (see the
+/// module docs for why a dump's own second is included). Only session downs among the state
+/// changes; only target-overlapping updates when `targets_only`.
 pub(crate) fn load_events(
     conn: &Connection,
     collector_id: i64,
-    after: i64,
+    from: i64,
     until: i64,
     targets_only: bool,
 ) -> Result<Vec<TimedEvent>, BgpError> {
@@ -324,15 +333,15 @@ pub(crate) fn load_events(
         "SELECT u.time, u.file_id, u.seq, u.peer_id, p.peer_index, u.net, u.len, u.path_id,
                 u.origins, u.is_target, u.as_path
          FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
-         WHERE p.collector_id = ?1 AND u.time > ?2 AND u.time <= ?3 AND u.is_target"
+         WHERE p.collector_id = ?1 AND u.time >= ?2 AND u.time <= ?3 AND u.is_target"
     } else {
         "SELECT u.time, u.file_id, u.seq, u.peer_id, p.peer_index, u.net, u.len, u.path_id,
                 u.origins, u.is_target, u.as_path
          FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
-         WHERE p.collector_id = ?1 AND u.time > ?2 AND u.time <= ?3"
+         WHERE p.collector_id = ?1 AND u.time >= ?2 AND u.time <= ?3"
     };
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![collector_id, after, until])?;
+    let mut rows = stmt.query(params![collector_id, from, until])?;
     while let Some(r) = rows.next()? {
         let origins: Option<String> = r.get(8)?;
         let origins = match origins {
@@ -362,10 +371,10 @@ pub(crate) fn load_events(
     let mut stmt = conn.prepare_cached(
         "SELECT s.time, s.file_id, s.seq, s.peer_id, p.peer_index
          FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
-         WHERE p.collector_id = ?1 AND s.time > ?2 AND s.time <= ?3
+         WHERE p.collector_id = ?1 AND s.time >= ?2 AND s.time <= ?3
            AND s.old_state = ?4 AND s.new_state != ?4",
     )?;
-    let mut rows = stmt.query(params![collector_id, after, until, ESTABLISHED])?;
+    let mut rows = stmt.query(params![collector_id, from, until, ESTABLISHED])?;
     while let Some(r) = rows.next()? {
         events.push(TimedEvent {
             time: r.get(0)?,

@@ -4,8 +4,8 @@
 //!
 //! The state is piecewise constant: it changes only at RIB dump times and BGP4MP event times,
 //! and at every instant it is exactly what [`BgpState::at`](super::BgpState::at) would build
-//! (per collector, last dump ≤ t plus events after it up to t). Events and a dump stamped with
-//! the same second are applied events first, so the dump wins, as in `BgpState::at`.
+//! (per collector, last dump ≤ t plus the events from its second up to t). Events stamped with
+//! a dump's own second are applied after the dump, as in `BgpState::at` (see there why).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,16 +52,17 @@ impl TargetView {
 }
 
 enum Step {
-    /// Events first at equal times: `Event` sorts before `Dump`.
-    Event(TimedEvent),
+    /// The dump first at equal times: `Dump` sorts before `Event`.
     Dump {
         collector: i64,
         file_id: i64,
     },
+    Event(TimedEvent),
 }
 
 /// Calls `visit(t, view)` with the state at `a`, then after every change in (a, b], in time
-/// order. `view.has_data()` is false while no collector has a dump.
+/// order. A dump followed by events of its own second is visited twice at that second: as
+/// taken, then with the events. `view.has_data()` is false while no collector has a dump.
 pub fn walk_target_routes(
     db: &Db,
     a: i64,
@@ -88,12 +89,12 @@ pub fn walk_target_routes(
         while let Some(r) = rows.next()? {
             let (collector, file_id, time): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
             event_floor.entry(collector).or_insert(time);
-            steps.push((time, 1, file_id, 0, Step::Dump { collector, file_id }));
+            steps.push((time, 0, file_id, 0, Step::Dump { collector, file_id }));
         }
     }
     for (collector, floor) in &event_floor {
         for e in load_events(conn, *collector, *floor, b, true)? {
-            steps.push((e.time, 0, e.file_id, e.seq, Step::Event(e)));
+            steps.push((e.time, 1, e.file_id, e.seq, Step::Event(e)));
         }
     }
     steps.sort_by_key(|(t, kind, file, seq, _)| (*t, *kind, *file, *seq));
@@ -111,10 +112,15 @@ pub fn walk_target_routes(
     }
     visit(a, &view, last_file);
     while let Some((t, _, file, _, step)) = steps.next() {
+        let mut dumped = matches!(step, Step::Dump { .. });
         apply(conn, &mut view, step)?;
         let mut last = file;
-        while steps.peek().is_some_and(|(next, ..)| *next == t) {
-            let (_, _, file, _, step) = steps.next().expect("peeked");
+        while let Some((_, _, file, _, step)) = steps.next_if(|(next, ..)| *next == t) {
+            if dumped && matches!(step, Step::Event(_)) {
+                // The dump as taken, before the events of its second: they change it.
+                visit(t, &view, Some(last));
+                dumped = false;
+            }
             apply(conn, &mut view, step)?;
             last = file;
         }
@@ -182,6 +188,10 @@ pub fn visibility_over(
             .announced_upstreams(prefix, target_asn)
             .visibility(upstream);
         let v = (v.peers_with_route > 0).then_some(v);
+        // A dump and then the events of its second: the state at the end of the second holds.
+        if segments.last().is_some_and(|(start, _)| *start == t) {
+            segments.pop();
+        }
         if segments.last().is_some_and(|(_, last)| *last == v) {
             return;
         }
@@ -263,7 +273,8 @@ pub struct UpstreamChanges {
     pub baseline_time: Option<i64>,
     /// The announced upstream set of every target-overlapping prefix at `baseline_time`.
     pub baseline: BTreeMap<Ipv4Net, BTreeSet<u32>>,
-    /// Changes after the baseline, in time order (then by prefix and upstream).
+    /// Changes after the baseline, in time order (then by prefix and upstream; in a dump's
+    /// second, those of the dump before those of the events of that second).
     pub changes: Vec<UpstreamChange>,
 }
 
