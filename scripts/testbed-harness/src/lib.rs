@@ -245,6 +245,20 @@ impl Testbed {
             })
             .collect();
         dumps.sort();
+        // BIRD writes its periodic dumps in place: one modified in the last moment may
+        // still be incomplete, and a partial dump would look like routes disappearing.
+        // rc's table is tiny, so a dump is complete within milliseconds: wait until the
+        // newest is a second old (at most a second).
+        let newest_age = dumps
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .filter_map(|t| t.elapsed().ok())
+            .min();
+        if let Some(age) = newest_age
+            && age < std::time::Duration::from_secs(1)
+        {
+            std::thread::sleep(std::time::Duration::from_secs(1) - age);
+        }
         Ok(dumps)
     }
 
