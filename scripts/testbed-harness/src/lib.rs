@@ -257,7 +257,7 @@ impl Testbed {
         if let Some(age) = newest_age
             && age < std::time::Duration::from_secs(1)
         {
-            std::thread::sleep(std::time::Duration::from_secs(1) - age);
+            std::thread::sleep(std::time::Duration::from_secs(1).saturating_sub(age));
         }
         Ok(dumps)
     }
