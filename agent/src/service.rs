@@ -77,15 +77,16 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> 
     let mut rounds_done = 0u32;
     let mut pacer = Pacer::new(config.probing.rates, Instant::now());
     let mut last_full_warning: Option<Instant> = None;
-    let mut delay = config.schedule.first_delay(&mut rand::rng());
+    // Rounds start `interval ± jitter` after the previous start, whatever the rounds take.
+    let mut next_start = Instant::now() + config.schedule.first_delay(&mut rand::rng());
     loop {
         if rounds.is_some_and(|n| rounds_done >= n) {
             break;
         }
-        if !sleep_or_shutdown(delay, &shutdown).await {
+        if !sleep_until_or_shutdown(next_start, &shutdown).await {
             break;
         }
-        delay = config.schedule.next_delay(&mut rand::rng());
+        next_start = Instant::now() + config.schedule.next_delay(&mut rand::rng());
         match may_start_round(&config, &spool, &mut last_full_warning)? {
             RoundGate::Go => {}
             RoundGate::Skip => continue,
@@ -277,9 +278,9 @@ pub fn annotate_from_cache(annotator: &Annotator, trace: &mut TraceResult) {
     trace.annotations = annotations;
 }
 
-async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
+async fn sleep_until_or_shutdown(at: Instant, shutdown: &CancellationToken) -> bool {
     tokio::select! {
-        () = tokio::time::sleep(delay) => true,
+        () = tokio::time::sleep_until(at) => true,
         () = shutdown.cancelled() => false,
     }
 }
