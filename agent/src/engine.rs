@@ -310,7 +310,7 @@ impl<'a> Engine<'a> {
             if self.active.is_empty() && self.waiting.is_empty() && self.parked.is_empty() {
                 break;
             }
-            let sent_any = self.send_some(sendable, now, &mut wake).await?;
+            let sent_any = self.send_some(sendable, &mut wake).await?;
             if sent_any {
                 continue;
             }
@@ -478,7 +478,6 @@ impl<'a> Engine<'a> {
     async fn send_some(
         &mut self,
         mut sendable: Vec<(usize, u8)>,
-        now: Instant,
         wake: &mut Option<Instant>,
     ) -> Result<bool, EngineError> {
         // A random order over the (target, TTL) pairs ready now, so that no
@@ -490,7 +489,9 @@ impl<'a> Engine<'a> {
                 break;
             }
             let target = self.slots[i].trace.target();
-            match self.pacer.try_acquire(target, Some(ttl), now) {
+            // Tokens are taken at the moment of sending, not at the start of the
+            // turn: the rate cap holds for packets on the wire.
+            match self.pacer.try_acquire(target, Some(ttl), Instant::now()) {
                 Ok(()) => {
                     self.send_probe(i, ttl).await?;
                     sent_any = true;

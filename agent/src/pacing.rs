@@ -110,12 +110,14 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// A full bucket.
+    /// An empty bucket: it fills at `rate`, up to `depth`. Starting empty keeps
+    /// the first second at the rate instead of rate + burst, and costs a fresh
+    /// start at most a 1/rate wait.
     pub fn new(rate: u32, depth: u32, now: Instant) -> Self {
         Self {
             rate: f64::from(rate),
             depth: f64::from(depth),
-            tokens: f64::from(depth),
+            tokens: 0.0,
             updated: now,
         }
     }
@@ -161,7 +163,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer with full buckets.
+    /// A pacer with empty buckets.
     pub fn new(rates: Rates, now: Instant) -> Self {
         Self {
             rates,
@@ -298,7 +300,7 @@ mod tests {
             max_in_any_second(&sent)
         );
         // And the pacer does not starve: close to the rate on average.
-        assert!(sent.len() >= 5 * 200, "{}", sent.len());
+        assert!(sent.len() >= 5 * 200 - 2, "{}", sent.len());
     }
 
     #[test]
