@@ -585,9 +585,11 @@ mod tests {
 
     #[test]
     fn next_job_respects_the_pacer_and_skips_to_other_slash24s() {
-        // Per-/24: 1 pps with depth 1, so each /24 gets one token now.
-        let now = Instant::now();
-        let mut pacer = Pacer::new(Rates::new(1000, 1).unwrap(), now);
+        // Per-/24: 1 pps with depth 1; buckets start empty, so a second after
+        // the start each /24 has one token.
+        let start = Instant::now();
+        let mut pacer = Pacer::new(Rates::new(1000, 1).unwrap(), start);
+        let now = start + Duration::from_secs(1);
         let targets = [ip("175.45.176.1"), ip("175.45.176.2"), ip("175.45.177.1")];
         let mut queues = job_queues(&targets, 1);
         assert_eq!(

@@ -122,6 +122,15 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket holding one token: a /24 first probed long after the pacer
+    /// started may send at once (its bucket would have filled meanwhile).
+    pub fn with_one_token(rate: u32, depth: u32, now: Instant) -> Self {
+        Self {
+            tokens: 1.0,
+            ..Self::new(rate, depth, now)
+        }
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.depth);
@@ -203,7 +212,7 @@ impl Pacer {
             let bucket = self
                 .per_prefix
                 .entry(Slash24::of(dst))
-                .or_insert_with(|| TokenBucket::new(rate, depth_for(rate), now));
+                .or_insert_with(|| TokenBucket::with_one_token(rate, depth_for(rate), now));
             if !bucket.ready(now) {
                 return Err(bucket.next_token_at(now));
             }
