@@ -75,7 +75,9 @@ pub struct RunArgs {
     /// The configuration.
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Stop after this many rounds, once their results are uploaded (for demos and tests).
+    /// Stop after this many completed rounds, once their results are uploaded
+    /// (for demos and tests; rounds skipped while paused or with a full spool do
+    /// not count; 0 uploads what is spooled and exits).
     #[arg(long)]
     pub rounds: Option<u32>,
 }
