@@ -2,7 +2,7 @@
 //!
 //! Reading happens in two steps. First the TOML is deserialized into the
 //! `Raw*` structs, which deny unknown fields so that a typo is an error
-//! rather than a silently ignored setting. Then [`Validator`] turns the raw
+//! rather than a silently ignored setting. Then `Validator` turns the raw
 //! values into a [`Config`] of checked types, collecting every problem
 //! instead of stopping at the first. Each problem names the key (e.g.
 //! `probing.pps`) and, found through the spans of the parsed document, the

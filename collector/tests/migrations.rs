@@ -120,8 +120,9 @@ fn version_1_upgrades_in_place_and_keeps_its_results() {
         db.target().unwrap(),
         nkpath_collector::settings::Target::default()
     );
-    // v3: the upload tables exist and start empty (imported results have no receipt).
-    for table in ["agents", "receipts"] {
+    // v3: the upload tables exist and start empty (imported results have no receipt); v4:
+    // so does the Cymru cache.
+    for table in ["agents", "receipts", "cymru_cache"] {
         let n: i64 = db
             .conn()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
@@ -165,6 +166,63 @@ fn version_2_upgrades_in_place_and_can_take_agents() {
         nkpath_collector::agents::authenticate(db.conn(), added.token.expose())
             .unwrap()
             .is_some()
+    );
+}
+
+#[test]
+fn version_3_upgrades_in_place_keeps_its_uploads_and_gains_the_cymru_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&fixture("schema_v3.sql"))
+        .unwrap();
+
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    let (result_id, batch, offset): (String, String, i64) = db
+        .conn()
+        .query_row(
+            "SELECT r.result_id, c.batch_id, c.clock_offset_ms
+             FROM results r JOIN receipts c USING (result_id)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(result_id, "3d2c1b0a-1111-4222-8333-444455556666");
+    assert_eq!(batch, "b0000000-0000-4000-8000-000000000001");
+    assert_eq!(offset, 500);
+    let agent: Option<String> = db
+        .conn()
+        .query_row(
+            "SELECT last_seen_at FROM agents WHERE name = 'vp-fra1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(agent.as_deref(), Some("2025-03-01T00:01:00.000000Z"));
+    // v4: the Cymru cache exists, starts empty and takes answers.
+    let n: i64 = db
+        .conn()
+        .query_row("SELECT count(*) FROM cymru_cache", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+    let cache = nkpath_collector::analysis::cymru_cache::CymruCache::new(db.conn());
+    let addr = "198.51.100.9".parse().unwrap();
+    let answer = nkpath_collector::analysis::cymru::CymruAnswer {
+        origins: vec![4837],
+        prefix: Some("198.51.100.0/24".parse().unwrap()),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    cache.put(addr, &answer, now).unwrap();
+    assert_eq!(cache.fresh(addr, now).unwrap(), Some(answer));
+
+    let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
+    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    drop(db);
+    assert_eq!(
+        Db::open(&path).unwrap().schema_version().unwrap(),
+        CURRENT_VERSION
     );
 }
 

@@ -64,12 +64,12 @@ impl fmt::Display for HopClass {
 
 /// Maps addresses to [`HopClass`]es.
 #[derive(Default)]
-pub struct Mapper {
+pub struct Mapper<'a> {
     ixps: IxpTable,
-    fallback: Option<Box<dyn OriginLookup>>,
+    fallback: Option<Box<dyn OriginLookup + 'a>>,
 }
 
-impl fmt::Debug for Mapper {
+impl fmt::Debug for Mapper<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mapper")
             .field("ixp_prefixes", &self.ixps.prefixes().len())
@@ -78,9 +78,9 @@ impl fmt::Debug for Mapper {
     }
 }
 
-impl Mapper {
+impl<'a> Mapper<'a> {
     /// A mapper with these IXP prefixes and optional lookup for addresses BGP does not cover.
-    pub fn new(ixps: IxpTable, fallback: Option<Box<dyn OriginLookup>>) -> Self {
+    pub fn new(ixps: IxpTable, fallback: Option<Box<dyn OriginLookup + 'a>>) -> Self {
         Self { ixps, fallback }
     }
 

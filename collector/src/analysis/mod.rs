@@ -18,7 +18,9 @@
 //!    Several origins (MOAS) are not forced into one AS: the hop is **multi-origin**.
 //! 4. Otherwise, when DNS lookups are on, Team Cymru's origin TXT record
 //!    (`D.C.B.A.origin.asn.cymru.com`, at `--resolver ADDR` or the system resolver; answers
-//!    cached in memory for the run); else **unmapped**.
+//!    stored in the database with their lookup time and reused for
+//!    [`CYMRU_CACHE_TTL`](cymru_cache::CYMRU_CACHE_TTL), failures not stored); else
+//!    **unmapped**. With `--no-dns` the stored answers are not used either.
 //!
 //! # Entry AS ([`entry`])
 //!
@@ -69,6 +71,7 @@
 //! inferred unless one of its traces with that entry AS was observed.
 
 pub mod cymru;
+pub mod cymru_cache;
 pub mod entry;
 pub mod hopmap;
 pub mod ixp;

@@ -129,7 +129,7 @@ impl TraceAnalysis {
 #[derive(Debug)]
 pub struct Analyzer<'a> {
     db: &'a Db,
-    mapper: Mapper,
+    mapper: Mapper<'a>,
     options: AnalysisOptions,
     target_asn: u32,
     change_times: Vec<i64>,
@@ -139,7 +139,7 @@ pub struct Analyzer<'a> {
 
 impl<'a> Analyzer<'a> {
     /// An analyzer over `db`.
-    pub fn new(db: &'a Db, mapper: Mapper, options: AnalysisOptions) -> anyhow::Result<Self> {
+    pub fn new(db: &'a Db, mapper: Mapper<'a>, options: AnalysisOptions) -> anyhow::Result<Self> {
         let conn = db.conn();
         let mut change_times: Vec<i64> = conn
             .prepare(

@@ -10,6 +10,7 @@
 //! - v2: results gain `kind` (pings are stored too); BGP data from MRT files.
 //! - v3: `agents` (upload tokens, by SHA-256) and `receipts` (how each uploaded result
 //!   arrived: batch, receive time, the agent's clock offset).
+//! - v4: `cymru_cache` (Team Cymru origin answers with the time they were looked up).
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -21,7 +22,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::DbError;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 3;
+pub const CURRENT_VERSION: u32 = 4;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -196,6 +197,21 @@ CREATE INDEX receipts_by_batch ON receipts (batch_id);
 CREATE INDEX receipts_flagged ON receipts (agent) WHERE clock_flagged;
 ";
 
+/// The table of v4: Team Cymru answers for hop addresses no loaded BGP table covered, so a
+/// later report need not ask again (see `analysis::cymru_cache`).
+const CYMRU_CACHE_V4: &str = "
+-- One row per address the DNS answered for. origins (e.g. '4134 4837') and prefix are NULL
+-- when the answer was that nothing is known; failed lookups (timeouts) are not stored.
+-- looked_up_at is RFC 3339 UTC with six fraction digits.
+CREATE TABLE cymru_cache (
+    address      TEXT PRIMARY KEY,
+    origins      TEXT,
+    prefix       TEXT,
+    looked_up_at TEXT NOT NULL,
+    CHECK ((origins IS NULL) = (prefix IS NULL))
+) WITHOUT ROWID;
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -246,7 +262,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(SETTINGS)?;
     tx.execute_batch(RESULTS)?;
     tx.execute_batch(BGP_V2)?;
-    tx.execute_batch(UPLOADS_V3)
+    tx.execute_batch(UPLOADS_V3)?;
+    tx.execute_batch(CYMRU_CACHE_V4)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -260,6 +277,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
             tx.execute_batch(BGP_V2)
         }
         2 => tx.execute_batch(UPLOADS_V3),
+        3 => tx.execute_batch(CYMRU_CACHE_V4),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

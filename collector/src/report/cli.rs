@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::upstreams::{By, Count};
 use super::{Format, render};
-use crate::analysis::cymru::{CymruLookup, OriginLookup};
+use crate::analysis::cymru::{CymruLookup, DnsTxtResolver, OriginLookup};
+use crate::analysis::cymru_cache::CymruCache;
 use crate::analysis::ixp::{IxpTable, read_file};
 use crate::analysis::{AnalysisOptions, Analyzer, Mapper, TraceAnalysis};
 use crate::bgp::timeline::upstream_changes;
@@ -149,14 +150,18 @@ impl AnalysisArgs {
         }
     }
 
-    /// The hop mapper: the stored IXP list, and DNS unless `--no-dns`.
-    pub fn mapper(&self, db: &Db) -> anyhow::Result<Mapper> {
-        let fallback: Option<Box<dyn OriginLookup>> = if self.no_dns {
+    /// The hop mapper: the stored IXP list, and unless `--no-dns` Team Cymru lookups
+    /// through the database's cache (`--no-dns` neither reads nor writes it).
+    pub fn mapper<'a>(&self, db: &'a Db) -> anyhow::Result<Mapper<'a>> {
+        let fallback: Option<Box<dyn OriginLookup + 'a>> = if self.no_dns {
             None
         } else {
-            Some(Box::new(
-                CymruLookup::new(self.resolver).context("cannot set up DNS lookups")?,
-            ))
+            let resolver =
+                DnsTxtResolver::new(self.resolver).context("cannot set up DNS lookups")?;
+            Some(Box::new(CymruLookup::new(
+                resolver,
+                Some(CymruCache::new(db.conn())),
+            )))
         };
         Ok(Mapper::new(IxpTable::stored(db)?, fallback))
     }

@@ -2,7 +2,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /v1/results`, `Authorization: Bearer TOKEN`, `Content-Type: application/json`, an [`UploadBatch`] | 200 and an [`UploadAck`](nkpath_proto::UploadAck), sent only after the batch's transaction committed |
+//! | `POST /v1/results`, `Authorization: Bearer TOKEN`, `Content-Type: application/json`, an [`UploadBatch`] | 200 and an [`UploadAck`], sent only after the batch's transaction committed |
 //! | the same without a token, or with an unknown or revoked one | 401 |
 //! | a body over the limit (default [`DEFAULT_MAX_BODY`]) | 413 |
 //! | another content type | 415 |
