@@ -15,12 +15,10 @@ mod common;
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{SETPRIV_NET_RAW_ONLY, render, scratch_dir, vp_lock};
+use common::{render, vp_lock};
 use nkpath_agent::annotate::{AnnotateSummary, Annotator, AnnotatorConfig, CYMRU_ORIGIN_ZONE};
 use nkpath_agent::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
 use nkpath_agent::pacing::Rates;
@@ -123,50 +121,9 @@ fn run_job(job: &Job) -> Vec<Annotated> {
     })
 }
 
-/// This test binary, copied where the unprivileged user can run it.
-fn helper_binary() -> &'static Path {
-    static COPY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = COPY.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("nkpath-annotate-test")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.path().join("annotate-test");
-        fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        (dir, path)
-    });
-    path
-}
-
 /// Runs `job` in `node` as nobody with CAP_NET_RAW only, and returns its outcome.
 fn run_in(tb: &Testbed, node: &str, job: &Job) -> Vec<Annotated> {
-    let scratch = scratch_dir();
-    let out = scratch.path().join("outcome.json");
-    let output = tb
-        .command(node, SETPRIV_NET_RAW_ONLY[0])
-        .args(&SETPRIV_NET_RAW_ONLY[1..])
-        .arg(helper_binary())
-        .args([
-            "--exact",
-            "in_namespace",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(JOB_ENV, serde_json::to_string(job).unwrap())
-        .env(OUT_ENV, &out)
-        .output()
-        .expect("start the helper");
-    assert!(
-        output.status.success() && out.exists(),
-        "{job:?} in {node} failed: {}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&fs::read(&out).unwrap()).unwrap()
+    common::run_in_namespace(tb, node, "annotate-test", (JOB_ENV, OUT_ENV), job)
 }
 
 /// Every address that answered in the trace, each once, in hop order.

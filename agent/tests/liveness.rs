@@ -15,14 +15,10 @@ mod common;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
-    SETPRIV_NET_RAW_ONLY, assert_trace_matches, flow_query, render, scratch_dir, vp_lock,
-};
+use common::{assert_trace_matches, flow_query, render, vp_lock};
 use nkpath_agent::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
 use nkpath_agent::liveness::{self, Pinger, SweepOptions};
 use nkpath_agent::pacing::{Pacer, Rates};
@@ -197,50 +193,9 @@ fn out_echos() -> u64 {
         .unwrap()
 }
 
-/// This test binary, copied where the unprivileged user can run it.
-fn helper_binary() -> &'static Path {
-    static COPY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = COPY.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("nkpath-liveness-test")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.path().join("liveness-test");
-        fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        (dir, path)
-    });
-    path
-}
-
 /// Runs `job` in `node` as nobody with CAP_NET_RAW only, and returns its outcome.
 fn run_in(tb: &Testbed, node: &str, job: &Job) -> Outcome {
-    let scratch = scratch_dir();
-    let out = scratch.path().join("outcome.json");
-    let output = tb
-        .command(node, SETPRIV_NET_RAW_ONLY[0])
-        .args(&SETPRIV_NET_RAW_ONLY[1..])
-        .arg(helper_binary())
-        .args([
-            "--exact",
-            "in_namespace",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(JOB_ENV, serde_json::to_string(job).unwrap())
-        .env(OUT_ENV, &out)
-        .output()
-        .expect("start the helper");
-    assert!(
-        output.status.success() && out.exists(),
-        "{job:?} in {node} failed: {}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&fs::read(&out).unwrap()).unwrap()
+    common::run_in_namespace(tb, node, "liveness-test", (JOB_ENV, OUT_ENV), job)
 }
 
 fn part_of(parts: &[ipnet::Ipv4Net], addr: Ipv4Addr) -> bool {

@@ -722,3 +722,66 @@ pub fn proc_status(pid: u32) -> Option<HashMap<String, String>> {
             .collect(),
     )
 }
+
+/// This test binary, copied once where the unprivileged user can run it.
+fn this_test_binary(name: &str) -> PathBuf {
+    static COPIES: OnceLock<Mutex<HashMap<String, (tempfile::TempDir, PathBuf)>>> = OnceLock::new();
+    let mut copies = COPIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (_, path) = copies.entry(name.to_owned()).or_insert_with(|| {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("nkpath-{name}"))
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join(name);
+        fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, path)
+    });
+    path.clone()
+}
+
+/// Runs library code inside `node` the way the service runs: the test binary
+/// re-runs itself there as nobody with CAP_NET_RAW only, executing its ignored
+/// test `in_namespace`, which reads `job` (JSON) from `job_env` and writes its
+/// outcome (JSON) to the file named by `out_env`.
+pub fn run_in_namespace<J, O>(
+    tb: &Testbed,
+    node: &str,
+    name: &str,
+    (job_env, out_env): (&str, &str),
+    job: &J,
+) -> O
+where
+    J: serde::Serialize + std::fmt::Debug,
+    O: serde::de::DeserializeOwned,
+{
+    let scratch = scratch_dir();
+    let out = scratch.path().join("outcome.json");
+    let output = tb
+        .command(node, SETPRIV_NET_RAW_ONLY[0])
+        .args(&SETPRIV_NET_RAW_ONLY[1..])
+        .arg(this_test_binary(name))
+        .args([
+            "--exact",
+            "in_namespace",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(job_env, serde_json::to_string(job).unwrap())
+        .env(out_env, &out)
+        .output()
+        .expect("start the test binary in the namespace");
+    assert!(
+        output.status.success() && out.exists(),
+        "{job:?} in {node} failed: {}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&fs::read(&out).unwrap()).unwrap()
+}
