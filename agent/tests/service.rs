@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::{agent_command, run_agent, shared_testbed, wait_for};
 use nix::sys::signal::{Signal, kill};
@@ -50,52 +50,11 @@ const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(150);
 
 // ---- The collector ---------------------------------------------------------------
 
-/// The collector binary, built by the same cargo (`cargo test -p nkpath-agent` does
-/// not build it), copied world-readable outside the build tree like the agent.
+/// The collector binary (`cargo test -p nkpath-agent` does not build it),
+/// copied world-readable outside the build tree like the agent.
 fn collector_binary() -> &'static Path {
-    static COPY: OnceLock<PathBuf> = OnceLock::new();
-    COPY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "nkpath-collector",
-                "--bin",
-                "nkpath-collector",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .stdin(Stdio::null())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building nkpath-collector failed");
-        // The agent binary's directory is the build's (target/debug).
-        let built =
-            Path::new(env!("CARGO_BIN_EXE_nkpath-agent")).with_file_name("nkpath-collector");
-        assert!(built.is_file(), "{} missing", built.display());
-        let meta = fs::metadata(&built).unwrap();
-        let stamp = meta
-            .modified()
-            .unwrap()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join("nkpath-service-tests");
-        fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        // One copy per build (named by size and time), reused by later runs; copy then
-        // rename, so that a concurrent test process never runs a half copy.
-        let copy = dir.join(format!("nkpath-collector-{}-{stamp}", meta.len()));
-        if !copy.is_file() {
-            let partial = dir.join(format!(".partial.{}", std::process::id()));
-            fs::copy(&built, &partial).unwrap();
-            fs::set_permissions(&partial, fs::Permissions::from_mode(0o755)).unwrap();
-            fs::rename(&partial, &copy).unwrap();
-        }
-        copy
-    })
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| nkpath_testbed::workspace_binary("nkpath-collector"))
 }
 
 /// One result row of the collector's database.

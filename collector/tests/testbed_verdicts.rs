@@ -36,46 +36,7 @@ const TARGETS: [&str; 4] = [
 /// nobody through setpriv).
 fn agent_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "nkpath-agent",
-                "--bin",
-                "nkpath-agent",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building nkpath-agent failed");
-        // target/debug/deps/testbed_verdicts-HASH -> target/debug/nkpath-agent
-        let exe = std::env::current_exe().unwrap();
-        let built = exe.parent().unwrap().parent().unwrap().join("nkpath-agent");
-        assert!(built.is_file(), "{} missing", built.display());
-        // One copy per build (named by size and time), reused by later runs.
-        let meta = fs::metadata(&built).unwrap();
-        let stamp = meta
-            .modified()
-            .unwrap()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join("nkpath-collector-tests");
-        fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let copy = dir.join(format!("nkpath-agent-{}-{stamp}", meta.len()));
-        if !copy.is_file() {
-            let partial = dir.join(format!(".partial.{}", std::process::id()));
-            fs::copy(&built, &partial).unwrap();
-            fs::set_permissions(&partial, fs::Permissions::from_mode(0o755)).unwrap();
-            fs::rename(&partial, &copy).unwrap();
-        }
-        copy
-    })
+    BIN.get_or_init(|| nkpath_testbed::workspace_binary("nkpath-agent"))
 }
 
 /// Runs a survey of `targets` from `vp` (inside its namespace, as nobody with CAP_NET_RAW

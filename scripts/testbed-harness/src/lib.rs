@@ -32,6 +32,7 @@
 //! `scripts/TESTBED.md`.
 
 mod availability;
+mod binaries;
 mod bird;
 pub mod jhash;
 mod manifest;
@@ -39,6 +40,8 @@ pub mod mrt;
 mod path;
 mod peers;
 mod route;
+
+pub use binaries::workspace_binary;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
