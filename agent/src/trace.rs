@@ -252,14 +252,16 @@ impl Trace {
                 continue;
             }
             let answered = self.at_current_ttl().any(|p| p.reply.is_some());
-            let pending: Vec<Instant> = self
+            // The earliest deadline of the probes still waiting at this TTL
+            // (called for every active trace on every turn: no allocation).
+            let earliest_deadline = self
                 .at_current_ttl()
                 .filter(|p| !p.resolved())
                 .map(|p| p.sent_at + self.settings.timeout)
-                .collect();
+                .min();
             let more_attempts = self.sent_at_ttl < self.settings.attempts;
-            let may_send =
-                more_attempts && (self.settings.all_attempts || (pending.is_empty() && !answered));
+            let may_send = more_attempts
+                && (self.settings.all_attempts || (earliest_deadline.is_none() && !answered));
             if may_send {
                 if self.probes.len() >= usize::from(self.settings.probe_budget) {
                     self.stop = Some(StopReason::ProbeBudget);
@@ -267,7 +269,7 @@ impl Trace {
                 }
                 return Want::Send { ttl: self.ttl };
             }
-            if let Some(deadline) = pending.into_iter().min() {
+            if let Some(deadline) = earliest_deadline {
                 let budget_end = self.first_sent.map(|f| f + self.settings.time_budget);
                 return Want::Wait(budget_end.map_or(deadline, |end| deadline.min(end)));
             }
