@@ -22,6 +22,11 @@ use crate::results::{decode_line, format_time};
 /// Default transition window: 15 minutes.
 pub const DEFAULT_TRANSITION_WINDOW_S: i64 = 15 * 60;
 
+/// Default maximum age of the BGP state a trace is judged against: 24 hours. RouteViews and
+/// RIS publish RIB dumps every 2 and 8 hours and updates every 15 and 5 minutes, so a day
+/// leaves room for a missed download but not for judging a trace against another era.
+pub const DEFAULT_MAX_BGP_AGE_S: i64 = 24 * 3600;
+
 /// What to analyse and how.
 #[derive(Debug, Clone, Copy)]
 pub struct AnalysisOptions {
@@ -32,6 +37,8 @@ pub struct AnalysisOptions {
     /// A trace this close (seconds) to a change of its prefix's announced set is
     /// transitional.
     pub transition_window_s: i64,
+    /// A trace whose BGP state is older than this (seconds) gets `unknown` (`stale-bgp`).
+    pub max_bgp_age_s: i64,
 }
 
 impl Default for AnalysisOptions {
@@ -40,6 +47,7 @@ impl Default for AnalysisOptions {
             since: None,
             until: None,
             transition_window_s: DEFAULT_TRANSITION_WINDOW_S,
+            max_bgp_age_s: DEFAULT_MAX_BGP_AGE_S,
         }
     }
 }
@@ -94,6 +102,8 @@ pub struct TraceAnalysis {
     pub entry: Entry,
     /// Whether BGP data exists at the trace's time.
     pub has_bgp_data: bool,
+    /// Age of the BGP state used (seconds; see [`BgpState::age_s`]), `None` without one.
+    pub bgp_age_s: Option<i64>,
     /// Announced sets, most specific first.
     pub announced: Vec<AnnouncedPrefix>,
     /// The verdict.
@@ -283,7 +293,11 @@ impl<'a> Analyzer<'a> {
         let announced = state
             .map(|s| announced_for(s, trace.target))
             .unwrap_or_default();
-        let verdict = verdict(state.is_some(), entry.asn, &announced, &self.adjacency);
+        let bgp_age_s = state.map(BgpState::age_s);
+        let verdict = match bgp_age_s {
+            Some(age) if age > self.options.max_bgp_age_s => stale_verdict(age, self.options.max_bgp_age_s),
+            _ => verdict(state.is_some(), entry.asn, &announced, &self.adjacency),
+        };
         let w = self.options.transition_window_s;
         let transitional = changes
             .changes
@@ -302,11 +316,36 @@ impl<'a> Analyzer<'a> {
             data_path,
             entry,
             has_bgp_data: state.is_some(),
+            bgp_age_s,
             announced,
             verdict,
             transitional,
             peer_comparison,
         })
+    }
+}
+
+/// `unknown` with reason `stale-bgp`: the newest BGP data before the trace is too old to say
+/// what was announced when it ran.
+fn stale_verdict(age_s: i64, max_s: i64) -> Verdict {
+    Verdict {
+        kind: super::VerdictKind::Unknown,
+        reason: format!(
+            "stale-bgp (BGP state {} old, maximum {})",
+            format_age(age_s),
+            format_age(max_s)
+        ),
+    }
+}
+
+/// An age in seconds as `3d 4h`, `5h 12m`, `40m` or `12s`.
+pub fn format_age(s: i64) -> String {
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
     }
 }
 

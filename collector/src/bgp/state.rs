@@ -79,6 +79,11 @@ pub struct StateSource {
     pub dump_time: i64,
     /// BGP4MP events replayed after the dump.
     pub events_replayed: usize,
+    /// Up to when this collector's data is known (UNIX seconds, at most the state's time):
+    /// the dump's time, or the end of the newest loaded update file of the collector that
+    /// starts at or before the state's time and ends at or after the dump. The state's age
+    /// is measured from it.
+    pub data_until: i64,
 }
 
 /// One route of a target-overlapping prefix.
@@ -127,8 +132,11 @@ impl BgpState {
             }
             let (base, sets) = load_route_sets(conn, dump.collector_id, dump.dump_time)?;
             origins.push(builder.finish(base, sets));
+            let data_until = updates_known_until(conn, dump.collector_id, dump.dump_time, t)?
+                .map_or(dump.dump_time, |u| u.max(dump.dump_time));
             sources.push(StateSource {
                 events_replayed: events.len(),
+                data_until,
                 ..dump
             });
         }
@@ -145,6 +153,18 @@ impl BgpState {
     /// The time of the state (UNIX seconds).
     pub fn time(&self) -> i64 {
         self.time
+    }
+
+    /// The age of the state (seconds): its time minus the newest `data_until` of its
+    /// collectors, i.e. how long before the state's time the freshest loaded BGP data ends.
+    pub fn age_s(&self) -> i64 {
+        let newest = self
+            .sources
+            .iter()
+            .map(|s| s.data_until)
+            .max()
+            .unwrap_or(i64::MIN / 2);
+        (self.time - newest).max(0)
     }
 
     /// The target this database was loaded for.
@@ -255,9 +275,25 @@ pub(crate) fn latest_dumps(conn: &Connection, t: i64) -> Result<Vec<StateSource>
             dump_file: r.get(3)?,
             dump_time: r.get(4)?,
             events_replayed: 0,
+            data_until: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The end (capped at `t`) of the newest update file of a collector that starts at or before
+/// `t` and ends at or after `since`; `None` when there is none.
+fn updates_known_until(
+    conn: &Connection,
+    collector_id: i64,
+    since: i64,
+    t: i64,
+) -> Result<Option<i64>, BgpError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT max(min(last_time, ?3)) FROM mrt_files
+         WHERE collector_id = ?1 AND kind = 'updates' AND first_time <= ?3 AND last_time >= ?2",
+    )?;
+    Ok(stmt.query_row(params![collector_id, since, t], |r| r.get(0))?)
 }
 
 /// Every collector peer.
@@ -450,6 +486,32 @@ mod tests {
         assert_eq!(state.sources()[0].dump_time, 1000);
         assert!(state.origins_lpm("10.0.0.1".parse().unwrap()).is_none());
         assert_eq!(at(5000).unwrap().sources()[0].dump_file, "rib");
+        // The updates file ends before the dump: the age counts from the dump.
+        assert_eq!(at(5000).unwrap().age_s(), 4000);
+        assert_eq!(at(1000).unwrap().age_s(), 0);
+    }
+
+    #[test]
+    fn age_counts_from_the_end_of_the_update_files_after_the_dump() {
+        let db = Db::open_in_memory().unwrap();
+        db.conn()
+            .execute_batch(
+                "INSERT INTO collectors (id, name) VALUES (1, 'rc');
+                 INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
+                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');
+                 INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
+                     'BGP4MP', NULL, 1000, 1299, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');",
+            )
+            .unwrap();
+        let age = |t| {
+            BgpState::at(&db, OffsetDateTime::from_unix_timestamp(t).unwrap())
+                .unwrap()
+                .unwrap()
+                .age_s()
+        };
+        assert_eq!(age(1100), 0, "inside the updates file");
+        assert_eq!(age(1299), 0);
+        assert_eq!(age(1299 + 86_400), 86_400);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub struct AnalysisArgs {
     /// flagged transitional.
     #[arg(long, value_name = "MINUTES", default_value_t = 15)]
     pub transition_window: u32,
+    /// A trace whose BGP state (the newest loaded RIB dump and updates before it) is older
+    /// than this many hours gets verdict `unknown` with reason `stale-bgp`.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub max_bgp_age: u32,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -147,6 +151,7 @@ impl AnalysisArgs {
             since: self.since,
             until: self.until,
             transition_window_s: i64::from(self.transition_window) * 60,
+            max_bgp_age_s: i64::from(self.max_bgp_age) * 3600,
         }
     }
 
