@@ -11,6 +11,25 @@ pub struct EntryHop {
     pub ttl: u8,
     /// The first replying address and its class; `None` for a silent TTL.
     pub reply: Option<(Ipv4Addr, HopClass)>,
+    /// ICMP type and code of that reply, when it was an ICMP message.
+    pub icmp: Option<(u8, u8)>,
+    /// Whether the reply quoted an MPLS label stack (RFC 4950): the hop is inside a tunnel
+    /// whose other hops may be hidden.
+    pub mpls: bool,
+}
+
+/// ICMP destination unreachable.
+const ICMP_UNREACHABLE: u8 = 3;
+
+/// Whether an unreachable code says a router refused the probe or has no route (as opposed
+/// to the destination itself answering, codes 2 and 3: protocol and port unreachable).
+fn is_router_unreachable(code: u8) -> bool {
+    !matches!(code, 2 | 3)
+}
+
+/// Whether an unreachable code is administrative filtering (`!X`, `!N`/`!H` prohibited).
+fn is_filtered(code: u8) -> bool {
+    matches!(code, 9 | 10 | 13)
 }
 
 /// The entry AS of one trace.
@@ -38,6 +57,14 @@ pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -
     });
     let before = &hops[..target_at.unwrap_or(hops.len())];
     let target_hop = target_at.and_then(|i| hops[i].reply.as_ref().map(|(a, _)| (hops[i].ttl, *a)));
+    if target_at.is_none()
+        && let Some(stopped) = stopped_outside(hops)
+    {
+        return Entry {
+            reasons: vec![stopped],
+            ..Entry::default()
+        };
+    }
     let candidate = before.iter().rposition(|h| {
         h.reply
             .as_ref()
@@ -85,6 +112,15 @@ pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -
     if target_hop.is_none() {
         reasons.push("the target AS never answered".into());
     }
+    let through_target = target_at.map_or(hops.len(), |i| i + 1);
+    for hop in &hops[before_index(hops, &before[at])..through_target] {
+        if hop.mpls {
+            reasons.push(format!(
+                "TTL {} answered with an MPLS label stack: hops inside the tunnel are hidden",
+                hop.ttl
+            ));
+        }
+    }
     Entry {
         asn: Some(asn),
         inferred: !reasons.is_empty(),
@@ -92,6 +128,37 @@ pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -
         target_hop,
         reasons,
     }
+}
+
+/// The index in `hops` of `hop` (a reference into a prefix of `hops`).
+fn before_index(hops: &[EntryHop], hop: &EntryHop) -> usize {
+    hops.iter().position(|h| std::ptr::eq(h, hop)).unwrap_or(0)
+}
+
+/// When the trace's last reply is an ICMP unreachable sent by a router (not the destination)
+/// outside the target AS, the probes never entered it: the reason, naming that router's AS.
+fn stopped_outside(hops: &[EntryHop]) -> Option<String> {
+    let last = hops.iter().rev().find(|h| h.reply.is_some())?;
+    let (address, class) = last.reply.as_ref()?;
+    let (ICMP_UNREACHABLE, code) = last.icmp? else {
+        return None;
+    };
+    if !is_router_unreachable(code) {
+        return None;
+    }
+    let what = if is_filtered(code) {
+        "filtered-in"
+    } else {
+        "unreachable-in"
+    };
+    let who = class
+        .asn()
+        .map_or_else(|| class.to_string(), |a| format!("AS{a}"));
+    Some(format!(
+        "{what} {who} ({address} at TTL {} answered ICMP unreachable code {code}; the \
+         probes never entered the target AS)",
+        last.ttl
+    ))
 }
 
 #[cfg(test)]
@@ -104,6 +171,8 @@ mod tests {
         EntryHop {
             ttl,
             reply: class.map(|c| (Ipv4Addr::new(192, 0, 2, ttl), c)),
+            icmp: Some((11, 0)),
+            mpls: false,
         }
     }
 
@@ -198,5 +267,55 @@ mod tests {
         ];
         let e = infer_entry(&hops, NK, None);
         assert_eq!((e.asn, e.inferred), (Some(4837), true));
+    }
+
+    #[test]
+    fn admin_prohibited_outside_the_target_means_the_trace_never_entered() {
+        // As a real 2019 traceroute ends: `!X` from the upstream, the target never answers.
+        let mut hops = as_hops(&[Some(24940), Some(1299), Some(4837)]);
+        hops[2].icmp = Some((3, 13));
+        let e = infer_entry(&hops, NK, Some(24940));
+        assert_eq!(e.asn, None, "{e:?}");
+        assert!(
+            e.reasons[0].starts_with("filtered-in AS4837"),
+            "{:?}",
+            e.reasons
+        );
+
+        // Host unreachable from a router: not filtering, but it did not enter either.
+        hops[2].icmp = Some((3, 1));
+        let e = infer_entry(&hops, NK, Some(24940));
+        assert_eq!(e.asn, None);
+        assert!(
+            e.reasons[0].starts_with("unreachable-in AS4837"),
+            "{:?}",
+            e.reasons
+        );
+
+        // Port unreachable is the destination's own answer (UDP traces): no such rule.
+        hops[2].icmp = Some((3, 3));
+        assert_eq!(infer_entry(&hops, NK, Some(24940)).asn, Some(4837));
+
+        // `!X` from inside the target AS: the trace did enter.
+        let mut hops = as_hops(&[Some(24940), Some(4837), Some(NK)]);
+        hops[2].icmp = Some((3, 13));
+        let e = infer_entry(&hops, NK, Some(24940));
+        assert_eq!((e.asn, e.inferred), (Some(4837), false));
+    }
+
+    #[test]
+    fn mpls_label_stacks_between_entry_and_target_make_it_inferred() {
+        let mut hops = as_hops(&[Some(24940), Some(4837), Some(4837), Some(NK)]);
+        hops[1].mpls = true;
+        // Before the entry hop: the tunnel is inside the upstream, the entry is still seen.
+        let e = infer_entry(&hops, NK, Some(24940));
+        assert_eq!((e.asn, e.inferred), (Some(4837), false), "{:?}", e.reasons);
+        hops[2].mpls = true;
+        let e = infer_entry(&hops, NK, Some(24940));
+        assert_eq!((e.asn, e.inferred), (Some(4837), true));
+        assert!(e.reasons[0].contains("MPLS"), "{:?}", e.reasons);
+        hops[2].mpls = false;
+        hops[3].mpls = true;
+        assert!(infer_entry(&hops, NK, Some(24940)).inferred);
     }
 }

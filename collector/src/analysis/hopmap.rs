@@ -2,6 +2,9 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+use ipnet::Ipv4Net;
 
 use super::cymru::OriginLookup;
 use super::ixp::IxpTable;
@@ -62,11 +65,58 @@ impl fmt::Display for HopClass {
     }
 }
 
+/// Default prefix lengths of the hop-mapping table: /8 to /24, as CAIDA's prefix-to-AS.
+pub const DEFAULT_MAP_LENGTHS: RangeInclusive<u8> = 8..=24;
+
+/// A mapping prefix seen by this few peers, out of at least [`THIN_MIN_TOTAL`], is flagged:
+/// one peer's leak or internal route is weak evidence of an origin.
+pub const THIN_MAX_PEERS: usize = 1;
+/// See [`THIN_MAX_PEERS`].
+pub const THIN_MIN_TOTAL: usize = 3;
+
+/// The BGP evidence behind a hop's AS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingNote {
+    /// The longest matching prefix of the mapping table.
+    pub prefix: Ipv4Net,
+    /// Collector peers with a route for it.
+    pub peers: usize,
+    /// Collector peers of the collectors used.
+    pub peers_total: usize,
+}
+
+impl MappingNote {
+    /// Whether only one peer of many sees the prefix (the mapping is flagged).
+    pub fn thin(&self) -> bool {
+        self.peers <= THIN_MAX_PEERS && self.peers_total >= THIN_MIN_TOTAL
+    }
+}
+
+impl fmt::Display for MappingNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} seen by {} of {} peers",
+            self.prefix, self.peers, self.peers_total
+        )
+    }
+}
+
 /// Maps addresses to [`HopClass`]es.
-#[derive(Default)]
 pub struct Mapper<'a> {
     ixps: IxpTable,
     fallback: Option<Box<dyn OriginLookup + 'a>>,
+    lengths: RangeInclusive<u8>,
+}
+
+impl Default for Mapper<'_> {
+    fn default() -> Self {
+        Self {
+            ixps: IxpTable::default(),
+            fallback: None,
+            lengths: DEFAULT_MAP_LENGTHS,
+        }
+    }
 }
 
 impl fmt::Debug for Mapper<'_> {
@@ -81,26 +131,52 @@ impl fmt::Debug for Mapper<'_> {
 impl<'a> Mapper<'a> {
     /// A mapper with these IXP prefixes and optional lookup for addresses BGP does not cover.
     pub fn new(ixps: IxpTable, fallback: Option<Box<dyn OriginLookup + 'a>>) -> Self {
-        Self { ixps, fallback }
+        Self {
+            ixps,
+            fallback,
+            lengths: DEFAULT_MAP_LENGTHS,
+        }
+    }
+
+    /// Only prefixes of these lengths map hops (default [`DEFAULT_MAP_LENGTHS`]).
+    #[must_use]
+    pub fn with_prefix_lengths(mut self, lengths: RangeInclusive<u8>) -> Self {
+        self.lengths = lengths;
+        self
     }
 
     /// The class of `addr` in `state` (no state: only the special, IXP and DNS rules apply).
     pub fn map(&mut self, state: Option<&BgpState>, addr: Ipv4Addr) -> HopClass {
+        self.map_with_note(state, addr).0
+    }
+
+    /// The class of `addr`, with the BGP evidence when the loaded BGP data mapped it.
+    pub fn map_with_note(
+        &mut self,
+        state: Option<&BgpState>,
+        addr: Ipv4Addr,
+    ) -> (HopClass, Option<MappingNote>) {
         match classify(addr) {
-            Some(Special::Private) => return HopClass::Private,
-            Some(Special::Shared) => return HopClass::Shared,
+            Some(Special::Private) => return (HopClass::Private, None),
+            Some(Special::Shared) => return (HopClass::Shared, None),
             None => {}
         }
         if let Some(ixp) = self.ixps.lookup(addr) {
-            return HopClass::Ixp(ixp.name.clone());
+            return (HopClass::Ixp(ixp.name.clone()), None);
         }
-        if let Some((_, origins)) = state.and_then(|s| s.origins_lpm(addr)) {
-            return from_origins(origins.into_iter().collect());
+        if let Some(m) = state.and_then(|s| s.lpm_within(addr, self.lengths.clone())) {
+            let note = MappingNote {
+                prefix: m.prefix,
+                peers: m.peers,
+                peers_total: m.peers_total,
+            };
+            return (from_origins(m.origins.into_iter().collect()), Some(note));
         }
-        match self.fallback.as_mut() {
+        let class = match self.fallback.as_mut() {
             Some(lookup) => from_origins(lookup.origins(addr)),
             None => HopClass::Unmapped,
-        }
+        };
+        (class, None)
     }
 }
 

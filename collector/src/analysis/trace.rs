@@ -10,8 +10,8 @@ use nkpath_proto::{ResultRecord, TraceResult};
 use time::OffsetDateTime;
 
 use super::entry::{Entry, EntryHop, infer_entry};
-use super::hopmap::{HopClass, Mapper};
-use super::verdict::{Adjacency, AnnouncedPrefix, Verdict, announced_for, verdict};
+use super::hopmap::{HopClass, Mapper, MappingNote};
+use super::verdict::{Adjacency, AnnouncedPrefix, Verdict, VerdictKind, announced_for, verdict};
 use crate::bgp::aspath::Segment;
 use crate::bgp::prefix::covering;
 use crate::bgp::timeline::{UpstreamChanges, upstream_changes};
@@ -65,6 +65,12 @@ pub struct AnalyzedHop {
     pub rtt_us: Option<u32>,
     /// Its name from the trace's annotations.
     pub name: Option<String>,
+    /// ICMP type and code of the first reply.
+    pub icmp: Option<(u8, u8)>,
+    /// MPLS labels quoted in the first reply (RFC 4950).
+    pub mpls_labels: usize,
+    /// The mapping's evidence and caveats (prefix, peers that see it).
+    pub mapping: Option<MappingNote>,
 }
 
 /// The comparison of the data-plane AS path with a collector peer in the agent's AS.
@@ -102,7 +108,8 @@ pub struct TraceAnalysis {
     pub entry: Entry,
     /// Whether BGP data exists at the trace's time.
     pub has_bgp_data: bool,
-    /// Age of the BGP state used (seconds; see [`BgpState::age_s`]), `None` without one.
+    /// Age of the BGP state used at the trace's start (seconds; see [`BgpState::age_at`]),
+    /// `None` without one.
     pub bgp_age_s: Option<i64>,
     /// Announced sets, most specific first.
     pub announced: Vec<AnnouncedPrefix>,
@@ -154,6 +161,7 @@ impl<'a> Analyzer<'a> {
         let mut change_times: Vec<i64> = conn
             .prepare(
                 "SELECT dump_time FROM mrt_files WHERE dump_time IS NOT NULL
+                 UNION SELECT first_time FROM mrt_files
                  UNION SELECT time FROM bgp_updates
                  UNION SELECT time FROM peer_state_changes",
             )?
@@ -267,12 +275,22 @@ impl<'a> Analyzer<'a> {
         let mut hops = Vec::with_capacity(trace.hops.len());
         for hop in &trace.hops {
             let reply = hop.probes.iter().find_map(|p| p.reply.as_ref());
+            let (class, mapping) = match reply {
+                Some(r) => {
+                    let (class, note) = self.mapper.map_with_note(state, r.address);
+                    (Some(class), note)
+                }
+                None => (None, None),
+            };
             hops.push(AnalyzedHop {
                 ttl: hop.ttl,
                 address: reply.map(|r| r.address),
-                class: reply.map(|r| self.mapper.map(state, r.address)),
+                class,
+                mapping,
                 rtt_us: reply.map(|r| r.rtt_us),
                 name: reply.and_then(|r| names.get(&r.address).cloned()),
+                icmp: reply.and_then(|r| r.icmp_type.zip(r.icmp_code)),
+                mpls_labels: reply.map_or(0, |r| r.mpls_labels.len()),
             });
         }
         let agent_asn = self.mapper.map(state, trace.source).asn();
@@ -281,9 +299,12 @@ impl<'a> Analyzer<'a> {
             .map(|h| EntryHop {
                 ttl: h.ttl,
                 reply: h.address.zip(h.class.clone()),
+                icmp: h.icmp,
+                mpls: h.mpls_labels > 0,
             })
             .collect();
-        let entry = infer_entry(&entry_hops, target_asn, agent_asn);
+        let mut entry = infer_entry(&entry_hops, target_asn, agent_asn);
+        flag_thin_entry(&mut entry, &hops);
         let mut data_path: Vec<u32> = agent_asn.into_iter().collect();
         for asn in hops.iter().filter_map(|h| h.class.as_ref()?.asn()) {
             if data_path.last() != Some(&asn) {
@@ -293,10 +314,20 @@ impl<'a> Analyzer<'a> {
         let announced = state
             .map(|s| announced_for(s, trace.target))
             .unwrap_or_default();
-        let bgp_age_s = state.map(BgpState::age_s);
+        let bgp_age_s = state.map(|s| s.age_at(secs));
         let verdict = match bgp_age_s {
-            Some(age) if age > self.options.max_bgp_age_s => stale_verdict(age, self.options.max_bgp_age_s),
-            _ => verdict(state.is_some(), entry.asn, &announced, &self.adjacency),
+            Some(age) if age > self.options.max_bgp_age_s => {
+                stale_verdict(age, self.options.max_bgp_age_s)
+            }
+            _ => {
+                let v = verdict(state.is_some(), entry.asn, &announced, &self.adjacency);
+                match (state, entry.hop) {
+                    (Some(state), Some((_, address))) if v.kind != VerdictKind::Unknown => {
+                        entry_in_target_block(state, address, entry.asn).unwrap_or(v)
+                    }
+                    _ => v,
+                }
+            }
         };
         let w = self.options.transition_window_s;
         let transitional = changes
@@ -325,11 +356,49 @@ impl<'a> Analyzer<'a> {
     }
 }
 
+/// A flagged mapping (one peer of many) of the entry hop makes the entry inferred.
+fn flag_thin_entry(entry: &mut Entry, hops: &[AnalyzedHop]) {
+    let Some((ttl, _)) = entry.hop else { return };
+    let note = hops
+        .iter()
+        .find(|h| h.ttl == ttl)
+        .and_then(|h| h.mapping.as_ref())
+        .filter(|n| n.thin());
+    if let Some(note) = note {
+        entry.inferred = true;
+        entry.reasons.push(format!(
+            "the entry hop's prefix {note}: weak evidence of its AS"
+        ));
+    }
+}
+
+/// `ambiguous` when the entry hop's address lies inside a prefix the target AS announces but
+/// a more specific prefix of another AS maps it: the border link may be numbered from the
+/// target's block (the router may be the target's own), so the entry AS is not certain.
+fn entry_in_target_block(
+    state: &BgpState,
+    address: Ipv4Addr,
+    entry_asn: Option<u32>,
+) -> Option<Verdict> {
+    let covering = announced_for(state, address);
+    let block = covering.last()?;
+    let asn = entry_asn?;
+    Some(Verdict {
+        kind: VerdictKind::Ambiguous,
+        reason: format!(
+            "entry-in-target-block (entry hop {address} lies in the target AS's {} but a more \
+             specific prefix maps it to AS{asn}: the border link may be numbered from the \
+             target's block)",
+            block.prefix
+        ),
+    })
+}
+
 /// `unknown` with reason `stale-bgp`: the newest BGP data before the trace is too old to say
 /// what was announced when it ran.
 fn stale_verdict(age_s: i64, max_s: i64) -> Verdict {
     Verdict {
-        kind: super::VerdictKind::Unknown,
+        kind: VerdictKind::Unknown,
         reason: format!(
             "stale-bgp (BGP state {} old, maximum {})",
             format_age(age_s),

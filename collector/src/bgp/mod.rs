@@ -18,7 +18,7 @@ pub mod timeline;
 pub mod upstream;
 
 pub use aspath::AsPath;
-pub use state::{BgpError, BgpState, PeerInfo, PeerRoute, StateSource};
+pub use state::{BgpError, BgpState, LpmMatch, PeerInfo, PeerRoute, StateSource};
 pub use timeline::{UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
 pub use upstream::{AnnouncedUpstreams, Upstream, Visibility, upstream_of};
 

@@ -221,25 +221,30 @@ impl CollectorOrigins {
     /// The union of the origins announced for exactly `prefix`; `None` when no peer has a
     /// route for it. (Under ADD-PATH, a peer's updates replace all its dump paths.)
     pub fn origins(&self, prefix: PrefixKey) -> Option<BTreeSet<u32>> {
+        self.origins_and_peers(prefix).map(|(origins, _)| origins)
+    }
+
+    /// Like [`Self::origins`], with the set of peers (by index) that have a route.
+    pub fn origins_and_peers(&self, prefix: PrefixKey) -> Option<(BTreeSet<u32>, BTreeSet<u32>)> {
         let overrides = self.overrides.get(&prefix).map_or(&[][..], Vec::as_slice);
         let mut out = BTreeSet::new();
-        let mut any = false;
+        let mut peers = BTreeSet::new();
         if let Some(set) = self.base.get(&prefix) {
             for (peer, origins) in self.sets[*set as usize].pairs() {
                 if self.downed.contains(&peer) || overrides.iter().any(|(p, _)| *p == peer) {
                     continue;
                 }
-                any = true;
+                peers.insert(peer);
                 out.extend(origins.iter().copied());
             }
         }
-        for (_, origins) in overrides {
+        for (peer, origins) in overrides {
             if let Some(origins) = origins {
-                any = true;
+                peers.insert(*peer);
                 out.extend(origins.iter().copied());
             }
         }
-        any.then_some(out)
+        (!peers.is_empty()).then_some((out, peers))
     }
 
     /// Prefixes in the dump.

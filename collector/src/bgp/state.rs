@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::RangeInclusive;
 
 use ipnet::Ipv4Net;
 use rusqlite::{Connection, params};
@@ -79,10 +80,9 @@ pub struct StateSource {
     pub dump_time: i64,
     /// BGP4MP events replayed after the dump.
     pub events_replayed: usize,
-    /// Up to when this collector's data is known (UNIX seconds, at most the state's time):
-    /// the dump's time, or the end of the newest loaded update file of the collector that
-    /// starts at or before the state's time and ends at or after the dump. The state's age
-    /// is measured from it.
+    /// Up to when this collector's data is known (UNIX seconds): the dump's time, or the
+    /// end of the newest loaded update file of the collector that starts at or before the
+    /// state's time and ends at or after the dump. The state's age is measured from it.
     pub data_until: i64,
 }
 
@@ -95,6 +95,19 @@ pub struct PeerRoute<'a> {
     pub path_id: u32,
     /// The AS path.
     pub path: &'a AsPath,
+}
+
+/// The result of a longest-prefix match over the origins of a state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LpmMatch {
+    /// The matching prefix.
+    pub prefix: Ipv4Net,
+    /// The union of its origin ASes over the peers with a route.
+    pub origins: BTreeSet<u32>,
+    /// Collector peers with a route for exactly this prefix.
+    pub peers: usize,
+    /// Collector peers of the state's collectors.
+    pub peers_total: usize,
 }
 
 /// The BGP state at one time (see the module docs).
@@ -155,16 +168,22 @@ impl BgpState {
         self.time
     }
 
-    /// The age of the state (seconds): its time minus the newest `data_until` of its
-    /// collectors, i.e. how long before the state's time the freshest loaded BGP data ends.
+    /// The age of the state at its own time; see [`Self::age_at`].
     pub fn age_s(&self) -> i64 {
+        self.age_at(self.time)
+    }
+
+    /// The age of the BGP data at `t` (UNIX seconds, at or after the state's time, before
+    /// the next change): `t` minus the newest `data_until` of the state's collectors, i.e.
+    /// how long before `t` the freshest loaded BGP data ends.
+    pub fn age_at(&self, t: i64) -> i64 {
         let newest = self
             .sources
             .iter()
             .map(|s| s.data_until)
             .max()
             .unwrap_or(i64::MIN / 2);
-        (self.time - newest).max(0)
+        (t - newest).max(0)
     }
 
     /// The target this database was loaded for.
@@ -236,19 +255,45 @@ impl BgpState {
     /// Longest-prefix match of `addr` over all prefixes with a route in this state: the
     /// prefix and the union of its origin ASes. `None` when no route covers `addr`.
     pub fn origins_lpm(&self, addr: Ipv4Addr) -> Option<(Ipv4Net, BTreeSet<u32>)> {
-        (0..=32u8).rev().find_map(|len| {
+        self.lpm_within(addr, 0..=32).map(|m| (m.prefix, m.origins))
+    }
+
+    /// Longest-prefix match of `addr` over the prefixes of these lengths only (the hop
+    /// mapping table: CAIDA's prefix-to-AS keeps /8 to /24, so that a default route or an
+    /// aggregate /0–/7 never names an origin, and host routes do not either).
+    pub fn lpm_within(&self, addr: Ipv4Addr, lengths: RangeInclusive<u8>) -> Option<LpmMatch> {
+        let (low, high) = (*lengths.start(), (*lengths.end()).min(32));
+        (low..=high).rev().find_map(|len| {
             let prefix = covering(addr, len);
             let key = to_parts(prefix);
-            let mut any = false;
             let mut all = BTreeSet::new();
+            let mut peers = 0;
             for collector in &self.origins {
-                if let Some(origins) = collector.origins(key) {
-                    any = true;
+                if let Some((origins, seen_by)) = collector.origins_and_peers(key) {
+                    peers += seen_by.len();
                     all.extend(origins);
                 }
             }
-            (any && !all.is_empty()).then_some((prefix, all))
+            (!all.is_empty()).then(|| LpmMatch {
+                prefix,
+                origins: all,
+                peers,
+                peers_total: self.peers_total(),
+            })
         })
+    }
+
+    /// Collector peers of the collectors this state is built from (every peer ever seen by
+    /// them): the "of many" in "seen by 1 of 35 peers".
+    pub fn peers_total(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| {
+                self.sources
+                    .iter()
+                    .any(|s| s.collector_id == p.collector_id)
+            })
+            .count()
     }
 
     /// Whether `prefix` overlaps the target prefixes.
@@ -281,8 +326,8 @@ pub(crate) fn latest_dumps(conn: &Connection, t: i64) -> Result<Vec<StateSource>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The end (capped at `t`) of the newest update file of a collector that starts at or before
-/// `t` and ends at or after `since`; `None` when there is none.
+/// The end of the newest update file of a collector that starts at or before `t` and ends
+/// at or after `since`; `None` when there is none.
 fn updates_known_until(
     conn: &Connection,
     collector_id: i64,
@@ -290,7 +335,7 @@ fn updates_known_until(
     t: i64,
 ) -> Result<Option<i64>, BgpError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT max(min(last_time, ?3)) FROM mrt_files
+        "SELECT max(last_time) FROM mrt_files
          WHERE collector_id = ?1 AND kind = 'updates' AND first_time <= ?3 AND last_time >= ?2",
     )?;
     Ok(stmt.query_row(params![collector_id, since, t], |r| r.get(0))?)
@@ -512,6 +557,11 @@ mod tests {
         assert_eq!(age(1100), 0, "inside the updates file");
         assert_eq!(age(1299), 0);
         assert_eq!(age(1299 + 86_400), 86_400);
+        let state = BgpState::at(&db, OffsetDateTime::from_unix_timestamp(1100).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.age_at(1200), 0);
+        assert_eq!(state.age_at(1299 + 60), 60);
     }
 
     #[test]

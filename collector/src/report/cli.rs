@@ -41,6 +41,14 @@ pub struct AnalysisArgs {
     /// than this many hours gets verdict `unknown` with reason `stale-bgp`.
     #[arg(long, value_name = "HOURS", default_value_t = 24)]
     pub max_bgp_age: u32,
+    /// Shortest prefix of the hop-mapping table: hops covered only by shorter prefixes
+    /// (a default route, /0–/7 aggregates) stay unmapped.
+    #[arg(long, value_name = "LEN", default_value_t = 8, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub map_min_len: u8,
+    /// Longest prefix of the hop-mapping table: longer ones (link /30s, host routes) are
+    /// not used, as in CAIDA's prefix-to-AS.
+    #[arg(long, value_name = "LEN", default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub map_max_len: u8,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -168,7 +176,15 @@ impl AnalysisArgs {
                 Some(CymruCache::new(db.conn())),
             )))
         };
-        Ok(Mapper::new(IxpTable::stored(db)?, fallback))
+        if self.map_min_len > self.map_max_len {
+            bail!(
+                "--map-min-len {} is longer than --map-max-len {}",
+                self.map_min_len,
+                self.map_max_len
+            );
+        }
+        Ok(Mapper::new(IxpTable::stored(db)?, fallback)
+            .with_prefix_lengths(self.map_min_len..=self.map_max_len))
     }
 
     /// Analyses the traces of the period.

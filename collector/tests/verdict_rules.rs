@@ -1,0 +1,241 @@
+//! The rules that keep verdicts honest on real-world BGP data (issue 8): stale BGP, the
+//! default route and thin prefixes in the hop-mapping table, an entry hop inside the target's
+//! block, and ICMP semantics. Each test builds the BGP situation met in real files as an MRT
+//! dump, stores traces as agents send them, and asserts the entry AS and the verdict.
+
+mod common;
+
+use std::net::Ipv4Addr;
+
+use nkpath_collector::Db;
+use nkpath_collector::analysis::ixp::IxpTable;
+use nkpath_collector::analysis::{AnalysisOptions, Analyzer, Mapper, TraceAnalysis, VerdictKind};
+use nkpath_collector::mrt::{self, LoadOptions};
+use serde_json::json;
+
+/// 2015-01-01T00:00:00Z, the time of every fixture RIB dump.
+const DUMP_TIME: u32 = 1_420_070_400;
+
+/// One replying hop: (TTL, address, ICMP type, ICMP code, MPLS labels).
+type Hop = (u8, &'static str, u8, u8, usize);
+
+/// A trace result as an agent uploads it, started `after_dump_s` after the dump.
+fn trace(id: u32, after_dump_s: i64, target: &str, hops: &[Hop]) -> String {
+    let started = time::OffsetDateTime::from_unix_timestamp(i64::from(DUMP_TIME) + after_dump_s)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let hops: Vec<serde_json::Value> = hops
+        .iter()
+        .map(|(ttl, address, icmp_type, icmp_code, labels)| {
+            let mpls: Vec<serde_json::Value> = (0..*labels)
+                .map(|i| json!({"label": 16000 + i, "tc": 0, "bottom_of_stack": i + 1 == *labels, "ttl": 1}))
+                .collect();
+            json!({"ttl": ttl, "probes": [{"attempt": 1, "sent_at_us": 0, "reply": {
+                "address": address, "rtt_us": 1000, "reply_ttl": 250,
+                "icmp_type": icmp_type, "icmp_code": icmp_code, "tcp_flags": null,
+                "quoted_ttl": 1, "mpls_labels": mpls}}]})
+        })
+        .collect();
+    json!({
+        "kind": "trace", "schema_version": "1.0",
+        "result_id": format!("00000000-0000-4000-8000-{id:012}"),
+        "agent_id": "vp-test", "agent_version": "0.1.0",
+        "round_id": "5a3c1e2f-0000-4000-8000-000000000001",
+        "source": "198.51.100.7", "target": target, "protocol": "icmp",
+        "flow": {"protocol": "icmp", "icmp_type": 8, "icmp_code": 0, "checksum": 7238},
+        "params": {"attempts": 1, "timeout_ms": 2000, "gap_limit": 5, "first_ttl": 1,
+                   "max_ttl": 30, "pps": 50, "per_prefix_pps": 1},
+        "started_at": started, "hops": hops, "stop_reason": "reached", "annotations": []
+    })
+    .to_string()
+}
+
+/// A database with one RIB dump (`routes` as in [`common::rib`]) and these traces.
+fn db_with(
+    peers: &[common::FixturePeer],
+    routes: &[(&str, usize, &str)],
+    traces: &[String],
+) -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Db::open(dir.path().join("c.db")).unwrap();
+    let file = dir.path().join("rrc00-bview.mrt");
+    std::fs::write(&file, common::rib(DUMP_TIME, peers, routes)).unwrap();
+    let options = LoadOptions {
+        collector: Some("rrc00".into()),
+        ..LoadOptions::default()
+    };
+    mrt::load_file(&mut db, &file, &options, None).unwrap();
+    let report = db
+        .import_results(std::io::Cursor::new(traces.join("\n")))
+        .unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    (db, dir)
+}
+
+fn analyze(db: &Db) -> Vec<TraceAnalysis> {
+    let mapper = Mapper::new(IxpTable::default(), None);
+    Analyzer::new(db, mapper, AnalysisOptions::default())
+        .unwrap()
+        .analyze_all()
+        .unwrap()
+}
+
+fn by_id(analyses: &[TraceAnalysis], id: u32) -> &TraceAnalysis {
+    let want = format!("00000000-0000-4000-8000-{id:012}");
+    analyses
+        .iter()
+        .find(|a| a.trace.result_id.to_string() == want)
+        .unwrap()
+}
+
+/// NK's block behind China Unicom, seen by three peers, as in the real tables.
+fn peers() -> [common::FixturePeer; 3] {
+    [
+        common::peer("10.0.0.1", 3356),
+        common::peer("10.0.0.2", 1299),
+        common::peer("10.0.0.3", 174),
+    ]
+}
+
+const NK_ROUTES: [(&str, usize, &str); 6] = [
+    ("175.45.176.0/22", 0, "3356 4837 131279"),
+    ("175.45.176.0/22", 1, "1299 4837 131279"),
+    ("175.45.176.0/22", 2, "174 4837 131279"),
+    ("219.158.0.0/17", 0, "3356 4837"),
+    ("219.158.0.0/17", 1, "1299 4837"),
+    ("219.158.0.0/17", 2, "174 4837"),
+];
+
+fn routes_plus(
+    extra: &[(&'static str, usize, &'static str)],
+) -> Vec<(&'static str, usize, &'static str)> {
+    NK_ROUTES.iter().chain(extra).copied().collect()
+}
+
+/// The usual way into NK: a China Unicom hop, then the target.
+const VIA_UNICOM: [Hop; 2] = [(1, "219.158.1.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)];
+
+#[test]
+fn a_trace_ten_years_after_the_newest_bgp_data_is_unknown_stale_bgp() {
+    let fresh = trace(1, 3600, "175.45.176.9", &VIA_UNICOM);
+    let stale = trace(2, 10 * 365 * 86_400, "175.45.176.9", &VIA_UNICOM);
+    let (db, _dir) = db_with(&peers(), &NK_ROUTES, &[fresh, stale]);
+    let analyses = analyze(&db);
+    let fresh = by_id(&analyses, 1);
+    assert_eq!(fresh.verdict.kind, VerdictKind::Match);
+    assert_eq!(fresh.bgp_age_s, Some(3600));
+    let stale = by_id(&analyses, 2);
+    assert_eq!(stale.entry.asn, Some(4837), "the data plane is still read");
+    assert_eq!(stale.verdict.kind, VerdictKind::Unknown);
+    assert!(
+        stale.verdict.reason.starts_with("stale-bgp"),
+        "{}",
+        stale.verdict.reason
+    );
+    assert_eq!(stale.bgp_age_s, Some(10 * 365 * 86_400));
+}
+
+#[test]
+fn a_default_route_never_maps_a_hop() {
+    // A real 2015 RIS file announces 0.0.0.0/0 (here from AS3356): longest-prefix match over
+    // every length made every uncovered hop AS3356, an entry AS no path supports.
+    let routes = routes_plus(&[("0.0.0.0/0", 0, "3356")]);
+    let hops = [
+        (1, "219.158.1.1", 11, 0, 0),
+        (2, "5.5.5.5", 11, 0, 0),
+        (3, "175.45.176.9", 0, 0, 0),
+    ];
+    let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
+    let a = &analyze(&db)[0];
+    assert_eq!(
+        a.hops[1].class.as_ref().unwrap().kind(),
+        "unmapped",
+        "{:?}",
+        a.hops[1]
+    );
+    assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), true));
+    assert_eq!(a.verdict.kind, VerdictKind::Match);
+}
+
+#[test]
+fn a_prefix_seen_by_one_peer_of_many_is_flagged_and_the_entry_inferred() {
+    // 62.0.0.0/16 reaches the table through one peer only (a leak or an internal route).
+    let routes = routes_plus(&[("62.0.0.0/16", 2, "174 4837")]);
+    let hops = [(1, "62.0.1.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)];
+    let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
+    let a = &analyze(&db)[0];
+    let note = a.hops[0].mapping.as_ref().unwrap();
+    assert_eq!((note.peers, note.peers_total, note.thin()), (1, 3, true));
+    assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), true));
+    assert!(
+        a.entry
+            .reasons
+            .iter()
+            .any(|r| r.contains("seen by 1 of 3 peers")),
+        "{:?}",
+        a.entry.reasons
+    );
+    // Three peers see the /17: no flag.
+    let (db, _dir) = db_with(
+        &peers(),
+        &routes,
+        &[trace(2, 60, "175.45.176.9", &VIA_UNICOM)],
+    );
+    let a = &analyze(&db)[0];
+    assert!(!a.hops[0].mapping.as_ref().unwrap().thin());
+    assert!(!a.entry.inferred, "{:?}", a.entry.reasons);
+}
+
+#[test]
+fn an_entry_hop_inside_the_target_block_is_ambiguous_not_a_match() {
+    // China Unicom announces a more specific of NK's block (the border link's numbering).
+    let routes = routes_plus(&[
+        ("175.45.179.0/24", 0, "3356 4837"),
+        ("175.45.179.0/24", 1, "1299 4837"),
+        ("175.45.179.0/24", 2, "174 4837"),
+    ]);
+    let hops = [
+        (1, "219.158.1.1", 11, 0, 0),
+        (2, "175.45.179.1", 11, 0, 0),
+        (3, "175.45.176.9", 0, 0, 0),
+    ];
+    let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
+    let a = &analyze(&db)[0];
+    assert_eq!(a.entry.asn, Some(4837));
+    assert_eq!(a.entry.hop, Some((2, Ipv4Addr::new(175, 45, 179, 1))));
+    assert_eq!(a.verdict.kind, VerdictKind::Ambiguous, "{:?}", a.verdict);
+    assert!(
+        a.verdict.reason.starts_with("entry-in-target-block"),
+        "{}",
+        a.verdict.reason
+    );
+}
+
+#[test]
+fn admin_prohibited_before_the_target_means_entry_unknown_filtered() {
+    // The trace ends with `!X` from China Unicom: it never entered the target AS.
+    let hops = [(1, "5.5.5.5", 11, 0, 0), (2, "219.158.1.1", 3, 13, 0)];
+    let (db, _dir) = db_with(&peers(), &NK_ROUTES, &[trace(1, 60, "175.45.176.9", &hops)]);
+    let a = &analyze(&db)[0];
+    assert_eq!(a.entry.asn, None);
+    assert!(
+        a.entry.reasons[0].starts_with("filtered-in AS4837"),
+        "{:?}",
+        a.entry.reasons
+    );
+    assert_eq!(a.verdict.kind, VerdictKind::Unknown);
+}
+
+#[test]
+fn an_mpls_tunnel_at_the_border_makes_the_entry_inferred() {
+    let hops = [(1, "219.158.1.1", 11, 0, 2), (2, "175.45.176.9", 0, 0, 0)];
+    let (db, _dir) = db_with(&peers(), &NK_ROUTES, &[trace(1, 60, "175.45.176.9", &hops)]);
+    let a = &analyze(&db)[0];
+    assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), true));
+    assert!(
+        a.entry.reasons.iter().any(|r| r.contains("MPLS")),
+        "{:?}",
+        a.entry.reasons
+    );
+}
