@@ -112,6 +112,9 @@ pub fn export(db: &Db, analyses: &[TraceAnalysis], dir: &Path) -> anyhow::Result
         "bgp_peer_as_path",
         "bgp_missing_from_data_plane",
         "data_plane_missing_from_bgp",
+        "bgp_age_s",
+        "entry_reasons",
+        "source",
     ])?;
     let mut params: BTreeMap<String, (serde_json::Value, usize)> = BTreeMap::new();
     for a in analyses {
@@ -210,6 +213,9 @@ pub fn export(db: &Db, analyses: &[TraceAnalysis], dir: &Path) -> anyhow::Result
             cmp.map_or_else(String::new, |c| asns(&c.bgp_path)),
             cmp.map_or_else(String::new, |c| asns(&c.missing)),
             cmp.map_or_else(String::new, |c| asns(&c.extra)),
+            opt(a.bgp_age_s),
+            a.entry.reasons.join("; "),
+            a.source_kind().to_owned(),
         ])?;
         summary.as_paths += 1;
     }

@@ -132,6 +132,13 @@ impl TraceAnalysis {
         self.announced.first()
     }
 
+    /// Where the trace comes from: `agents` (nkpath agents), or the public dataset it was
+    /// imported from (`atlas`, `scamper`), from its `agent_id` (`atlas:MSM/PRB`,
+    /// `scamper:FILE`). Reports count each source separately.
+    pub fn source_kind(&self) -> &'static str {
+        source_kind(&self.trace.agent_id)
+    }
+
     /// `AS4837`, `AS4837 (inferred)` or `unknown`.
     pub fn entry_label(&self) -> String {
         match (self.entry.asn, self.entry.inferred) {
@@ -353,6 +360,15 @@ impl<'a> Analyzer<'a> {
             transitional,
             peer_comparison,
         })
+    }
+}
+
+/// See [`TraceAnalysis::source_kind`].
+pub fn source_kind(agent_id: &str) -> &'static str {
+    match agent_id.split_once(':') {
+        Some(("atlas", _)) => "atlas",
+        Some(("scamper", _)) => "scamper",
+        _ => "agents",
     }
 }
 

@@ -209,7 +209,13 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
     let (tables, format) = match command {
         ReportCommand::Upstreams { by, count, common } => {
             let analyses = common.analyze(db)?;
-            let (a, b) = common.period(&analyses);
+            let (mut a, mut b) = common.period(&analyses);
+            if analyses.is_empty()
+                && let Some((first, last)) = super::upstreams::bgp_period(db)?
+            {
+                a = common.since.unwrap_or(first);
+                b = common.until.unwrap_or(last);
+            }
             (
                 super::upstreams::report(db, &analyses, *by, *count, a, b)?,
                 common.format,

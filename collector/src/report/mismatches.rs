@@ -1,6 +1,7 @@
 //! `report mismatches`: every mismatch and ambiguous trace.
 
 use super::{Table, as_label, iso};
+use crate::analysis::trace::format_age;
 use crate::analysis::{TraceAnalysis, VerdictKind};
 
 /// The announced set as `AS4837 AS20485`.
@@ -37,6 +38,8 @@ pub fn report(analyses: &[TraceAnalysis]) -> Vec<Table> {
             "announced_upstreams",
             "entry_hop",
             "transitional",
+            "bgp_age",
+            "source",
             "result_id",
         ],
     );
@@ -60,6 +63,8 @@ pub fn report(analyses: &[TraceAnalysis]) -> Vec<Table> {
             set_label(a),
             entry_hop_label(a),
             a.transitional.to_string(),
+            a.bgp_age_s.map_or_else(|| "-".into(), format_age),
+            a.source_kind().to_owned(),
             a.trace.result_id.to_string(),
         ]);
     }

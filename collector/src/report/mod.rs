@@ -93,6 +93,7 @@ pub fn render(tables: &[Table], format: Format) -> anyhow::Result<String> {
             let tables: Vec<serde_json::Value> = tables
                 .iter()
                 .map(|t| {
+                    let numeric = numeric_columns(t);
                     let rows: Vec<serde_json::Map<String, serde_json::Value>> = t
                         .rows
                         .iter()
@@ -100,7 +101,7 @@ pub fn render(tables: &[Table], format: Format) -> anyhow::Result<String> {
                             t.columns
                                 .iter()
                                 .cloned()
-                                .zip(r.iter().map(|v| serde_json::Value::String(v.clone())))
+                                .zip(r.iter().enumerate().map(|(i, v)| json_cell(v, numeric[i])))
                                 .collect()
                         })
                         .collect();
@@ -115,6 +116,46 @@ pub fn render(tables: &[Table], format: Format) -> anyhow::Result<String> {
             Ok(serde_json::to_string_pretty(&serde_json::json!({ "tables": tables }))? + "\n")
         }
     }
+}
+
+/// Columns that hold names even when every value looks like a number (an agent called
+/// `7`, a group that is a year).
+const TEXT_COLUMNS: [&str; 6] = ["group", "agent", "agent_id", "target", "prefix", "source"];
+
+/// Which columns of `t` are numbers in JSON: every value is an integer or a decimal, or
+/// missing (`-` or empty, written as null).
+fn numeric_columns(t: &Table) -> Vec<bool> {
+    (0..t.columns.len())
+        .map(|i| {
+            !TEXT_COLUMNS.contains(&t.columns[i].as_str())
+                && t.rows.iter().any(|r| json_number(&r[i]).is_some())
+                && t.rows
+                    .iter()
+                    .all(|r| is_missing(&r[i]) || json_number(&r[i]).is_some())
+        })
+        .collect()
+}
+
+fn is_missing(v: &str) -> bool {
+    v.is_empty() || v == "-"
+}
+
+fn json_number(v: &str) -> Option<serde_json::Number> {
+    if let Ok(i) = v.parse::<i64>() {
+        return Some(i.into());
+    }
+    v.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && v.contains('.'))
+        .and_then(serde_json::Number::from_f64)
+}
+
+/// A cell as JSON: a number in a numeric column (null when missing), else the text.
+fn json_cell(v: &str, numeric: bool) -> serde_json::Value {
+    if numeric {
+        return json_number(v).map_or(serde_json::Value::Null, serde_json::Value::Number);
+    }
+    serde_json::Value::String(v.to_owned())
 }
 
 fn render_text(tables: &[Table]) -> String {
@@ -190,8 +231,38 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&render(std::slice::from_ref(&t), Format::Json).unwrap()).unwrap();
         assert_eq!(json["tables"][0]["rows"][0]["b"], "x,\"y\"");
+        assert_eq!(json["tables"][0]["rows"][0]["a"], 1, "numbers are numbers");
         let text = render(&[t], Format::Table).unwrap();
         assert!(text.contains("  a b\n  - -----\n  1 x,\"y\"\n"), "{text}");
         assert_eq!(share(1, 4), "1/4 (25.0%)");
+    }
+
+    #[test]
+    fn json_numbers_are_numbers_and_names_stay_text() {
+        let mut t = Table::new("T", &["group", "n", "mean", "share", "maybe"]);
+        t.push(vec![
+            "2017".into(),
+            "3".into(),
+            "12.5".into(),
+            "1/4 (25.0%)".into(),
+            "-".into(),
+        ]);
+        t.push(vec![
+            "2018".into(),
+            "0".into(),
+            "-".into(),
+            "0/0".into(),
+            "4".into(),
+        ]);
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&[t], Format::Json).unwrap()).unwrap();
+        let rows = &json["tables"][0]["rows"];
+        assert_eq!(rows[0]["group"], "2017");
+        assert_eq!(rows[0]["n"], 3);
+        assert_eq!(rows[0]["mean"], 12.5);
+        assert!(rows[1]["mean"].is_null());
+        assert_eq!(rows[0]["share"], "1/4 (25.0%)");
+        assert!(rows[0]["maybe"].is_null());
+        assert_eq!(rows[1]["maybe"], 4);
     }
 }

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use super::mismatches::set_label;
 use super::{Table, iso};
 use crate::analysis::TraceAnalysis;
+use crate::analysis::trace::format_age;
 
 /// The latest trace of `agent` to `target`, drawn hop by hop; `None` when there is none.
 pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Option<Vec<Table>> {
@@ -35,6 +36,10 @@ pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Opti
         set_label(a),
         if a.transitional { "; transitional" } else { "" }
     ));
+    t.notes.push(match a.bgp_age_s {
+        Some(age) => format!("BGP state {} old at the trace's start", format_age(age)),
+        None => "no BGP state at the trace's start".to_owned(),
+    });
     if let Some(c) = &a.peer_comparison {
         let path: Vec<String> = c.bgp_path.iter().map(|x| format!("AS{x}")).collect();
         t.notes.push(format!(
@@ -54,10 +59,19 @@ pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Opti
     for h in &a.hops {
         let mut note = Vec::new();
         if a.entry.hop.is_some_and(|(ttl, _)| ttl == h.ttl) {
-            note.push("entry");
+            note.push("entry".to_owned());
         }
         if a.entry.target_hop.is_some_and(|(ttl, _)| ttl == h.ttl) {
-            note.push("target AS");
+            note.push("target AS".to_owned());
+        }
+        if let Some(m) = h.mapping.as_ref().filter(|m| m.thin()) {
+            note.push(format!("flagged: {m}"));
+        }
+        if h.mpls_labels > 0 {
+            note.push(format!("MPLS ({} labels)", h.mpls_labels));
+        }
+        if let Some((3, code)) = h.icmp {
+            note.push(format!("unreachable code {code}"));
         }
         t.push(vec![
             h.ttl.to_string(),

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use super::{Table, as_label, iso, share};
 use crate::analysis::TraceAnalysis;
+use crate::analysis::trace::format_age;
 use crate::analysis::units::unit_entry;
-use crate::bgp::timeline::visibility_over;
+use crate::bgp::timeline::{loaded_span, visibility_over, walk_target_routes};
 use crate::db::Db;
 
 /// How rows are grouped.
@@ -59,7 +60,8 @@ fn group_of(a: &TraceAnalysis, by: By) -> String {
     }
 }
 
-/// Counted entries of one group: entry AS → (observed, inferred).
+/// Counted entries of one group: entry AS → (observed, inferred); an unknown entry
+/// (`None`) is neither, and counts in the first field only.
 fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, (usize, usize)> {
     let mut units: BTreeMap<String, Vec<(Option<u32>, bool)>> = BTreeMap::new();
     for (i, a) in group.iter().enumerate() {
@@ -91,6 +93,38 @@ fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, (usize
     out
 }
 
+/// The range of the ages of the BGP states the traces were judged against, and how many
+/// were too old (verdict `unknown`, `stale-bgp`).
+fn bgp_age_note(analyses: &[TraceAnalysis]) -> String {
+    let ages: Vec<i64> = analyses.iter().filter_map(|a| a.bgp_age_s).collect();
+    let stale = analyses
+        .iter()
+        .filter(|a| a.verdict.reason.starts_with("stale-bgp"))
+        .count();
+    let without = analyses.len() - ages.len();
+    match (ages.iter().min(), ages.iter().max()) {
+        (Some(lo), Some(hi)) => format!(
+            "BGP state age at the traces: {} to {}; {stale} traces with stale BGP, {without} \
+             without BGP data (verdict unknown)",
+            format_age(*lo),
+            format_age(*hi)
+        ),
+        _ => format!("no BGP state for any of the {without} traces"),
+    }
+}
+
+/// The period to report on when no trace falls in it: the loaded BGP data's span, so an
+/// operator who loaded BGP first still sees the control plane.
+pub fn bgp_period(db: &Db) -> anyhow::Result<Option<(OffsetDateTime, OffsetDateTime)>> {
+    Ok(match loaded_span(db)? {
+        Some((a, b)) => Some((
+            OffsetDateTime::from_unix_timestamp(a)?,
+            OffsetDateTime::from_unix_timestamp(b)?,
+        )),
+        None => None,
+    })
+}
+
 /// Builds the report over `analyses` for the period [from, to].
 pub fn report(
     db: &Db,
@@ -100,9 +134,12 @@ pub fn report(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> anyhow::Result<Vec<Table>> {
-    let mut groups: BTreeMap<String, Vec<&TraceAnalysis>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, &str), Vec<&TraceAnalysis>> = BTreeMap::new();
     for a in analyses {
-        groups.entry(group_of(a, by)).or_default().push(a);
+        groups
+            .entry((group_of(a, by), a.source_kind()))
+            .or_default()
+            .push(a);
     }
     let mut data = Table::new(
         format!(
@@ -110,31 +147,56 @@ pub fn report(
             unit.header()
         ),
         &[
-            "group", "entry_as", "observed", "inferred", "total", "share",
+            "group", "source", "entry_as", "observed", "inferred", "total", "share",
         ],
     );
     data.notes
         .push(format!("period {} to {}", iso(from), iso(to)));
     data.notes.push(
         "observed: entry hop directly before the first target-AS hop; inferred: gaps, \
-         non-public hops or no answer from the target AS in between"
+         non-public hops or no answer from the target AS in between; unknown: no entry AS \
+         (neither observed nor inferred)"
             .into(),
     );
-    for (group, members) in &groups {
+    data.notes.push(bgp_age_note(analyses));
+    data.notes.push(
+        "source: agents = nkpath agents; atlas, scamper = imported public traces, counted \
+         apart"
+            .into(),
+    );
+    for ((group, source), members) in &groups {
         let counts = count(members, unit);
         let total: usize = counts.values().map(|(o, i)| o + i).sum();
         for (asn, (observed, inferred)) in &counts {
+            let (o, i) = match asn {
+                Some(_) => (observed.to_string(), inferred.to_string()),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
             data.push(vec![
                 group.clone(),
+                (*source).to_owned(),
                 as_label(*asn),
-                observed.to_string(),
-                inferred.to_string(),
+                o,
+                i,
                 (observed + inferred).to_string(),
                 share(observed + inferred, total),
             ]);
         }
     }
+    let announced = control_plane(db, analyses, &groups, by, from, to)?;
+    Ok(vec![data, announced])
+}
 
+/// The announced upstreams of the prefixes the traces of each group met, or, with no
+/// traces, of every target-AS prefix in the loaded BGP data, with their visibility.
+fn control_plane(
+    db: &Db,
+    analyses: &[TraceAnalysis],
+    groups: &BTreeMap<(String, &str), Vec<&TraceAnalysis>>,
+    by: By,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> anyhow::Result<Table> {
     let mut announced = Table::new(
         "Control plane: announced upstreams, visibility = collector peers whose route has the \
          upstream directly before the target AS / peers with a route, time-weighted over the period",
@@ -142,13 +204,27 @@ pub fn report(
             "group",
             "prefix",
             "upstream",
-            "mean",
+            "mean_pct",
             "min",
             "max",
             "covered_s",
         ],
     );
-    for (group, members) in &groups {
+    let mut per_group: BTreeMap<
+        String,
+        (
+            OffsetDateTime,
+            OffsetDateTime,
+            BTreeMap<Ipv4Net, BTreeSet<u32>>,
+        ),
+    > = BTreeMap::new();
+    if analyses.is_empty() {
+        announced
+            .notes
+            .push("no traces in the period: every target-AS prefix of the loaded BGP data".into());
+        per_group.insert("all".into(), (from, to, announced_in_bgp(db, from, to)?));
+    }
+    for ((group, _), members) in groups {
         let (a, b) = match by {
             By::Day => {
                 let first = members
@@ -161,7 +237,9 @@ pub fn report(
             }
             _ => (from, to),
         };
-        let mut upstreams: BTreeMap<Ipv4Net, BTreeSet<u32>> = BTreeMap::new();
+        let entry = per_group
+            .entry(group.clone())
+            .or_insert_with(|| (a, b, BTreeMap::new()));
         for m in members {
             let prefixes = if by == By::Prefix {
                 m.announced.iter().take(1).collect::<Vec<_>>()
@@ -169,9 +247,11 @@ pub fn report(
                 m.announced.iter().collect()
             };
             for p in prefixes {
-                upstreams.entry(p.prefix).or_default().extend(&p.upstreams);
+                entry.2.entry(p.prefix).or_default().extend(&p.upstreams);
             }
         }
+    }
+    for (group, (a, b, upstreams)) in per_group {
         for (prefix, ups) in upstreams {
             for upstream in ups {
                 let v = visibility_over(db, prefix, upstream, a, b)?;
@@ -186,7 +266,7 @@ pub fn report(
                     prefix.to_string(),
                     format!("AS{upstream}"),
                     v.mean
-                        .map_or_else(|| "-".into(), |m| format!("{:.1}%", 100.0 * m)),
+                        .map_or_else(|| "-".into(), |m| format!("{:.1}", 100.0 * m)),
                     nd(v.min),
                     nd(v.max),
                     v.covered_seconds.to_string(),
@@ -194,5 +274,30 @@ pub fn report(
             }
         }
     }
-    Ok(vec![data, announced])
+    Ok(announced)
+}
+
+/// Every target-AS prefix with its upstreams announced at some time in [from, to].
+fn announced_in_bgp(
+    db: &Db,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> anyhow::Result<BTreeMap<Ipv4Net, BTreeSet<u32>>> {
+    let target_asn = db.target()?.asn;
+    let mut out: BTreeMap<Ipv4Net, BTreeSet<u32>> = BTreeMap::new();
+    walk_target_routes(
+        db,
+        from.unix_timestamp(),
+        to.unix_timestamp(),
+        |_, view, _| {
+            for prefix in view.prefixes() {
+                let ann = view.announced_upstreams(prefix, target_asn);
+                out.entry(prefix)
+                    .or_default()
+                    .extend(ann.upstreams.keys().copied());
+            }
+        },
+    )?;
+    out.retain(|_, ups| !ups.is_empty());
+    Ok(out)
 }
