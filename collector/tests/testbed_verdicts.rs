@@ -395,7 +395,7 @@ fn announced_upstreams_and_visibility_per_prefix() {
         assert_eq!(rows.len(), 1, "{prefix}: {rows:?}");
         assert_eq!(rows[0][2], format!("AS{up}"));
         let n = s.rc.originated(*prefix).len();
-        assert_eq!(rows[0][3], "100.0%");
+        assert_eq!(rows[0][3], "100.0", "mean_pct");
         assert!(rows[0][5].starts_with(&format!("{n}/{n}")), "{:?}", rows[0]);
     }
     // Data plane: one unit per (agent, /24, round) = 3 agents x 4 /24s, one round each.

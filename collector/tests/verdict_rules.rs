@@ -239,3 +239,56 @@ fn an_mpls_tunnel_at_the_border_makes_the_entry_inferred() {
         a.entry.reasons
     );
 }
+
+fn upstreams_report(db: &Db, analyses: &[TraceAnalysis]) -> Vec<nkpath_collector::report::Table> {
+    use nkpath_collector::report::upstreams::{By, Count, bgp_period, report};
+    let (from, to) = bgp_period(db).unwrap().unwrap();
+    let to = to + time::Duration::days(1);
+    report(db, analyses, By::All, Count::Traces, from, to).unwrap()
+}
+
+#[test]
+fn unknown_entries_are_not_counted_as_observed() {
+    let filtered = [(1, "219.158.1.1", 3, 13, 0)];
+    let traces = [
+        trace(1, 60, "175.45.176.9", &VIA_UNICOM),
+        trace(2, 60, "175.45.176.10", &filtered),
+    ];
+    let (db, _dir) = db_with(&peers(), &NK_ROUTES, &traces);
+    let tables = upstreams_report(&db, &analyze(&db));
+    let data = &tables[0];
+    let row = |entry: &str| {
+        data.rows
+            .iter()
+            .find(|r| r[2] == entry)
+            .unwrap_or_else(|| panic!("no {entry} row: {:?}", data.rows))
+            .clone()
+    };
+    let unicom = row("AS4837");
+    assert_eq!(
+        (unicom[3].as_str(), unicom[4].as_str(), unicom[5].as_str()),
+        ("1", "0", "1")
+    );
+    let unknown = row("unknown");
+    assert_eq!(
+        (
+            unknown[3].as_str(),
+            unknown[4].as_str(),
+            unknown[5].as_str()
+        ),
+        ("-", "-", "1")
+    );
+    assert!(data.column("source").iter().all(|s| *s == "agents"));
+}
+
+#[test]
+fn the_control_plane_shows_with_bgp_data_and_no_traces() {
+    let (db, _dir) = db_with(&peers(), &NK_ROUTES, &[]);
+    let tables = upstreams_report(&db, &[]);
+    assert!(tables[0].rows.is_empty());
+    let cp = &tables[1];
+    assert_eq!(cp.rows.len(), 1, "{:?}", cp.rows);
+    assert_eq!(cp.rows[0][1], "175.45.176.0/22");
+    assert_eq!(cp.rows[0][2], "AS4837");
+    assert!(cp.rows[0][4].starts_with("3/3"), "{:?}", cp.rows[0]);
+}
