@@ -187,6 +187,13 @@ pub fn report(
     Ok(vec![data, announced])
 }
 
+/// A group's period and the announced upstreams of each prefix its traces met.
+type GroupUpstreams = (
+    OffsetDateTime,
+    OffsetDateTime,
+    BTreeMap<Ipv4Net, BTreeSet<u32>>,
+);
+
 /// The announced upstreams of the prefixes the traces of each group met, or, with no
 /// traces, of every target-AS prefix in the loaded BGP data, with their visibility.
 fn control_plane(
@@ -210,14 +217,7 @@ fn control_plane(
             "covered_s",
         ],
     );
-    let mut per_group: BTreeMap<
-        String,
-        (
-            OffsetDateTime,
-            OffsetDateTime,
-            BTreeMap<Ipv4Net, BTreeSet<u32>>,
-        ),
-    > = BTreeMap::new();
+    let mut per_group: BTreeMap<String, GroupUpstreams> = BTreeMap::new();
     if analyses.is_empty() {
         announced
             .notes
