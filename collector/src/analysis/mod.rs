@@ -14,8 +14,11 @@
 //! 2. **ixp**: inside a prefix of the loaded IXP list (`nkpath-collector ixp load`; PeeringDB
 //!    `ixpfx.json` or PCH `ixp_subnets.csv`): marked with the exchange's name, never mapped.
 //! 3. **public AS**: longest-prefix match over the origins in the BGP state at the trace's
-//!    start time ([`BgpState::at`](crate::bgp::BgpState::at)); one origin maps the hop to it.
-//!    Several origins (MOAS) are not forced into one AS: the hop is **multi-origin**.
+//!    start time ([`BgpState::at`](crate::bgp::BgpState::at)), over prefixes of /8 to /24
+//!    only ([`hopmap::DEFAULT_MAP_LENGTHS`], as CAIDA's prefix-to-AS: a default route or a
+//!    link /30 never names an origin); one origin maps the hop to it. Several origins (MOAS)
+//!    are not forced into one AS: the hop is **multi-origin**. A prefix seen by one peer of
+//!    three or more is flagged ([`hopmap::MappingNote::thin`]).
 //! 4. Otherwise, when DNS lookups are on, Team Cymru's origin TXT record
 //!    (`D.C.B.A.origin.asn.cymru.com`, at `--resolver ADDR` or the system resolver; answers
 //!    stored in the database with their lookup time and reused for
@@ -29,9 +32,17 @@
 //! hop before the target hop (before the end of the trace when the target AS never answers)
 //! that maps to a public AS other than the target AS. It is **inferred** (not observed) when
 //! between that hop and the target hop lies an IXP, private, shared, multi-origin or
-//! unmapped hop or a silent TTL, or when the target AS never answers. It is **unknown** when
-//! there is no such hop, or when the only such hop is in the agent's own AS (the AS of its
-//! source address) and the target AS never answers: nothing was seen beyond the agent's AS.
+//! unmapped hop or a silent TTL, when a hop from the entry hop to the target hop quoted an
+//! MPLS label stack (RFC 4950: the tunnel hides hops), when the entry hop's mapping prefix
+//! is flagged, or when the target AS never answers. It is **unknown** when there is no such
+//! hop, or when the only such hop is in the agent's own AS (the AS of its source address) and
+//! the target AS never answers: nothing was seen beyond the agent's AS.
+//!
+//! ICMP semantics: when the target AS never answers and the last reply of the trace is a
+//! destination unreachable from a router (any code but 2 and 3, the destination's own
+//! protocol and port unreachable), the probes never entered the target AS as far as the data
+//! shows: the entry is unknown, reason `filtered-in ASn` (codes 9, 10, 13) or
+//! `unreachable-in ASn`, ASn being the AS the replying address maps to.
 //!
 //! # Announced set ([`verdict`])
 //!
@@ -43,13 +54,18 @@
 //!
 //! # Verdict ([`verdict`])
 //!
-//! - `unknown`: no BGP data at the trace's time (reason "no BGP data"), no entry AS ("no
-//!   entry AS"), or no announced prefix covers the target ("target not announced");
+//! - `unknown`: no BGP data at the trace's time (reason "no BGP data"), BGP data older than
+//!   the maximum age (default 24 h; reason `stale-bgp`, the age being the trace's start minus
+//!   the end of the newest RIB dump or update file before it), no entry AS ("no entry AS"),
+//!   or no announced prefix covers the target ("target not announced");
 //! - `match`: the entry AS is in the announced set;
 //! - `match-covering`: it is only in the set of a less specific covering prefix;
 //! - `ambiguous` (reason "border"): in neither, but the entry AS stands next to an announced
 //!   upstream of the most specific prefix in some loaded AS path (of any time): the border
 //!   link may be numbered from the entry AS's space;
+//! - `ambiguous` (reason `entry-in-target-block`), whatever the above: the entry hop's
+//!   address lies in a prefix announced by the target AS but a more specific prefix of another
+//!   AS maps it, so the router may be the target's own;
 //! - `mismatch`: in neither, and no loaded AS path has it next to an announced upstream.
 //!
 //! Inferred entries get verdicts too; reports count observed and inferred entries in
