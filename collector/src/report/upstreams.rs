@@ -109,6 +109,7 @@ fn bgp_age_note(analyses: &[TraceAnalysis]) -> String {
             format_age(*lo),
             format_age(*hi)
         ),
+        _ if analyses.is_empty() => "no traces in the period".to_owned(),
         _ => format!("no BGP state for any of the {without} traces"),
     }
 }
