@@ -172,7 +172,7 @@ fn a_prefix_seen_by_one_peer_of_many_is_flagged_and_the_entry_inferred() {
         a.entry
             .reasons
             .iter()
-            .any(|r| r.contains("seen by 1 of 3 peers")),
+            .any(|r| r.contains("seen by 1 of 3 full-feed peers")),
         "{:?}",
         a.entry.reasons
     );
@@ -291,4 +291,49 @@ fn the_control_plane_shows_with_bgp_data_and_no_traces() {
     assert_eq!(cp.rows[0][1], "175.45.176.0/22");
     assert_eq!(cp.rows[0][2], "AS4837");
     assert!(cp.rows[0][4].starts_with("3/3"), "{:?}", cp.rows[0]);
+}
+
+#[test]
+fn thin_prefixes_are_judged_against_full_feed_peers_of_a_real_dump() {
+    // The 2002 RIS dump has 36 peers, of which few give a full table: most prefixes are
+    // seen by one peer. Counting all 36 would flag nearly every hop.
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = Db::open(tmp.path().join("c.db")).unwrap();
+    let options = LoadOptions {
+        collector: Some("rrc00".into()),
+        ..LoadOptions::default()
+    };
+    mrt::load_file(&mut db, &dir.join("bview.20020722.2337.gz"), &options, None).unwrap();
+    let dump_time: i64 = db
+        .conn()
+        .query_row("SELECT dump_time FROM mrt_files", [], |r| r.get(0))
+        .unwrap();
+    let state = nkpath_collector::bgp::BgpState::at(
+        &db,
+        time::OffsetDateTime::from_unix_timestamp(dump_time + 3600).unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    let peers: i64 = db
+        .conn()
+        .query_row("SELECT count(*) FROM peers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(peers, 36);
+    let full = state.peers_total();
+    assert!((1..=3).contains(&full), "{full} full-feed peers of 36");
+    // 3.0.0.0/8 (AS80 at the time) is in the full table.
+    let m = state
+        .lpm_within("3.1.2.3".parse().unwrap(), 8..=24)
+        .unwrap();
+    assert_eq!(m.prefix.to_string(), "3.0.0.0/8");
+    assert_eq!(m.origins.into_iter().collect::<Vec<_>>(), [80]);
+    let note = nkpath_collector::analysis::hopmap::MappingNote {
+        prefix: m.prefix,
+        peers: m.peers,
+        peers_total: m.peers_total,
+    };
+    assert!(note.peers >= 1 && !note.thin(), "{note}");
 }

@@ -68,8 +68,8 @@ impl fmt::Display for HopClass {
 /// Default prefix lengths of the hop-mapping table: /8 to /24, as CAIDA's prefix-to-AS.
 pub const DEFAULT_MAP_LENGTHS: RangeInclusive<u8> = 8..=24;
 
-/// A mapping prefix seen by this few peers, out of at least [`THIN_MIN_TOTAL`], is flagged:
-/// one peer's leak or internal route is weak evidence of an origin.
+/// A mapping prefix seen by this few peers, out of at least [`THIN_MIN_TOTAL`] full-feed
+/// peers, is flagged: one peer's leak or internal route is weak evidence of an origin.
 pub const THIN_MAX_PEERS: usize = 1;
 /// See [`THIN_MAX_PEERS`].
 pub const THIN_MIN_TOTAL: usize = 3;
@@ -81,7 +81,8 @@ pub struct MappingNote {
     pub prefix: Ipv4Net,
     /// Collector peers with a route for it.
     pub peers: usize,
-    /// Collector peers of the collectors used.
+    /// Full-feed collector peers of the collectors used (a route for at least half of their
+    /// dump's prefixes).
     pub peers_total: usize,
 }
 
@@ -96,7 +97,7 @@ impl fmt::Display for MappingNote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} seen by {} of {} peers",
+            "{} seen by {} of {} full-feed peers",
             self.prefix, self.peers, self.peers_total
         )
     }

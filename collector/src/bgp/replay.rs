@@ -196,11 +196,13 @@ impl OriginsBuilder {
         for ((peer, prefix, _), origins) in self.latest {
             overrides.entry(prefix).or_default().push((peer, origins));
         }
+        let full_feed_peers = full_feed_peers(&base, &sets);
         CollectorOrigins {
             base,
             sets,
             downed: self.downed,
             overrides,
+            full_feed_peers,
         }
     }
 }
@@ -215,6 +217,33 @@ pub struct CollectorOrigins {
     /// Per prefix, the peers that sent updates after the dump (and after their last session
     /// down): their dump routes for the prefix are replaced by these.
     overrides: HashMap<PrefixKey, PeerUpdates>,
+    /// Peers of the dump with a route for at least half of its prefixes (see
+    /// [`full_feed_peers`]).
+    full_feed_peers: usize,
+}
+
+/// The peers of a dump that give the collector a full table: a route for at least half of
+/// the dump's prefixes. Many peers send partial feeds (customer routes only); a prefix is
+/// thinly seen when few *full-feed* peers have it, not when few peers of all kinds do (a
+/// 2002 RIS dump has 36 peers of which one has a full table).
+fn full_feed_peers(base: &HashMap<PrefixKey, u32>, sets: &[RouteSet]) -> usize {
+    let mut uses = vec![0usize; sets.len()];
+    for set in base.values() {
+        uses[*set as usize] += 1;
+    }
+    let mut per_peer: HashMap<u32, usize> = HashMap::new();
+    for (set, n) in sets.iter().zip(uses) {
+        let mut seen = HashSet::new();
+        for (peer, _) in set.pairs() {
+            if seen.insert(peer) {
+                *per_peer.entry(peer).or_default() += n;
+            }
+        }
+    }
+    per_peer
+        .values()
+        .filter(|n| 2 * **n >= base.len().max(1))
+        .count()
 }
 
 impl CollectorOrigins {
@@ -245,6 +274,11 @@ impl CollectorOrigins {
             }
         }
         (!peers.is_empty()).then_some((out, peers))
+    }
+
+    /// Peers of the dump with a route for at least half of its prefixes.
+    pub fn full_feed_peers(&self) -> usize {
+        self.full_feed_peers
     }
 
     /// Prefixes in the dump.

@@ -106,7 +106,7 @@ pub struct LpmMatch {
     pub origins: BTreeSet<u32>,
     /// Collector peers with a route for exactly this prefix.
     pub peers: usize,
-    /// Collector peers of the state's collectors.
+    /// Full-feed collector peers of the state's collectors.
     pub peers_total: usize,
 }
 
@@ -283,17 +283,13 @@ impl BgpState {
         })
     }
 
-    /// Collector peers of the collectors this state is built from (every peer ever seen by
-    /// them): the "of many" in "seen by 1 of 35 peers".
+    /// Full-feed peers of the collectors this state is built from (peers with a route for at
+    /// least half of their dump's prefixes): the "of many" in "seen by 1 of 35 peers".
     pub fn peers_total(&self) -> usize {
-        self.peers
-            .values()
-            .filter(|p| {
-                self.sources
-                    .iter()
-                    .any(|s| s.collector_id == p.collector_id)
-            })
-            .count()
+        self.origins
+            .iter()
+            .map(CollectorOrigins::full_feed_peers)
+            .sum()
     }
 
     /// Whether `prefix` overlaps the target prefixes.
