@@ -1,0 +1,417 @@
+//! `import --format atlas` on the real public files in
+//! `../shared/data/real/traceroute/` (see SOURCES.md there): the hops, replies, MPLS labels
+//! and stop reasons stored are those of the files, what is not IPv4 traceroutes is counted
+//! and skipped, a second import stores nothing, and bad input stores nothing of the bad
+//! record.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nkpath_collector::Db;
+use nkpath_collector::import::{Format, ImportFileError, ImportSummary, import_file, is_imported};
+use nkpath_collector::results::decode_line;
+use nkpath_proto::{ResultRecord, StopReason, TraceResult};
+
+fn traceroute_dir() -> Option<PathBuf> {
+    common::shared_data("traceroute")
+}
+
+/// Every stored trace, by agent id then start time.
+fn stored(db: &Db) -> Vec<TraceResult> {
+    let mut stmt = db
+        .conn()
+        .prepare("SELECT json FROM results ORDER BY agent_id, started_at, result_id")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|json| match decode_line(&json.unwrap()).unwrap() {
+            ResultRecord::Trace(t) => t,
+            ResultRecord::Ping(_) => panic!("an import stored a ping"),
+        })
+        .collect()
+}
+
+fn row_count(db: &Db) -> i64 {
+    db.conn()
+        .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The addresses that answered at each TTL, `*` for a silent TTL.
+fn path(trace: &TraceResult) -> Vec<(u8, String)> {
+    trace
+        .hops
+        .iter()
+        .map(|h| {
+            let addresses = h.addresses();
+            let text = if addresses.is_empty() {
+                "*".to_owned()
+            } else {
+                addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            (h.ttl, text)
+        })
+        .collect()
+}
+
+fn import(db: &mut Db, file: &Path, format: Format) -> ImportSummary {
+    import_file(db, file, format).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+fn ip(text: &str) -> Ipv4Addr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn atlas_jsonl_paths_and_stop_reasons() {
+    let Some(dir) = traceroute_dir() else { return };
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
+    assert_eq!(
+        (s.records, s.stored, s.already_stored),
+        (14, 14, 0),
+        "{s:?}"
+    );
+    assert_eq!(s.skipped(), 0);
+    assert!(s.malformed.is_empty(), "{:?}", s.malformed);
+    // The ten results that gave up end with Atlas's TTL-255 probe, which is not a hop.
+    assert_eq!(s.notes.get("TTL-255 final probes dropped"), Some(&10));
+
+    let traces = stored(&db);
+    assert_eq!(traces.len(), 14);
+    for t in &traces {
+        assert_eq!(t.agent_id, "atlas:29792007/53023");
+        assert_eq!(is_imported(&t.agent_id), Some("atlas"));
+        assert_eq!(t.agent_version, "atlas-fw5020");
+        assert_eq!(t.source, ip("185.219.13.69"));
+        assert_eq!(t.target, ip("84.205.77.1"));
+        assert_eq!(t.protocol, nkpath_proto::Protocol::Icmp);
+        assert_eq!(t.params.attempts, 3);
+        assert_eq!(t.hops[0].addresses(), [ip("192.168.16.1")]);
+        assert!(t.hops.iter().all(|h| h.probes.len() == 3));
+    }
+    let first = &traces[0];
+    assert_eq!(first.started_at.unix_timestamp(), 1_619_118_621);
+    let mut expected: Vec<(u8, String)> = [
+        "192.168.16.1",
+        "172.27.255.254",
+        "185.219.13.254",
+        "10.10.11.2",
+        "178.208.5.178",
+        "178.208.11.249",
+        "178.208.11.250",
+    ]
+    .iter()
+    .zip(1..)
+    .map(|(a, ttl)| (ttl, (*a).to_owned()))
+    .collect();
+    expected.extend((8..=12).map(|ttl| (ttl, "*".to_owned())));
+    assert_eq!(path(first), expected);
+    assert_eq!(first.stop_reason, StopReason::GapLimit);
+    // Hop 1, first packet: rtt 1.01 ms, reply TTL 64, time exceeded.
+    let reply = first.hops[0].probes[0].reply.as_ref().unwrap();
+    assert_eq!((reply.rtt_us, reply.reply_ttl), (1010, 64));
+    assert_eq!((reply.icmp_type, reply.icmp_code), (Some(11), Some(0)));
+
+    // Ten results stop in the gap after 178.208.11.250; the last four reach the target
+    // (the 19:10 one at TTL 9, the others at TTL 7) with echo replies.
+    let stops: Vec<StopReason> = traces.iter().map(|t| t.stop_reason).collect();
+    assert_eq!(
+        stops.iter().filter(|&&r| r == StopReason::GapLimit).count(),
+        10
+    );
+    assert!(stops[10..].iter().all(|&r| r == StopReason::Reached));
+    assert_eq!(
+        path(&traces[10]),
+        [
+            (1, "192.168.16.1"),
+            (2, "172.27.255.254"),
+            (3, "185.219.13.254"),
+            (4, "10.10.11.2"),
+            (5, "178.208.5.178"),
+            (6, "178.208.11.252"),
+            (7, "37.49.237.141"),
+            (8, "*"),
+            (9, "84.205.77.1"),
+        ]
+        .map(|(ttl, a)| (ttl, a.to_owned()))
+    );
+    let echo = traces[13].hops[6].probes[0].reply.as_ref().unwrap();
+    assert_eq!(echo.address, ip("84.205.77.1"));
+    assert_eq!((echo.icmp_type, echo.icmp_code), (Some(0), Some(0)));
+    // At 19:58 one of the three packets to TTL 7 went unanswered.
+    let hop7 = &traces[11].hops[6];
+    assert_eq!(
+        hop7.probes.iter().filter(|p| p.reply.is_none()).count(),
+        1,
+        "{hop7:?}"
+    );
+
+    // Importing again stores nothing new.
+    let again = import(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
+    assert_eq!((again.stored, again.already_stored), (0, 14));
+    assert_eq!(row_count(&db), 14);
+}
+
+#[test]
+fn atlas_sagan_results_ipv6_errors_late_replies_and_mpls() {
+    let Some(dir) = traceroute_dir() else { return };
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(
+        &mut db,
+        &dir.join("sagan_test_traceroute_results.jsonl"),
+        Format::Atlas,
+    );
+    // 21 results: 14 IPv4, of which one failed ("name resolution failed"), and 7 IPv6.
+    assert_eq!(s.records, 21);
+    assert_eq!(s.stored, 13, "{s:?}");
+    assert_eq!(s.skipped_ipv6, 7);
+    assert_eq!(s.skipped_failed, 1);
+    assert!(s.malformed.is_empty(), "{:?}", s.malformed);
+    // Probe 10834 in msm 5017 got every reply late.
+    assert_eq!(
+        s.notes.get("late replies ignored (not matched to a probe)"),
+        Some(&15)
+    );
+
+    let traces = stored(&db);
+    let by_id: BTreeMap<(String, i64), &TraceResult> = traces
+        .iter()
+        .map(|t| ((t.agent_id.clone(), t.started_at.unix_timestamp()), t))
+        .collect();
+    let get = |agent: &str, time: i64| by_id[&(agent.to_owned(), time)];
+
+    // msm 5017, probe 10834: five silent hops (its replies all came late), the gap limit.
+    let late = get("atlas:5017/10834", 1_447_330_668);
+    assert_eq!(late.hops.len(), 5);
+    assert_eq!(late.replies().count(), 0);
+    assert_eq!(late.stop_reason, StopReason::GapLimit);
+    assert_eq!(
+        late.flow,
+        nkpath_proto::FlowId::Udp {
+            src_port: 10,
+            dst_port: 0
+        }
+    );
+
+    // msm 1000158, probe 394: 20 hops to 220.226.205.30 through Level 3 and Flag MPLS
+    // tunnels; the probe's public address, not its private one, is the source.
+    let mpls = get("atlas:1000158/394", 1_398_334_547);
+    assert_eq!(mpls.source, ip("75.75.127.227"));
+    assert_eq!(mpls.target, ip("220.226.205.30"));
+    assert_eq!(mpls.hops.len(), 20);
+    assert_eq!(mpls.stop_reason, StopReason::Reached);
+    let labels: Vec<(u8, Ipv4Addr, u32)> = mpls
+        .hops
+        .iter()
+        .filter_map(|h| {
+            let r = h.probes[0].reply.as_ref()?;
+            Some((h.ttl, r.address, r.mpls_labels.first()?.label))
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            (7, ip("4.69.146.222"), 1394),
+            (8, ip("4.69.201.69"), 1692),
+            (9, ip("4.69.134.78"), 1512),
+            (12, ip("85.95.25.110"), 310_352),
+            (13, ip("85.95.25.158"), 301_856),
+        ]
+    );
+    // Hop 8's router quoted the probe with TTL 2 (`ittl`); hop 7 left it out (1).
+    let q = |ttl: usize| {
+        mpls.hops[ttl - 1].probes[0]
+            .reply
+            .as_ref()
+            .unwrap()
+            .quoted_ttl
+    };
+    assert_eq!((q(7), q(8), q(9)), (Some(1), Some(2), Some(3)));
+    // UDP to the target: port unreachable.
+    let last = mpls.hops[19].probes[0].reply.as_ref().unwrap();
+    assert_eq!((last.icmp_type, last.icmp_code), (Some(3), Some(3)));
+
+    // msm 1000157, probe 319 (2013): MPLS label 407904 at 66.110.59.1 (TTL 10), then
+    // 66.198.127.9 (371728), and five silent hops after 66.198.144.2.
+    let tata = get("atlas:1000157/319", 1_361_435_986);
+    let hop10 = tata.hops[9].probes[2].reply.as_ref().unwrap();
+    assert_eq!(hop10.address, ip("66.110.59.1"));
+    assert_eq!(hop10.mpls_labels.len(), 1);
+    assert_eq!(
+        (
+            hop10.mpls_labels[0].label,
+            hop10.mpls_labels[0].tc,
+            hop10.mpls_labels[0].bottom_of_stack,
+            hop10.mpls_labels[0].ttl
+        ),
+        (407_904, 1, true, 1)
+    );
+    assert_eq!(tata.hops[12].addresses(), [ip("66.198.144.2")]);
+    assert_eq!(tata.hops.len(), 18);
+    assert_eq!(tata.stop_reason, StopReason::GapLimit);
+
+    let agents: std::collections::BTreeSet<&str> =
+        traces.iter().map(|t| t.agent_id.as_str()).collect();
+    assert_eq!(
+        agents.into_iter().collect::<Vec<_>>(),
+        [
+            "atlas:1000157/190",
+            "atlas:1000157/319",
+            "atlas:1000157/426",
+            "atlas:1000158/394",
+            "atlas:5017/10834"
+        ]
+    );
+}
+
+#[test]
+fn atlas_json_array_of_two_probes() {
+    let Some(dir) = traceroute_dir() else { return };
+    let file = dir.join("test_traceroute_paths_from_ripe.json");
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(&mut db, &file, Format::Atlas);
+    assert_eq!((s.records, s.stored), (2, 2), "{s:?}");
+    let traces = stored(&db);
+    let (a, b) = (&traces[0], &traces[1]);
+    assert_eq!(
+        (a.agent_id.as_str(), b.agent_id.as_str()),
+        ("atlas:6935514/163", "atlas:6935514/165")
+    );
+    // One measurement round: same msm, same start.
+    assert_eq!(a.round_id, b.round_id);
+    assert_ne!(a.result_id, b.result_id);
+    // Probe 163: 14 hops to 194.85.27.7, a per-packet balancer at TTL 2, four MPLS hops
+    // inside Rostelecom (178.34.250.x).
+    assert_eq!(a.hops.len(), 14);
+    assert_eq!(a.stop_reason, StopReason::Reached);
+    let mut balanced = a.hops[1].addresses();
+    balanced.sort_unstable();
+    assert_eq!(balanced, [ip("91.122.108.1"), ip("212.48.204.166")]);
+    let labels: Vec<u32> = (7..11)
+        .map(|i| a.hops[i].probes[0].reply.as_ref().unwrap().mpls_labels[0].label)
+        .collect();
+    assert_eq!(labels, [691_402, 345_425, 326_929, 619_280]);
+    assert_eq!(a.hops[13].addresses(), [ip("194.85.27.7")]);
+    // Probe 165 stops after its home router, five silent hops.
+    assert_eq!(path(b)[0], (1, "192.168.2.11".to_owned()));
+    assert_eq!(b.hops.len(), 6);
+    assert_eq!(b.stop_reason, StopReason::GapLimit);
+
+    // The same records as JSON lines get the same ids: nothing new is stored.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let values: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = tmp.path().join("ripe.jsonl");
+    std::fs::write(
+        &lines,
+        values
+            .iter()
+            .map(|v| serde_json::to_string(v).unwrap() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let again = import(&mut db, &lines, Format::Atlas);
+    assert_eq!((again.stored, again.already_stored), (0, 2));
+}
+
+#[test]
+fn atlas_bad_input_names_the_line_and_stores_nothing_of_it() {
+    let Some(dir) = traceroute_dir() else { return };
+    let text = std::fs::read_to_string(dir.join("atlas.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // JSON lines: line 3 cut in half (a truncated download), line 5 with a hop beyond 64.
+    let mut bad = lines[..6]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect::<Vec<_>>();
+    let half = bad[2].len() / 2;
+    bad[2].truncate(half);
+    bad[4] = bad[4].replacen("{\"hop\":2,", "{\"hop\":99,", 1);
+    let file = tmp.path().join("bad.jsonl");
+    std::fs::write(&file, bad.join("\n")).unwrap();
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(&mut db, &file, Format::Atlas);
+    assert_eq!((s.records, s.stored), (6, 4), "{s:?}");
+    let lines_at_fault: Vec<usize> = s.malformed.iter().map(|m| m.line).collect();
+    assert_eq!(lines_at_fault, [3, 5]);
+    assert!(s.malformed[0].error.contains("invalid JSON"), "{s:?}");
+    assert!(s.malformed[1].error.contains("hop 99"), "{s:?}");
+    assert_eq!(row_count(&db), 4);
+
+    // A truncated JSON array: refused whole, naming the file and line.
+    let array = format!("[\n{},\n{}", lines[0], &lines[1][..lines[1].len() / 2]);
+    let file = tmp.path().join("cut.json");
+    std::fs::write(&file, array).unwrap();
+    let mut db = Db::open_in_memory().unwrap();
+    let err = import_file(&mut db, &file, Format::Atlas).unwrap_err();
+    assert!(matches!(err, ImportFileError::Syntax { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("cut.json") && message.contains("line 3"),
+        "{message}"
+    );
+    assert_eq!(row_count(&db), 0);
+
+    // Not Atlas at all: every record malformed, nothing stored, no panic.
+    let file = tmp.path().join("other.jsonl");
+    std::fs::write(&file, "{\"hello\": 1}\n[1, 2]\n").unwrap();
+    let s = import(&mut db, &file, Format::Atlas);
+    assert_eq!(s.malformed.len(), 2);
+    assert_eq!(row_count(&db), 0);
+}
+
+#[test]
+fn cli_imports_atlas_and_prints_the_summary() {
+    let Some(dir) = traceroute_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("nk.db");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let file = dir.join("sagan_test_traceroute_results.jsonl");
+    let out = run(&["import", "--format", "atlas", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("atlas: 21 records read, 13 traces stored, 0 already stored"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skipped: 7 IPv6, 0 non-trace, 1 failed measurements, 0 malformed"),
+        "{stdout}"
+    );
+
+    // A bad line: exit status 1, the line named on stderr.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"af\":4,\"type\":\"traceroute\"}\n").unwrap();
+    let out = run(&["import", "--format", "atlas", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.jsonl:1: skipped:"), "{stderr}");
+
+    // The default format is still nkpath's JSON lines: Atlas records are refused by it.
+    let out = run(&["import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 results stored"), "{stdout}");
+}
