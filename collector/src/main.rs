@@ -33,8 +33,10 @@ enum Command {
     ///
     /// nkpath (default): one TraceResult JSON per line, or ResultRecord lines with "kind".
     /// atlas: RIPE Atlas traceroute results, a JSON array or JSON lines; stored with agent id
-    /// atlas:MSM/PRB. Atlas imports keep IPv4 traceroutes only (IPv6 and other records are
-    /// counted and skipped).
+    /// atlas:MSM/PRB. scamper: sc_warts2json output (JSON lines), or a warts file, which is
+    /// converted by running sc_warts2json; stored with agent id scamper:FILE. Atlas and
+    /// scamper imports keep IPv4 traceroutes only (IPv6 and other records are counted and
+    /// skipped).
     ///
     /// Results already stored (same result_id; imported traces get an id derived from the
     /// record) are left as they are, so importing twice is harmless. A record that does not
@@ -87,7 +89,8 @@ enum BgpCommand {
 
 const IMPORT_EXAMPLES: &str = "Examples:
   nkpath-collector import survey.jsonl
-  nkpath-collector import --format atlas RIPE-Atlas-measurement-5017.json";
+  nkpath-collector import --format atlas RIPE-Atlas-measurement-5017.json
+  nkpath-collector import --format scamper traces.warts";
 
 const LOAD_EXAMPLES: &str = "Examples:
   nkpath-collector bgp load --collector route-views2 rib.20171001.0000.bz2 updates.20171001.*.bz2
@@ -184,6 +187,9 @@ fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
 
 fn import_public(db: &mut Db, file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let s = import::import_file(db, file, format)?;
+    if let Some(program) = s.converted_with {
+        println!("{}: a warts file, read through {program}", file.display());
+    }
     for bad in &s.malformed {
         eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.error);
     }

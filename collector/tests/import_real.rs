@@ -1,4 +1,4 @@
-//! `import --format atlas` on the real public files in
+//! `import --format atlas|scamper` on the real public files in
 //! `../shared/data/real/traceroute/` (see SOURCES.md there): the hops, replies, MPLS labels
 //! and stop reasons stored are those of the files, what is not IPv4 traceroutes is counted
 //! and skipped, a second import stores nothing, and bad input stores nothing of the bad
@@ -18,6 +18,22 @@ use nkpath_proto::{ResultRecord, StopReason, TraceResult};
 
 fn traceroute_dir() -> Option<PathBuf> {
     common::shared_data("traceroute")
+}
+
+/// Whether `sc_warts2json` runs; outside CI a missing program skips the warts tests, under
+/// `CI=true` it fails them.
+fn have_warts2json() -> bool {
+    match Command::new("sc_warts2json").arg("/dev/null").output() {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "sc_warts2json not runnable under CI: {e}"
+            );
+            eprintln!("SKIP: sc_warts2json is not installed ({e})");
+            false
+        }
+    }
 }
 
 /// Every stored trace, by agent id then start time.
@@ -368,6 +384,167 @@ fn atlas_bad_input_names_the_line_and_stores_nothing_of_it() {
     std::fs::write(&file, "{\"hello\": 1}\n[1, 2]\n").unwrap();
     let s = import(&mut db, &file, Format::Atlas);
     assert_eq!(s.malformed.len(), 2);
+    assert_eq!(row_count(&db), 0);
+}
+
+#[test]
+fn scamper_udp_paris_trace_matches_its_text_dump() {
+    let Some(dir) = traceroute_dir() else { return };
+    if !have_warts2json() {
+        return;
+    }
+    let file = dir.join("trace_google_dns_v4_default.warts");
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(&mut db, &file, Format::Scamper);
+    assert_eq!(s.converted_with, Some("sc_warts2json"));
+    assert_eq!((s.records, s.stored), (3, 1), "{s:?}");
+    assert_eq!(
+        s.skipped_non_trace,
+        BTreeMap::from([("cycle-start".to_owned(), 1), ("cycle-stop".to_owned(), 1)])
+    );
+    let traces = stored(&db);
+    let t = &traces[0];
+    assert_eq!(t.agent_id, "scamper:trace_google_dns_v4_default.warts");
+    assert_eq!(is_imported(&t.agent_id), Some("scamper"));
+    // The text dump: "traceroute from 137.194.165.109 to 8.8.8.8", "type: udp paris,
+    // sport: 57352, dport: 33435", "attempts: 2", "stop reason: done", and hops 1-5, 7.
+    assert_eq!((t.source, t.target), (ip("137.194.165.109"), ip("8.8.8.8")));
+    assert_eq!(
+        t.flow,
+        nkpath_proto::FlowId::Udp {
+            src_port: 57352,
+            dst_port: 33435
+        }
+    );
+    assert_eq!(
+        path(t),
+        [
+            (1, "137.194.164.254"),
+            (2, "137.194.22.119"),
+            (3, "212.73.200.45"),
+            (4, "4.69.133.238"),
+            (5, "4.68.71.138"),
+            (6, "*"),
+            (7, "8.8.8.8"),
+        ]
+        .map(|(ttl, a)| (ttl, a.to_owned()))
+    );
+    assert_eq!(t.stop_reason, StopReason::Reached);
+    assert_eq!((t.params.attempts, t.params.timeout_ms), (2, 5000));
+    // probec 8: six answered probes and TTL 6's two silent ones.
+    assert_eq!(t.hops.iter().map(|h| h.probes.len()).sum::<usize>(), 8);
+    // "start: Tue Feb  8 14:35:19 2022 811234" (CET).
+    assert_eq!(
+        t.started_at.unix_timestamp_nanos(),
+        1_644_327_319_811_234_000
+    );
+    // hop 3: "tx: 0.100747s, rtt: 0.001443s", "reply-ttl: 62", "q-ttl: 1".
+    let hop3 = &t.hops[2].probes[0];
+    assert_eq!(hop3.sent_at_us, 100_747);
+    let r = hop3.reply.as_ref().unwrap();
+    assert_eq!((r.rtt_us, r.reply_ttl, r.quoted_ttl), (1443, 62, Some(1)));
+    assert_eq!((r.icmp_type, r.icmp_code), (Some(11), Some(0)));
+    // hop 7: "icmp-type: 3, icmp-code: 3", "tx: 10.267924s", "rtt: 0.001969s".
+    let hop7 = &t.hops[6].probes[0];
+    assert_eq!(hop7.sent_at_us, 10_267_924);
+    let r = hop7.reply.as_ref().unwrap();
+    assert_eq!(
+        (r.icmp_type, r.icmp_code, r.rtt_us, r.reply_ttl),
+        (Some(3), Some(3), 1969, 118)
+    );
+
+    let again = import(&mut db, &file, Format::Scamper);
+    assert_eq!((again.stored, again.already_stored), (0, 1));
+
+    // The IPv6 trace and the tracelb and ping files are counted and skipped.
+    let v6 = import(
+        &mut db,
+        &dir.join("trace_google_dns_v6_default.warts"),
+        Format::Scamper,
+    );
+    assert_eq!((v6.stored, v6.skipped_ipv6), (0, 1));
+    let lb = import(
+        &mut db,
+        &dir.join("tracelb_google_dns_v4_default.warts"),
+        Format::Scamper,
+    );
+    assert_eq!(lb.skipped_non_trace.get("tracelb"), Some(&1));
+    let ping = import(
+        &mut db,
+        &dir.join("ping_google_dns_v4_default.warts"),
+        Format::Scamper,
+    );
+    assert_eq!(ping.skipped_non_trace.get("ping"), Some(&1));
+    assert_eq!(row_count(&db), 1);
+}
+
+#[test]
+fn scamper_converted_file_with_mapped_addresses() {
+    let Some(dir) = traceroute_dir() else { return };
+    if !have_warts2json() {
+        return;
+    }
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(&mut db, &dir.join("trace.warts"), Format::Scamper);
+    assert_eq!((s.records, s.stored), (1002, 1000), "{s:?}");
+    assert!(s.malformed.is_empty(), "{:?}", s.malformed);
+    // Written by a converter: no start time, and "COMPLETED" for traces that never heard
+    // from their target.
+    assert_eq!(
+        s.notes
+            .get("start time missing: taken from the first probe sent"),
+        Some(&1000)
+    );
+    assert_eq!(
+        s.notes
+            .get("COMPLETED without a reply from the target: stop judged from replies"),
+        Some(&1000)
+    );
+    let traces = stored(&db);
+    assert_eq!(
+        traces.iter().map(|t| t.replies().count()).sum::<usize>(),
+        2929
+    );
+    assert!(traces.iter().all(|t| t.source == ip("132.227.123.8")
+        && t.stop_reason == StopReason::MaxTtl
+        && t.agent_id == "scamper:trace.warts"
+        && t.replies().all(|r| r.icmp_type == Some(11))));
+    let distinct: std::collections::BTreeSet<Ipv4Addr> = traces.iter().map(|t| t.target).collect();
+    assert_eq!(distinct.len(), 944);
+    // The first trace: "::ffff:53.237.216.178", TTL 11 62.115.122.139 and TTL 12
+    // 62.115.137.211, 0.2 ms apart.
+    let first = traces
+        .iter()
+        .find(|t| t.target == ip("53.237.216.178") && t.hops.len() == 2 && t.hops[0].ttl == 11)
+        .expect("the first trace of the file");
+    assert_eq!(
+        path(first),
+        [
+            (11, "62.115.122.139".to_owned()),
+            (12, "62.115.137.211".to_owned())
+        ]
+    );
+    assert_eq!(first.started_at.unix_timestamp(), 1_647_675_422);
+    assert_eq!(first.hops[1].probes[0].sent_at_us, 200);
+}
+
+#[test]
+fn scamper_truncated_warts_stores_nothing() {
+    let Some(dir) = traceroute_dir() else { return };
+    if !have_warts2json() {
+        return;
+    }
+    let bytes = std::fs::read(dir.join("trace.warts")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cut.warts");
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let mut db = Db::open_in_memory().unwrap();
+    let err = import_file(&mut db, &file, Format::Scamper).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("cut.warts") && message.contains("could not read the whole warts file"),
+        "{message}"
+    );
     assert_eq!(row_count(&db), 0);
 }
 

@@ -1,15 +1,15 @@
-//! Imports of public traceroutes (RIPE Atlas results), stored beside the agents' own
-//! results so that reports and exports see them.
+//! Imports of public traceroutes (RIPE Atlas results, scamper traces), stored beside the
+//! agents' own results so that reports and exports see them.
 //!
 //! Each public record is converted into the wire type agents send, [`TraceResult`], and
 //! stored through the same path as an agent's result ([`store_result`]), so analysis needs
 //! no second reader. What the public formats do not record is filled with documented
-//! stand-ins (see [`atlas`]); what they record is kept as it was.
+//! stand-ins (see [`atlas`] and [`scamper`]); what they record is kept as it was.
 //!
-//! - The source is kept in `agent_id`: `atlas:MSM/PRB`; [`is_imported`] tells them from
-//!   agents.
+//! - The source is kept in `agent_id`: `atlas:MSM/PRB` or `scamper:FILE`; [`is_imported`]
+//!   tells them from agents.
 //! - `result_id` is derived from the record's content, so importing a file twice stores
-//!   nothing new; `round_id` from the measurement round.
+//!   nothing new; `round_id` from the measurement round (Atlas) or scamper cycle.
 //! - IPv4 only: IPv6 records are counted and skipped, as are records that are not
 //!   traceroutes and measurements that failed before probing.
 //! - A record that cannot be read or converted is reported with its line and stores
@@ -17,6 +17,7 @@
 
 pub mod atlas;
 mod records;
+pub mod scamper;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +40,8 @@ pub enum Format {
     Nkpath,
     /// RIPE Atlas traceroute results (a JSON array or JSON lines).
     Atlas,
+    /// scamper traces: `sc_warts2json` output, or a warts file (converted with it).
+    Scamper,
 }
 
 impl Format {
@@ -47,6 +50,7 @@ impl Format {
         match self {
             Self::Nkpath => "nkpath",
             Self::Atlas => "atlas",
+            Self::Scamper => "scamper",
         }
     }
 }
@@ -57,12 +61,12 @@ impl fmt::Display for Format {
     }
 }
 
-/// The public source of a stored trace: `Some("atlas")` for imported traces (whose
-/// `agent_id` is `atlas:MSM/PRB`), `None` for an agent's.
+/// The public source of a stored trace: `Some("atlas")` or `Some("scamper")` for imported
+/// traces (whose `agent_id` is `atlas:MSM/PRB` or `scamper:FILE`), `None` for an agent's.
 /// Reports use it to count imported traces apart from the agents' own.
 pub fn is_imported(agent_id: &str) -> Option<&'static str> {
     let (source, _) = agent_id.split_once(':')?;
-    [Format::Atlas]
+    [Format::Atlas, Format::Scamper]
         .into_iter()
         .map(Format::as_str)
         .find(|&name| name == source)
@@ -82,7 +86,7 @@ pub enum Conversion {
 pub enum Skip {
     /// An IPv6 traceroute: the target network and the wire format are IPv4.
     Ipv6,
-    /// Not a traceroute (Atlas `ping`, `dns`…): its type.
+    /// Not a traceroute (scamper `cycle-start`, `ping`, `tracelb`; Atlas `ping`…): its type.
     NotATrace(String),
     /// The measurement failed before probing (Atlas: "name resolution failed", "connect
     /// failed"): there is no path to keep.
@@ -106,9 +110,11 @@ pub struct ImportSummary {
     pub skipped_failed: usize,
     /// Records that could not be read or converted: nothing of them was stored.
     pub malformed: Vec<RejectedLine>,
-    /// How often the conversion met something worth knowing (late replies dropped…), by
-    /// what.
+    /// How often the conversion met something worth knowing (late replies dropped, start
+    /// time taken from the first probe…), by what.
     pub notes: BTreeMap<&'static str, usize>,
+    /// Set when the file was first converted by an external program (warts to JSON).
+    pub converted_with: Option<&'static str>,
 }
 
 impl ImportSummary {
@@ -142,6 +148,14 @@ pub enum ImportFileError {
         /// Where and what.
         source: records::SplitError,
     },
+    /// A warts file could not be converted to JSON.
+    #[error("{}: {message}", file.display())]
+    Convert {
+        /// The file.
+        file: PathBuf,
+        /// Why, and what to do.
+        message: String,
+    },
     /// A database error; the transaction was rolled back.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -164,7 +178,7 @@ trait Converter {
     ) -> Result<Conversion, String>;
 }
 
-/// Imports a RIPE Atlas file (for nkpath JSON lines see
+/// Imports a RIPE Atlas or scamper file (for nkpath JSON lines see
 /// [`Db::import_results`]). All traces converted are stored in one transaction.
 ///
 /// # Panics
@@ -184,6 +198,18 @@ pub fn import_file(
     let (text, mut converter): (String, Box<dyn Converter>) = match format {
         Format::Nkpath => panic!("nkpath results are read by Db::import_results"),
         Format::Atlas => (utf8(file, bytes)?, Box::new(atlas::AtlasConverter)),
+        Format::Scamper => {
+            let text = if scamper::is_warts(&bytes) {
+                summary.converted_with = Some(scamper::WARTS2JSON);
+                scamper::warts_to_json(file).map_err(|message| ImportFileError::Convert {
+                    file: file.to_owned(),
+                    message,
+                })?
+            } else {
+                utf8(file, bytes)?
+            };
+            (text, Box::new(scamper::ScamperConverter::new(file)))
+        }
     };
     let items = records::split(&text).map_err(|source| ImportFileError::Syntax {
         file: file.to_owned(),
@@ -301,7 +327,7 @@ pub(crate) fn stop_from_replies(hops: &[Hop], target: Ipv4Addr) -> StopReason {
     }
 }
 
-/// Rate caps are not recorded by Atlas; the wire format needs a value in
+/// Rate caps are not recorded by Atlas or scamper; the wire format needs a value in
 /// 1..=1000, and the largest says "no cap known" rather than inventing one.
 pub(crate) const UNKNOWN_PPS: u32 = 1000;
 
@@ -313,6 +339,10 @@ mod tests {
     #[test]
     fn imported_agent_ids_name_their_source() {
         assert_eq!(is_imported("atlas:5017/190"), Some("atlas"));
+        assert_eq!(
+            is_imported("scamper:trace_google_dns_v4_default.warts"),
+            Some("scamper")
+        );
         assert_eq!(is_imported("vp-fra1"), None);
         assert_eq!(is_imported("atlas"), None);
         assert_eq!(is_imported("iris:1"), None);
@@ -323,7 +353,7 @@ mod tests {
     fn derived_ids_are_stable_and_distinct() {
         let a = derived_uuid(&[b"atlas", b"{\"a\":1}"]);
         assert_eq!(a, derived_uuid(&[b"atlas", b"{\"a\":1}"]));
-        assert_ne!(a, derived_uuid(&[b"other", b"{\"a\":1}"]));
+        assert_ne!(a, derived_uuid(&[b"scamper", b"{\"a\":1}"]));
         // Length prefixes: moving a byte between parts changes the id.
         assert_ne!(derived_uuid(&[b"ab", b"c"]), derived_uuid(&[b"a", b"bc"]));
         assert_eq!(a.get_version_num(), 8);
