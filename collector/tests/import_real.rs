@@ -385,6 +385,16 @@ fn atlas_bad_input_names_the_line_and_stores_nothing_of_it() {
     let s = import(&mut db, &file, Format::Atlas);
     assert_eq!(s.malformed.len(), 2);
     assert_eq!(row_count(&db), 0);
+
+    // The wrong --format: every record refused with a hint, not "0 traces" in silence.
+    let s = import(&mut db, &dir.join("atlas.jsonl"), Format::Scamper);
+    assert_eq!((s.records, s.malformed.len(), s.skipped()), (14, 14, 0));
+    assert!(
+        s.malformed[0].error.contains("try --format atlas"),
+        "{:?}",
+        s.malformed[0]
+    );
+    assert_eq!(row_count(&db), 0);
 }
 
 #[test]

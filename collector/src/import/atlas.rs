@@ -42,6 +42,9 @@ const GAP_LIMIT: u8 = 5;
 const MAX_HOPS: u8 = 32;
 /// The hop number of Atlas's final TTL-255 probe.
 const FINAL_PROBE_HOP: u16 = 255;
+/// Atlas's other measurement types, skipped: any other `type` means the file is not Atlas
+/// results (a scamper file given the wrong `--format` must not pass as 0 traces, silently).
+const OTHER_TYPES: [&str; 6] = ["ping", "dns", "sslcert", "http", "ntp", "wifi"];
 
 /// The fields of a result read before the rest, to skip what is not an IPv4 traceroute.
 #[derive(Debug, Deserialize)]
@@ -156,7 +159,19 @@ fn convert(record: &serde_json::Value, summary: &mut ImportSummary) -> Result<Co
     let header = Header::deserialize(record).map_err(|e| format!("not an Atlas result: {e}"))?;
     match header.kind.as_deref() {
         Some("traceroute") => {}
-        Some(other) => return Ok(Conversion::Skip(Skip::NotATrace(other.to_owned()))),
+        Some(other) if OTHER_TYPES.contains(&other) => {
+            return Ok(Conversion::Skip(Skip::NotATrace(other.to_owned())));
+        }
+        Some(other) => {
+            return Err(format!(
+                "not an Atlas result: type {other:?}{}",
+                if other == "trace" {
+                    " (a scamper trace? try --format scamper)"
+                } else {
+                    ""
+                }
+            ));
+        }
         None => return Err("not an Atlas result: missing field `type`".into()),
     }
     match header.af {
@@ -588,6 +603,9 @@ mod tests {
             convert_json(&ping).0,
             Ok(Conversion::Skip(Skip::NotATrace(kind))) if kind == "ping"
         ));
+        let scamper = UDP.replace("\"traceroute\"", "\"trace\"");
+        let err = convert_json(&scamper).0.unwrap_err();
+        assert!(err.contains("--format scamper"), "{err}");
         let failed = r#"{"af":4,"type":"traceroute","msm_id":1,"prb_id":2,"timestamp":3,
             "proto":"ICMP","result":[{"error":"name resolution failed"}]}"#;
         assert!(matches!(

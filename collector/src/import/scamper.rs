@@ -37,6 +37,24 @@ use super::{
 /// The program that turns warts into JSON.
 pub const WARTS2JSON: &str = "sc_warts2json";
 
+/// scamper's other record types, skipped: any other `type` means the file is not scamper
+/// output (an Atlas file given the wrong `--format` must not pass as 0 traces, silently).
+const OTHER_TYPES: [&str; 13] = [
+    "cycle-start",
+    "cycle-stop",
+    "cycle-def",
+    "list",
+    "tracelb",
+    "ping",
+    "dealias",
+    "neighbourdisc",
+    "tbit",
+    "sting",
+    "sniff",
+    "host",
+    "http",
+];
+
 /// scamper's default gap limit (`-g`), not printed in the JSON.
 const GAP_LIMIT: u8 = 5;
 /// scamper's default wait (`-w`), seconds, for files that record 0.
@@ -218,7 +236,19 @@ impl Converter for ScamperConverter {
                 ]);
                 return Ok(Conversion::Skip(Skip::NotATrace("cycle-start".into())));
             }
-            Some(other) => return Ok(Conversion::Skip(Skip::NotATrace(other.to_owned()))),
+            Some(other) if OTHER_TYPES.contains(&other) => {
+                return Ok(Conversion::Skip(Skip::NotATrace(other.to_owned())));
+            }
+            Some(other) => {
+                return Err(format!(
+                    "not a scamper record: type {other:?}{}",
+                    if other == "traceroute" {
+                        " (a RIPE Atlas result? try --format atlas)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
             None => return Err("not a scamper record: missing field `type`".into()),
         }
         let trace =
@@ -655,6 +685,9 @@ mod tests {
         assert_ne!(before.round_id, after.round_id);
         let ping = run(r#"{"type":"ping", "version":"0.4"}"#);
         assert!(matches!(ping, Conversion::Skip(Skip::NotATrace(k)) if k == "ping"));
+        let atlas = serde_json::json!({"type": "traceroute", "af": 4});
+        let err = converter.convert(&atlas, &mut summary).unwrap_err();
+        assert!(err.contains("--format atlas"), "{err}");
     }
 
     #[test]
