@@ -35,8 +35,8 @@ enum Command {
     /// atlas: RIPE Atlas traceroute results, a JSON array or JSON lines; stored with agent id
     /// atlas:MSM/PRB. scamper: sc_warts2json output (JSON lines), or a warts file, which is
     /// converted by running sc_warts2json; stored with agent id scamper:FILE. Atlas and
-    /// scamper imports keep IPv4 traceroutes only (IPv6 and other records are counted and
-    /// skipped).
+    /// scamper files may be gzip or bzip2 compressed. These imports keep IPv4 traceroutes
+    /// only (IPv6 and other records are counted and skipped).
     ///
     /// Results already stored (same result_id; imported traces get an id derived from the
     /// record) are left as they are, so importing twice is harmless. A record that does not
@@ -187,6 +187,9 @@ fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
 
 fn import_public(db: &mut Db, file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let s = import::import_file(db, file, format)?;
+    if let Some(compression) = s.decompressed {
+        println!("{}: {compression}-compressed", file.display());
+    }
     if let Some(program) = s.converted_with {
         println!("{}: a warts file, read through {program}", file.display());
     }

@@ -602,3 +602,66 @@ fn cli_imports_atlas_and_prints_the_summary() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("0 results stored"), "{stdout}");
 }
+
+#[test]
+fn compressed_files_are_read_and_damaged_ones_store_nothing() {
+    use std::io::Write as _;
+    let Some(dir) = traceroute_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(dir.join("atlas.jsonl")).unwrap();
+    // Atlas daily dumps are published as bzip2.
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(&plain).unwrap();
+    let bz = bz.finish().unwrap();
+    let file = tmp.path().join("traceroute-2021-04-22.bz2");
+    std::fs::write(&file, &bz).unwrap();
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(&mut db, &file, Format::Atlas);
+    assert_eq!(s.decompressed, Some("bzip2"));
+    assert_eq!((s.records, s.stored), (14, 14));
+    // The same records as the plain file: already stored.
+    let again = import(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
+    assert_eq!((again.stored, again.already_stored), (0, 14));
+
+    // Cut short: refused whole, nothing stored.
+    let cut = tmp.path().join("cut.bz2");
+    std::fs::write(&cut, &bz[..bz.len() / 2]).unwrap();
+    let mut fresh = Db::open_in_memory().unwrap();
+    let err = import_file(&mut fresh, &cut, Format::Atlas).unwrap_err();
+    assert!(
+        err.to_string().contains("cut.bz2") && err.to_string().contains("cannot decompress"),
+        "{err}"
+    );
+    assert_eq!(row_count(&fresh), 0);
+
+    // Not text at all (a gzip member inside, say, a tar): named with its line.
+    let binary = tmp.path().join("binary.json");
+    std::fs::write(&binary, b"{\"a\":1}\n\xff\xfe").unwrap();
+    let err = import_file(&mut fresh, &binary, Format::Atlas).unwrap_err();
+    assert!(
+        err.to_string().contains("line 2, column 1") && err.to_string().contains("UTF-8"),
+        "{err}"
+    );
+
+    // The nkpath format through the same entry point: Atlas records are not nkpath results.
+    let s = import(&mut fresh, &dir.join("atlas.jsonl"), Format::Nkpath);
+    assert_eq!((s.records, s.stored, s.malformed.len()), (14, 0, 14));
+
+    // A gzip-compressed warts file goes through sc_warts2json as well.
+    if !have_warts2json() {
+        return;
+    }
+    let warts = std::fs::read(dir.join("trace_google_dns_v4_default.warts")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&warts).unwrap();
+    let file = tmp.path().join("trace.warts.gz");
+    std::fs::write(&file, gz.finish().unwrap()).unwrap();
+    let s = import(&mut fresh, &file, Format::Scamper);
+    assert_eq!(
+        (s.decompressed, s.converted_with, s.stored),
+        (Some("gzip"), Some("sc_warts2json"), 1)
+    );
+    let traces = stored(&fresh);
+    assert_eq!(traces[0].agent_id, "scamper:trace.warts.gz");
+    assert_eq!(traces[0].hops.len(), 7);
+}

@@ -115,6 +115,8 @@ pub struct ImportSummary {
     pub notes: BTreeMap<&'static str, usize>,
     /// Set when the file was first converted by an external program (warts to JSON).
     pub converted_with: Option<&'static str>,
+    /// Set when the file was compressed: `gzip` or `bzip2`.
+    pub decompressed: Option<&'static str>,
 }
 
 impl ImportSummary {
@@ -178,12 +180,9 @@ trait Converter {
     ) -> Result<Conversion, String>;
 }
 
-/// Imports a RIPE Atlas or scamper file (for nkpath JSON lines see
-/// [`Db::import_results`]). All traces converted are stored in one transaction.
-///
-/// # Panics
-///
-/// If `format` is [`Format::Nkpath`], which has its own reader.
+/// Imports a RIPE Atlas or scamper file, plain or compressed (gzip, bzip2). All traces
+/// converted are stored in one transaction. nkpath JSON lines go through
+/// [`Db::import_results`] unchanged.
 pub fn import_file(
     db: &mut Db,
     file: &Path,
@@ -195,16 +194,18 @@ pub fn import_file(
     };
     let mut summary = ImportSummary::default();
     let bytes = std::fs::read(file).map_err(read_error)?;
+    let convert_error = |message| ImportFileError::Convert {
+        file: file.to_owned(),
+        message,
+    };
+    let bytes = decompress(bytes, &mut summary).map_err(convert_error)?;
     let (text, mut converter): (String, Box<dyn Converter>) = match format {
-        Format::Nkpath => panic!("nkpath results are read by Db::import_results"),
+        Format::Nkpath => return import_nkpath(db, file, &bytes, summary),
         Format::Atlas => (utf8(file, bytes)?, Box::new(atlas::AtlasConverter)),
         Format::Scamper => {
             let text = if scamper::is_warts(&bytes) {
                 summary.converted_with = Some(scamper::WARTS2JSON);
-                scamper::warts_to_json(file).map_err(|message| ImportFileError::Convert {
-                    file: file.to_owned(),
-                    message,
-                })?
+                scamper::warts_to_json(&bytes).map_err(convert_error)?
             } else {
                 utf8(file, bytes)?
             };
@@ -264,10 +265,69 @@ pub fn import_file(
     Ok(summary)
 }
 
+/// nkpath JSON lines through [`Db::import_results`], counted as a summary.
+fn import_nkpath(
+    db: &mut Db,
+    file: &Path,
+    bytes: &[u8],
+    mut summary: ImportSummary,
+) -> Result<ImportSummary, ImportFileError> {
+    let report = db.import_results(bytes).map_err(|e| match e {
+        crate::results::ImportError::Db(e) => ImportFileError::Db(e),
+        crate::results::ImportError::Read { line, source } => ImportFileError::Syntax {
+            file: file.to_owned(),
+            source: records::SplitError {
+                line,
+                column: 1,
+                message: source.to_string(),
+            },
+        },
+    })?;
+    summary.records = report.lines;
+    summary.stored = report.stored;
+    summary.already_stored = report.already_stored;
+    summary.malformed = report.rejected;
+    Ok(summary)
+}
+
+/// The file's bytes, decompressed when its first bytes say gzip or bzip2 (Atlas daily dumps
+/// are published as bzip2). A damaged or truncated stream is an error: half a file must not
+/// be stored as if whole.
+fn decompress(bytes: Vec<u8>, summary: &mut ImportSummary) -> Result<Vec<u8>, String> {
+    use crate::mrt::input::Compression;
+    use std::io::Read as _;
+    let compression = Compression::detect(&bytes);
+    let mut out = Vec::new();
+    let read = match compression {
+        Compression::None => return Ok(bytes),
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out),
+        Compression::Bzip2 => bzip2::read::MultiBzDecoder::new(&bytes[..]).read_to_end(&mut out),
+    };
+    read.map_err(|e| format!("cannot decompress ({compression}): {e} (nothing was stored)"))?;
+    summary.decompressed = Some(compression.as_str());
+    Ok(out)
+}
+
+/// The text of a JSON file; not UTF-8 is refused naming the line of the first bad byte.
 fn utf8(file: &Path, bytes: Vec<u8>) -> Result<String, ImportFileError> {
-    String::from_utf8(bytes).map_err(|e| ImportFileError::Read {
-        file: file.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..bad];
+        let line = before.split(|&b| b == b'\n').count();
+        let column = bad
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        ImportFileError::Syntax {
+            file: file.to_owned(),
+            source: records::SplitError {
+                line,
+                column,
+                message: "not UTF-8 text (a binary file? see --format)".into(),
+            },
+        }
     })
 }
 

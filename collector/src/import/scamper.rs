@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use nkpath_proto::{
     FlowId, Hop, MplsLabel, Probe, ProbeParams, Protocol, Reply, SCHEMA_VERSION, StopReason,
@@ -65,21 +65,42 @@ pub fn is_warts(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x12, 0x05])
 }
 
-/// The JSON lines `sc_warts2json` prints for `file`. A missing program, a failure, or any
-/// complaint on its stderr (it reports a truncated file there and still exits 0) is an
-/// error: a partial conversion must not be stored as if complete.
-pub fn warts_to_json(file: &Path) -> Result<String, String> {
-    let output = Command::new(WARTS2JSON).arg(file).output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!(
-                "a warts file: reading it needs {WARTS2JSON} (from scamper; Debian/Ubuntu \
+/// The JSON lines `sc_warts2json` prints for the warts data `warts` (given on its standard
+/// input, so that a decompressed file needs no temporary copy). A missing program, a
+/// failure, or any complaint on its stderr (it reports a truncated file there and still
+/// exits 0) is an error: a partial conversion must not be stored as if complete.
+pub fn warts_to_json(warts: &[u8]) -> Result<String, String> {
+    let child = Command::new(WARTS2JSON)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let output = child
+        .and_then(|mut child| {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            // Written from a thread: the child's output pipes must be read meanwhile.
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(move || {
+                    use std::io::Write as _;
+                    // A broken pipe means the child stopped reading; its stderr says why.
+                    let _ = stdin.write_all(warts);
+                });
+                let output = child.wait_with_output();
+                let _ = writer.join();
+                output
+            })
+        })
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "a warts file: reading it needs {WARTS2JSON} (from scamper; Debian/Ubuntu \
                  package `scamper`), which is not installed. Install it, or convert the file \
                  elsewhere with `{WARTS2JSON} FILE > FILE.json` and import the JSON"
-            )
-        } else {
-            format!("cannot run {WARTS2JSON}: {e}")
-        }
-    })?;
+                )
+            } else {
+                format!("cannot run {WARTS2JSON}: {e}")
+            }
+        })?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() || !stderr.trim().is_empty() {
         return Err(format!(
