@@ -386,6 +386,28 @@ fn atlas_bad_input_names_the_line_and_stores_nothing_of_it() {
     assert_eq!(s.malformed.len(), 2);
     assert_eq!(row_count(&db), 0);
 
+    // A record Atlas-shaped but out of the wire format's range (an MPLS label of 21 bits):
+    // refused by the same rules as an agent's upload, naming the field.
+    let sagan = std::fs::read_to_string(dir.join("sagan_test_traceroute_results.jsonl")).unwrap();
+    let line4 = sagan.lines().nth(3).unwrap();
+    assert_eq!(line4.matches("\"label\":407904").count(), 3, "{line4}");
+    let file = tmp.path().join("label.jsonl");
+    std::fs::write(
+        &file,
+        line4.replacen("\"label\":407904", "\"label\":1407904", 1),
+    )
+    .unwrap();
+    let s = import(&mut db, &file, Format::Atlas);
+    assert_eq!((s.stored, s.malformed.len()), (0, 1));
+    assert!(
+        s.malformed[0].error.contains("converted trace refused")
+            && s.malformed[0]
+                .error
+                .contains("hops[9].probes[0].reply.mpls_labels[0].label"),
+        "{:?}",
+        s.malformed[0]
+    );
+
     // The wrong --format: every record refused with a hint, not "0 traces" in silence.
     let s = import(&mut db, &dir.join("atlas.jsonl"), Format::Scamper);
     assert_eq!((s.records, s.malformed.len(), s.skipped()), (14, 14, 0));
