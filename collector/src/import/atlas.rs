@@ -15,7 +15,7 @@
 //!   the UDP/TCP source port) with 0 for the unknown destination port, so traces of one
 //!   `paris_id` share a flow id as they shared a flow.
 //! - per-probe send times (stored as 0), the timeout and gap limit (Atlas defaults: 4 s, 5
-//!   silent hops), rate caps ([`UNKNOWN_PPS`]).
+//!   silent hops), rate caps (1000 pps, the largest the wire format takes: no cap known).
 //!
 //! Atlas's hop 255 is the probe it sends with TTL 255 after giving up on a gap, to see if
 //! the target is up: it is not a position on the path (and beyond the wire format's 64),

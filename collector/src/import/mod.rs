@@ -33,6 +33,8 @@ use uuid::Uuid;
 use crate::db::{Db, DbError};
 use crate::results::{RejectedLine, decode_line, store_result};
 
+pub use records::SplitError;
+
 /// The formats `import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Format {
@@ -148,9 +150,9 @@ pub enum ImportFileError {
         /// The file.
         file: PathBuf,
         /// Where and what.
-        source: records::SplitError,
+        source: SplitError,
     },
-    /// A warts file could not be converted to JSON.
+    /// The file could not be decompressed, or a warts file converted to JSON.
     #[error("{}: {message}", file.display())]
     Convert {
         /// The file.
