@@ -2,6 +2,7 @@
 //!
 //! - [`db`]: the SQLite database (one file, WAL, versioned schema with in-place upgrades).
 //! - [`results`]: agents' trace and ping results, stored exactly as received.
+//! - [`import`]: public traceroutes (RIPE Atlas, scamper) converted and stored beside them.
 //! - [`settings`]: the target network (prefixes and AS) the database is about.
 //! - [`mrt`]: loading MRT RIB dumps and BGP4MP update files (`bgp load`).
 //! - [`server`]: the HTTP API agents upload to (`serve`); [`agents`]: their tokens.
@@ -29,6 +30,7 @@ pub mod analysis;
 pub mod bgp;
 pub mod db;
 pub mod export;
+pub mod import;
 pub mod mrt;
 pub mod report;
 pub mod results;

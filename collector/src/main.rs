@@ -1,7 +1,7 @@
 //! nkpath-collector: the command line.
 
 use std::io::{BufReader, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ipnet::Ipv4Net;
 use nkpath_collector::bgp::format_unix;
+use nkpath_collector::import::{self, Format};
 use nkpath_collector::mrt::{self, LoadOptions, LoadOutcome};
 use nkpath_collector::settings::Target;
 use nkpath_collector::{Db, db};
@@ -28,14 +29,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Import agent results from a JSONL file (the agent's survey output).
+    /// Import agent results (JSONL, the agent's survey output) or public traceroutes.
     ///
-    /// One TraceResult JSON per line, or ResultRecord lines with "kind". Results already
-    /// stored (same result_id) are left as they are, so importing twice is harmless. A line
-    /// that does not decode is reported with its number and skipped; all good lines are
-    /// stored in one transaction.
+    /// nkpath (default): one TraceResult JSON per line, or ResultRecord lines with "kind".
+    /// atlas: RIPE Atlas traceroute results, a JSON array or JSON lines; stored with agent id
+    /// atlas:MSM/PRB. scamper: sc_warts2json output (JSON lines), or a warts file, which is
+    /// converted by running sc_warts2json; stored with agent id scamper:FILE. Atlas and
+    /// scamper files may be gzip or bzip2 compressed. These imports keep IPv4 traceroutes
+    /// only (IPv6 and other records are counted and skipped).
+    ///
+    /// Results already stored (same result_id; imported traces get an id derived from the
+    /// record) are left as they are, so importing twice is harmless. A record that does not
+    /// decode is reported with its line number and skipped; all good records are stored in
+    /// one transaction.
+    #[command(after_help = IMPORT_EXAMPLES)]
     Import {
-        /// The JSONL file.
+        /// What the file holds.
+        #[arg(long, value_enum, default_value_t = Format::Nkpath)]
+        format: Format,
+        /// The file.
         file: PathBuf,
     },
     /// BGP data: load MRT RIB dumps and update files.
@@ -74,6 +86,11 @@ enum BgpCommand {
     #[command(after_help = LOAD_EXAMPLES)]
     Load(LoadArgs),
 }
+
+const IMPORT_EXAMPLES: &str = "Examples:
+  nkpath-collector import survey.jsonl
+  nkpath-collector import --format atlas RIPE-Atlas-measurement-5017.json
+  nkpath-collector import --format scamper traces.warts";
 
 const LOAD_EXAMPLES: &str = "Examples:
   nkpath-collector bgp load --collector route-views2 rib.20171001.0000.bz2 updates.20171001.*.bz2
@@ -124,7 +141,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut db = Db::open(&cli.db)?;
     match cli.command {
-        Command::Import { file } => import(&mut db, &file),
+        Command::Import {
+            format: Format::Nkpath,
+            file,
+        } => import(&mut db, &file),
+        Command::Import { format, file } => import_public(&mut db, &file, format),
         Command::Bgp(BgpCommand::Load(args)) => bgp_load(&mut db, args),
         Command::Serve(args) => nkpath_collector::server::cli::serve(db, &args),
         Command::Agent(command) => nkpath_collector::server::cli::agent(&mut db, &command),
@@ -158,6 +179,54 @@ fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
         report.rejected.len()
     );
     Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn import_public(db: &mut Db, file: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let s = import::import_file(db, file, format)?;
+    if let Some(compression) = s.decompressed {
+        println!("{}: {compression}-compressed", file.display());
+    }
+    if let Some(program) = s.converted_with {
+        println!("{}: a warts file, read through {program}", file.display());
+    }
+    for bad in &s.malformed {
+        eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.error);
+    }
+    println!(
+        "{}: {format}: {} records read, {} traces stored, {} already stored",
+        file.display(),
+        s.records,
+        s.stored,
+        s.already_stored
+    );
+    let non_trace: Vec<String> = s
+        .skipped_non_trace
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    println!(
+        "  skipped: {} IPv6, {} non-trace{}, {} failed measurements, {} malformed",
+        s.skipped_ipv6,
+        s.skipped_non_trace.values().sum::<usize>(),
+        if non_trace.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", non_trace.join(", "))
+        },
+        s.skipped_failed,
+        s.malformed.len()
+    );
+    if s.skipped_ipv6 > 0 {
+        println!("  (IPv6 traceroutes are not imported: the target network is IPv4)");
+    }
+    for (what, n) in &s.notes {
+        println!("  note: {n} {what}");
+    }
+    Ok(if s.malformed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -148,7 +148,9 @@ pub struct TraceResult {
     pub schema_version: SchemaVersion,
     /// Unique id of this result; the collector stores each id once.
     pub result_id: Uuid,
-    /// The agent that ran the trace: 1..=64 characters of `[A-Za-z0-9._-]`.
+    /// The agent that ran the trace: 1..=64 characters of `[A-Za-z0-9._-]`;
+    /// or, for a trace imported from a public source, `SOURCE:ID` such as
+    /// `atlas:5017/190` (measurement/probe) or `scamper:FILE`.
     pub agent_id: String,
     /// The agent's software version.
     pub agent_version: String,

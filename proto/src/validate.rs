@@ -96,7 +96,7 @@ impl Validate for MplsLabel {
 impl Validate for TraceResult {
     fn validate(&self) -> Result<(), ValidationError> {
         check_schema_version(self.schema_version)?;
-        check_agent_id(&self.agent_id)?;
+        check_trace_agent_id(&self.agent_id)?;
         check_agent_version(&self.agent_version)?;
         if self.flow.protocol() != self.protocol {
             return Err(ValidationError::new(
@@ -348,6 +348,41 @@ fn check_agent_id(id: &str) -> Result<(), ValidationError> {
     check_len("agent_id", id, &limits::AGENT_ID_LEN)
 }
 
+/// A trace's `agent_id` is an agent's id, or names the public source of an
+/// imported trace: `SOURCE:ID`, a lowercase source name and an id of
+/// `/`-separated parts of the agent alphabet (`atlas:5017/190`,
+/// `scamper:trace.warts`). The colon can never start a name an agent was
+/// given, so imported traces cannot pass for an agent's; `.` and `..` parts
+/// are refused so the id stays harmless in a path or URL.
+fn check_trace_agent_id(id: &str) -> Result<(), ValidationError> {
+    let Some((source, rest)) = id.split_once(':') else {
+        return check_agent_id(id);
+    };
+    let invalid = |why: &str| {
+        Err(ValidationError::new(
+            "agent_id",
+            format!("{id:?} is not SOURCE:ID like \"atlas:5017/190\": {why}"),
+        ))
+    };
+    if source.is_empty() || !source.bytes().all(|b| b.is_ascii_lowercase()) {
+        return invalid("the source is 1 or more of a-z");
+    }
+    for part in rest.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return invalid("the id is '/'-separated parts, none empty, '.' or '..'");
+        }
+        if let Some(c) = part
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return invalid(&format!(
+                "the id contains {c:?}: only A-Z, a-z, 0-9, '.', '_', '-' and '/' are allowed"
+            ));
+        }
+    }
+    check_len("agent_id", id, &limits::AGENT_ID_LEN)
+}
+
 fn check_agent_version(version: &str) -> Result<(), ValidationError> {
     check_len("agent_version", version, &limits::AGENT_VERSION_LEN)
 }
@@ -447,6 +482,37 @@ mod tests {
             let e = check_agent_id(bad).unwrap_err();
             assert_eq!(e.field, "agent_id", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn imported_traces_name_their_source() {
+        for good in [
+            "vp-fra1",
+            "atlas:5017/190",
+            "scamper:trace_google_dns_v4_default.warts",
+            &format!("atlas:{}", "1".repeat(58)),
+        ] {
+            check_trace_agent_id(good).unwrap();
+        }
+        for bad in [
+            "atlas:",
+            ":190",
+            "Atlas:5017/190",
+            "atlas:5017//190",
+            "atlas:5017/190/",
+            "atlas:../190",
+            "scamper:./x",
+            "atlas:5017:190",
+            "atlas:5017 190",
+            "vp/../fra1",
+            &format!("atlas:{}", "1".repeat(59)),
+        ] {
+            let e = check_trace_agent_id(bad).unwrap_err();
+            assert_eq!(e.field, "agent_id", "{bad:?}");
+        }
+        // Pings and uploads keep the agent alphabet: only imported traces
+        // carry a source.
+        assert!(check_agent_id("atlas:5017/190").is_err());
     }
 
     #[test]

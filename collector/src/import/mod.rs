@@ -1,0 +1,472 @@
+//! Imports of public traceroutes (RIPE Atlas results, scamper traces), stored beside the
+//! agents' own results so that reports and exports see them.
+//!
+//! Each public record is converted into the wire type agents send, [`TraceResult`], and
+//! stored through the same path as an agent's result ([`store_result`]), so analysis needs
+//! no second reader. What the public formats do not record is filled with documented
+//! stand-ins (see [`atlas`] and [`scamper`]); what they record is kept as it was.
+//!
+//! - The source is kept in `agent_id`: `atlas:MSM/PRB` or `scamper:FILE`; [`is_imported`]
+//!   tells them from agents.
+//! - `result_id` is derived from the record's content, so importing a file twice stores
+//!   nothing new; `round_id` from the measurement round (Atlas) or scamper cycle.
+//! - IPv4 only: IPv6 records are counted and skipped, as are records that are not
+//!   traceroutes and measurements that failed before probing.
+//! - A record that cannot be read or converted is reported with its line and stores
+//!   nothing; the others are stored in one transaction.
+
+pub mod atlas;
+mod records;
+pub mod scamper;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use nkpath_proto::{Hop, StopReason, TraceResult};
+use rusqlite::TransactionBehavior;
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::{Db, DbError};
+use crate::results::{RejectedLine, decode_line, store_result};
+
+pub use records::SplitError;
+
+/// The formats `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Format {
+    /// nkpath results as agents write them (JSON lines of TraceResult / ResultRecord).
+    Nkpath,
+    /// RIPE Atlas traceroute results (a JSON array or JSON lines).
+    Atlas,
+    /// scamper traces: `sc_warts2json` output, or a warts file (converted with it).
+    Scamper,
+}
+
+impl Format {
+    /// The format's name on the command line and in `agent_id`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Nkpath => "nkpath",
+            Self::Atlas => "atlas",
+            Self::Scamper => "scamper",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The public source of a stored trace: `Some("atlas")` or `Some("scamper")` for imported
+/// traces (whose `agent_id` is `atlas:MSM/PRB` or `scamper:FILE`), `None` for an agent's.
+/// Reports use it to count imported traces apart from the agents' own.
+pub fn is_imported(agent_id: &str) -> Option<&'static str> {
+    let (source, _) = agent_id.split_once(':')?;
+    [Format::Atlas, Format::Scamper]
+        .into_iter()
+        .map(Format::as_str)
+        .find(|&name| name == source)
+}
+
+/// What converting one public record gave.
+#[derive(Debug)]
+pub enum Conversion {
+    /// A trace to store.
+    Trace(Box<TraceResult>),
+    /// A record deliberately not imported.
+    Skip(Skip),
+}
+
+/// Why a well-formed record is not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// An IPv6 traceroute: the target network and the wire format are IPv4.
+    Ipv6,
+    /// Not a traceroute (scamper `cycle-start`, `ping`, `tracelb`; Atlas `ping`…): its type.
+    NotATrace(String),
+    /// The measurement failed before probing (Atlas: "name resolution failed", "connect
+    /// failed"): there is no path to keep.
+    Failed(String),
+}
+
+/// What an import of a public file did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Records read (array elements or non-blank lines).
+    pub records: usize,
+    /// Traces stored by this import.
+    pub stored: usize,
+    /// Traces whose id was already stored (left as they were).
+    pub already_stored: usize,
+    /// IPv6 records skipped.
+    pub skipped_ipv6: usize,
+    /// Records that are not traceroutes, by type.
+    pub skipped_non_trace: BTreeMap<String, usize>,
+    /// Measurements that failed before probing.
+    pub skipped_failed: usize,
+    /// Records that could not be read or converted: nothing of them was stored.
+    pub malformed: Vec<RejectedLine>,
+    /// How often the conversion met something worth knowing (late replies dropped, start
+    /// time taken from the first probe…), by what.
+    pub notes: BTreeMap<&'static str, usize>,
+    /// Set when the file was first converted by an external program (warts to JSON).
+    pub converted_with: Option<&'static str>,
+    /// Set when the file was compressed: `gzip` or `bzip2`.
+    pub decompressed: Option<&'static str>,
+}
+
+impl ImportSummary {
+    /// Counts `what` once in [`ImportSummary::notes`].
+    pub(crate) fn note(&mut self, what: &'static str) {
+        *self.notes.entry(what).or_default() += 1;
+    }
+
+    /// Records skipped on purpose (IPv6, non-trace, failed measurements).
+    pub fn skipped(&self) -> usize {
+        self.skipped_ipv6 + self.skipped_non_trace.values().sum::<usize>() + self.skipped_failed
+    }
+}
+
+/// Why an import of a public file failed as a whole (nothing of it was stored).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFileError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON records (a syntax error in an array, a truncated array).
+    #[error("{}: {source} (nothing was stored)", file.display())]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// Where and what.
+        source: SplitError,
+    },
+    /// The file could not be decompressed, or a warts file converted to JSON.
+    #[error("{}: {message}", file.display())]
+    Convert {
+        /// The file.
+        file: PathBuf,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// A database error; the transaction was rolled back.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for ImportFileError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// Reads public records one by one; each format implements it.
+trait Converter {
+    /// Converts one record, counting notes in `summary`. `Err` is a malformed record,
+    /// with the reason.
+    fn convert(
+        &mut self,
+        record: &serde_json::Value,
+        summary: &mut ImportSummary,
+    ) -> Result<Conversion, String>;
+}
+
+/// Imports a RIPE Atlas or scamper file, plain or compressed (gzip, bzip2). All traces
+/// converted are stored in one transaction. nkpath JSON lines go through
+/// [`Db::import_results`] unchanged.
+pub fn import_file(
+    db: &mut Db,
+    file: &Path,
+    format: Format,
+) -> Result<ImportSummary, ImportFileError> {
+    let read_error = |source| ImportFileError::Read {
+        file: file.to_owned(),
+        source,
+    };
+    let mut summary = ImportSummary::default();
+    let bytes = std::fs::read(file).map_err(read_error)?;
+    let convert_error = |message| ImportFileError::Convert {
+        file: file.to_owned(),
+        message,
+    };
+    let bytes = decompress(bytes, &mut summary).map_err(convert_error)?;
+    let (text, mut converter): (String, Box<dyn Converter>) = match format {
+        Format::Nkpath => return import_nkpath(db, file, &bytes, summary),
+        Format::Atlas => (utf8(file, bytes)?, Box::new(atlas::AtlasConverter)),
+        Format::Scamper => {
+            let text = if scamper::is_warts(&bytes) {
+                summary.converted_with = Some(scamper::WARTS2JSON);
+                scamper::warts_to_json(&bytes).map_err(convert_error)?
+            } else {
+                utf8(file, bytes)?
+            };
+            (text, Box::new(scamper::ScamperConverter::new(file)))
+        }
+    };
+    let items = records::split(&text).map_err(|source| ImportFileError::Syntax {
+        file: file.to_owned(),
+        source,
+    })?;
+    let mut traces = Vec::new();
+    for item in items {
+        summary.records += 1;
+        let converted = item
+            .json
+            .and_then(|raw| {
+                serde_json::from_str::<serde_json::Value>(raw.get())
+                    .map_err(|e| format!("invalid JSON: {e}"))
+            })
+            .and_then(|value| converter.convert(&value, &mut summary))
+            .and_then(|conversion| match conversion {
+                Conversion::Trace(trace) => to_stored_json(&trace).map(Some),
+                Conversion::Skip(Skip::Ipv6) => {
+                    summary.skipped_ipv6 += 1;
+                    Ok(None)
+                }
+                Conversion::Skip(Skip::NotATrace(kind)) => {
+                    *summary.skipped_non_trace.entry(kind).or_default() += 1;
+                    Ok(None)
+                }
+                Conversion::Skip(Skip::Failed(_)) => {
+                    summary.skipped_failed += 1;
+                    Ok(None)
+                }
+            });
+        match converted {
+            Ok(Some(trace)) => traces.push(trace),
+            Ok(None) => {}
+            Err(error) => summary.malformed.push(RejectedLine {
+                line: item.line,
+                error,
+            }),
+        }
+    }
+    let received_at = OffsetDateTime::now_utc();
+    let tx = db
+        .conn_mut()
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (json, record) in &traces {
+        if store_result(&tx, json, record, received_at)? {
+            summary.stored += 1;
+        } else {
+            summary.already_stored += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(summary)
+}
+
+/// nkpath JSON lines through [`Db::import_results`], counted as a summary.
+fn import_nkpath(
+    db: &mut Db,
+    file: &Path,
+    bytes: &[u8],
+    mut summary: ImportSummary,
+) -> Result<ImportSummary, ImportFileError> {
+    let report = db.import_results(bytes).map_err(|e| match e {
+        crate::results::ImportError::Db(e) => ImportFileError::Db(e),
+        crate::results::ImportError::Read { line, source } => ImportFileError::Syntax {
+            file: file.to_owned(),
+            source: records::SplitError {
+                line,
+                column: 1,
+                message: source.to_string(),
+            },
+        },
+    })?;
+    summary.records = report.lines;
+    summary.stored = report.stored;
+    summary.already_stored = report.already_stored;
+    summary.malformed = report.rejected;
+    Ok(summary)
+}
+
+/// The file's bytes, decompressed when its first bytes say gzip or bzip2 (Atlas daily dumps
+/// are published as bzip2). A damaged or truncated stream is an error: half a file must not
+/// be stored as if whole.
+fn decompress(bytes: Vec<u8>, summary: &mut ImportSummary) -> Result<Vec<u8>, String> {
+    use crate::mrt::input::Compression;
+    use std::io::Read as _;
+    let compression = Compression::detect(&bytes);
+    let mut out = Vec::new();
+    let read = match compression {
+        Compression::None => return Ok(bytes),
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out),
+        Compression::Bzip2 => bzip2::read::MultiBzDecoder::new(&bytes[..]).read_to_end(&mut out),
+    };
+    read.map_err(|e| format!("cannot decompress ({compression}): {e} (nothing was stored)"))?;
+    summary.decompressed = Some(compression.as_str());
+    Ok(out)
+}
+
+/// The text of a JSON file; not UTF-8 is refused naming the line of the first bad byte.
+fn utf8(file: &Path, bytes: Vec<u8>) -> Result<String, ImportFileError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..bad];
+        let line = before.split(|&b| b == b'\n').count();
+        let column = bad
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        ImportFileError::Syntax {
+            file: file.to_owned(),
+            source: records::SplitError {
+                line,
+                column,
+                message: "not UTF-8 text (a binary file? see --format)".into(),
+            },
+        }
+    })
+}
+
+/// The JSON stored for a converted trace, decoded back as analysis will read it: a
+/// conversion that breaks a rule of the wire format is a malformed record here, not a row
+/// that fails later.
+fn to_stored_json(trace: &TraceResult) -> Result<(String, nkpath_proto::ResultRecord), String> {
+    let json = serde_json::to_string(trace).map_err(|e| format!("cannot serialize: {e}"))?;
+    let record = decode_line(&json).map_err(|e| format!("converted trace refused: {e}"))?;
+    Ok((json, record))
+}
+
+/// A UUID derived from `parts`: SHA-256 over them (length-prefixed), truncated, marked as
+/// a version 8 (custom) UUID. The same record always gets the same id, so a second import
+/// of a file stores nothing new.
+pub(crate) fn derived_uuid(parts: &[&[u8]]) -> Uuid {
+    let mut hash = Sha256::new();
+    hash.update(b"nkpath-import\0");
+    for part in parts {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The record's JSON with object keys sorted (serde_json's map is ordered), so the id
+/// does not depend on how a file was pretty-printed or which key came first.
+pub(crate) fn canonical_json(record: &serde_json::Value) -> String {
+    record.to_string()
+}
+
+/// Why a trace stopped, judged from its replies when the source does not say (Atlas) or
+/// says something its replies contradict: reached when the target answered; unreachable
+/// when the last hop probed answered "destination unreachable"; the gap limit when the
+/// last hop was silent; else the TTL limit (the trace stopped while routers still
+/// answered).
+pub(crate) fn stop_from_replies(hops: &[Hop], target: Ipv4Addr) -> StopReason {
+    fn replies(hop: &Hop) -> Vec<&nkpath_proto::Reply> {
+        hop.probes.iter().filter_map(|p| p.reply.as_ref()).collect()
+    }
+    if hops.iter().flat_map(replies).any(|r| r.address == target) {
+        return StopReason::Reached;
+    }
+    let Some(last) = hops.last() else {
+        return StopReason::GapLimit;
+    };
+    let last = replies(last);
+    if last.is_empty() {
+        StopReason::GapLimit
+    } else if last.iter().any(|r| r.icmp_type == Some(3)) {
+        StopReason::Unreachable
+    } else {
+        StopReason::MaxTtl
+    }
+}
+
+/// Rate caps are not recorded by Atlas or scamper; the wire format needs a value in
+/// 1..=1000, and the largest says "no cap known" rather than inventing one.
+pub(crate) const UNKNOWN_PPS: u32 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nkpath_proto::{Probe, Reply};
+
+    #[test]
+    fn imported_agent_ids_name_their_source() {
+        assert_eq!(is_imported("atlas:5017/190"), Some("atlas"));
+        assert_eq!(
+            is_imported("scamper:trace_google_dns_v4_default.warts"),
+            Some("scamper")
+        );
+        assert_eq!(is_imported("vp-fra1"), None);
+        assert_eq!(is_imported("atlas"), None);
+        assert_eq!(is_imported("iris:1"), None);
+        assert_eq!(is_imported("nkpath:x"), None);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let a = derived_uuid(&[b"atlas", b"{\"a\":1}"]);
+        assert_eq!(a, derived_uuid(&[b"atlas", b"{\"a\":1}"]));
+        assert_ne!(a, derived_uuid(&[b"scamper", b"{\"a\":1}"]));
+        // Length prefixes: moving a byte between parts changes the id.
+        assert_ne!(derived_uuid(&[b"ab", b"c"]), derived_uuid(&[b"a", b"bc"]));
+        assert_eq!(a.get_version_num(), 8);
+    }
+
+    #[test]
+    fn canonical_json_ignores_key_order_and_spacing() {
+        let a: serde_json::Value = serde_json::from_str(r#"{"b": 1, "a": [1, 2]}"#).unwrap();
+        let b: serde_json::Value = serde_json::from_str(r#"{"a":[1,2],"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+    }
+
+    fn hop(ttl: u8, replies: &[Option<(&str, u8)>]) -> Hop {
+        Hop {
+            ttl,
+            probes: replies
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Probe {
+                    attempt: u8::try_from(i + 1).unwrap(),
+                    sent_at_us: 0,
+                    reply: r.map(|(address, icmp_type)| Reply {
+                        address: address.parse().unwrap(),
+                        rtt_us: 1,
+                        reply_ttl: 64,
+                        icmp_type: Some(icmp_type),
+                        icmp_code: Some(0),
+                        tcp_flags: None,
+                        quoted_ttl: None,
+                        mpls_labels: vec![],
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn stop_reasons_follow_the_replies() {
+        let target: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        let router = Some(("198.51.100.1", 11));
+        let reached = [hop(1, &[router]), hop(2, &[None, Some(("192.0.2.1", 0))])];
+        assert_eq!(stop_from_replies(&reached, target), StopReason::Reached);
+        let unreachable = [hop(1, &[router]), hop(2, &[Some(("198.51.100.2", 3))])];
+        assert_eq!(
+            stop_from_replies(&unreachable, target),
+            StopReason::Unreachable
+        );
+        let silent = [hop(1, &[router]), hop(2, &[None, None])];
+        assert_eq!(stop_from_replies(&silent, target), StopReason::GapLimit);
+        assert_eq!(stop_from_replies(&[], target), StopReason::GapLimit);
+        let cut = [hop(1, &[router])];
+        assert_eq!(stop_from_replies(&cut, target), StopReason::MaxTtl);
+    }
+}
