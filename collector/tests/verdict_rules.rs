@@ -337,3 +337,45 @@ fn thin_prefixes_are_judged_against_full_feed_peers_of_a_real_dump() {
     };
     assert!(note.peers >= 1 && !note.thin(), "{note}");
 }
+
+#[test]
+fn real_atlas_traces_are_counted_apart_from_agents() {
+    use nkpath_collector::import::{Format, import_file};
+    let Some(dir) = common::shared_data("traceroute") else {
+        return;
+    };
+    let (mut db, _tmp) = db_with(
+        &peers(),
+        &NK_ROUTES,
+        &[trace(1, 60, "175.45.176.9", &VIA_UNICOM)],
+    );
+    let summary = import_file(&mut db, &dir.join("atlas.jsonl"), Format::Atlas).unwrap();
+    assert_eq!(summary.stored, 14);
+    let analyses = analyze(&db);
+    assert_eq!(analyses.len(), 15);
+    let atlas: Vec<&TraceAnalysis> = analyses
+        .iter()
+        .filter(|a| a.source_kind() == "atlas")
+        .collect();
+    assert_eq!(atlas.len(), 14);
+    assert!(
+        atlas
+            .iter()
+            .all(|a| a.trace.agent_id == "atlas:29792007/53023")
+    );
+    // The report counts them in rows of their own, never with the agent's trace.
+    let data = &upstreams_report(&db, &analyses)[0];
+    let total = |source: &str| -> usize {
+        data.rows
+            .iter()
+            .filter(|r| r[1] == source)
+            .map(|r| r[5].parse::<usize>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (total("agents"), total("atlas")),
+        (1, 14),
+        "{:?}",
+        data.rows
+    );
+}

@@ -365,11 +365,7 @@ impl<'a> Analyzer<'a> {
 
 /// See [`TraceAnalysis::source_kind`].
 pub fn source_kind(agent_id: &str) -> &'static str {
-    match agent_id.split_once(':') {
-        Some(("atlas", _)) => "atlas",
-        Some(("scamper", _)) => "scamper",
-        _ => "agents",
-    }
+    crate::import::is_imported(agent_id).unwrap_or("agents")
 }
 
 /// A flagged mapping (one peer of many) of the entry hop makes the entry inferred.
