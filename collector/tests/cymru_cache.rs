@@ -256,6 +256,7 @@ fn report_args(no_dns: bool, server: SocketAddr) -> nkpath_collector::report::cl
         resolver: (!no_dns).then_some(server),
         no_dns,
         transition_window: 15,
+        max_bgp_age: 24,
         format: nkpath_collector::report::Format::Table,
     }
 }
