@@ -97,6 +97,12 @@ struct LoadArgs {
     #[arg(long, value_name = "ASN")]
     target_asn: Option<u32>,
 
+    /// Keep the complete records of a file cut short (a partial download) instead of refusing
+    /// it; the file is flagged as truncated. A RIB dump loaded this way lacks the prefixes
+    /// after the cut: hops there are not mapped, and those prefixes have no announced upstream.
+    #[arg(long)]
+    accept_truncated: bool,
+
     /// MRT files to load, in any order.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -181,14 +187,24 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions {
         collector: args.collector,
         target,
+        accept_truncated: args.accept_truncated,
     };
     let mut failed = 0usize;
     for file in &args.files {
+        let collector = options
+            .collector
+            .clone()
+            .unwrap_or_else(|| mrt::derive_collector(file));
         let progress = progress_bar(file);
         let outcome = mrt::load_file(db, file, &options, Some(&progress));
         progress.finish_and_clear();
         match outcome {
-            Ok(LoadOutcome::Loaded(s)) => print_summary(file, &s),
+            Ok(LoadOutcome::Loaded(s)) => {
+                print_summary(file, &s);
+                for warning in &s.warnings {
+                    eprintln!("nkpath-collector: warning: {}: {warning}", file.display());
+                }
+            }
             Ok(LoadOutcome::AlreadyLoaded {
                 file,
                 loaded_as,
@@ -207,7 +223,7 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("nkpath-collector: {e}");
+                eprintln!("nkpath-collector: collector {collector}: {e}");
             }
         }
     }
@@ -245,6 +261,12 @@ fn print_summary(file: &std::path::Path, s: &mrt::FileSummary) {
         s.sha256
     );
     println!("  time: {span}");
+    if let Some(at) = s.truncated_at {
+        println!(
+            "  truncated at byte {at} (decompressed): kept {} complete records",
+            s.records
+        );
+    }
     if s.kind == "rib" {
         println!(
             "  {} peers, {} IPv4 prefixes, {} routes ({} with full AS path)",
@@ -257,6 +279,7 @@ fn print_summary(file: &std::path::Path, s: &mrt::FileSummary) {
             s.peers, s.prefixes, s.announcements, s.target_routes, s.withdrawals, s.state_changes
         );
     }
+    println!("  {} adjacent AS pairs", s.as_adjacencies);
     println!(
         "  skipped: {} IPv6, {} other address families, {} malformed NLRI",
         s.ipv6_skipped, s.other_skipped, s.malformed_nlri

@@ -118,6 +118,7 @@ fn load(db: &mut Db, path: &Path, collector: &str) -> LoadOutcome {
     let options = LoadOptions {
         collector: Some(collector.to_string()),
         target: None,
+        ..LoadOptions::default()
     };
     load_file(db, path, &options, None).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -621,6 +622,7 @@ fn a_second_dump_at_the_same_time_is_refused() {
         &LoadOptions {
             collector: Some("rc".into()),
             target: None,
+            ..LoadOptions::default()
         },
         None,
     )

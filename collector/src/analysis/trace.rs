@@ -160,20 +160,8 @@ impl<'a> Analyzer<'a> {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         change_times.sort_unstable();
-        let mut adjacency = Adjacency::default();
-        let paths: Vec<String> = conn
-            .prepare(
-                "SELECT DISTINCT as_path FROM rib_routes
-                 UNION SELECT DISTINCT as_path FROM bgp_updates WHERE as_path IS NOT NULL",
-            )?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for text in paths {
-            let path: AsPath = text
-                .parse()
-                .map_err(|e| anyhow::anyhow!("malformed AS path {text:?} in the database: {e}"))?;
-            adjacency.add(&path);
-        }
+        let adjacency =
+            crate::bgp::adjacency::load_adjacency(db).context("reading the AS adjacencies")?;
         Ok(Self {
             db,
             mapper,
@@ -295,7 +283,9 @@ impl<'a> Analyzer<'a> {
             .unwrap_or_default();
         let bgp_age_s = state.map(BgpState::age_s);
         let verdict = match bgp_age_s {
-            Some(age) if age > self.options.max_bgp_age_s => stale_verdict(age, self.options.max_bgp_age_s),
+            Some(age) if age > self.options.max_bgp_age_s => {
+                stale_verdict(age, self.options.max_bgp_age_s)
+            }
             _ => verdict(state.is_some(), entry.asn, &announced, &self.adjacency),
         };
         let w = self.options.transition_window_s;

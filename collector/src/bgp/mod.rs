@@ -8,6 +8,7 @@
 //! - [`timeline`]: the same state as it changes over a period: time-weighted visibility, and
 //!   the appearances and disappearances of announced upstreams.
 
+pub mod adjacency;
 pub mod asn;
 pub mod aspath;
 pub mod prefix;

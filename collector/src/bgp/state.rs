@@ -32,6 +32,10 @@ use super::{ESTABLISHED, unix_seconds};
 use crate::db::Db;
 use crate::settings::{SettingsError, Target};
 
+/// The maximum replay age (seconds): updates are replayed over a base (a RIB dump, or a
+/// peer's session going to Established) only up to this long after it (see the module docs).
+pub const MAX_REPLAY_AGE_S: i64 = 24 * 3600;
+
 /// Why BGP data could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -472,9 +476,9 @@ mod tests {
             .execute_batch(
                 "INSERT INTO collectors (id, name) VALUES (1, 'rc');
                  INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
-                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');
+                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);
                  INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
-                     'BGP4MP', NULL, 900, 990, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');",
+                     'BGP4MP', NULL, 900, 990, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
             )
             .unwrap();
         let at = |t| BgpState::at(&db, OffsetDateTime::from_unix_timestamp(t).unwrap()).unwrap();
@@ -498,9 +502,9 @@ mod tests {
             .execute_batch(
                 "INSERT INTO collectors (id, name) VALUES (1, 'rc');
                  INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
-                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');
+                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);
                  INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
-                     'BGP4MP', NULL, 1000, 1299, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');",
+                     'BGP4MP', NULL, 1000, 1299, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
             )
             .unwrap();
         let age = |t| {
