@@ -70,7 +70,13 @@ enum BgpCommand {
     ///
     /// Kept: the collector peers; the full AS path of every route for a prefix overlapping
     /// the target prefixes; for every other IPv4 prefix, its origin ASes per peer (for hop
-    /// mapping). IPv6 is skipped and counted.
+    /// mapping); the pairs of adjacent ASes of every path (for the border rule). IPv6 is
+    /// skipped and counted.
+    ///
+    /// Update files are replayed over a RIB dump of the same collector taken at most 24 h
+    /// before them; peers whose sessions are seen going to Established in an update file are
+    /// known from then on without a dump. An update file with neither adds nothing yet, and
+    /// bgp load warns.
     #[command(after_help = LOAD_EXAMPLES)]
     Load(LoadArgs),
 }
@@ -82,8 +88,9 @@ const LOAD_EXAMPLES: &str = "Examples:
 #[derive(Debug, Args)]
 struct LoadArgs {
     /// Route collector the files come from, e.g. route-views2 or rrc00. Default: taken from
-    /// the file name or its directories (rrcNN, route-views*), else "unknown". Updates are
-    /// replayed over RIB dumps of the same collector, so name both the same way.
+    /// the file name or its directories (rrcNN, route-views*), else "unknown" (with a
+    /// warning: files of different collectors must not share a name). Updates are replayed
+    /// over RIB dumps of the same collector, so name both the same way.
     #[arg(long, value_name = "NAME")]
     collector: Option<String>,
 

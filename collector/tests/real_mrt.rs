@@ -463,3 +463,57 @@ fn the_border_rule_knows_adjacencies_of_paths_away_from_the_target() {
         .unwrap();
     assert_eq!((first, last), (1_400_824_800, 1_400_824_800));
 }
+
+#[test]
+fn unrelated_files_without_a_collector_name_do_not_stack_into_one_state() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    let mut summaries = Vec::new();
+    for name in [
+        "bview.20020722.2337.gz",
+        "updates.20070211.0141.gz",
+        "updates.20100722.2015.gz",
+    ] {
+        let s = loaded(load(&mut db, &dir.join(name)).unwrap());
+        // No collector name in these file names: all go to `unknown`, and the user is told.
+        assert_eq!(s.collector, "unknown");
+        assert!(
+            s.warnings[0].contains("pass --collector NAME"),
+            "{name}: {:?}",
+            s.warnings
+        );
+        if s.kind == "updates" {
+            // No session goes to Established in these files, and the 2002 dump is years older.
+            assert!(
+                s.warnings[1].contains("adds nothing to the BGP state until a RIB dump"),
+                "{name}: {:?}",
+                s.warnings
+            );
+        }
+        summaries.push(s);
+    }
+    let at = |t: i64| {
+        nkpath_collector::bgp::BgpState::at(
+            &db,
+            time::OffsetDateTime::from_unix_timestamp(t).unwrap(),
+        )
+        .unwrap()
+    };
+    let dump_time = summaries[0].dump_time.unwrap();
+    // An hour after the dump: the dump, nothing replayed over it.
+    let state = at(dump_time + 3600).unwrap();
+    let source = &state.sources()[0];
+    assert_eq!(
+        (source.dump_file.as_deref(), source.events_replayed),
+        (Some("bview.20020722.2337.gz"), 0)
+    );
+    // Just before the 2007 updates the dump is still all there is; its age says how old.
+    let state = at(summaries[1].first_time - 1).unwrap();
+    assert!(state.age_s() > 4 * 365 * 86_400, "{}", state.age_s());
+    // In 2007 and 2010 the 2002 dump is not replayed with those years' updates: no state.
+    for s in &summaries[1..] {
+        assert!(at(s.last_time).is_none(), "{}", s.name);
+    }
+}
