@@ -14,10 +14,10 @@
 //! A peer whose session is seen going to Established (a BGP4MP state change to 6) has a known
 //! state from that moment on without any dump: no routes, then what its updates announce and
 //! withdraw. So an update file alone gives a state for the peers whose sessions start in it;
-//! the other peers of a collector without a dump ≤ t contribute nothing, and so do such
-//! peers while none of them has a route yet (their tables are still arriving). When no collector
-//! has a dump ≤ t or such a peer, the state is `None`: there is no BGP data for t, and nothing
-//! is borrowed from a later snapshot.
+//! the other peers of a collector without a dump ≤ t contribute nothing, and so do such peers
+//! while none of them has a route yet (their tables are still arriving). When no collector
+//! has a dump ≤ t or such a peer, the state is `None`: there is no BGP data for t, and
+//! nothing is borrowed from a later snapshot.
 //!
 //! Maximum replay age ([`MAX_REPLAY_AGE_S`], 24 h; [`BgpState::at_with`] takes another):
 //! updates are replayed over a base — the collector's RIB dump, or a peer's session start —
@@ -33,7 +33,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::aspath::AsPath;
@@ -515,16 +515,23 @@ pub(crate) fn first_event_after(
     collector_id: i64,
     after: i64,
 ) -> Result<Option<i64>, BgpError> {
+    // In time order from `after` (the time indexes), stopping at the collector's first row.
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.time FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
+         WHERE u.time > ?2 AND p.collector_id = ?1 ORDER BY u.time LIMIT 1",
+    )?;
+    let update: Option<i64> = stmt
+        .query_row(params![collector_id, after], |r| r.get(0))
+        .optional()?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT min(t) FROM (
-             SELECT min(u.time) AS t FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
-             WHERE p.collector_id = ?1 AND u.time > ?2
-             UNION ALL
-             SELECT min(s.time) FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
-             WHERE p.collector_id = ?1 AND s.time > ?2 AND {})",
+        "SELECT s.time FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
+         WHERE s.time > ?2 AND p.collector_id = ?1 AND {} ORDER BY s.time LIMIT 1",
         SESSION_CHANGE.replace("?4", "?3")
     ))?;
-    Ok(stmt.query_row(params![collector_id, after, ESTABLISHED], |r| r.get(0))?)
+    let change: Option<i64> = stmt
+        .query_row(params![collector_id, after, ESTABLISHED], |r| r.get(0))
+        .optional()?;
+    Ok(update.into_iter().chain(change).min())
 }
 
 /// The route sets of every prefix in a collector's RIB dump taken at `dump_time`.

@@ -460,7 +460,7 @@ fn no_base_warning(
     )?;
     Ok((!dump && !established).then(|| {
         format!(
-            "collector {c}: no RIB dump of collector {c} up to {h} h before these updates, and no \
+            "no RIB dump of collector {c} up to {h} h before these updates, and no \
              session in the file is seen going to Established: the file adds nothing to the BGP \
              state until a RIB dump of collector {c} taken at most {h} h before its updates is \
              loaded",
