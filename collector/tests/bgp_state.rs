@@ -806,3 +806,65 @@ fn updates_are_not_replayed_over_a_dump_older_than_the_maximum_age() {
         ]
     );
 }
+
+#[test]
+fn a_session_start_older_than_the_maximum_age_is_not_replayed_over() {
+    const DAY: u32 = 86_400;
+    let (p, q) = (peer("192.0.2.10", 3257), peer("192.0.2.20", 1299));
+    let mut first = state_change(T0, p, FsmState::OpenConfirm, FsmState::Established);
+    first.extend(update(T0 + 1, p, &[NK22], "3257 4837 131279", &[]));
+    // Two days later q's session starts; p's session start is too old to replay this over.
+    let mut later = state_change(
+        T0 + 2 * DAY,
+        q,
+        FsmState::OpenConfirm,
+        FsmState::Established,
+    );
+    later.extend(update(
+        T0 + 2 * DAY + 1,
+        q,
+        &[NK22],
+        "1299 20485 131279",
+        &[],
+    ));
+    later.extend(update(
+        T0 + 2 * DAY + 2,
+        p,
+        &[NK177],
+        "3257 4837 131279",
+        &[],
+    ));
+    let files = write_files(&[("first", first), ("later", later)]);
+    let mut db = Db::open_in_memory().unwrap();
+    for name in ["first", "later"] {
+        load(&mut db, &files.paths[name], "rrc00");
+    }
+    let upstreams = |t: u32| {
+        BgpState::at(&db, at(t)).unwrap().map(|s| {
+            (
+                s.announced_upstreams(net(NK22)).upstream_set(),
+                s.target_prefixes().len(),
+            )
+        })
+    };
+    assert_eq!(upstreams(T0 + 10), Some((BTreeSet::from([4837]), 1)));
+    assert_eq!(
+        upstreams(T0 + 2 * DAY - 1),
+        Some((BTreeSet::from([4837]), 1))
+    );
+    // Only q, whose session just started: p's old routes and its late update are unknown.
+    assert_eq!(
+        upstreams(T0 + 2 * DAY + 5),
+        Some((BTreeSet::from([20485]), 1))
+    );
+    let v = visibility_over(&db, net(NK22), 4837, at(T0), at(T0 + 2 * DAY + 5)).unwrap();
+    assert_eq!(
+        v.segments,
+        vec![
+            (i64::from(T0), None),
+            (i64::from(T0 + 1), Some(vis(1, 1))),
+            (i64::from(T0 + 2 * DAY), None),
+            (i64::from(T0 + 2 * DAY + 1), Some(vis(0, 1))),
+        ]
+    );
+}

@@ -38,6 +38,8 @@ fn help_explains_the_commands() {
         "--target-asn",
         "131279",
         "IPv6",
+        "--accept-truncated",
+        "24 h",
         "Examples:",
     ] {
         assert!(load.contains(word), "bgp load --help lacks {word}:\n{load}");
