@@ -82,7 +82,13 @@ enum BgpCommand {
     ///
     /// Kept: the collector peers; the full AS path of every route for a prefix overlapping
     /// the target prefixes; for every other IPv4 prefix, its origin ASes per peer (for hop
-    /// mapping). IPv6 is skipped and counted.
+    /// mapping); the pairs of adjacent ASes of every path (for the border rule). IPv6 is
+    /// skipped and counted.
+    ///
+    /// Update files are replayed over a RIB dump of the same collector taken at most 24 h
+    /// before them; peers whose sessions are seen going to Established in an update file are
+    /// known from then on without a dump. An update file with neither adds nothing yet, and
+    /// bgp load warns.
     #[command(after_help = LOAD_EXAMPLES)]
     Load(LoadArgs),
 }
@@ -99,8 +105,9 @@ const LOAD_EXAMPLES: &str = "Examples:
 #[derive(Debug, Args)]
 struct LoadArgs {
     /// Route collector the files come from, e.g. route-views2 or rrc00. Default: taken from
-    /// the file name or its directories (rrcNN, route-views*), else "unknown". Updates are
-    /// replayed over RIB dumps of the same collector, so name both the same way.
+    /// the file name or its directories (rrcNN, route-views*), else "unknown" (with a
+    /// warning: files of different collectors must not share a name). Updates are replayed
+    /// over RIB dumps of the same collector, so name both the same way.
     #[arg(long, value_name = "NAME")]
     collector: Option<String>,
 
@@ -113,6 +120,12 @@ struct LoadArgs {
     /// Origin AS of the target. Default: the database's stored target, else 131279.
     #[arg(long, value_name = "ASN")]
     target_asn: Option<u32>,
+
+    /// Keep the complete records of a file cut short (a partial download) instead of refusing
+    /// it; the file is flagged as truncated. A RIB dump loaded this way lacks the prefixes
+    /// after the cut: hops there are not mapped, and those prefixes have no announced upstream.
+    #[arg(long)]
+    accept_truncated: bool,
 
     /// MRT files to load, in any order.
     #[arg(required = true, value_name = "FILE")]
@@ -250,14 +263,24 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions {
         collector: args.collector,
         target,
+        accept_truncated: args.accept_truncated,
     };
     let mut failed = 0usize;
     for file in &args.files {
+        let collector = options
+            .collector
+            .clone()
+            .unwrap_or_else(|| mrt::derive_collector(file));
         let progress = progress_bar(file);
         let outcome = mrt::load_file(db, file, &options, Some(&progress));
         progress.finish_and_clear();
         match outcome {
-            Ok(LoadOutcome::Loaded(s)) => print_summary(file, &s),
+            Ok(LoadOutcome::Loaded(s)) => {
+                print_summary(file, &s);
+                for warning in &s.warnings {
+                    eprintln!("nkpath-collector: warning: {}: {warning}", file.display());
+                }
+            }
             Ok(LoadOutcome::AlreadyLoaded {
                 file,
                 loaded_as,
@@ -276,7 +299,7 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("nkpath-collector: {e}");
+                eprintln!("nkpath-collector: collector {collector}: {e}");
             }
         }
     }
@@ -314,6 +337,12 @@ fn print_summary(file: &std::path::Path, s: &mrt::FileSummary) {
         s.sha256
     );
     println!("  time: {span}");
+    if let Some(at) = s.truncated_at {
+        println!(
+            "  truncated at byte {at} (decompressed): kept {} complete records",
+            s.records
+        );
+    }
     if s.kind == "rib" {
         println!(
             "  {} peers, {} IPv4 prefixes, {} routes ({} with full AS path)",
@@ -326,6 +355,7 @@ fn print_summary(file: &std::path::Path, s: &mrt::FileSummary) {
             s.peers, s.prefixes, s.announcements, s.target_routes, s.withdrawals, s.state_changes
         );
     }
+    println!("  {} adjacent AS pairs", s.as_adjacencies);
     println!(
         "  skipped: {} IPv6, {} other address families, {} malformed NLRI",
         s.ipv6_skipped, s.other_skipped, s.malformed_nlri

@@ -118,6 +118,7 @@ fn load(db: &mut Db, path: &Path, collector: &str) -> LoadOutcome {
     let options = LoadOptions {
         collector: Some(collector.to_string()),
         target: None,
+        ..LoadOptions::default()
     };
     load_file(db, path, &options, None).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -159,7 +160,7 @@ fn upstreams_at_dump_time() {
     let (db, _files) = scenario_a();
     let state = BgpState::at(&db, at(T1)).unwrap().unwrap();
     assert_eq!(state.sources().len(), 1);
-    assert_eq!(state.sources()[0].dump_file, "rib1");
+    assert_eq!(state.sources()[0].dump_file.as_deref(), Some("rib1"));
     assert_eq!(
         state.sources()[0].events_replayed,
         1,
@@ -621,6 +622,7 @@ fn a_second_dump_at_the_same_time_is_refused() {
         &LoadOptions {
             collector: Some("rc".into()),
             target: None,
+            ..LoadOptions::default()
         },
         None,
     )
@@ -628,4 +630,241 @@ fn a_second_dump_at_the_same_time_is_refused() {
     assert!(err.to_string().contains("already has a RIB dump"), "{err}");
     // Under another collector name it loads.
     load(&mut db, &files.paths["two"], "rc2");
+}
+
+const NK24S: [&str; 4] = [
+    "175.45.176.0/24",
+    "175.45.177.0/24",
+    "175.45.178.0/24",
+    "175.45.179.0/24",
+];
+
+fn loaded(outcome: LoadOutcome) -> nkpath_collector::mrt::FileSummary {
+    match outcome {
+        LoadOutcome::Loaded(s) => *s,
+        other @ LoadOutcome::AlreadyLoaded { .. } => panic!("expected a load, got {other:?}"),
+    }
+}
+
+/// An update file as a RIS collector writes it after a session reset: the session of `p`
+/// goes to Established, then it sends its table (NK's four /24s behind AS4837, and China
+/// Unicom's own prefix). `q` is never seen going to Established: its updates follow a state
+/// nkpath does not know.
+fn session_start_updates(p: FixturePeer, q: FixturePeer) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(update(
+        T0 - 50,
+        q,
+        &["175.45.176.0/24"],
+        "1299 20485 131279",
+        &[],
+    ));
+    out.extend(state_change(
+        T0,
+        p,
+        FsmState::OpenConfirm,
+        FsmState::Established,
+    ));
+    out.extend(update(T0 + 1, p, &NK24S, "3257 4837 131279", &[]));
+    out.extend(update(T0 + 1, p, &["219.158.0.0/17"], "3257 4837", &[]));
+    out.extend(update(T0 + 5, q, &NK24S, "1299 20485 131279", &[]));
+    out.extend(update(T0 + 12, p, &[], "", &["175.45.179.0/24"]));
+    out.extend(state_change(
+        T0 + 20,
+        p,
+        FsmState::Established,
+        FsmState::Idle,
+    ));
+    out
+}
+
+#[test]
+fn an_update_file_alone_gives_the_routes_of_the_sessions_that_start_in_it() {
+    let (p, q) = (peer("192.0.2.10", 3257), peer("192.0.2.20", 1299));
+    let files = write_files(&[("updates", session_start_updates(p, q))]);
+    let mut db = Db::open_in_memory().unwrap();
+    let s = loaded(load(&mut db, &files.paths["updates"], "rrc00"));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+    assert!(
+        BgpState::at(&db, at(T0 - 1)).unwrap().is_none(),
+        "q's routes follow a state nkpath does not know"
+    );
+    let state = BgpState::at(&db, at(T0 + 10)).unwrap().unwrap();
+    for prefix in NK24S {
+        let announced = state.announced_upstreams(net(prefix));
+        assert_eq!(announced.upstream_set(), BTreeSet::from([4837]), "{prefix}");
+        assert_eq!(state.visibility(net(prefix), 4837), vis(1, 1), "{prefix}");
+    }
+    let source = &state.sources()[0];
+    assert_eq!(
+        (
+            source.collector.as_str(),
+            source.session_peers,
+            source.dump_file.as_deref()
+        ),
+        ("rrc00", 1, None)
+    );
+    // Origins for hop mapping come from the same peers.
+    let (prefix, origins) = state.origins_lpm("219.158.3.4".parse().unwrap()).unwrap();
+    assert_eq!(
+        (prefix, origins),
+        (net("219.158.0.0/17"), BTreeSet::from([4837]))
+    );
+    // The withdrawal and the session going down apply.
+    let state = BgpState::at(&db, at(T0 + 15)).unwrap().unwrap();
+    assert_eq!(state.target_prefixes().len(), 3);
+    assert!(state.routes(net("175.45.179.0/24")).is_empty());
+    assert!(
+        BgpState::at(&db, at(T0 + 30)).unwrap().is_none(),
+        "after the session went down no route is known"
+    );
+
+    // The export lists the four /24s behind AS4837 only, seen by 1 of 1 peers.
+    let out = tempfile::tempdir().unwrap();
+    nkpath_collector::export::export(&db, &[], out.path()).unwrap();
+    let csv = std::fs::read_to_string(out.path().join("bgp_upstreams.csv")).unwrap();
+    let rows: BTreeSet<String> = csv.lines().skip(1).map(str::to_owned).collect();
+    let iso = |t: u32| nkpath_collector::bgp::format_unix(i64::from(t));
+    let expected: BTreeSet<String> = NK24S
+        .iter()
+        .map(|p| {
+            let until = if *p == "175.45.179.0/24" {
+                T0 + 12
+            } else {
+                T0 + 20
+            };
+            format!("{},{},{p},4837,1,1", iso(T0 + 1), iso(until))
+        })
+        .collect();
+    assert_eq!(rows, expected, "{csv}");
+}
+
+#[test]
+fn an_update_file_without_a_dump_or_a_session_start_adds_nothing_and_says_so() {
+    let q = peer("192.0.2.20", 1299);
+    let mut bytes = update(T0, q, &NK24S, "1299 20485 131279", &[]);
+    bytes.extend(update(T0 + 5, q, &["219.158.0.0/17"], "1299 4837", &[]));
+    let files = write_files(&[("updates", bytes)]);
+    let mut db = Db::open_in_memory().unwrap();
+    let s = loaded(load(&mut db, &files.paths["updates"], "rrc01"));
+    assert_eq!(
+        s.announcements, 5,
+        "the updates are stored for a later dump"
+    );
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(
+        s.warnings[0]
+            .contains("the file adds nothing to the BGP state until a RIB dump of collector rrc01"),
+        "{:?}",
+        s.warnings
+    );
+    assert!(BgpState::at(&db, at(T0 + 10)).unwrap().is_none());
+}
+
+#[test]
+fn updates_are_not_replayed_over_a_dump_older_than_the_maximum_age() {
+    const DAY: u32 = 86_400;
+    let p = peers();
+    let dump = rib(
+        T1,
+        &p,
+        &[
+            (NK22, 0, "3356 4837 131279"),
+            (NK22, 1, "1299 20485 131279"),
+        ],
+    );
+    let ups = update(T1 + 100, p[0], &[NK177], "3356 4837 131279", &[]);
+    // Two days later, another file of the same collector: not replayed over that dump.
+    let late = update(T1 + 2 * DAY, p[1], &[NK177], "1299 9002 131279", &[]);
+    let files = write_files(&[("rib", dump), ("upd", ups), ("late", late)]);
+    let mut db = Db::open_in_memory().unwrap();
+    for name in ["rib", "upd", "late"] {
+        load(&mut db, &files.paths[name], "rc");
+    }
+
+    let state = BgpState::at(&db, at(T1 + 200)).unwrap().unwrap();
+    assert_eq!(state.visibility(net(NK177), 4837), vis(1, 1));
+    // Before the late update, the dump is still the state, and its age says how old it is.
+    let state = BgpState::at(&db, at(T1 + 2 * DAY - 1)).unwrap().unwrap();
+    assert_eq!(state.visibility(net(NK22), 20485), vis(1, 2));
+    assert_eq!(state.age_s(), i64::from(2 * DAY - 1 - 100));
+    // From the late update on, the dump's routes are dropped and p[1]'s update has no base.
+    assert!(BgpState::at(&db, at(T1 + 2 * DAY)).unwrap().is_none());
+    // With a longer maximum age the update is replayed over the dump.
+    let state = BgpState::at_with(&db, at(T1 + 2 * DAY), 3 * i64::from(DAY))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.visibility(net(NK177), 9002), vis(1, 2));
+    // The timeline follows the same rule.
+    let v = visibility_over(&db, net(NK22), 20485, at(T1), at(T1 + 2 * DAY + 10)).unwrap();
+    assert_eq!(
+        v.segments,
+        vec![
+            (i64::from(T1), Some(vis(1, 2))),
+            (i64::from(T1 + 2 * DAY), None)
+        ]
+    );
+}
+
+#[test]
+fn a_session_start_older_than_the_maximum_age_is_not_replayed_over() {
+    const DAY: u32 = 86_400;
+    let (p, q) = (peer("192.0.2.10", 3257), peer("192.0.2.20", 1299));
+    let mut first = state_change(T0, p, FsmState::OpenConfirm, FsmState::Established);
+    first.extend(update(T0 + 1, p, &[NK22], "3257 4837 131279", &[]));
+    // Two days later q's session starts; p's session start is too old to replay this over.
+    let mut later = state_change(
+        T0 + 2 * DAY,
+        q,
+        FsmState::OpenConfirm,
+        FsmState::Established,
+    );
+    later.extend(update(
+        T0 + 2 * DAY + 1,
+        q,
+        &[NK22],
+        "1299 20485 131279",
+        &[],
+    ));
+    later.extend(update(
+        T0 + 2 * DAY + 2,
+        p,
+        &[NK177],
+        "3257 4837 131279",
+        &[],
+    ));
+    let files = write_files(&[("first", first), ("later", later)]);
+    let mut db = Db::open_in_memory().unwrap();
+    for name in ["first", "later"] {
+        load(&mut db, &files.paths[name], "rrc00");
+    }
+    let upstreams = |t: u32| {
+        BgpState::at(&db, at(t)).unwrap().map(|s| {
+            (
+                s.announced_upstreams(net(NK22)).upstream_set(),
+                s.target_prefixes().len(),
+            )
+        })
+    };
+    assert_eq!(upstreams(T0 + 10), Some((BTreeSet::from([4837]), 1)));
+    assert_eq!(
+        upstreams(T0 + 2 * DAY - 1),
+        Some((BTreeSet::from([4837]), 1))
+    );
+    // Only q, whose session just started: p's old routes and its late update are unknown.
+    assert_eq!(
+        upstreams(T0 + 2 * DAY + 5),
+        Some((BTreeSet::from([20485]), 1))
+    );
+    let v = visibility_over(&db, net(NK22), 4837, at(T0), at(T0 + 2 * DAY + 5)).unwrap();
+    assert_eq!(
+        v.segments,
+        vec![
+            (i64::from(T0), None),
+            (i64::from(T0 + 1), Some(vis(1, 1))),
+            (i64::from(T0 + 2 * DAY), None),
+            (i64::from(T0 + 2 * DAY + 1), Some(vis(0, 1))),
+        ]
+    );
 }

@@ -38,6 +38,8 @@ fn help_explains_the_commands() {
         "--target-asn",
         "131279",
         "IPv6",
+        "--accept-truncated",
+        "24 h",
         "Examples:",
     ] {
         assert!(load.contains(word), "bgp load --help lacks {word}:\n{load}");
@@ -88,9 +90,15 @@ fn bgp_load_reports_loads_skips_and_failures() {
         "{stdout}"
     );
     assert!(stdout.contains("2017-07-14T02:40:00Z"), "{stdout}");
-    assert!(
-        stderr.is_empty(),
-        "no progress bar off a terminal: {stderr:?}"
+    // No progress bar off a terminal; a warning that the collector was guessed.
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "nkpath-collector: warning: {}: loaded for collector unknown: no collector name in \
+             the file name or path; pass --collector NAME: files of different collectors must \
+             not be mixed",
+            good.display()
+        ),
     );
 
     let out = load(&[&cut, &good]);
@@ -102,10 +110,40 @@ fn bgp_load_reports_loads_skips_and_failures() {
     );
     assert!(
         stderr.contains(&format!(
-            "{}: bad MRT record #3 at decompressed offset",
+            "collector unknown: {}: bad MRT record #3 at decompressed offset",
             cut.display()
         )),
         "{stderr}"
     );
+    assert!(stderr.contains("--accept-truncated keeps"), "{stderr}");
     assert!(stderr.contains("1 of 2 files not loaded"), "{stderr}");
+
+    // The same cut file, accepted: the two complete records are kept, the file is flagged.
+    let other = dir.path().join("other.db");
+    let out = run(&[
+        "--db".as_ref(),
+        other.as_os_str(),
+        "bgp".as_ref(),
+        "load".as_ref(),
+        "--collector".as_ref(),
+        "rc".as_ref(),
+        "--accept-truncated".as_ref(),
+        cut.as_os_str(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let offsets = common::record_offsets(&rib);
+    assert!(
+        stdout.contains(&format!(
+            "truncated at byte {} (decompressed): kept 2 complete records",
+            offsets[2]
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("for collector rc"), "{stdout}");
+    assert!(
+        stdout.contains("2 peers, 1 IPv4 prefixes, 2 routes (2 with full AS path)"),
+        "{stdout}"
+    );
 }

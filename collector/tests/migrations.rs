@@ -227,6 +227,53 @@ fn version_3_upgrades_in_place_keeps_its_uploads_and_gains_the_cymru_cache() {
 }
 
 #[test]
+fn version_4_upgrades_in_place_keeps_its_bgp_data_and_gains_adjacencies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&fixture("schema_v4.sql"))
+        .unwrap();
+
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    // The dump loaded by v4 is still the BGP state, and is not flagged as truncated.
+    let (name, truncated): (String, i64) = db
+        .conn()
+        .query_row("SELECT name, truncated FROM mrt_files", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((name.as_str(), truncated), ("bview.20240101.0000.gz", 0));
+    let state = nkpath_collector::bgp::BgpState::at(
+        &db,
+        time::OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    let nk = "175.45.176.0/22".parse().unwrap();
+    assert_eq!(state.visibility(nk, 4837).peers_via_upstream, 1);
+    // v5: no adjacencies were kept for files loaded before it; the border rule still has the
+    // target paths of those files.
+    let n: i64 = db
+        .conn()
+        .query_row("SELECT count(*) FROM as_adjacencies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+    let adjacency = nkpath_collector::bgp::adjacency::load_adjacency(&db).unwrap();
+    assert!(adjacency.adjacent(4837, 131_279) && adjacency.adjacent(3356, 4837));
+    assert!(!adjacency.adjacent(3356, 131_279));
+
+    let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
+    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    drop(db);
+    assert_eq!(
+        Db::open(&path).unwrap().schema_version().unwrap(),
+        CURRENT_VERSION
+    );
+}
+
+#[test]
 fn a_newer_schema_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");

@@ -361,3 +361,159 @@ fn plain_gzip_and_bzip2_load_identically() {
         assert_eq!(dumps["plain"], dumps["bzip2"], "{name}: plain vs bzip2");
     }
 }
+
+fn load_accepting_truncated(db: &mut Db, path: &Path) -> FileSummary {
+    let options = LoadOptions {
+        accept_truncated: true,
+        ..LoadOptions::default()
+    };
+    loaded(load_file(db, path, &options, None).unwrap_or_else(|e| panic!("{e}")))
+}
+
+#[test]
+fn a_cut_rib_is_refused_whole_unless_truncation_is_accepted() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let path = dir.join("rib.20140523.0600_firstMB.bz2");
+    let (mut db, _tmp) = seeded_db();
+    let err = assert_fails_cleanly(&mut db, &path, "decompressed bytes");
+    assert!(err.contains("--accept-truncated"), "says what to do: {err}");
+
+    let s = load_accepting_truncated(&mut db, &path);
+    eprintln!("{s:?}");
+    let cut = s.truncated_at.expect("flagged as truncated");
+    assert_eq!(cut, s.mrt_bytes, "kept bytes end at the cut");
+    // SOURCES.md: bgpdump reads 270,005 entries, 35 peers, 9,072 prefixes up to the cut (the
+    // cut falls inside the record after them): the peer table and one record per prefix.
+    assert_eq!(
+        (s.records, s.rib_entries, s.peers, s.prefixes),
+        (9_073, 270_005, 35, 9_072)
+    );
+    let (truncated, records): (i64, i64) = db
+        .conn()
+        .query_row(
+            "SELECT truncated, records FROM mrt_files WHERE name = 'rib.20140523.0600_firstMB.bz2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((truncated, records as u64), (1, s.records));
+    // What was kept is usable: bgpdump's first line is
+    // TABLE_DUMP2|1400824800|B|157.130.10.233|701|1.0.0.0/24|701 6453 15169|IGP|...
+    let state = nkpath_collector::bgp::BgpState::at(
+        &db,
+        time::OffsetDateTime::from_unix_timestamp(1_400_824_800).unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    let (prefix, origins) = state.origins_lpm("1.0.0.1".parse().unwrap()).unwrap();
+    assert_eq!(
+        (prefix.to_string(), origins.into_iter().collect::<Vec<_>>()),
+        ("1.0.0.0/24".to_string(), vec![15169])
+    );
+    // Loading it again is recognised as the same file.
+    assert!(matches!(
+        load_file(
+            &mut db,
+            &path,
+            &LoadOptions {
+                accept_truncated: true,
+                ..LoadOptions::default()
+            },
+            None
+        )
+        .unwrap(),
+        LoadOutcome::AlreadyLoaded { .. }
+    ));
+}
+
+#[test]
+fn the_border_rule_knows_adjacencies_of_paths_away_from_the_target() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    let s = load_accepting_truncated(&mut db, &dir.join("rib.20140523.0600_firstMB.bz2"));
+    // The file holds no NK prefix; the one path kept in full is the default route's (it
+    // covers the target): bgpdump: ...|196.7.106.245|2905|0.0.0.0/0|2905 65023 16637|IGP|...
+    assert_eq!(s.target_routes, 1);
+    let target_path: String = db
+        .conn()
+        .query_row("SELECT as_path FROM rib_routes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(target_path, "2905 65023 16637");
+    assert!(s.as_adjacencies > 1000, "{s:?}");
+    let stored: i64 = db
+        .conn()
+        .query_row("SELECT count(*) FROM as_adjacencies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as u64, s.as_adjacencies);
+    let adjacency = nkpath_collector::bgp::adjacency::load_adjacency(&db).unwrap();
+    // bgpdump: ...|157.130.10.233|701|1.0.0.0/24|701 6453 15169|IGP|...
+    assert!(adjacency.adjacent(701, 6453) && adjacency.adjacent(15169, 6453));
+    assert!(!adjacency.adjacent(15169, 131_279));
+    let (first, last): (i64, i64) = db
+        .conn()
+        .query_row(
+            "SELECT first_seen, last_seen FROM as_adjacencies WHERE a = 6453 AND b = 15169",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((first, last), (1_400_824_800, 1_400_824_800));
+}
+
+#[test]
+fn unrelated_files_without_a_collector_name_do_not_stack_into_one_state() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    let mut summaries = Vec::new();
+    for name in [
+        "bview.20020722.2337.gz",
+        "updates.20070211.0141.gz",
+        "updates.20100722.2015.gz",
+    ] {
+        let s = loaded(load(&mut db, &dir.join(name)).unwrap());
+        // No collector name in these file names: all go to `unknown`, and the user is told.
+        assert_eq!(s.collector, "unknown");
+        assert!(
+            s.warnings[0].contains("pass --collector NAME"),
+            "{name}: {:?}",
+            s.warnings
+        );
+        if s.kind == "updates" {
+            // No session goes to Established in these files, and the 2002 dump is years older.
+            assert!(
+                s.warnings[1].contains("adds nothing to the BGP state until a RIB dump"),
+                "{name}: {:?}",
+                s.warnings
+            );
+        }
+        summaries.push(s);
+    }
+    let at = |t: i64| {
+        nkpath_collector::bgp::BgpState::at(
+            &db,
+            time::OffsetDateTime::from_unix_timestamp(t).unwrap(),
+        )
+        .unwrap()
+    };
+    let dump_time = summaries[0].dump_time.unwrap();
+    // An hour after the dump: the dump, nothing replayed over it.
+    let state = at(dump_time + 3600).unwrap();
+    let source = &state.sources()[0];
+    assert_eq!(
+        (source.dump_file.as_deref(), source.events_replayed),
+        (Some("bview.20020722.2337.gz"), 0)
+    );
+    // Just before the 2007 updates the dump is still all there is; its age says how old.
+    let state = at(summaries[1].first_time - 1).unwrap();
+    assert!(state.age_s() > 4 * 365 * 86_400, "{}", state.age_s());
+    // In 2007 and 2010 the 2002 dump is not replayed with those years' updates: no state.
+    for s in &summaries[1..] {
+        assert!(at(s.last_time).is_none(), "{}", s.name);
+    }
+}

@@ -88,6 +88,7 @@ fn load_mrt(tb: &Testbed, db: &mut Db) {
     let options = LoadOptions {
         collector: Some("rc".into()),
         target: None,
+        ..LoadOptions::default()
     };
     let mut files: Vec<PathBuf> = tb
         .rib_dumps()

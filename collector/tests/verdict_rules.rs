@@ -379,3 +379,45 @@ fn real_atlas_traces_are_counted_apart_from_agents() {
         data.rows
     );
 }
+
+#[test]
+fn the_default_route_of_a_real_rib_maps_nothing() {
+    // The real 2014 RouteViews RIB (cut after its first MB) carries 0.0.0.0/0 from a peer.
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = Db::open(tmp.path().join("c.db")).unwrap();
+    let options = LoadOptions {
+        collector: Some("route-views2".into()),
+        accept_truncated: true,
+        ..LoadOptions::default()
+    };
+    let file = dir.join("rib.20140523.0600_firstMB.bz2");
+    mrt::load_file(&mut db, &file, &options, None).unwrap();
+    let dump_time: i64 = db
+        .conn()
+        .query_row("SELECT dump_time FROM mrt_files", [], |r| r.get(0))
+        .unwrap();
+    let state = nkpath_collector::bgp::BgpState::at(
+        &db,
+        time::OffsetDateTime::from_unix_timestamp(dump_time).unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    // The file's prefixes end at 12.167.138.0/24: 200.1.1.1 is covered by the default only.
+    let addr: Ipv4Addr = "200.1.1.1".parse().unwrap();
+    let (prefix, _) = state
+        .origins_lpm(addr)
+        .expect("the default route covers it");
+    assert_eq!(prefix.to_string(), "0.0.0.0/0");
+    assert!(state.lpm_within(addr, 8..=24).is_none());
+    let mut mapper = Mapper::new(IxpTable::default(), None);
+    let class = mapper.map(Some(&state), addr);
+    assert_eq!(class.kind(), "unmapped", "{class}");
+    // An address of a real /24 still maps.
+    assert_eq!(
+        mapper.map(Some(&state), "1.0.0.1".parse().unwrap()).asn(),
+        Some(15169)
+    );
+}

@@ -175,20 +175,8 @@ impl<'a> Analyzer<'a> {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         change_times.sort_unstable();
-        let mut adjacency = Adjacency::default();
-        let paths: Vec<String> = conn
-            .prepare(
-                "SELECT DISTINCT as_path FROM rib_routes
-                 UNION SELECT DISTINCT as_path FROM bgp_updates WHERE as_path IS NOT NULL",
-            )?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for text in paths {
-            let path: AsPath = text
-                .parse()
-                .map_err(|e| anyhow::anyhow!("malformed AS path {text:?} in the database: {e}"))?;
-            adjacency.add(&path);
-        }
+        let adjacency =
+            crate::bgp::adjacency::load_adjacency(db).context("reading the AS adjacencies")?;
         Ok(Self {
             db,
             mapper,
@@ -250,7 +238,8 @@ impl<'a> Analyzer<'a> {
         };
         if !self.states.contains_key(&key) {
             let when = OffsetDateTime::from_unix_timestamp(key)?;
-            let state = BgpState::at(self.db, when).context("building the BGP state")?;
+            let state = BgpState::at_with(self.db, when, self.options.max_bgp_age_s)
+                .context("building the BGP state")?;
             self.states.insert(key, state);
         }
         Ok(self.states[&key].as_ref())

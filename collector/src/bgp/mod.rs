@@ -2,12 +2,16 @@
 //!
 //! - [`BgpState::at`]: the BGP state at a time t — per collector, the last RIB dump taken at
 //!   or before t, replayed with the loaded BGP4MP messages from the dump's second up to t
-//!   (a session leaving Established withdraws all the peer's routes). No dump at or before t
-//!   means no BGP data: `None`, never a later snapshot.
+//!   (a session leaving Established withdraws all the peer's routes), plus the peers whose
+//!   sessions are seen going to Established (known from then on without a dump). Updates are
+//!   replayed over a dump or session start only up to a maximum age (24 h) after it. No such
+//!   data at or before t means no BGP data: `None`, never a later snapshot.
+//! - [`adjacency`]: the AS adjacencies of every loaded path, for the border rule.
 //! - [`upstream`]: the upstreams a route announces for the target AS, and their visibility.
 //! - [`timeline`]: the same state as it changes over a period: time-weighted visibility, and
 //!   the appearances and disappearances of announced upstreams.
 
+pub mod adjacency;
 pub mod asn;
 pub mod aspath;
 pub mod prefix;

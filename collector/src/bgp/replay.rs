@@ -7,6 +7,10 @@
 //!
 //! Events are applied in file order (time, file, position). A session leaving Established
 //! withdraws every route of the peer; later announcements bring routes back.
+//!
+//! [`Replay`] decides which events are replayed: only those of peers whose routes are known
+//! from a base (the collector's RIB dump, or the peer's session going to Established), and
+//! only while the base is at most the maximum replay age old (see [`super::state`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -44,6 +48,14 @@ pub enum Event {
     },
     /// The peer's session left Established: all its routes are gone.
     SessionDown {
+        /// The peer.
+        peer: PeerId,
+        /// The peer's index within its collector.
+        peer_index: u32,
+    },
+    /// The peer's session went to Established: it starts with no routes, and every route it
+    /// has from now on comes from the updates that follow.
+    SessionUp {
         /// The peer.
         peer: PeerId,
         /// The peer's index within its collector.
@@ -135,8 +147,31 @@ impl TargetRoutes {
                     target_path.clone().unwrap_or_default(),
                 );
             }
-            Event::SessionDown { peer, .. } => self.session_down(*peer),
+            Event::SessionDown { peer, .. } | Event::SessionUp { peer, .. } => {
+                self.session_down(*peer);
+            }
         }
+    }
+
+    /// Removes every route of the peers not in `keep`: the dump they came from is no longer
+    /// used.
+    pub fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
+        self.by_prefix.retain(|_, routes| {
+            routes.retain(|(p, _), _| keep.contains_key(p));
+            !routes.is_empty()
+        });
+    }
+
+    /// Adds the routes of another collector (peers differ between collectors).
+    pub fn extend(&mut self, other: Self) {
+        for (prefix, routes) in other.by_prefix {
+            self.by_prefix.entry(prefix).or_default().extend(routes);
+        }
+    }
+
+    /// Whether there is no route at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_prefix.is_empty()
     }
 
     /// Prefixes with at least one route.
@@ -166,6 +201,8 @@ type PeerUpdates = Vec<(u32, Option<Vec<u32>>)>;
 pub struct OriginsBuilder {
     downed: HashSet<u32>,
     latest: HashMap<(u32, PrefixKey, u32), Option<Vec<u32>>>,
+    /// The dump is no longer used (see [`Replay`]): `finish` ignores its route sets.
+    dump_forgotten: bool,
 }
 
 impl OriginsBuilder {
@@ -183,15 +220,33 @@ impl OriginsBuilder {
                 self.latest
                     .insert((*peer_index, key, *path_id), origins.clone());
             }
-            Event::SessionDown { peer_index, .. } => {
+            Event::SessionDown { peer_index, .. } | Event::SessionUp { peer_index, .. } => {
                 self.downed.insert(*peer_index);
                 self.latest.retain(|(p, _, _), _| p != peer_index);
             }
         }
     }
 
+    /// Whether some peer's last word on some prefix since the dump is an announcement.
+    pub fn has_announcements(&self) -> bool {
+        self.latest.values().any(Option::is_some)
+    }
+
+    /// Drops the dump's routes and the updates of every peer not in `keep` (see
+    /// [`TargetRoutes::forget_dump`]).
+    pub fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
+        self.dump_forgotten = true;
+        let kept: HashSet<u32> = keep.values().map(|(index, _)| *index).collect();
+        self.latest.retain(|(p, _, _), _| kept.contains(p));
+    }
+
     /// The origins of one collector: `base` maps prefixes to indexes into `sets`.
     pub fn finish(self, base: HashMap<PrefixKey, u32>, sets: Vec<RouteSet>) -> CollectorOrigins {
+        let (base, sets) = if self.dump_forgotten {
+            (HashMap::new(), Vec::new())
+        } else {
+            (base, sets)
+        };
         let mut overrides: HashMap<PrefixKey, PeerUpdates> = HashMap::new();
         for ((peer, prefix, _), origins) in self.latest {
             overrides.entry(prefix).or_default().push((peer, origins));
@@ -204,6 +259,128 @@ impl OriginsBuilder {
             overrides,
             full_feed_peers,
         }
+    }
+}
+
+/// What a replayed event changes: the target routes, and the origins when they are built.
+pub trait ReplaySink {
+    /// Applies one event.
+    fn apply(&mut self, event: &Event);
+    /// Drops the dump's routes, except those of the peers in `keep` (their base is a session).
+    fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>);
+}
+
+impl ReplaySink for TargetRoutes {
+    fn apply(&mut self, event: &Event) {
+        TargetRoutes::apply(self, event);
+    }
+    fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
+        TargetRoutes::forget_dump(self, keep);
+    }
+}
+
+impl ReplaySink for (&mut TargetRoutes, &mut OriginsBuilder) {
+    fn apply(&mut self, event: &Event) {
+        self.0.apply(event);
+        self.1.apply(event);
+    }
+    fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
+        self.0.forget_dump(keep);
+        self.1.forget_dump(keep);
+    }
+}
+
+/// Which events of one collector are replayed, and over which base (see the module docs of
+/// [`super::state`] for the rule).
+///
+/// A base is the collector's RIB dump (for every peer), or a peer's session going to
+/// Established (for that peer: it starts with no routes). An event is replayed only for a peer
+/// with a base. Before each event, every base more than `max_age` older than the event is
+/// dropped with its routes: those peers are unknown again until a newer dump or session start.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    max_age: i64,
+    dump: Option<i64>,
+    /// Peers whose base is their session: peer → (index, time it went to Established).
+    sessions: HashMap<PeerId, (u32, i64)>,
+    replayed: usize,
+}
+
+impl Replay {
+    /// A collector whose state starts from a RIB dump taken at `dump` (`None`: no dump).
+    pub fn new(dump: Option<i64>, max_age: i64) -> Self {
+        Self {
+            max_age,
+            dump,
+            sessions: HashMap::new(),
+            replayed: 0,
+        }
+    }
+
+    /// Drops the bases more than the maximum age older than `time`, with their routes.
+    pub fn expire(&mut self, time: i64, sink: &mut impl ReplaySink) {
+        if self.dump.is_some_and(|d| time - d > self.max_age) {
+            self.dump = None;
+            sink.forget_dump(&self.sessions);
+        }
+        let max_age = self.max_age;
+        self.sessions.retain(|peer, (peer_index, since)| {
+            let live = time - *since <= max_age;
+            if !live {
+                sink.apply(&Event::SessionDown {
+                    peer: *peer,
+                    peer_index: *peer_index,
+                });
+            }
+            live
+        });
+    }
+
+    /// Replays one event if its peer has a base (after dropping expired bases).
+    pub fn step(&mut self, event: &TimedEvent, sink: &mut impl ReplaySink) {
+        self.expire(event.time, sink);
+        let known = match &event.event {
+            Event::SessionUp { peer, peer_index } => {
+                self.sessions.insert(*peer, (*peer_index, event.time));
+                true
+            }
+            Event::Update { peer, .. } | Event::SessionDown { peer, .. } => {
+                self.dump.is_some() || self.sessions.contains_key(peer)
+            }
+        };
+        if known {
+            sink.apply(&event.event);
+            self.replayed += 1;
+        }
+    }
+
+    /// Whether any route of the collector is known: its dump is still used, or some peer's
+    /// session start is.
+    pub fn has_data(&self) -> bool {
+        self.dump.is_some() || !self.sessions.is_empty()
+    }
+
+    /// Whether the dump is still used.
+    pub fn dump_used(&self) -> bool {
+        self.dump.is_some()
+    }
+
+    /// Peers known from their session start, with the time it was seen.
+    pub fn session_peers(&self) -> impl Iterator<Item = (PeerId, i64)> + '_ {
+        self.sessions.iter().map(|(p, (_, since))| (*p, *since))
+    }
+
+    /// Events replayed so far.
+    pub fn replayed(&self) -> usize {
+        self.replayed
+    }
+
+    /// The oldest base still used.
+    pub fn oldest_base(&self) -> Option<i64> {
+        self.dump
+            .into_iter()
+            .chain(self.sessions.values().map(|(_, since)| *since))
+            .min()
     }
 }
 

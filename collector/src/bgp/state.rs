@@ -11,27 +11,46 @@
 //! events after it. Taking them to be in the dump would lose every change made in that
 //! second after the dump, such as a session going down right after it.
 //!
-//! A collector without a dump ≤ t contributes nothing; when no collector has one the state is
-//! `None`: there is no BGP data for t, and nothing is borrowed from a later snapshot.
+//! A peer whose session is seen going to Established (a BGP4MP state change to 6) has a known
+//! state from that moment on without any dump: no routes, then what its updates announce and
+//! withdraw. So an update file alone gives a state for the peers whose sessions start in it;
+//! the other peers of a collector without a dump ≤ t contribute nothing, and so do such peers
+//! while none of them has a route yet (their tables are still arriving). When no collector
+//! has a dump ≤ t or such a peer, the state is `None`: there is no BGP data for t, and
+//! nothing is borrowed from a later snapshot.
+//!
+//! Maximum replay age ([`MAX_REPLAY_AGE_S`], 24 h; [`BgpState::at_with`] takes another):
+//! updates are replayed over a base — the collector's RIB dump, or a peer's session start —
+//! only while the base is at most that old. Before each event, every base older than the
+//! maximum age before the event is dropped with its routes, and those peers contribute
+//! nothing until a newer dump of their collector or a new session start. Update files of
+//! another year loaded under the same collector name (files without a collector name all go
+//! to `unknown`) thus never stack onto an old dump. With no event after it, a dump stays the
+//! state for any later t: the state's age ([`BgpState::age_s`]) then says how old it is, and
+//! the verdicts say `stale-bgp`. The rule is the same in [`super::timeline`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 
 use ipnet::Ipv4Net;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::aspath::AsPath;
 use super::prefix::{covering, from_parts, overlaps_any, to_parts};
 use super::replay::{
-    CollectorOrigins, Event, OriginsBuilder, PeerId, PrefixKey, TargetRoutes, TimedEvent,
+    CollectorOrigins, Event, OriginsBuilder, PeerId, PrefixKey, Replay, TargetRoutes, TimedEvent,
 };
 use super::routeset::{RouteSet, parse_asns};
 use super::upstream::{AnnouncedUpstreams, Visibility};
 use super::{ESTABLISHED, unix_seconds};
 use crate::db::Db;
 use crate::settings::{SettingsError, Target};
+
+/// The maximum replay age (seconds): updates are replayed over a base (a RIB dump, or a
+/// peer's session going to Established) only up to this long after it (see the module docs).
+pub const MAX_REPLAY_AGE_S: i64 = 24 * 3600;
 
 /// Why BGP data could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +91,14 @@ pub struct StateSource {
     pub collector: String,
     /// `collectors.id`.
     pub collector_id: i64,
-    /// `mrt_files.id` of the RIB dump.
-    pub dump_file_id: i64,
+    /// Peers whose routes are known from their session start rather than from the dump.
+    pub session_peers: usize,
+    /// `mrt_files.id` of the RIB dump; `None` when the dump is not used (see the module docs).
+    pub dump_file_id: Option<i64>,
     /// Name of the RIB dump file.
-    pub dump_file: String,
+    pub dump_file: Option<String>,
     /// The dump's time (UNIX seconds).
-    pub dump_time: i64,
+    pub dump_time: Option<i64>,
     /// BGP4MP events replayed after the dump.
     pub events_replayed: usize,
     /// Up to when this collector's data is known (UNIX seconds): the dump's time, or the
@@ -122,36 +143,74 @@ pub struct BgpState {
 }
 
 impl BgpState {
-    /// The state at `t`, or `None` when no RIB dump was taken at or before `t`.
+    /// The state at `t`, or `None` when no collector has data for `t` (see the module docs),
+    /// with the default maximum replay age.
     pub fn at(db: &Db, t: OffsetDateTime) -> Result<Option<Self>, BgpError> {
+        Self::at_with(db, t, MAX_REPLAY_AGE_S)
+    }
+
+    /// The state at `t` with updates replayed over a base only up to `max_replay_age_s`
+    /// seconds after it (see the module docs).
+    pub fn at_with(
+        db: &Db,
+        t: OffsetDateTime,
+        max_replay_age_s: i64,
+    ) -> Result<Option<Self>, BgpError> {
         let conn = db.conn();
         let t = unix_seconds(t);
-        let dumps = latest_dumps(conn, t)?;
-        if dumps.is_empty() {
-            return Ok(None);
-        }
+        let dumps: HashMap<i64, LatestDump> = latest_dumps(conn, t)?
+            .into_iter()
+            .map(|d| (d.collector_id, d))
+            .collect();
         let target = db.target()?;
         let peers = load_peers(conn)?;
         let mut routes = TargetRoutes::default();
         let mut origins = Vec::new();
         let mut sources = Vec::new();
-        for dump in dumps {
-            load_rib_routes(conn, dump.dump_file_id, &mut routes)?;
-            let events = load_events(conn, dump.collector_id, dump.dump_time, t, false)?;
-            let mut builder = OriginsBuilder::default();
-            for e in &events {
-                routes.apply(&e.event);
-                builder.apply(&e.event);
+        for (collector_id, collector) in collectors(conn)? {
+            let dump = dumps.get(&collector_id);
+            let mut collector_routes = TargetRoutes::default();
+            if let Some(d) = dump {
+                load_rib_routes(conn, d.file_id, &mut collector_routes)?;
             }
-            let (base, sets) = load_route_sets(conn, dump.collector_id, dump.dump_time)?;
+            let from = dump.map_or(i64::MIN, |d| d.time);
+            let events = load_events(conn, collector_id, from, t, false)?;
+            let mut builder = OriginsBuilder::default();
+            let mut replay = Replay::new(dump.map(|d| d.time), max_replay_age_s);
+            for e in &events {
+                replay.step(e, &mut (&mut collector_routes, &mut builder));
+            }
+            // Peers known only from their session start, with no route yet: their table is
+            // still arriving, and an empty table says nothing.
+            if !replay.dump_used() && collector_routes.is_empty() && !builder.has_announcements() {
+                continue;
+            }
+            let dump = dump.filter(|_| replay.dump_used());
+            let (base, sets) = match dump {
+                Some(d) => load_route_sets(conn, collector_id, d.time)?,
+                None => (HashMap::new(), Vec::new()),
+            };
             origins.push(builder.finish(base, sets));
-            let data_until = updates_known_until(conn, dump.collector_id, dump.dump_time, t)?
-                .map_or(dump.dump_time, |u| u.max(dump.dump_time));
+            routes.extend(collector_routes);
+            // Updates are known up to the end of the update files after the oldest base in
+            // use, but never replayed beyond the maximum age after it.
+            let since = replay.oldest_base().unwrap_or(t);
+            let data_until = updates_known_until(conn, collector_id, since, t)?
+                .map_or(since, |u| u.max(since))
+                .min(since.saturating_add(max_replay_age_s));
             sources.push(StateSource {
-                events_replayed: events.len(),
+                collector,
+                collector_id,
+                session_peers: replay.session_peers().count(),
+                dump_file_id: dump.map(|d| d.file_id),
+                dump_file: dump.map(|d| d.file.clone()),
+                dump_time: dump.map(|d| d.time),
+                events_replayed: replay.replayed(),
                 data_until,
-                ..dump
             });
+        }
+        if sources.is_empty() {
+            return Ok(None);
         }
         Ok(Some(Self {
             time: t,
@@ -298,8 +357,27 @@ impl BgpState {
     }
 }
 
+/// A collector's RIB dump.
+#[derive(Debug, Clone)]
+pub(crate) struct LatestDump {
+    pub(crate) collector_id: i64,
+    /// `mrt_files.id`.
+    pub(crate) file_id: i64,
+    /// Its file name.
+    pub(crate) file: String,
+    /// Its time.
+    pub(crate) time: i64,
+}
+
+/// Every collector: (id, name), by name.
+pub(crate) fn collectors(conn: &Connection) -> Result<Vec<(i64, String)>, BgpError> {
+    let mut stmt = conn.prepare_cached("SELECT id, name FROM collectors ORDER BY name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The last RIB dump at or before `t`, per collector.
-pub(crate) fn latest_dumps(conn: &Connection, t: i64) -> Result<Vec<StateSource>, BgpError> {
+pub(crate) fn latest_dumps(conn: &Connection, t: i64) -> Result<Vec<LatestDump>, BgpError> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.id, c.name, f.id, f.name, f.dump_time
          FROM collectors c
@@ -309,14 +387,11 @@ pub(crate) fn latest_dumps(conn: &Connection, t: i64) -> Result<Vec<StateSource>
          ORDER BY c.name",
     )?;
     let rows = stmt.query_map([t], |r| {
-        Ok(StateSource {
+        Ok(LatestDump {
             collector_id: r.get(0)?,
-            collector: r.get(1)?,
-            dump_file_id: r.get(2)?,
-            dump_file: r.get(3)?,
-            dump_time: r.get(4)?,
-            events_replayed: 0,
-            data_until: r.get(4)?,
+            file_id: r.get(2)?,
+            file: r.get(3)?,
+            time: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -393,9 +468,14 @@ pub(crate) fn load_rib_routes(
     Ok(())
 }
 
+/// The state changes that are events: a session leaving or reaching Established (`?4`).
+const SESSION_CHANGE: &str =
+    "((s.old_state = ?4 AND s.new_state != ?4) OR (s.new_state = ?4 AND s.old_state != ?4))";
+
 /// The BGP4MP events of a collector with `from <= time <= until`, in replay order (see the
-/// module docs for why a dump's own second is included). Only session downs among the state
-/// changes; only target-overlapping updates when `targets_only`.
+/// module docs for why a dump's own second is included). Among the state changes, only
+/// sessions leaving or reaching Established; only target-overlapping updates when
+/// `targets_only`.
 pub(crate) fn load_events(
     conn: &Connection,
     collector_id: i64,
@@ -445,27 +525,54 @@ pub(crate) fn load_events(
             },
         });
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.time, s.file_id, s.seq, s.peer_id, p.peer_index
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT s.time, s.file_id, s.seq, s.peer_id, p.peer_index, s.new_state = ?4
          FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
-         WHERE p.collector_id = ?1 AND s.time >= ?2 AND s.time <= ?3
-           AND s.old_state = ?4 AND s.new_state != ?4",
-    )?;
+         WHERE p.collector_id = ?1 AND s.time >= ?2 AND s.time <= ?3 AND {SESSION_CHANGE}"
+    ))?;
     let mut rows = stmt.query(params![collector_id, from, until, ESTABLISHED])?;
     while let Some(r) = rows.next()? {
+        let (peer, peer_index) = (r.get(3)?, r.get(4)?);
         events.push(TimedEvent {
             time: r.get(0)?,
             file_id: r.get(1)?,
             seq: r.get(2)?,
             collector: collector_id,
-            event: Event::SessionDown {
-                peer: r.get(3)?,
-                peer_index: r.get(4)?,
+            event: if r.get(5)? {
+                Event::SessionUp { peer, peer_index }
+            } else {
+                Event::SessionDown { peer, peer_index }
             },
         });
     }
     events.sort_by_key(TimedEvent::order_key);
     Ok(events)
+}
+
+/// The time of the collector's first event (update, or session leaving or reaching
+/// Established) after `after`: when a base of time `after - max age` stops being used.
+pub(crate) fn first_event_after(
+    conn: &Connection,
+    collector_id: i64,
+    after: i64,
+) -> Result<Option<i64>, BgpError> {
+    // In time order from `after` (the time indexes), stopping at the collector's first row.
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.time FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
+         WHERE u.time > ?2 AND p.collector_id = ?1 ORDER BY u.time LIMIT 1",
+    )?;
+    let update: Option<i64> = stmt
+        .query_row(params![collector_id, after], |r| r.get(0))
+        .optional()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT s.time FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
+         WHERE s.time > ?2 AND p.collector_id = ?1 AND {} ORDER BY s.time LIMIT 1",
+        SESSION_CHANGE.replace("?4", "?3")
+    ))?;
+    let change: Option<i64> = stmt
+        .query_row(params![collector_id, after, ESTABLISHED], |r| r.get(0))
+        .optional()?;
+    Ok(update.into_iter().chain(change).min())
 }
 
 /// The route sets of every prefix in a collector's RIB dump taken at `dump_time`.
@@ -513,9 +620,9 @@ mod tests {
             .execute_batch(
                 "INSERT INTO collectors (id, name) VALUES (1, 'rc');
                  INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
-                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');
+                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);
                  INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
-                     'BGP4MP', NULL, 900, 990, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');",
+                     'BGP4MP', NULL, 900, 990, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
             )
             .unwrap();
         let at = |t| BgpState::at(&db, OffsetDateTime::from_unix_timestamp(t).unwrap()).unwrap();
@@ -524,9 +631,12 @@ mod tests {
             "updates alone are no state, and 1000 is later"
         );
         let state = at(1000).unwrap();
-        assert_eq!(state.sources()[0].dump_time, 1000);
+        assert_eq!(state.sources()[0].dump_time, Some(1000));
         assert!(state.origins_lpm("10.0.0.1".parse().unwrap()).is_none());
-        assert_eq!(at(5000).unwrap().sources()[0].dump_file, "rib");
+        assert_eq!(
+            at(5000).unwrap().sources()[0].dump_file.as_deref(),
+            Some("rib")
+        );
         // The updates file ends before the dump: the age counts from the dump.
         assert_eq!(at(5000).unwrap().age_s(), 4000);
         assert_eq!(at(1000).unwrap().age_s(), 0);
@@ -539,9 +649,9 @@ mod tests {
             .execute_batch(
                 "INSERT INTO collectors (id, name) VALUES (1, 'rc');
                  INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
-                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');
+                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);
                  INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
-                     'BGP4MP', NULL, 1000, 1299, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '');",
+                     'BGP4MP', NULL, 1000, 1299, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
             )
             .unwrap();
         let age = |t| {

@@ -4,8 +4,9 @@
 //!
 //! The state is piecewise constant: it changes only at RIB dump times and BGP4MP event times,
 //! and at every instant it is exactly what [`BgpState::at`](super::BgpState::at) would build
-//! (per collector, last dump ≤ t plus the events from its second up to t). Events stamped with
-//! a dump's own second are applied after the dump, as in `BgpState::at` (see there why).
+//! (per collector, last dump ≤ t plus the events from its second up to t, and peers known
+//! from their session start, within the maximum replay age). Events stamped with a dump's own
+//! second are applied after the dump, as in `BgpState::at` (see there why).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,8 +14,11 @@ use ipnet::Ipv4Net;
 use rusqlite::params;
 use time::OffsetDateTime;
 
-use super::replay::{TargetRoutes, TimedEvent};
-use super::state::{BgpError, latest_dumps, load_events, load_rib_routes};
+use super::replay::{Event, Replay, TargetRoutes, TimedEvent};
+use super::state::{
+    BgpError, LatestDump, MAX_REPLAY_AGE_S, collectors, first_event_after, latest_dumps,
+    load_events, load_rib_routes,
+};
 use super::unix_seconds;
 use super::upstream::{AnnouncedUpstreams, Visibility};
 use crate::db::Db;
@@ -22,20 +26,31 @@ use crate::db::Db;
 /// The target routes of every collector with data at one instant.
 #[derive(Debug, Default)]
 pub struct TargetView {
-    collectors: BTreeMap<i64, TargetRoutes>,
+    collectors: BTreeMap<i64, CollectorView>,
+}
+
+/// One collector in a [`TargetView`]: its routes, and which of its events are replayed.
+#[derive(Debug)]
+struct CollectorView {
+    routes: TargetRoutes,
+    replay: Replay,
 }
 
 impl TargetView {
-    /// Whether any collector has a RIB dump at or before this instant.
+    /// Whether any collector has data at this instant: a RIB dump in use, or peers known
+    /// from their session start (see [`super::state`]) with a target route: until their
+    /// first one arrives, their tables are still arriving.
     pub fn has_data(&self) -> bool {
-        !self.collectors.is_empty()
+        self.collectors
+            .values()
+            .any(|c| c.replay.dump_used() || (c.replay.has_data() && !c.routes.is_empty()))
     }
 
     /// Target-overlapping prefixes with at least one route.
     pub fn prefixes(&self) -> BTreeSet<Ipv4Net> {
         self.collectors
             .values()
-            .flat_map(TargetRoutes::prefixes)
+            .flat_map(|c| c.routes.prefixes())
             .collect()
     }
 
@@ -44,7 +59,7 @@ impl TargetView {
         AnnouncedUpstreams::from_routes(
             self.collectors
                 .values()
-                .flat_map(|r| r.routes(prefix))
+                .flat_map(|c| c.routes.routes(prefix))
                 .map(|((peer, _), path)| (*peer, path)),
             target_asn,
         )
@@ -52,17 +67,23 @@ impl TargetView {
 }
 
 enum Step {
-    /// The dump first at equal times: `Dump` sorts before `Event`.
+    /// The dump first at equal times: `Dump` sorts before `Expire`, `Expire` before `Event`.
     Dump {
         collector: i64,
         file_id: i64,
+        time: i64,
+    },
+    /// The collector's first event after a base's maximum replay age: the bases it outlived
+    /// are dropped (in `BgpState::at` the same happens before that event is replayed).
+    Expire {
+        collector: i64,
     },
     Event(TimedEvent),
 }
 
 /// Calls `visit(t, view)` with the state at `a`, then after every change in (a, b], in time
 /// order. A dump followed by events of its own second is visited twice at that second: as
-/// taken, then with the events. `view.has_data()` is false while no collector has a dump.
+/// taken, then with the events. `view.has_data()` is false while no collector has data.
 pub fn walk_target_routes(
     db: &Db,
     a: i64,
@@ -70,16 +91,41 @@ pub fn walk_target_routes(
     mut visit: impl FnMut(i64, &TargetView, Option<i64>),
 ) -> Result<(), BgpError> {
     let conn = db.conn();
+    let max_age = MAX_REPLAY_AGE_S;
     let mut view = TargetView::default();
-    // Collector → time from which its events matter.
-    let mut event_floor: BTreeMap<i64, i64> = BTreeMap::new();
-    for dump in latest_dumps(conn, a)? {
-        let mut routes = TargetRoutes::default();
-        load_rib_routes(conn, dump.dump_file_id, &mut routes)?;
-        view.collectors.insert(dump.collector_id, routes);
-        event_floor.insert(dump.collector_id, dump.dump_time);
-    }
     let mut steps: Vec<(i64, u8, i64, i64, Step)> = Vec::new();
+    // When the base of time `base` stops being used: its collector's first event after it
+    // is older than the maximum age.
+    let expire_step = |collector: i64, base: i64| -> Result<_, BgpError> {
+        Ok(
+            first_event_after(conn, collector, base.saturating_add(max_age))?
+                .filter(|t| *t <= b)
+                .map(|t| (t, 1, 0, 0, Step::Expire { collector })),
+        )
+    };
+    let dumps: BTreeMap<i64, LatestDump> = latest_dumps(conn, a)?
+        .into_iter()
+        .map(|d| (d.collector_id, d))
+        .collect();
+    for (collector, _) in collectors(conn)? {
+        let mut routes = TargetRoutes::default();
+        let dump = dumps.get(&collector);
+        if let Some(d) = dump {
+            load_rib_routes(conn, d.file_id, &mut routes)?;
+            steps.extend(expire_step(collector, d.time)?);
+        }
+        let replay = Replay::new(dump.map(|d| d.time), max_age);
+        view.collectors
+            .insert(collector, CollectorView { routes, replay });
+        // Without a dump, sessions seen going to Established before `a` count too.
+        let floor = dump.map_or(i64::MIN, |d| d.time);
+        for e in load_events(conn, collector, floor, b, true)? {
+            if matches!(e.event, Event::SessionUp { .. }) {
+                steps.extend(expire_step(collector, e.time)?);
+            }
+            steps.push((e.time, 2, e.file_id, e.seq, Step::Event(e)));
+        }
+    }
     {
         let mut stmt = conn.prepare_cached(
             "SELECT collector_id, id, dump_time FROM mrt_files
@@ -88,13 +134,18 @@ pub fn walk_target_routes(
         let mut rows = stmt.query(params![a, b])?;
         while let Some(r) = rows.next()? {
             let (collector, file_id, time): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            event_floor.entry(collector).or_insert(time);
-            steps.push((time, 0, file_id, 0, Step::Dump { collector, file_id }));
-        }
-    }
-    for (collector, floor) in &event_floor {
-        for e in load_events(conn, *collector, *floor, b, true)? {
-            steps.push((e.time, 1, e.file_id, e.seq, Step::Event(e)));
+            steps.extend(expire_step(collector, time)?);
+            steps.push((
+                time,
+                0,
+                file_id,
+                0,
+                Step::Dump {
+                    collector,
+                    file_id,
+                    time,
+                },
+            ));
         }
     }
     steps.sort_by_key(|(t, kind, file, seq, _)| (*t, *kind, *file, *seq));
@@ -106,40 +157,63 @@ pub fn walk_target_routes(
         if *t > a {
             break;
         }
-        let (_, _, file, _, step) = steps.next().expect("peeked");
-        apply(conn, &mut view, step)?;
-        last_file = Some(file);
+        let (t, _, file, _, step) = steps.next().expect("peeked");
+        if !matches!(step, Step::Expire { .. }) {
+            last_file = Some(file);
+        }
+        apply(conn, &mut view, t, step)?;
     }
     visit(a, &view, last_file);
     while let Some((t, _, file, _, step)) = steps.next() {
         let mut dumped = matches!(step, Step::Dump { .. });
-        apply(conn, &mut view, step)?;
-        let mut last = file;
+        let mut last = last_file;
+        if !matches!(step, Step::Expire { .. }) {
+            last = Some(file);
+        }
+        apply(conn, &mut view, t, step)?;
         while let Some((_, _, file, _, step)) = steps.next_if(|(next, ..)| *next == t) {
             if dumped && matches!(step, Step::Event(_)) {
                 // The dump as taken, before the events of its second: they change it.
-                visit(t, &view, Some(last));
+                visit(t, &view, last);
                 dumped = false;
             }
-            apply(conn, &mut view, step)?;
-            last = file;
+            if !matches!(step, Step::Expire { .. }) {
+                last = Some(file);
+            }
+            apply(conn, &mut view, t, step)?;
         }
-        visit(t, &view, Some(last));
+        last_file = last;
+        visit(t, &view, last);
     }
     Ok(())
 }
 
-fn apply(conn: &rusqlite::Connection, view: &mut TargetView, step: Step) -> Result<(), BgpError> {
+fn apply(
+    conn: &rusqlite::Connection,
+    view: &mut TargetView,
+    t: i64,
+    step: Step,
+) -> Result<(), BgpError> {
     match step {
-        Step::Dump { collector, file_id } => {
+        Step::Dump {
+            collector,
+            file_id,
+            time,
+        } => {
             let mut routes = TargetRoutes::default();
             load_rib_routes(conn, file_id, &mut routes)?;
-            view.collectors.insert(collector, routes);
+            let replay = Replay::new(Some(time), MAX_REPLAY_AGE_S);
+            view.collectors
+                .insert(collector, CollectorView { routes, replay });
+        }
+        Step::Expire { collector } => {
+            if let Some(c) = view.collectors.get_mut(&collector) {
+                c.replay.expire(t, &mut c.routes);
+            }
         }
         Step::Event(e) => {
-            // A collector's events only count once it has a dump.
-            if let Some(routes) = view.collectors.get_mut(&e.collector) {
-                routes.apply(&e.event);
+            if let Some(c) = view.collectors.get_mut(&e.collector) {
+                c.replay.step(&e, &mut c.routes);
             }
         }
     }

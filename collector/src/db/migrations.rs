@@ -11,6 +11,10 @@
 //! - v3: `agents` (upload tokens, by SHA-256) and `receipts` (how each uploaded result
 //!   arrived: batch, receive time, the agent's clock offset).
 //! - v4: `cymru_cache` (Team Cymru origin answers with the time they were looked up).
+//! - v5: `mrt_files.truncated` (RIB dumps loaded with `--accept-truncated`) and
+//!   `as_adjacencies` (adjacent AS pairs of every loaded IPv4 path, for the border rule). An
+//!   upgraded database starts with no adjacencies: files loaded before v5 only contribute
+//!   their target paths to the border rule until they are loaded again into a new database.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -22,7 +26,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::DbError;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 4;
+pub const CURRENT_VERSION: u32 = 5;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -212,6 +216,27 @@ CREATE TABLE cymru_cache (
 ) WITHOUT ROWID;
 ";
 
+/// The changes of v5: truncated files and the AS adjacencies of all loaded paths.
+const BGP_V5: &str = "
+-- 1: the file is a RIB dump cut short (a partial download) loaded with --accept-truncated:
+-- only the complete records before the cut were kept, so it misses the rest of the table.
+ALTER TABLE mrt_files ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0
+    CHECK (truncated IN (0, 1));
+
+-- Every pair of ASes seen next to each other in the AS path of a loaded IPv4 route (RIB
+-- entries and announcements, any prefix), stored once with a < b. Prepending is collapsed;
+-- an AS_SET breaks adjacency (its members' order is unknown). first_seen and last_seen are
+-- the MRT times of the first and last record that had the pair.
+CREATE TABLE as_adjacencies (
+    a          INTEGER NOT NULL,
+    b          INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    PRIMARY KEY (a, b),
+    CHECK (a < b)
+) WITHOUT ROWID;
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -263,7 +288,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(RESULTS)?;
     tx.execute_batch(BGP_V2)?;
     tx.execute_batch(UPLOADS_V3)?;
-    tx.execute_batch(CYMRU_CACHE_V4)
+    tx.execute_batch(CYMRU_CACHE_V4)?;
+    tx.execute_batch(BGP_V5)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -278,6 +304,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         }
         2 => tx.execute_batch(UPLOADS_V3),
         3 => tx.execute_batch(CYMRU_CACHE_V4),
+        4 => tx.execute_batch(BGP_V5),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

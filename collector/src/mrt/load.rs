@@ -14,7 +14,16 @@
 //!   overlaps a target) and withdrawal (`bgp_updates`), and every state change
 //!   (`peer_state_changes`).
 //!
+//! - Every file: the pairs of ASes adjacent in the path of any IPv4 route (`as_adjacencies`,
+//!   see [`crate::bgp::adjacency`]).
+//!
 //! IPv6 prefixes and other address families are skipped and counted.
+//!
+//! A file cut short (a partial download: the compressed stream or the last record ends early)
+//! is refused like any damaged file, unless [`LoadOptions::accept_truncated`] is set: then the
+//! complete records read before the cut are kept and the file is flagged
+//! (`mrt_files.truncated`, [`FileSummary::truncated_at`]). A truncated RIB dump lacks the
+//! prefixes after the cut, so it is never taken for a complete table silently.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -23,6 +32,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bgpkit_parser::BgpkitParser;
+use bgpkit_parser::error::ParserError;
 use indicatif::ProgressBar;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -39,6 +49,9 @@ pub struct LoadOptions {
     pub collector: Option<String>,
     /// Target network; `None`: the one stored in the database, or the default.
     pub target: Option<Target>,
+    /// Keep the complete records of a file cut short (a partial download) instead of
+    /// refusing it, and flag the file as truncated. A corrupt record is still refused.
+    pub accept_truncated: bool,
 }
 
 /// RIB dump or update file.
@@ -128,9 +141,16 @@ pub struct FileSummary {
     pub ipv6_skipped: u64,
     /// RIB entries, announcements and withdrawals of other address families (skipped).
     pub other_skipped: u64,
+    /// Distinct pairs of adjacent ASes in the paths of the file's IPv4 routes.
+    pub as_adjacencies: u64,
     /// NLRI fields bgpkit-parser could not parse (RFC 7606 malformed NLRI): their prefixes
     /// are unknown, so nothing of them is kept. Each is logged with its record's offset.
     pub malformed_nlri: u64,
+    /// Files loaded with `accept_truncated` that were cut short: the decompressed offset of
+    /// the cut, i.e. the bytes of the complete records kept (`records` of them).
+    pub truncated_at: Option<u64>,
+    /// What the user should know about the load (printed on stderr by `bgp load`).
+    pub warnings: Vec<String>,
     /// Wall-clock time of the load.
     pub elapsed: Duration,
 }
@@ -165,7 +185,8 @@ pub enum LoadError {
     /// The compressed stream is damaged or cut short.
     #[error(
         "{file}: {compression} stream is damaged or cut short after {offset} decompressed bytes \
-         (in MRT record #{record}): {detail}; nothing from this file was loaded"
+         (in MRT record #{record}): {detail}; nothing from this file was loaded (a partial \
+         download? --accept-truncated keeps the complete records before the cut)"
     )]
     Decompress {
         /// The file.
@@ -293,6 +314,8 @@ pub fn load_file(
     let compression = input.compression;
     let mut records = BgpkitParser::from_reader(input.reader).into_fallible_record_iter();
     let mut number = 0u64;
+    // With `accept_truncated`: where the stream was cut (the end of the last complete record).
+    let mut truncated_at = None;
     loop {
         let offset = mrt_tap.bytes();
         let Some(next) = records.next() else { break };
@@ -300,15 +323,38 @@ pub fn load_file(
         match next {
             Ok(record) => loader.on_record(record, offset, number)?,
             Err(e) => {
-                return Err(stream_error(path, compression, &mrt_tap, number).unwrap_or(
-                    LoadError::Corrupt {
-                        file: path.to_path_buf(),
-                        offset,
-                        record: number,
+                // The file ends inside this record: the decoder reports a cut stream, or a
+                // plain file ends before the record's length.
+                let ends_here = match &e.error {
+                    ParserError::EofError(_) => true,
+                    ParserError::IoError(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
+                    _ => false,
+                };
+                let error =
+                    stream_error(path, compression, &mrt_tap, number).unwrap_or_else(|| {
                         // bgpkit-parser's messages start with "Error: ".
-                        detail: e.to_string().trim_start_matches("Error: ").to_string(),
-                    },
-                ));
+                        let mut detail = e.to_string().trim_start_matches("Error: ").to_string();
+                        if ends_here {
+                            detail.push_str(
+                                " (the file ends inside this record: a partial download? \
+                             --accept-truncated keeps the complete records before it)",
+                            );
+                        }
+                        LoadError::Corrupt {
+                            file: path.to_path_buf(),
+                            offset,
+                            record: number,
+                            detail,
+                        }
+                    });
+                if options.accept_truncated
+                    && (ends_here || matches!(error, LoadError::Decompress { .. }))
+                {
+                    truncated_at = Some(offset);
+                    number -= 1;
+                    break;
+                }
+                return Err(error);
             }
         }
         if number.is_multiple_of(4096)
@@ -319,8 +365,13 @@ pub fn load_file(
     }
     // bgpkit treats an UnexpectedEof at a record boundary as the end of the file; the decoder
     // may have reported a cut stream exactly there.
-    if let Some(e) = stream_error(path, compression, &mrt_tap, number + 1) {
-        return Err(e);
+    if truncated_at.is_none()
+        && let Some(e) = stream_error(path, compression, &mrt_tap, number + 1)
+    {
+        if !options.accept_truncated {
+            return Err(e);
+        }
+        truncated_at = Some(mrt_tap.bytes());
     }
     if number == 0 {
         return Err(LoadError::Empty {
@@ -331,10 +382,14 @@ pub fn load_file(
         pb.set_position(file_read.load(Ordering::Relaxed));
         pb.set_message(format!("{}: writing", summary_name(path)));
     }
-    let mrt_sha256 = mrt_sha256
-        .borrow_mut()
-        .take()
-        .expect("a stream that ended cleanly has a hash");
+    // A cut stream has no hash of its own: the file's hash stands for it (it is unique too).
+    let mrt_sha256 = match truncated_at {
+        Some(_) => format!("truncated:{}", loader.summary.sha256),
+        None => mrt_sha256
+            .borrow_mut()
+            .take()
+            .expect("a stream that ended cleanly has a hash"),
+    };
     if let Some(loaded_as) = tx
         .query_row(
             "SELECT name FROM mrt_files WHERE mrt_sha256 = ?1",
@@ -362,10 +417,57 @@ pub fn load_file(
             other,
         });
     }
-    let mut summary = loader.finish(mrt_tap.bytes(), number, mrt_sha256)?;
+    loader.summary.truncated_at = truncated_at;
+    let mut summary = loader.finish(truncated_at.unwrap_or(mrt_tap.bytes()), number, mrt_sha256)?;
+    if options.collector.is_none() && summary.collector == UNKNOWN_COLLECTOR {
+        summary.warnings.push(format!(
+            "loaded for collector {UNKNOWN_COLLECTOR}: no collector name in the file name or path; \
+             pass --collector NAME: files of different collectors must not be mixed"
+        ));
+    }
+    if summary.kind == FileKind::Updates.as_str()
+        && let Some(warning) = no_base_warning(&tx, collector_id, &summary).map_err(db_err)?
+    {
+        summary.warnings.push(warning);
+    }
     tx.commit().map_err(db_err)?;
     summary.elapsed = started.elapsed();
     Ok(LoadOutcome::Loaded(Box::new(summary)))
+}
+
+/// The collector name given to files whose name and path name none.
+pub const UNKNOWN_COLLECTOR: &str = "unknown";
+
+/// An update file adds to the BGP state only over a base (see [`crate::bgp::state`]): a RIB
+/// dump of its collector at most the maximum replay age before its updates, or sessions seen
+/// going to Established in it. Without either it adds nothing yet: say so.
+fn no_base_warning(
+    tx: &Transaction<'_>,
+    collector_id: i64,
+    s: &FileSummary,
+) -> rusqlite::Result<Option<String>> {
+    let max_age = crate::bgp::state::MAX_REPLAY_AGE_S;
+    let dump: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM mrt_files WHERE collector_id = ?1
+             AND dump_time >= ?2 - ?4 AND dump_time <= ?3)",
+        params![collector_id, s.first_time, s.last_time, max_age],
+        |r| r.get(0),
+    )?;
+    let established: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM peer_state_changes WHERE file_id = ?1 AND new_state = ?2)",
+        params![s.file_id, crate::bgp::ESTABLISHED],
+        |r| r.get(0),
+    )?;
+    Ok((!dump && !established).then(|| {
+        format!(
+            "no RIB dump of collector {c} up to {h} h before these updates, and no \
+             session in the file is seen going to Established: the file adds nothing to the BGP \
+             state until a RIB dump of collector {c} taken at most {h} h before its updates is \
+             loaded",
+            c = s.collector,
+            h = max_age / 3600
+        )
+    }))
 }
 
 fn summary_name(path: &Path) -> String {
@@ -398,7 +500,7 @@ pub fn derive_collector(path: &Path) -> String {
         .take(6)
         .filter_map(|p| p.file_name())
         .find_map(|n| collector_in_name(&n.to_string_lossy()))
-        .unwrap_or_else(|| "unknown".to_string())
+        .unwrap_or_else(|| UNKNOWN_COLLECTOR.to_string())
 }
 
 fn collector_in_name(name: &str) -> Option<String> {

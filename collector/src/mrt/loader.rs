@@ -12,6 +12,7 @@ use bgpkit_parser::models::{Bgp4MpEnum, BgpMessage, LegacyBgp, MrtMessage, MrtRe
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::load::{FileKind, FileSummary, LoadError};
+use crate::bgp::adjacency::AdjacencyCollector;
 use crate::settings::Target;
 
 /// The kind of file a record belongs in, and the MRT format name recorded for the file.
@@ -62,6 +63,10 @@ pub(super) struct Loader<'a> {
     pub(super) dump: HashMap<(u32, u8), i64>,
     /// Canonical route set text → id (existing and new).
     pub(super) route_sets: HashMap<String, i64>,
+    /// MRT timestamp of the record being loaded.
+    pub(super) record_time: i64,
+    /// Adjacent AS pairs of every IPv4 route's path in the file.
+    pub(super) adjacency: AdjacencyCollector,
 }
 
 impl<'a> Loader<'a> {
@@ -128,6 +133,8 @@ impl<'a> Loader<'a> {
             scratch: Vec::new(),
             dump: HashMap::new(),
             route_sets,
+            record_time: 0,
+            adjacency: AdjacencyCollector::default(),
         })
     }
 
@@ -145,6 +152,7 @@ impl<'a> Loader<'a> {
         number: u64,
     ) -> Result<(), LoadError> {
         let time = i64::from(record.common_header.timestamp);
+        self.record_time = time;
         let (kind, format) = classify(&record.message);
         self.begin(kind, format, time, offset, number)?;
         if self.conflict.is_some() {
@@ -307,6 +315,8 @@ impl<'a> Loader<'a> {
             Some(FileKind::Rib) => self.dump.len() as u64,
             _ => self.update_prefixes.len() as u64,
         };
+        self.adjacency.store(self.tx).map_err(|e| self.db_err(e))?;
+        self.summary.as_adjacencies = self.adjacency.len() as u64;
         if let Some(dump_time) = self.summary.dump_time {
             super::intervals::merge_dump(self.tx, self.collector_id, dump_time, &self.dump)
                 .map_err(|e| self.db_err(e))?;
@@ -317,7 +327,8 @@ impl<'a> Loader<'a> {
                 "UPDATE mrt_files SET mrt_sha256 = ?2, first_time = ?3, last_time = ?4,
                      mrt_bytes = ?5, records = ?6, peers = ?7, prefixes = ?8, rib_entries = ?9,
                      announcements = ?10, withdrawals = ?11, state_changes = ?12,
-                     ipv6_skipped = ?13, other_skipped = ?14, malformed_nlri = ?15
+                     ipv6_skipped = ?13, other_skipped = ?14, malformed_nlri = ?15,
+                     truncated = ?16
                  WHERE id = ?1",
                 params![
                     s.file_id,
@@ -335,6 +346,7 @@ impl<'a> Loader<'a> {
                     s.ipv6_skipped as i64,
                     s.other_skipped as i64,
                     s.malformed_nlri as i64,
+                    s.truncated_at.is_some(),
                 ],
             )
             .map_err(|e| self.db_err(e))?;

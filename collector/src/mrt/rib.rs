@@ -136,6 +136,7 @@ impl Loader<'_> {
         self.current_pairs
             .push((peer.index, start, self.current_asns.len() as u32));
         self.summary.rib_entries += 1;
+        self.adjacency.add_attributes(attributes, self.record_time);
         if overlaps_any(prefix.trunc(), &self.target.prefixes) {
             let path = AsPath::from_attributes(attributes).unwrap_or_default();
             self.tx

@@ -106,6 +106,9 @@ impl Loader<'_> {
         if announced.is_empty() {
             return Ok(());
         }
+        if announced.iter().any(|p| p.prefix.addr().is_ipv4()) {
+            self.adjacency.add_attributes(&update.attributes, time);
+        }
         let mut origins = Vec::new();
         origins_of_attributes(&update.attributes, &mut origins);
         let origins = join_asns(&origins);
