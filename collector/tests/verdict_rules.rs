@@ -421,3 +421,24 @@ fn the_default_route_of_a_real_rib_maps_nothing() {
         Some(15169)
     );
 }
+
+#[test]
+fn the_border_rule_sees_adjacencies_of_paths_away_from_the_target() {
+    // As in a real 2015 file, AS5580 stands next to AS4837 only in paths to other prefixes.
+    let routes = routes_plus(&[
+        ("80.77.0.0/16", 0, "3356 5580"),
+        ("80.77.0.0/16", 1, "1299 5580"),
+        ("80.77.0.0/16", 2, "174 5580"),
+        ("58.14.0.0/15", 0, "3356 5580 4837 17816"),
+    ]);
+    let hops = [(1, "80.77.1.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)];
+    let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
+    let a = &analyze(&db)[0];
+    assert_eq!((a.entry.asn, a.entry.inferred), (Some(5580), false));
+    assert_eq!(a.verdict.kind, VerdictKind::Ambiguous, "{:?}", a.verdict);
+    assert!(
+        a.verdict.reason.starts_with("border"),
+        "{}",
+        a.verdict.reason
+    );
+}
