@@ -12,6 +12,7 @@ pub mod liveness;
 pub mod output;
 pub mod pacing;
 pub mod packet;
+pub mod parking;
 pub mod privilege;
 pub mod service;
 pub mod sockets;

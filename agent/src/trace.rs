@@ -11,9 +11,9 @@
 //! or at a router that rate-limits its ICMP errors (Linux sends about one per
 //! second per destination). So a trace that reaches its gap limit is *parked*,
 //! not stopped: the engine resumes it when other traces toward the same /24 show
-//! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` only
-//! once nothing deeper is known. Silent TTLs at or below the horizon do not count
-//! toward the gap.
+//! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` when
+//! nothing deeper shows up in time ([`crate::parking`] decides, /24 by /24). Silent
+//! TTLs at or below the horizon do not count toward the gap.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -161,7 +161,8 @@ pub struct Trace {
     ttl: u8,
     sent_at_ttl: u8,
     last_answered_ttl: u8,
-    parked: bool,
+    /// When the trace parked at its gap limit, while it is parked.
+    parked_since: Option<Instant>,
     forced_steps: u8,
     first_sent: Option<Instant>,
     stop: Option<StopReason>,
@@ -177,7 +178,7 @@ impl Trace {
             ttl: settings.first_ttl,
             sent_at_ttl: 0,
             last_answered_ttl: 0,
-            parked: false,
+            parked_since: None,
             forced_steps: 0,
             first_sent: None,
             stop: None,
@@ -242,7 +243,7 @@ impl Trace {
             if self.stop.is_some() {
                 return Want::Done;
             }
-            if self.parked {
+            if self.parked_since.is_some() {
                 return Want::Parked;
             }
             if let Some(first) = self.first_sent
@@ -273,7 +274,7 @@ impl Trace {
                 let budget_end = self.first_sent.map(|f| f + self.settings.time_budget);
                 return Want::Wait(budget_end.map_or(deadline, |end| deadline.min(end)));
             }
-            self.finish_hop();
+            self.finish_hop(now);
         }
     }
 
@@ -329,8 +330,8 @@ impl Trace {
         self.stop.get_or_insert(StopReason::Cancelled);
     }
 
-    /// Every probe of the current TTL is resolved: apply the stop rules.
-    fn finish_hop(&mut self) {
+    /// Every probe of the current TTL is resolved (by `now`): apply the stop rules.
+    fn finish_hop(&mut self, now: Instant) {
         let classes: Vec<ReplyClass> = self
             .at_current_ttl()
             .filter_map(|p| p.reply.as_ref().map(|(_, c)| *c))
@@ -344,7 +345,7 @@ impl Trace {
                 self.last_answered_ttl = self.ttl;
             }
             if self.gap(0) >= self.settings.gap_limit {
-                self.parked = true;
+                self.parked_since = Some(now);
             } else {
                 self.next_ttl();
             }
@@ -368,7 +369,12 @@ impl Trace {
 
     /// Whether the trace is parked at its gap limit.
     pub fn is_parked(&self) -> bool {
-        self.parked && self.stop.is_none()
+        self.parked_since.is_some() && self.stop.is_none()
+    }
+
+    /// Since when the trace has been parked, while it is.
+    pub fn parked_since(&self) -> Option<Instant> {
+        self.parked_since.filter(|_| self.stop.is_none())
     }
 
     /// The TTL the trace is at (the last probed, when parked).
@@ -380,12 +386,17 @@ impl Trace {
     /// deepest TTL that answered for this target's /24), it is within its gap
     /// limit. Returns whether it resumed.
     pub fn resume(&mut self, horizon: u8) -> bool {
-        if !self.is_parked() || self.gap(horizon) >= self.settings.gap_limit {
+        if !self.may_resume(horizon) {
             return false;
         }
-        self.parked = false;
+        self.parked_since = None;
         self.next_ttl();
         true
+    }
+
+    /// Whether [`Self::resume`] with this horizon would resume the trace.
+    pub fn may_resume(&self, horizon: u8) -> bool {
+        self.is_parked() && self.gap(horizon) < self.settings.gap_limit
     }
 
     /// Whether [`Self::force_step`] may still push this trace: a pilot goes at
@@ -399,7 +410,7 @@ impl Trace {
     pub fn force_step(&mut self) {
         if self.can_force() {
             self.forced_steps += 1;
-            self.parked = false;
+            self.parked_since = None;
             self.next_ttl();
         }
     }
