@@ -480,7 +480,9 @@ fn assert_agrees(what: &str, expected: &ExpectedTrace, trace: &ScamperTrace) {
                 "{what}"
             );
         }
-        PathEnd::Blackhole { .. } => assert!(!trace.reached(), "{what}"),
+        PathEnd::Blackhole { .. } | PathEnd::Dropped { .. } => {
+            assert!(!trace.reached(), "{what}");
+        }
         PathEnd::Unreachable { node, .. } => panic!("{what}: unexpected dead end at {node}"),
     }
 }
