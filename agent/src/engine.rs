@@ -25,6 +25,7 @@ use crate::pacing::{Pacer, Rates};
 use crate::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
 use crate::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
 use crate::sockets::{AsyncSockets, Listener, SocketError};
+use crate::start_order;
 use crate::targets::Slash24;
 use crate::trace::{Disposition, ReplyClass, Trace, TraceSettings, Want};
 
@@ -230,6 +231,9 @@ struct Engine<'a> {
     ended: HashSet<Slash24>,
     /// Per /24: its pilots past the gap limit at its current horizon.
     explorations: HashMap<Slash24, Exploration>,
+    /// The /24s where some trace parked: their traces wait out silent TTLs, so
+    /// the rest of them start first (see [`crate::start_order`]).
+    slow: HashSet<Slash24>,
     in_flight: usize,
     pacer: &'a mut Pacer,
     wall_start: OffsetDateTime,
@@ -279,6 +283,7 @@ impl<'a> Engine<'a> {
             deepest: HashMap::new(),
             ended: HashSet::new(),
             explorations: HashMap::new(),
+            slow: HashSet::new(),
             in_flight: 0,
             pacer,
             wall_start: OffsetDateTime::now_utc(),
@@ -344,10 +349,34 @@ impl<'a> Engine<'a> {
     fn start_traces(&mut self) {
         // Keep as many traces active as probes may be in flight: each active trace
         // has at most one probe out at a time in survey mode.
+        if self.active.len() >= self.cfg.max_in_flight || self.waiting.is_empty() {
+            return;
+        }
+        let mut active: HashMap<Slash24, usize> = HashMap::new();
+        for &i in &self.active {
+            *active.entry(self.prefix_of(i)).or_default() += 1;
+        }
+        let with_work = self.live.values().filter(|&&n| n > 0).count();
+        let share = start_order::share_of_slots(self.cfg.max_in_flight, with_work);
         while self.active.len() < self.cfg.max_in_flight {
-            let Some(i) = self.waiting.pop() else { break };
+            let slots = &self.slots;
+            let Some(k) = start_order::next_start(
+                &self.waiting,
+                |i| Slash24::of(slots[i].trace.target()),
+                &self.slow,
+                &active,
+                share,
+            ) else {
+                break;
+            };
+            let i = self.waiting.swap_remove(k);
+            *active.entry(self.prefix_of(i)).or_default() += 1;
             self.active.push(i);
         }
+    }
+
+    fn prefix_of(&self, i: usize) -> Slash24 {
+        Slash24::of(self.slots[i].trace.target())
     }
 
     /// Finishes done traces and lists the (trace, TTL) pairs ready to send.
@@ -378,7 +407,9 @@ impl<'a> Engine<'a> {
                     on_result(result);
                 }
                 Want::Parked => {
-                    self.leave_live(Slash24::of(self.slots[i].trace.target()));
+                    let s24 = self.prefix_of(i);
+                    self.leave_live(s24);
+                    self.slow.insert(s24);
                     self.parked.push(i);
                 }
                 Want::Send { ttl } => {

@@ -17,6 +17,7 @@ pub mod privilege;
 pub mod service;
 pub mod sockets;
 pub mod spool;
+pub mod start_order;
 pub mod status;
 pub mod targets;
 pub mod trace;
