@@ -225,7 +225,8 @@ struct Engine<'a> {
     live: HashMap<Slash24, usize>,
     /// Traces per /24 in this run.
     per_prefix: HashMap<Slash24, usize>,
-    /// Per /24: the deepest TTL at which any of its traces got an answer.
+    /// Per /24: the deepest hop from which any of its traces got an answer
+    /// ([`crate::trace::answering_hop`]): its horizon.
     deepest: HashMap<Slash24, u8>,
     /// The /24s for which some trace ended on an answer (reached or unreachable).
     ended: HashSet<Slash24>,
@@ -614,13 +615,14 @@ impl<'a> Engine<'a> {
             arrival.at.saturating_duration_since(sent_at),
         );
         let from = record.address;
+        let hop = crate::trace::answering_hop(ttl, &record);
         match slot.trace.reply(identity, record, class) {
             Disposition::Recorded => {
                 slot.in_flight -= 1;
                 self.in_flight -= 1;
                 self.stats.replies += 1;
                 let deepest = self.deepest.entry(Slash24::of(target)).or_default();
-                *deepest = (*deepest).max(ttl);
+                *deepest = (*deepest).max(hop);
                 if self.sockets.sender.allowlist().allows(from) {
                     self.pacer.learn_boundary(target, ttl);
                 }

@@ -54,7 +54,7 @@ pub struct ParkedTrace {
 /// What the engine knows about the /24 besides its parked traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrefixFacts {
-    /// The deepest TTL at which any trace of the /24 got an answer.
+    /// The deepest hop from which any trace of the /24 got an answer.
     pub horizon: u8,
     /// Whether pilots make sense: several traces of this /24 in the run (a lone
     /// trace keeps the plain gap limit) and none has found the end of its path.

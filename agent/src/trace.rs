@@ -107,6 +107,18 @@ pub enum ReplyClass {
     Reached,
 }
 
+/// How many hops away the node that sent `reply` to a probe with TTL `probe_ttl`
+/// is, for the horizon of the probe's /24. An ICMP error quotes the probe's TTL as it
+/// was when the error was made: a time exceeded quotes 1 (the hop is the probe's
+/// TTL), but an unreachable can come from a router the probe passed with TTL to
+/// spare: a last-hop router answers "host unreachable" only after its ARP timeout, to
+/// whichever probe is queued then, and that may be a probe sent several TTLs later.
+/// Such an answer says nothing about deeper hops. Never deeper than `probe_ttl`.
+pub fn answering_hop(probe_ttl: u8, reply: &Reply) -> u8 {
+    let spare = reply.quoted_ttl.map_or(0, |q| q.saturating_sub(1));
+    probe_ttl.saturating_sub(spare).max(1)
+}
+
 /// What the trace wants the engine to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -492,6 +504,23 @@ mod tests {
     }
 
     use ReplyClass::{Reached, Transit, Unreachable};
+
+    #[test]
+    fn the_answering_hop_comes_from_the_quoted_ttl() {
+        let mut r = reply([10, 0, 0, 6], 11);
+        assert_eq!(answering_hop(6, &r), 6, "time exceeded quotes TTL 1");
+        r.quoted_ttl = Some(0);
+        assert_eq!(answering_hop(6, &r), 6, "never deeper than the probe's TTL");
+        // Host unreachable from the router at hop 6 after its ARP timeout, to a
+        // probe sent with TTL 10 (it arrived there with 5 and was decremented).
+        r.icmp_type = Some(3);
+        r.quoted_ttl = Some(4);
+        assert_eq!(answering_hop(10, &r), 7);
+        // An echo reply quotes nothing.
+        r.icmp_type = Some(0);
+        r.quoted_ttl = None;
+        assert_eq!(answering_hop(9, &r), 9);
+    }
 
     #[test]
     fn stops_when_reached() {
