@@ -358,7 +358,12 @@ impl<'a> Engine<'a> {
             *active.entry(self.prefix_of(i)).or_default() += 1;
         }
         let with_work = self.live.values().filter(|&&n| n > 0).count();
-        let share = start_order::share_of_slots(self.cfg.max_in_flight, with_work);
+        let cap = start_order::slow_prefix_cap(
+            self.cfg.max_in_flight,
+            with_work,
+            self.cfg.rates.per_prefix_pps(),
+            self.cfg.settings.timeout,
+        );
         while self.active.len() < self.cfg.max_in_flight {
             let slots = &self.slots;
             let Some(k) = start_order::next_start(
@@ -366,7 +371,7 @@ impl<'a> Engine<'a> {
                 |i| Slash24::of(slots[i].trace.target()),
                 &self.slow,
                 &active,
-                share,
+                cap,
             ) else {
                 break;
             };

@@ -8,41 +8,53 @@
 //! the end of the survey; started early, their waits overlap with other traces'
 //! probing. So once a trace of a /24 has parked (its paths have silent stretches),
 //! the other traces of that /24 start first, but only while the /24 holds fewer
-//! active traces than its share of the slots: a /24 whose probes all count against
-//! its own per-/24 rate must not hold every slot and starve the others.
+//! active traces than [`slow_prefix_cap`]: a /24 whose probes count against its own
+//! per-/24 rate must not hold every slot, starve the others and stretch its own
+//! traces toward their time budget.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
+use std::time::Duration;
 
 use crate::targets::Slash24;
 
 /// The position in `waiting` of the trace to start next, given the /24 of each
 /// waiting trace (`prefix_of`), the /24s known to be slow, how many traces each /24
-/// has active and each /24's share of the active slots. `waiting` is in random order
-/// and is consumed from the back: without a slow /24 under its share, the last one.
+/// has active and how many a slow /24 may have ([`slow_prefix_cap`]). `waiting` is in random order
+/// and is consumed from the back: without a slow /24 under its cap, the last one.
 pub fn next_start<S: BuildHasher>(
     waiting: &[usize],
     prefix_of: impl Fn(usize) -> Slash24,
     slow: &HashSet<Slash24, S>,
     active: &HashMap<Slash24, usize, S>,
-    share: usize,
+    cap: usize,
 ) -> Option<usize> {
     let last = waiting.len().checked_sub(1)?;
     if slow.is_empty() {
         return Some(last);
     }
-    let under_share = |s24: &Slash24| active.get(s24).copied().unwrap_or(0) < share;
+    let under_cap = |s24: &Slash24| active.get(s24).copied().unwrap_or(0) < cap;
     let first_slow = waiting.iter().rposition(|&i| {
         let s24 = prefix_of(i);
-        slow.contains(&s24) && under_share(&s24)
+        slow.contains(&s24) && under_cap(&s24)
     });
     Some(first_slow.unwrap_or(last))
 }
 
-/// Each /24's share of `slots` active traces when `prefixes` /24s have traces
-/// waiting or active.
-pub fn share_of_slots(slots: usize, prefixes: usize) -> usize {
-    slots.div_ceil(prefixes.max(1))
+/// How many traces of a slow /24 may be active at once, of `slots`, when
+/// `prefixes` /24s have traces waiting or active: as many as its per-/24 rate keeps
+/// probing while each waits a timeout per silent TTL (more would only queue on the
+/// /24's bucket), but at least its even share of the slots and at most three
+/// quarters of them (the other /24s keep a quarter).
+pub fn slow_prefix_cap(
+    slots: usize,
+    prefixes: usize,
+    per_prefix_pps: u32,
+    timeout: Duration,
+) -> usize {
+    let even_share = slots.div_ceil(prefixes.max(1));
+    let kept_busy = (f64::from(per_prefix_pps) * timeout.as_secs_f64()) as usize;
+    kept_busy.clamp(even_share.min(slots * 3 / 4), slots * 3 / 4)
 }
 
 #[cfg(test)]
@@ -72,7 +84,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_prefix_starts_first_while_under_its_share() {
+    fn a_slow_prefix_starts_first_while_under_its_cap() {
         // Traces 2 and 6 target 178/24, where a trace parked.
         let waiting = [2, 5, 6, 7, 0];
         let slow = HashSet::from([s24(178)]);
@@ -86,15 +98,24 @@ mod tests {
         assert_eq!(
             next_start(&waiting, prefix_of, &slow, &active, 64),
             Some(4),
-            "at its share, back to the random order"
+            "at its cap, back to the random order"
         );
     }
 
     #[test]
-    fn shares_split_the_slots_between_the_prefixes_with_work() {
-        assert_eq!(share_of_slots(256, 4), 64);
-        assert_eq!(share_of_slots(256, 3), 86);
-        assert_eq!(share_of_slots(256, 1), 256);
-        assert_eq!(share_of_slots(256, 0), 256);
+    fn a_slow_prefix_holds_what_its_rate_keeps_busy_within_bounds() {
+        let two_s = Duration::from_secs(2);
+        // 100 probes/s to the /24, one probe per 2 s timeout per trace: 200 traces.
+        assert_eq!(
+            slow_prefix_cap(256, 4, 100, two_s),
+            192,
+            "three quarters at most"
+        );
+        assert_eq!(slow_prefix_cap(256, 4, 80, two_s), 160);
+        // At the default 10/s, 20 traces would do: its even share instead.
+        assert_eq!(slow_prefix_cap(256, 4, 10, two_s), 64);
+        // Alone in the survey: three quarters, never every slot.
+        assert_eq!(slow_prefix_cap(256, 1, 10, two_s), 192);
+        assert_eq!(slow_prefix_cap(256, 0, 1000, two_s), 192);
     }
 }
