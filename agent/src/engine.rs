@@ -23,7 +23,9 @@ use uuid::Uuid;
 
 use crate::pacing::{Pacer, Rates};
 use crate::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
+use crate::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
 use crate::sockets::{AsyncSockets, Listener, SocketError};
+use crate::start_order;
 use crate::targets::Slash24;
 use crate::trace::{Disposition, ReplyClass, Trace, TraceSettings, Want};
 
@@ -36,10 +38,6 @@ pub const DEFAULT_UDP_PORT: u16 = 33434;
 
 /// Default destination port of TCP SYN probes.
 pub const DEFAULT_TCP_PORT: u16 = 80;
-
-/// Parked traces of a /24 pushed one TTL further at a time when nothing is
-/// known yet about how deep its paths go (see [`crate::trace`]).
-const PILOTS_PER_PREFIX: usize = 3;
 
 /// Default cap on probes in flight.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
@@ -227,10 +225,16 @@ struct Engine<'a> {
     live: HashMap<Slash24, usize>,
     /// Traces per /24 in this run.
     per_prefix: HashMap<Slash24, usize>,
-    /// Per /24: the deepest TTL at which any of its traces got an answer.
+    /// Per /24: the deepest hop from which any of its traces got an answer
+    /// ([`crate::trace::answering_hop`]): its horizon.
     deepest: HashMap<Slash24, u8>,
     /// The /24s for which some trace ended on an answer (reached or unreachable).
     ended: HashSet<Slash24>,
+    /// Per /24: its pilots past the gap limit at its current horizon.
+    explorations: HashMap<Slash24, Exploration>,
+    /// The /24s where some trace parked: their traces wait out silent TTLs, so
+    /// the rest of them start first (see [`crate::start_order`]).
+    slow: HashSet<Slash24>,
     in_flight: usize,
     pacer: &'a mut Pacer,
     wall_start: OffsetDateTime,
@@ -279,6 +283,8 @@ impl<'a> Engine<'a> {
             live,
             deepest: HashMap::new(),
             ended: HashSet::new(),
+            explorations: HashMap::new(),
+            slow: HashSet::new(),
             in_flight: 0,
             pacer,
             wall_start: OffsetDateTime::now_utc(),
@@ -304,9 +310,11 @@ impl<'a> Engine<'a> {
             self.expire(now);
             self.start_traces();
             let (sendable, mut wake) = self.collect(now, on_result);
-            if self.settle_parked(on_result) {
+            let settled = self.settle_parked(now, on_result);
+            if settled.resumed {
                 continue;
             }
+            wake = earliest(wake, settled.wake);
             if self.active.is_empty() && self.waiting.is_empty() && self.parked.is_empty() {
                 break;
             }
@@ -342,10 +350,39 @@ impl<'a> Engine<'a> {
     fn start_traces(&mut self) {
         // Keep as many traces active as probes may be in flight: each active trace
         // has at most one probe out at a time in survey mode.
+        if self.active.len() >= self.cfg.max_in_flight || self.waiting.is_empty() {
+            return;
+        }
+        let mut active: HashMap<Slash24, usize> = HashMap::new();
+        for &i in &self.active {
+            *active.entry(self.prefix_of(i)).or_default() += 1;
+        }
+        let with_work = self.live.values().filter(|&&n| n > 0).count();
+        let cap = start_order::slow_prefix_cap(
+            self.cfg.max_in_flight,
+            with_work,
+            self.cfg.rates.per_prefix_pps(),
+            self.cfg.settings.timeout,
+        );
         while self.active.len() < self.cfg.max_in_flight {
-            let Some(i) = self.waiting.pop() else { break };
+            let slots = &self.slots;
+            let Some(k) = start_order::next_start(
+                &self.waiting,
+                |i| Slash24::of(slots[i].trace.target()),
+                &self.slow,
+                &active,
+                cap,
+            ) else {
+                break;
+            };
+            let i = self.waiting.swap_remove(k);
+            *active.entry(self.prefix_of(i)).or_default() += 1;
             self.active.push(i);
         }
+    }
+
+    fn prefix_of(&self, i: usize) -> Slash24 {
+        Slash24::of(self.slots[i].trace.target())
     }
 
     /// Finishes done traces and lists the (trace, TTL) pairs ready to send.
@@ -376,7 +413,9 @@ impl<'a> Engine<'a> {
                     on_result(result);
                 }
                 Want::Parked => {
-                    self.leave_live(Slash24::of(self.slots[i].trace.target()));
+                    let s24 = self.prefix_of(i);
+                    self.leave_live(s24);
+                    self.slow.insert(s24);
                     self.parked.push(i);
                 }
                 Want::Send { ttl } => {
@@ -407,14 +446,13 @@ impl<'a> Engine<'a> {
         self.active.push(i);
     }
 
-    /// Decides the fate of parked traces (see [`crate::trace`]): resume those
-    /// whose silence lies below what other traces of their /24 saw answer; while
-    /// other traces of the /24 still run, wait for what they learn; when none
-    /// does, push a few pilots one TTL further if no trace of the /24 has found
-    /// the end of its path yet, else give up. Returns whether a trace resumed.
-    fn settle_parked(&mut self, on_result: &mut impl FnMut(TraceResult)) -> bool {
+    /// Decides the fate of parked traces /24 by /24 (see [`crate::parking`]) and
+    /// applies it: resumed traces and pilots go back to the active ones, traces
+    /// that give up are finished.
+    fn settle_parked(&mut self, now: Instant, on_result: &mut impl FnMut(TraceResult)) -> Settled {
+        let mut settled = Settled::default();
         if self.parked.is_empty() {
-            return false;
+            return settled;
         }
         let mut by_prefix: HashMap<Slash24, Vec<usize>> = HashMap::new();
         for &i in &self.parked {
@@ -423,49 +461,76 @@ impl<'a> Engine<'a> {
                 .or_default()
                 .push(i);
         }
-        let mut resumed = false;
+        let patience = parking::patience(self.cfg.settings.timeout);
         let mut still_parked = Vec::new();
         for (s24, traces) in by_prefix {
-            let horizon = self.deepest.get(&s24).copied().unwrap_or(0);
-            let mut keep = Vec::new();
-            for i in traces {
-                if self.slots[i].trace.resume(horizon) {
-                    self.make_live(i);
-                    resumed = true;
-                } else {
-                    keep.push(i);
-                }
-            }
-            if keep.is_empty() {
-                continue;
-            }
-            if self.live.get(&s24).copied().unwrap_or(0) > 0 {
-                still_parked.extend(keep);
-            } else if self.may_pilot(s24) && keep.iter().any(|&i| self.slots[i].trace.can_force()) {
-                keep.sort_by_key(|&i| {
-                    let t = &self.slots[i].trace;
-                    (!t.can_force(), std::cmp::Reverse(t.ttl()))
-                });
-                let rest = keep.split_off(keep.len().min(PILOTS_PER_PREFIX));
-                for i in keep {
-                    if self.slots[i].trace.can_force() {
-                        self.slots[i].trace.force_step();
+            let facts = self.facts_of(s24);
+            let views: Vec<ParkedTrace> = traces
+                .iter()
+                .map(|&i| self.parked_view(i, facts.horizon))
+                .collect();
+            let exploration = self.explorations.entry(s24).or_default();
+            let fates = exploration.decide(&facts, &views, patience, now);
+            for (i, fate) in traces.into_iter().zip(fates) {
+                let trace = &mut self.slots[i].trace;
+                match fate {
+                    Fate::Resume => {
+                        trace.resume(facts.horizon);
                         self.make_live(i);
-                    } else {
+                        settled.resumed = true;
+                    }
+                    Fate::Pilot => {
+                        trace.force_step();
+                        self.make_live(i);
+                        settled.resumed = true;
+                    }
+                    Fate::Wait(until) => {
+                        settled.wake = earliest(settled.wake, until);
                         still_parked.push(i);
                     }
-                }
-                still_parked.extend(rest);
-                resumed = true;
-            } else {
-                for i in keep {
-                    self.slots[i].trace.give_up();
-                    on_result(self.result_of(i));
+                    Fate::GiveUp => {
+                        trace.give_up();
+                        on_result(self.result_of(i));
+                    }
                 }
             }
         }
         self.parked = still_parked;
-        resumed
+        settled
+    }
+
+    /// What the parking decision needs to know about a /24. Starts a new
+    /// exploration of it when its horizon moved.
+    fn facts_of(&mut self, s24: Slash24) -> PrefixFacts {
+        let horizon = self.deepest.get(&s24).copied().unwrap_or(0);
+        let exploration = self.explorations.entry(s24).or_default();
+        exploration.follow(horizon);
+        let pilots_probing = exploration
+            .pilots()
+            .iter()
+            .filter(|&&i| {
+                let trace = &self.slots[i].trace;
+                !trace.is_parked() && trace.stop_reason().is_none()
+            })
+            .count();
+        let live = self.live.get(&s24).copied().unwrap_or(0);
+        PrefixFacts {
+            horizon,
+            may_pilot: self.may_pilot(s24),
+            others_live: live.saturating_sub(pilots_probing),
+            pilots_probing,
+        }
+    }
+
+    fn parked_view(&self, i: usize, horizon: u8) -> ParkedTrace {
+        let trace = &self.slots[i].trace;
+        ParkedTrace {
+            id: i,
+            ttl: trace.ttl(),
+            may_resume: trace.may_resume(horizon),
+            can_force: trace.can_force(),
+            parked_since: trace.parked_since().unwrap_or(self.start),
+        }
     }
 
     /// Pilots only make sense in a survey of a /24 whose paths nobody has
@@ -555,13 +620,14 @@ impl<'a> Engine<'a> {
             arrival.at.saturating_duration_since(sent_at),
         );
         let from = record.address;
+        let hop = crate::trace::answering_hop(ttl, &record);
         match slot.trace.reply(identity, record, class) {
             Disposition::Recorded => {
                 slot.in_flight -= 1;
                 self.in_flight -= 1;
                 self.stats.replies += 1;
                 let deepest = self.deepest.entry(Slash24::of(target)).or_default();
-                *deepest = (*deepest).max(ttl);
+                *deepest = (*deepest).max(hop);
                 if self.sockets.sender.allowlist().allows(from) {
                     self.pacer.learn_boundary(target, ttl);
                 }
@@ -607,6 +673,23 @@ impl<'a> Engine<'a> {
                 .unwrap_or(nkpath_proto::StopReason::Cancelled),
             annotations: Vec::new(),
         }
+    }
+}
+
+/// What settling the parked traces did, for the engine loop.
+#[derive(Debug, Default)]
+struct Settled {
+    /// Some trace resumed probing (as itself or as a pilot).
+    resumed: bool,
+    /// When a waiting trace's patience ends, the earliest.
+    wake: Option<Instant>,
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -11,9 +11,9 @@
 //! or at a router that rate-limits its ICMP errors (Linux sends about one per
 //! second per destination). So a trace that reaches its gap limit is *parked*,
 //! not stopped: the engine resumes it when other traces toward the same /24 show
-//! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` only
-//! once nothing deeper is known. Silent TTLs at or below the horizon do not count
-//! toward the gap.
+//! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` when
+//! nothing deeper shows up in time ([`crate::parking`] decides, /24 by /24). Silent
+//! TTLs at or below the horizon do not count toward the gap.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -107,6 +107,18 @@ pub enum ReplyClass {
     Reached,
 }
 
+/// How many hops away the node that sent `reply` to a probe with TTL `probe_ttl`
+/// is, for the horizon of the probe's /24. An ICMP error quotes the probe's TTL as it
+/// was when the error was made: a time exceeded quotes 1 (the hop is the probe's
+/// TTL), but an unreachable can come from a router the probe passed with TTL to
+/// spare: a last-hop router answers "host unreachable" only after its ARP timeout, to
+/// whichever probe is queued then, and that may be a probe sent several TTLs later.
+/// Such an answer says nothing about deeper hops. Never deeper than `probe_ttl`.
+pub fn answering_hop(probe_ttl: u8, reply: &Reply) -> u8 {
+    let spare = reply.quoted_ttl.map_or(0, |q| q.saturating_sub(1));
+    probe_ttl.saturating_sub(spare).max(1)
+}
+
 /// What the trace wants the engine to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -161,7 +173,8 @@ pub struct Trace {
     ttl: u8,
     sent_at_ttl: u8,
     last_answered_ttl: u8,
-    parked: bool,
+    /// When the trace parked at its gap limit, while it is parked.
+    parked_since: Option<Instant>,
     forced_steps: u8,
     first_sent: Option<Instant>,
     stop: Option<StopReason>,
@@ -177,7 +190,7 @@ impl Trace {
             ttl: settings.first_ttl,
             sent_at_ttl: 0,
             last_answered_ttl: 0,
-            parked: false,
+            parked_since: None,
             forced_steps: 0,
             first_sent: None,
             stop: None,
@@ -242,7 +255,7 @@ impl Trace {
             if self.stop.is_some() {
                 return Want::Done;
             }
-            if self.parked {
+            if self.parked_since.is_some() {
                 return Want::Parked;
             }
             if let Some(first) = self.first_sent
@@ -273,7 +286,7 @@ impl Trace {
                 let budget_end = self.first_sent.map(|f| f + self.settings.time_budget);
                 return Want::Wait(budget_end.map_or(deadline, |end| deadline.min(end)));
             }
-            self.finish_hop();
+            self.finish_hop(now);
         }
     }
 
@@ -329,8 +342,8 @@ impl Trace {
         self.stop.get_or_insert(StopReason::Cancelled);
     }
 
-    /// Every probe of the current TTL is resolved: apply the stop rules.
-    fn finish_hop(&mut self) {
+    /// Every probe of the current TTL is resolved (by `now`): apply the stop rules.
+    fn finish_hop(&mut self, now: Instant) {
         let classes: Vec<ReplyClass> = self
             .at_current_ttl()
             .filter_map(|p| p.reply.as_ref().map(|(_, c)| *c))
@@ -344,7 +357,7 @@ impl Trace {
                 self.last_answered_ttl = self.ttl;
             }
             if self.gap(0) >= self.settings.gap_limit {
-                self.parked = true;
+                self.parked_since = Some(now);
             } else {
                 self.next_ttl();
             }
@@ -368,7 +381,12 @@ impl Trace {
 
     /// Whether the trace is parked at its gap limit.
     pub fn is_parked(&self) -> bool {
-        self.parked && self.stop.is_none()
+        self.parked_since.is_some() && self.stop.is_none()
+    }
+
+    /// Since when the trace has been parked, while it is.
+    pub fn parked_since(&self) -> Option<Instant> {
+        self.parked_since.filter(|_| self.stop.is_none())
     }
 
     /// The TTL the trace is at (the last probed, when parked).
@@ -380,12 +398,17 @@ impl Trace {
     /// deepest TTL that answered for this target's /24), it is within its gap
     /// limit. Returns whether it resumed.
     pub fn resume(&mut self, horizon: u8) -> bool {
-        if !self.is_parked() || self.gap(horizon) >= self.settings.gap_limit {
+        if !self.may_resume(horizon) {
             return false;
         }
-        self.parked = false;
+        self.parked_since = None;
         self.next_ttl();
         true
+    }
+
+    /// Whether [`Self::resume`] with this horizon would resume the trace.
+    pub fn may_resume(&self, horizon: u8) -> bool {
+        self.is_parked() && self.gap(horizon) < self.settings.gap_limit
     }
 
     /// Whether [`Self::force_step`] may still push this trace: a pilot goes at
@@ -399,7 +422,7 @@ impl Trace {
     pub fn force_step(&mut self) {
         if self.can_force() {
             self.forced_steps += 1;
-            self.parked = false;
+            self.parked_since = None;
             self.next_ttl();
         }
     }
@@ -481,6 +504,23 @@ mod tests {
     }
 
     use ReplyClass::{Reached, Transit, Unreachable};
+
+    #[test]
+    fn the_answering_hop_comes_from_the_quoted_ttl() {
+        let mut r = reply([10, 0, 0, 6], 11);
+        assert_eq!(answering_hop(6, &r), 6, "time exceeded quotes TTL 1");
+        r.quoted_ttl = Some(0);
+        assert_eq!(answering_hop(6, &r), 6, "never deeper than the probe's TTL");
+        // Host unreachable from the router at hop 6 after its ARP timeout, to a
+        // probe sent with TTL 10 (it arrived there with 5 and was decremented).
+        r.icmp_type = Some(3);
+        r.quoted_ttl = Some(4);
+        assert_eq!(answering_hop(10, &r), 7);
+        // An echo reply quotes nothing.
+        r.icmp_type = Some(0);
+        r.quoted_ttl = None;
+        assert_eq!(answering_hop(9, &r), 9);
+    }
 
     #[test]
     fn stops_when_reached() {

@@ -23,6 +23,7 @@ fn rate_limited_hops_are_silent_and_reachable_targets_are_still_reached() {
     }
     let Some(tb) = Testbed::private(Options {
         icmp_limits: IcmpLimits::Realistic,
+        ..Options::default()
     }) else {
         return;
     };

@@ -618,7 +618,7 @@ pub fn assert_trace_matches(
                 context()
             );
         }
-        PathEnd::Blackhole { .. } => {
+        PathEnd::Blackhole { .. } | PathEnd::Dropped { .. } => {
             assert_eq!(
                 result.stop_reason,
                 StopReason::GapLimit,

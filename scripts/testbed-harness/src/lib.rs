@@ -86,11 +86,36 @@ impl IcmpLimits {
     }
 }
 
+/// What the border does with the parts of the block nkhost does not answer
+/// (`scripts/testbed up --scenario`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scenario {
+    /// 175.45.179.0/24 rejected with ICMP admin-prohibited; the border answers from
+    /// its upstream links (addresses of its neighbours' blocks).
+    #[default]
+    Reference,
+    /// The border answers from an address inside the block (in 175.45.178.0/24) and
+    /// drops 175.45.179.0/24 without an error: a whole /24 silent behind it.
+    Silent24,
+}
+
+impl Scenario {
+    /// The value of `--scenario`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Reference => "reference",
+            Scenario::Silent24 => "silent-24",
+        }
+    }
+}
+
 /// How to build a testbed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     /// ICMP rate limits of the routers.
     pub icmp_limits: IcmpLimits,
+    /// What the border does.
+    pub scenario: Scenario,
 }
 
 /// A running testbed: its id, manifest and ways to act inside its nodes.
@@ -160,6 +185,8 @@ impl Testbed {
                     &id,
                     "--icmp-limits",
                     opts.icmp_limits.as_str(),
+                    "--scenario",
+                    opts.scenario.as_str(),
                     "--owner-pid",
                     &std::process::id().to_string(),
                 ])

@@ -30,6 +30,9 @@ pub struct Manifest {
     pub rib_dump_period_s: u32,
     /// `exact` or `realistic` (see [`crate::IcmpLimits`]).
     pub icmp_limits: String,
+    /// `reference` or `silent-24` (see [`crate::Scenario`]).
+    #[serde(default = "reference_scenario")]
+    pub scenario: String,
     /// The target AS and how its border treats each part of the block.
     pub target: Target,
     /// usbr's policy route to the target through the side-door AS.
@@ -52,6 +55,10 @@ pub struct Manifest {
     pub sessions: Vec<Session>,
 }
 
+fn reference_scenario() -> String {
+    crate::Scenario::Reference.as_str().to_owned()
+}
+
 /// The target AS (North Korea in this testbed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
@@ -67,7 +74,8 @@ pub struct Target {
     pub announced_to: BTreeMap<String, Vec<Ipv4Net>>,
     /// Parts of the block where every address answers.
     pub answering: Vec<Ipv4Net>,
-    /// Parts of the block that are blackholed at the border (silent, border included).
+    /// Parts of the block where nothing answers: blackholed at the border (the
+    /// border silent too) or, in the `silent-24` scenario, dropped behind it.
     pub silent: Vec<Ipv4Net>,
     /// Parts of the block the border answers with ICMP admin-prohibited.
     pub admin_prohibited: Vec<Ipv4Net>,
@@ -145,6 +153,10 @@ pub struct Node {
     /// Destinations that the node rejects with ICMP admin-prohibited when forwarding.
     #[serde(default)]
     pub reject_prefixes: Vec<Ipv4Net>,
+    /// Destinations that the node drops without an error when forwarding (after the
+    /// TTL check: it still answers probes that expire there).
+    #[serde(default)]
+    pub drop_prefixes: Vec<Ipv4Net>,
     /// `net.ipv4.fib_multipath_hash_policy` if the node has ECMP routes.
     #[serde(default)]
     pub fib_multipath_hash_policy: Option<u8>,

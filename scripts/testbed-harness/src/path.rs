@@ -149,6 +149,15 @@ pub enum PathEnd {
         /// The TTL at which probes reach it.
         ttl: u8,
     },
+    /// `node` drops the flow without an error when forwarding it (nftables): it
+    /// answers probes that expire there like any router, and nothing answers from
+    /// `silent_from` (one TTL past it) on.
+    Dropped {
+        /// The dropping node.
+        node: String,
+        /// The first TTL with no answer.
+        silent_from: u8,
+    },
     /// `node` has no route (or an unreachable/prohibit route). It may answer with ICMP
     /// unreachable, rate-limited machine-wide by `net.ipv4.route.error_cost`, so it is not
     /// listed as a hop.
@@ -181,7 +190,7 @@ impl Testbed {
     /// `icmp_errors_use_inbound_ifaddr=0` (read live) the interface of its route back to
     /// the source. Ends at the node where the destination is local (hop address = DST) or
     /// at a blackhole/unreachable route; a node that rejects the destination appears a
-    /// second time, one TTL later. See [`Testbed::expected_trace`] for the end reason.
+    /// second time, one TTL later; a node that drops it is the last hop. See [`Testbed::expected_trace`] for the end reason.
     pub fn expected_path(
         &self,
         from: &str,
@@ -265,10 +274,22 @@ impl Testbed {
                 address,
                 ttl,
             });
-            let rejects = self
-                .manifest()
-                .node(&node)
-                .is_some_and(|n| n.reject_prefixes.iter().any(|p| p.contains(&dst)));
+            let filters = |prefixes: fn(&crate::Node) -> &[ipnet::Ipv4Net]| {
+                self.manifest()
+                    .node(&node)
+                    .is_some_and(|n| prefixes(n).iter().any(|p| p.contains(&dst)))
+            };
+            if filters(|n| &n.drop_prefixes) {
+                return Ok(ExpectedTrace {
+                    src,
+                    hops,
+                    end: PathEnd::Dropped {
+                        node,
+                        silent_from: ttl + 1,
+                    },
+                });
+            }
+            let rejects = filters(|n| &n.reject_prefixes);
             if rejects {
                 hops.push(ExpectedHop {
                     node: node.clone(),

@@ -1,6 +1,6 @@
 //! Acceptance tests of the emulated Internet: BGP outcome, MRT files, the data plane as
 //! real traceroute tools see it, DNS, and the border. All read-only, on the testbed
-//! shared by this binary.
+//! shared by this binary (the silent-24 scenario on a private one).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -8,8 +8,8 @@ use std::thread;
 
 use ipnet::Ipv4Net;
 use nkpath_testbed::{
-    BirdRoute, ExpectedTrace, FlowQuery, PathEnd, ScamperTrace, Testbed, parse_traceroute,
-    require_tools,
+    BirdRoute, ExpectedTrace, FlowQuery, Options, PathEnd, ScamperTrace, Scenario, Testbed,
+    parse_traceroute, require_tools,
 };
 
 const NK: &str = "175.45.176.0/22";
@@ -480,7 +480,9 @@ fn assert_agrees(what: &str, expected: &ExpectedTrace, trace: &ScamperTrace) {
                 "{what}"
             );
         }
-        PathEnd::Blackhole { .. } => assert!(!trace.reached(), "{what}"),
+        PathEnd::Blackhole { .. } | PathEnd::Dropped { .. } => {
+            assert!(!trace.reached(), "{what}");
+        }
         PathEnd::Unreachable { node, .. } => panic!("{what}: unexpected dead end at {node}"),
     }
 }
@@ -561,6 +563,53 @@ fn expected_path_agrees_with_scamper_paris_hop_by_hop() {
             .sum::<usize>()
     });
     assert_eq!(checked, cases.len());
+}
+
+/// The silent-24 scenario, as scamper sees it from every vantage point: the border
+/// answers from its address inside the block, a probe to 175.45.179.0/24 gets nothing
+/// past the border, and the path walker says both (`PathEnd::Dropped`).
+#[test]
+fn silent_24_border_answers_from_inside_the_block_and_drops_179() {
+    if !require_tools(&["scamper"]) {
+        return;
+    }
+    let Some(tb) = Testbed::private(Options {
+        scenario: Scenario::Silent24,
+        ..Options::default()
+    }) else {
+        return;
+    };
+    assert!(tb.manifest().target.silent.contains(&net(NK_179)));
+    assert!(tb.manifest().target.admin_prohibited.is_empty());
+    let inside = ip("175.45.178.253");
+    for vp in ["devp", "jpvp", "usvp"] {
+        for dst in ["175.45.176.1", "175.45.179.1"] {
+            let what = format!("silent-24: {vp} -> {dst}");
+            let flow = FlowQuery::icmp_echo(0x1234);
+            let expected = tb
+                .expected_trace(vp, ip(dst), &flow)
+                .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+            let trace = scamper(&tb, vp, dst, "-P icmp-paris -q 1 -w 1 -g 3 -d 4660");
+            assert_agrees(&what, &expected, &trace);
+            let border = expected
+                .hops
+                .iter()
+                .find(|h| h.node == "nkbr")
+                .unwrap_or_else(|| panic!("{what}: no border hop in {expected:?}"));
+            assert_eq!(border.address, inside, "{what}");
+            if dst == "175.45.179.1" {
+                assert_eq!(
+                    expected.end,
+                    PathEnd::Dropped {
+                        node: "nkbr".into(),
+                        silent_from: border.ttl + 1
+                    },
+                    "{what}"
+                );
+                assert!(!trace.reached(), "{what}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -63,6 +63,7 @@ fn wait_clean(id: &str, state_dir: &Path, timeout: Duration) -> Vec<String> {
 fn down_removes_namespaces_processes_and_state() {
     let Some(tb) = Testbed::private(Options {
         icmp_limits: IcmpLimits::Realistic,
+        ..Options::default()
     }) else {
         return;
     };

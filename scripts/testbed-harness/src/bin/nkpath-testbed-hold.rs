@@ -19,7 +19,10 @@ fn main() -> anyhow::Result<()> {
         Some("realistic") => IcmpLimits::Realistic,
         Some(other) => anyhow::bail!("usage: nkpath-testbed-hold [exact|realistic], not {other}"),
     };
-    let tb = Testbed::start(Options { icmp_limits })?;
+    let tb = Testbed::start(Options {
+        icmp_limits,
+        ..Options::default()
+    })?;
     println!("id {}", tb.id());
     println!(
         "manifest {}",
