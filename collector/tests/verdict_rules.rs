@@ -293,6 +293,34 @@ fn the_control_plane_shows_with_bgp_data_and_no_traces() {
     assert!(cp.rows[0][4].starts_with("3/3"), "{:?}", cp.rows[0]);
 }
 
+/// A database holding one real RIB dump (cut files accepted) under `collector`, and its BGP
+/// state `after_dump_s` seconds after the dump.
+fn real_rib_state(
+    file: &std::path::Path,
+    collector: &str,
+    after_dump_s: i64,
+) -> (Db, nkpath_collector::bgp::BgpState, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = Db::open(tmp.path().join("c.db")).unwrap();
+    let options = LoadOptions {
+        collector: Some(collector.into()),
+        accept_truncated: true,
+        ..LoadOptions::default()
+    };
+    mrt::load_file(&mut db, file, &options, None).unwrap();
+    let dump_time: i64 = db
+        .conn()
+        .query_row("SELECT dump_time FROM mrt_files", [], |r| r.get(0))
+        .unwrap();
+    let state = nkpath_collector::bgp::BgpState::at(
+        &db,
+        time::OffsetDateTime::from_unix_timestamp(dump_time + after_dump_s).unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    (db, state, tmp)
+}
+
 #[test]
 fn thin_prefixes_are_judged_against_full_feed_peers_of_a_real_dump() {
     // The 2002 RIS dump has 36 peers, of which few give a full table: most prefixes are
@@ -300,23 +328,7 @@ fn thin_prefixes_are_judged_against_full_feed_peers_of_a_real_dump() {
     let Some(dir) = common::shared_data("mrt") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let mut db = Db::open(tmp.path().join("c.db")).unwrap();
-    let options = LoadOptions {
-        collector: Some("rrc00".into()),
-        ..LoadOptions::default()
-    };
-    mrt::load_file(&mut db, &dir.join("bview.20020722.2337.gz"), &options, None).unwrap();
-    let dump_time: i64 = db
-        .conn()
-        .query_row("SELECT dump_time FROM mrt_files", [], |r| r.get(0))
-        .unwrap();
-    let state = nkpath_collector::bgp::BgpState::at(
-        &db,
-        time::OffsetDateTime::from_unix_timestamp(dump_time + 3600).unwrap(),
-    )
-    .unwrap()
-    .unwrap();
+    let (db, state, _tmp) = real_rib_state(&dir.join("bview.20020722.2337.gz"), "rrc00", 3600);
     let peers: i64 = db
         .conn()
         .query_row("SELECT count(*) FROM peers", [], |r| r.get(0))
@@ -386,25 +398,8 @@ fn the_default_route_of_a_real_rib_maps_nothing() {
     let Some(dir) = common::shared_data("mrt") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let mut db = Db::open(tmp.path().join("c.db")).unwrap();
-    let options = LoadOptions {
-        collector: Some("route-views2".into()),
-        accept_truncated: true,
-        ..LoadOptions::default()
-    };
     let file = dir.join("rib.20140523.0600_firstMB.bz2");
-    mrt::load_file(&mut db, &file, &options, None).unwrap();
-    let dump_time: i64 = db
-        .conn()
-        .query_row("SELECT dump_time FROM mrt_files", [], |r| r.get(0))
-        .unwrap();
-    let state = nkpath_collector::bgp::BgpState::at(
-        &db,
-        time::OffsetDateTime::from_unix_timestamp(dump_time).unwrap(),
-    )
-    .unwrap()
-    .unwrap();
+    let (_db, state, _tmp) = real_rib_state(&file, "route-views2", 0);
     // The file's prefixes end at 12.167.138.0/24: 200.1.1.1 is covered by the default only.
     let addr: Ipv4Addr = "200.1.1.1".parse().unwrap();
     let (prefix, _) = state

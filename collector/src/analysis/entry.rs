@@ -113,7 +113,8 @@ pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -
         reasons.push("the target AS never answered".into());
     }
     let through_target = target_at.map_or(hops.len(), |i| i + 1);
-    for hop in &hops[before_index(hops, &before[at])..through_target] {
+    // `before` is a prefix of `hops`: the entry hop is `hops[at]`.
+    for hop in &hops[at..through_target] {
         if hop.mpls {
             reasons.push(format!(
                 "TTL {} answered with an MPLS label stack: hops inside the tunnel are hidden",
@@ -128,11 +129,6 @@ pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -
         target_hop,
         reasons,
     }
-}
-
-/// The index in `hops` of `hop` (a reference into a prefix of `hops`).
-fn before_index(hops: &[EntryHop], hop: &EntryHop) -> usize {
-    hops.iter().position(|h| std::ptr::eq(h, hop)).unwrap_or(0)
 }
 
 /// When the trace's last reply is an ICMP unreachable sent by a router (not the destination)

@@ -104,17 +104,22 @@ impl Adjacency {
             match segment {
                 Segment::Seq(asns) => {
                     for &a in asns {
-                        if let Some(p) = previous
-                            && p != a
-                        {
-                            self.pairs.insert((p, a));
-                            self.pairs.insert((a, p));
+                        if let Some(p) = previous {
+                            self.add_pair(p, a);
                         }
                         previous = Some(a);
                     }
                 }
                 Segment::Set(_) => previous = None,
             }
+        }
+    }
+
+    /// Adds one adjacent pair (both orders); an AS is never adjacent to itself.
+    pub fn add_pair(&mut self, a: u32, b: u32) {
+        if a != b {
+            self.pairs.insert((a, b));
+            self.pairs.insert((b, a));
         }
     }
 

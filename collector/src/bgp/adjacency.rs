@@ -95,7 +95,7 @@ pub fn load_adjacency(db: &Db) -> Result<Adjacency, BgpError> {
     let mut stmt = conn.prepare("SELECT a, b FROM as_adjacencies")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        adjacency.add(&AsPath::from_sequence(&[r.get(0)?, r.get(1)?]));
+        adjacency.add_pair(r.get(0)?, r.get(1)?);
     }
     let mut stmt = conn.prepare(
         "SELECT DISTINCT as_path FROM rib_routes

@@ -613,18 +613,26 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn no_dump_at_or_before_t_means_no_state() {
+    /// A database with collector `rc`'s empty RIB dump taken at 1000 and an empty update
+    /// file spanning `updates` (first and last time).
+    fn dump_at_1000_and_updates(updates: (i64, i64)) -> Db {
         let db = Db::open_in_memory().unwrap();
         db.conn()
-            .execute_batch(
+            .execute_batch(&format!(
                 "INSERT INTO collectors (id, name) VALUES (1, 'rc');
                  INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
                      'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);
                  INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
-                     'BGP4MP', NULL, 900, 990, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
-            )
+                     'BGP4MP', NULL, {}, {}, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
+                updates.0, updates.1
+            ))
             .unwrap();
+        db
+    }
+
+    #[test]
+    fn no_dump_at_or_before_t_means_no_state() {
+        let db = dump_at_1000_and_updates((900, 990));
         let at = |t| BgpState::at(&db, OffsetDateTime::from_unix_timestamp(t).unwrap()).unwrap();
         assert!(
             at(999).is_none(),
@@ -644,16 +652,7 @@ mod tests {
 
     #[test]
     fn age_counts_from_the_end_of_the_update_files_after_the_dump() {
-        let db = Db::open_in_memory().unwrap();
-        db.conn()
-            .execute_batch(
-                "INSERT INTO collectors (id, name) VALUES (1, 'rc');
-                 INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
-                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);
-                 INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
-                     'BGP4MP', NULL, 1000, 1299, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
-            )
-            .unwrap();
+        let db = dump_at_1000_and_updates((1000, 1299));
         let age = |t| {
             BgpState::at(&db, OffsetDateTime::from_unix_timestamp(t).unwrap())
                 .unwrap()
