@@ -28,14 +28,13 @@ use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use ipnet::Ipv4Net;
-use nkpath_proto::{AnnotationSource, HopAnnotation, TraceResult};
+use nkpath_proto::{AnnotationSource, HopAnnotation, TraceResult, cymru};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::time::Instant;
 
 /// The zone of Team Cymru's origin-AS TXT records.
-pub const CYMRU_ORIGIN_ZONE: &str = "origin.asn.cymru.com";
+pub use nkpath_proto::cymru::ORIGIN_ZONE as CYMRU_ORIGIN_ZONE;
 
 /// Default bound on one DNS query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -479,7 +478,7 @@ impl Lookups for HickoryLookups {
     }
 
     async fn origin(&self, addr: Ipv4Addr) -> Answer<u32> {
-        let name = cymru_origin_name(addr);
+        let name = cymru::origin_name(addr);
         match self.resolver.txt_lookup(name.as_str()).await {
             Ok(lookup) => {
                 let texts: Vec<String> = lookup
@@ -499,12 +498,15 @@ impl Lookups for HickoryLookups {
                 if texts.is_empty() {
                     return Answer::Absent;
                 }
-                if let Some(origin) = best_cymru_origin(texts.iter().map(String::as_str)) {
-                    Answer::Found(origin.asn, OffsetDateTime::now_utc())
-                } else {
+                let Some(origin) = cymru::best(texts.iter().map(String::as_str)) else {
                     tracing::debug!(%addr, ?texts, "unparsable Team Cymru origin record");
-                    Answer::Failed
-                }
+                    return Answer::Failed;
+                };
+                // A MOAS prefix: no one AS holds the address, and a hint must not pick one
+                // (the collector maps hops from BGP data itself).
+                origin.single_origin().map_or(Answer::Absent, |asn| {
+                    Answer::Found(asn, OffsetDateTime::now_utc())
+                })
             }
             Err(e) => negative(&e, addr, "TXT", self.timeout),
         }
@@ -520,95 +522,6 @@ fn negative<T>(e: &NetError, addr: Ipv4Addr, what: &str, timeout: Duration) -> A
     }
 }
 
-/// The name of `addr`'s Team Cymru origin record: `D.C.B.A.origin.asn.cymru.com.`
-/// (fully qualified, so that no search domain is tried).
-pub fn cymru_origin_name(addr: Ipv4Addr) -> String {
-    let [a, b, c, d] = addr.octets();
-    format!("{d}.{c}.{b}.{a}.{CYMRU_ORIGIN_ZONE}.")
-}
-
-/// One Team Cymru origin record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CymruOrigin {
-    /// The origin AS (the first one listed when there are several).
-    pub asn: u32,
-    /// The announced prefix covering the address, when given and valid.
-    pub prefix: Option<Ipv4Net>,
-    /// Country code, as given.
-    pub country: String,
-    /// Regional registry, as given.
-    pub registry: String,
-    /// Allocation date, as given.
-    pub allocated: String,
-}
-
-/// A Team Cymru origin record that cannot be read.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum CymruParseError {
-    /// The first field holds no AS number.
-    #[error("no origin AS in Team Cymru record '{0}'")]
-    NoAsn(String),
-    /// The first field holds something that is not a valid origin AS number.
-    #[error("'{asn}' is not a valid origin AS number (in Team Cymru record '{record}')")]
-    BadAsn {
-        /// The offending token.
-        asn: String,
-        /// The whole record.
-        record: String,
-    },
-}
-
-/// Parses `"ASN [ASN...] | PREFIX | CC | REGISTRY | DATE"`. Only the ASN is
-/// required; an `AS` prefix on it is accepted; AS 0 (RFC 7607: not routed) is
-/// refused.
-pub fn parse_cymru_origin(record: &str) -> Result<CymruOrigin, CymruParseError> {
-    let mut fields = record.split('|').map(str::trim);
-    let first = fields.next().unwrap_or_default();
-    let token = first
-        .split_whitespace()
-        .next()
-        .ok_or_else(|| CymruParseError::NoAsn(record.to_owned()))?;
-    let digits = token
-        .strip_prefix("AS")
-        .or_else(|| token.strip_prefix("as"))
-        .unwrap_or(token);
-    let asn = match digits.parse::<u32>() {
-        Ok(asn) if asn != 0 && digits.bytes().all(|b| b.is_ascii_digit()) => asn,
-        _ => {
-            return Err(CymruParseError::BadAsn {
-                asn: token.to_owned(),
-                record: record.to_owned(),
-            });
-        }
-    };
-    let mut text = || fields.next().unwrap_or_default().to_owned();
-    let prefix = text().parse::<Ipv4Net>().ok();
-    Ok(CymruOrigin {
-        asn,
-        prefix,
-        country: text(),
-        registry: text(),
-        allocated: text(),
-    })
-}
-
-/// The most specific of several origin records (an address covered by nested
-/// announcements gets one per prefix); the first one on a tie. Unreadable
-/// records are skipped; `None` when none can be read.
-pub fn best_cymru_origin<'a>(records: impl IntoIterator<Item = &'a str>) -> Option<CymruOrigin> {
-    let mut best: Option<CymruOrigin> = None;
-    for origin in records
-        .into_iter()
-        .filter_map(|r| parse_cymru_origin(r).ok())
-    {
-        let len = |o: &CymruOrigin| o.prefix.map_or(-1, |p| i16::from(p.prefix_len()));
-        if best.as_ref().is_none_or(|b| len(&origin) > len(b)) {
-            best = Some(origin);
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,87 +532,6 @@ mod tests {
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn cymru_record_is_parsed() {
-        let o = parse_cymru_origin("131279 | 175.45.176.0/24 | KP | apnic | 2009-12-18").unwrap();
-        assert_eq!(
-            o,
-            CymruOrigin {
-                asn: 131_279,
-                prefix: Some("175.45.176.0/24".parse().unwrap()),
-                country: "KP".into(),
-                registry: "apnic".into(),
-                allocated: "2009-12-18".into(),
-            }
-        );
-    }
-
-    #[test]
-    fn first_of_several_origins_is_taken() {
-        let o = parse_cymru_origin("4837 4134  9808 | 175.45.176.0/22 | KP | apnic |").unwrap();
-        assert_eq!(o.asn, 4837);
-        assert_eq!(o.allocated, "");
-    }
-
-    #[test]
-    fn odd_but_readable_records() {
-        // Only the ASN is needed; 4-byte ASNs; an "AS" prefix; no spaces around bars.
-        assert_eq!(parse_cymru_origin("4200000001").unwrap().asn, 4_200_000_001);
-        assert_eq!(
-            parse_cymru_origin("AS3356|4.0.0.0/9|US|arin|1992-12-01")
-                .unwrap()
-                .asn,
-            3356
-        );
-        let o = parse_cymru_origin("  20485 | not-a-prefix | RU | ripencc | 2000-01-01 ").unwrap();
-        assert_eq!((o.asn, o.prefix, o.country.as_str()), (20485, None, "RU"));
-    }
-
-    #[test]
-    fn unreadable_records_are_refused() {
-        assert!(matches!(
-            parse_cymru_origin(""),
-            Err(CymruParseError::NoAsn(_))
-        ));
-        assert!(matches!(
-            parse_cymru_origin(" | 1.0.0.0/8 | US"),
-            Err(CymruParseError::NoAsn(_))
-        ));
-        for bad in [
-            "NA | 1.0.0.0/8",
-            "0 | 1.0.0.0/8",
-            "4294967296 | x",
-            "+5 | x",
-            "-5 | x",
-            "12ab | x",
-        ] {
-            assert!(
-                matches!(parse_cymru_origin(bad), Err(CymruParseError::BadAsn { .. })),
-                "{bad} was accepted"
-            );
-        }
-    }
-
-    #[test]
-    fn most_specific_record_wins() {
-        let records = [
-            "garbage",
-            "4837 | 175.45.176.0/22 | KP | apnic | 2009-12-18",
-            "131279 | 175.45.176.0/24 | KP | apnic | 2009-12-18",
-            "9999 | 175.45.176.0/24 | KP | apnic | 2009-12-18",
-        ];
-        assert_eq!(best_cymru_origin(records).unwrap().asn, 131_279);
-        assert_eq!(best_cymru_origin(["garbage", "NA | x"]), None);
-    }
-
-    #[test]
-    fn cymru_query_name_is_reversed_and_qualified() {
-        assert_eq!(
-            cymru_origin_name(ip("175.45.176.1")),
-            "1.176.45.175.origin.asn.cymru.com."
-        );
     }
 
     fn found() -> Resolved {

@@ -108,6 +108,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cymru;
 mod decode;
 mod flow;
 pub mod limits;

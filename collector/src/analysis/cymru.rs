@@ -17,6 +17,8 @@ use hickory_resolver::proto::rr::RData;
 use ipnet::Ipv4Net;
 use time::OffsetDateTime;
 
+use nkpath_proto::cymru;
+
 use super::cymru_cache::CymruCache;
 
 /// The origin ASes of an address, by some lookup outside the loaded BGP data.
@@ -152,7 +154,7 @@ impl<'a> CymruLookup<'a> {
                 Err(e) => tracing::warn!(%addr, "cannot read the Team Cymru cache: {e}"),
             }
         }
-        let texts = self.resolver.txt(&origin_name(addr))?;
+        let texts = self.resolver.txt(&cymru::origin_name(addr))?;
         let answer = best_answer(texts.iter().map(String::as_str));
         if let Some(cache) = &self.cache
             && let Err(e) = cache.put(addr, &answer, now)
@@ -181,38 +183,19 @@ impl OriginLookup for CymruLookup<'_> {
     }
 }
 
-/// `D.C.B.A.origin.asn.cymru.com.`
-pub fn origin_name(addr: Ipv4Addr) -> String {
-    let [a, b, c, d] = addr.octets();
-    format!("{d}.{c}.{b}.{a}.origin.asn.cymru.com.")
-}
-
 /// The origins of the most specific prefix among the TXT answers.
 pub fn best_origins<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<u32> {
     best_answer(texts).origins
 }
 
-/// The most specific prefix among the TXT answers, with its origins (unparsable answers are
-/// ignored; none left: nothing known).
+/// The most specific prefix among the TXT answers, with its origins (read by the parser the
+/// agent uses too, [`nkpath_proto::cymru`]; unreadable answers are ignored; none left:
+/// nothing known).
 pub fn best_answer<'a>(texts: impl IntoIterator<Item = &'a str>) -> CymruAnswer {
-    texts
-        .into_iter()
-        .filter_map(|text| {
-            let mut fields = text.split('|').map(str::trim);
-            let origins: Vec<u32> = fields
-                .next()?
-                .split_whitespace()
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .ok()?;
-            let prefix = fields.next()?.parse::<Ipv4Net>().ok()?;
-            (!origins.is_empty()).then_some(CymruAnswer {
-                origins,
-                prefix: Some(prefix),
-            })
-        })
-        .max_by_key(|answer| answer.prefix.map(|p| p.prefix_len()))
-        .unwrap_or_default()
+    cymru::best(texts).map_or_else(CymruAnswer::default, |o| CymruAnswer {
+        origins: o.origins,
+        prefix: o.prefix,
+    })
 }
 
 #[cfg(test)]
@@ -221,10 +204,6 @@ mod tests {
 
     #[test]
     fn parses_the_most_specific_answer() {
-        assert_eq!(
-            origin_name("175.45.176.1".parse().unwrap()),
-            "1.176.45.175.origin.asn.cymru.com."
-        );
         let got = best_origins([
             "131279 | 175.45.176.0/22 | KP | apnic | 2009-12-18",
             "131279 | 175.45.176.0/24 | KP | apnic | 2009-12-18",

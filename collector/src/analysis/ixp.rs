@@ -14,6 +14,7 @@ use anyhow::{Context as _, bail};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::bgp::PrefixMap;
 use crate::db::Db;
 
 const KEY: &str = "ixp_prefixes";
@@ -31,6 +32,8 @@ pub struct IxpPrefix {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IxpTable {
     prefixes: Vec<IxpPrefix>,
+    /// Index into `prefixes`, for the lookup every hop takes.
+    index: PrefixMap<usize>,
 }
 
 impl IxpTable {
@@ -38,7 +41,12 @@ impl IxpTable {
     pub fn new(mut prefixes: Vec<IxpPrefix>) -> Self {
         prefixes.sort_by(|a, b| a.prefix.cmp(&b.prefix).then(a.name.cmp(&b.name)));
         prefixes.dedup_by(|a, b| a.prefix == b.prefix);
-        Self { prefixes }
+        let index = prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.prefix, i))
+            .collect();
+        Self { prefixes, index }
     }
 
     /// The prefixes.
@@ -48,10 +56,9 @@ impl IxpTable {
 
     /// The most specific IXP prefix containing `addr`.
     pub fn lookup(&self, addr: Ipv4Addr) -> Option<&IxpPrefix> {
-        self.prefixes
-            .iter()
-            .filter(|p| p.prefix.contains(&addr))
-            .max_by_key(|p| p.prefix.prefix_len())
+        self.index
+            .longest_match(addr)
+            .map(|(_, i)| &self.prefixes[*i])
     }
 
     /// The table stored in the database (empty when none was loaded).
@@ -203,6 +210,22 @@ mod tests {
         let hit = table.lookup("200.0.17.9".parse().unwrap()).unwrap();
         assert_eq!(hit.name, "NAP CABASE Buenos Aires");
         assert!(table.lookup("200.0.18.9".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn lookup_takes_the_most_specific_lan() {
+        let lan = |prefix: &str, name: &str| IxpPrefix {
+            prefix: prefix.parse().unwrap(),
+            name: name.into(),
+        };
+        let table = IxpTable::new(vec![
+            lan("80.81.192.0/21", "DE-CIX wide"),
+            lan("80.81.194.0/24", "DE-CIX LAN"),
+        ]);
+        let name = |a: &str| table.lookup(a.parse().unwrap()).map(|p| p.name.as_str());
+        assert_eq!(name("80.81.194.7"), Some("DE-CIX LAN"));
+        assert_eq!(name("80.81.193.7"), Some("DE-CIX wide"));
+        assert_eq!(name("80.81.200.7"), None);
     }
 
     #[test]

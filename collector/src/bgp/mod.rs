@@ -15,6 +15,7 @@ pub mod adjacency;
 pub mod asn;
 pub mod aspath;
 pub mod prefix;
+pub mod prefix_map;
 pub mod replay;
 pub mod routeset;
 pub mod state;
@@ -22,6 +23,7 @@ pub mod timeline;
 pub mod upstream;
 
 pub use aspath::AsPath;
+pub use prefix_map::PrefixMap;
 pub use state::{BgpError, BgpState, LpmMatch, PeerInfo, PeerRoute, StateSource};
 pub use timeline::{UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
 pub use upstream::{AnnouncedUpstreams, Upstream, Visibility, upstream_of};

@@ -22,8 +22,8 @@ use super::routeset::RouteSet;
 /// `peers.id` in the database.
 pub type PeerId = i64;
 
-/// A prefix as stored: (network address, length).
-pub type PrefixKey = (u32, u8);
+pub use super::prefix_map::PrefixKey;
+use super::prefix_map::{Lengths, PrefixMap};
 
 /// What a BGP4MP record says, reduced to what the replay needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,15 +241,18 @@ impl OriginsBuilder {
     }
 
     /// The origins of one collector: `base` maps prefixes to indexes into `sets`.
-    pub fn finish(self, base: HashMap<PrefixKey, u32>, sets: Vec<RouteSet>) -> CollectorOrigins {
+    pub fn finish(self, base: PrefixMap<u32>, sets: Vec<RouteSet>) -> CollectorOrigins {
         let (base, sets) = if self.dump_forgotten {
-            (HashMap::new(), Vec::new())
+            (PrefixMap::new(), Vec::new())
         } else {
             (base, sets)
         };
-        let mut overrides: HashMap<PrefixKey, PeerUpdates> = HashMap::new();
+        let mut overrides: PrefixMap<PeerUpdates> = PrefixMap::new();
         for ((peer, prefix, _), origins) in self.latest {
-            overrides.entry(prefix).or_default().push((peer, origins));
+            overrides
+                .entry_key(prefix)
+                .or_default()
+                .push((peer, origins));
         }
         let full_feed_peers = full_feed_peers(&base, &sets);
         CollectorOrigins {
@@ -387,13 +390,13 @@ impl Replay {
 /// The origins one collector's peers announce at the state's time.
 #[derive(Debug, Default)]
 pub struct CollectorOrigins {
-    base: HashMap<PrefixKey, u32>,
+    base: PrefixMap<u32>,
     sets: Vec<RouteSet>,
     /// Peers whose session went down after the dump: their dump routes are gone.
     downed: HashSet<u32>,
     /// Per prefix, the peers that sent updates after the dump (and after their last session
     /// down): their dump routes for the prefix are replaced by these.
-    overrides: HashMap<PrefixKey, PeerUpdates>,
+    overrides: PrefixMap<PeerUpdates>,
     /// Peers of the dump with a route for at least half of its prefixes (see
     /// [`full_feed_peers`]).
     full_feed_peers: usize,
@@ -403,7 +406,7 @@ pub struct CollectorOrigins {
 /// the dump's prefixes. Many peers send partial feeds (customer routes only); a prefix is
 /// thinly seen when few *full-feed* peers have it, not when few peers of all kinds do (a
 /// 2002 RIS dump has 36 peers of which one has a full table).
-fn full_feed_peers(base: &HashMap<PrefixKey, u32>, sets: &[RouteSet]) -> usize {
+fn full_feed_peers(base: &PrefixMap<u32>, sets: &[RouteSet]) -> usize {
     let mut uses = vec![0usize; sets.len()];
     for set in base.values() {
         uses[*set as usize] += 1;
@@ -432,10 +435,13 @@ impl CollectorOrigins {
 
     /// Like [`Self::origins`], with the set of peers (by index) that have a route.
     pub fn origins_and_peers(&self, prefix: PrefixKey) -> Option<(BTreeSet<u32>, BTreeSet<u32>)> {
-        let overrides = self.overrides.get(&prefix).map_or(&[][..], Vec::as_slice);
+        let overrides = self
+            .overrides
+            .get_key(prefix)
+            .map_or(&[][..], Vec::as_slice);
         let mut out = BTreeSet::new();
         let mut peers = BTreeSet::new();
-        if let Some(set) = self.base.get(&prefix) {
+        if let Some(set) = self.base.get_key(prefix) {
             for (peer, origins) in self.sets[*set as usize].pairs() {
                 if self.downed.contains(&peer) || overrides.iter().any(|(p, _)| *p == peer) {
                     continue;
@@ -456,6 +462,12 @@ impl CollectorOrigins {
     /// Peers of the dump with a route for at least half of its prefixes.
     pub fn full_feed_peers(&self) -> usize {
         self.full_feed_peers
+    }
+
+    /// The prefix lengths with a route (in the dump or in updates), so that a
+    /// longest-prefix match probes only those.
+    pub fn lengths(&self) -> Lengths {
+        self.base.lengths().union(self.overrides.lengths())
     }
 
     /// Prefixes in the dump.
@@ -536,7 +548,7 @@ mod tests {
         let base_set = RouteSet::from_pairs([(0, &nk[..]), (1, &nk[..]), (2, &cn[..])]);
         let key = super::super::prefix::to_parts(p("175.45.176.0/22"));
         let other = super::super::prefix::to_parts(p("10.0.0.0/8"));
-        let base = HashMap::from([(key, 0u32), (other, 1u32)]);
+        let base: PrefixMap<u32> = [(key, 0u32), (other, 1u32)].into_iter().collect();
         let sets = vec![base_set, RouteSet::from_pairs([(0, &cn[..])])];
 
         let b = OriginsBuilder::default();

@@ -39,8 +39,9 @@ use time::OffsetDateTime;
 
 use super::aspath::AsPath;
 use super::prefix::{covering, from_parts, overlaps_any, to_parts};
+use super::prefix_map::{Lengths, PrefixMap};
 use super::replay::{
-    CollectorOrigins, Event, OriginsBuilder, PeerId, PrefixKey, Replay, TargetRoutes, TimedEvent,
+    CollectorOrigins, Event, OriginsBuilder, PeerId, Replay, TargetRoutes, TimedEvent,
 };
 use super::routeset::{RouteSet, parse_asns};
 use super::upstream::{AnnouncedUpstreams, Visibility};
@@ -188,7 +189,7 @@ impl BgpState {
             let dump = dump.filter(|_| replay.dump_used());
             let (base, sets) = match dump {
                 Some(d) => load_route_sets(conn, collector_id, d.time)?,
-                None => (HashMap::new(), Vec::new()),
+                None => (PrefixMap::new(), Vec::new()),
             };
             origins.push(builder.finish(base, sets));
             routes.extend(collector_routes);
@@ -321,8 +322,11 @@ impl BgpState {
     /// mapping table: CAIDA's prefix-to-AS keeps /8 to /24, so that a default route or an
     /// aggregate /0–/7 never names an origin, and host routes do not either).
     pub fn lpm_within(&self, addr: Ipv4Addr, lengths: RangeInclusive<u8>) -> Option<LpmMatch> {
-        let (low, high) = (*lengths.start(), (*lengths.end()).min(32));
-        (low..=high).rev().find_map(|len| {
+        let present = self
+            .origins
+            .iter()
+            .fold(Lengths::default(), |all, c| all.union(c.lengths()));
+        present.longest_first(lengths).find_map(|len| {
             let prefix = covering(addr, len);
             let key = to_parts(prefix);
             let mut all = BTreeSet::new();
@@ -580,8 +584,8 @@ fn load_route_sets(
     conn: &Connection,
     collector_id: i64,
     dump_time: i64,
-) -> Result<(HashMap<PrefixKey, u32>, Vec<RouteSet>), BgpError> {
-    let mut base = HashMap::new();
+) -> Result<(PrefixMap<u32>, Vec<RouteSet>), BgpError> {
+    let mut base = PrefixMap::new();
     let mut index_of: HashMap<i64, u32> = HashMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT net, len, route_set_id FROM prefix_origins
@@ -592,7 +596,7 @@ fn load_route_sets(
         let id: i64 = r.get(2)?;
         let next = index_of.len() as u32;
         let index = *index_of.entry(id).or_insert(next);
-        base.insert((r.get(0)?, r.get(1)?), index);
+        base.insert_key((r.get(0)?, r.get(1)?), index);
     }
     let mut sets = vec![RouteSet::default(); index_of.len()];
     let mut stmt = conn.prepare_cached("SELECT by_peer FROM route_sets WHERE id = ?1")?;
@@ -679,11 +683,13 @@ mod tests {
             RouteSet::from_pairs([(0, &two[..]), (1, &two[..])]),
             RouteSet::from_pairs([(1, &three[..])]),
         ];
-        let base = HashMap::from([
-            (to_parts(p("0.0.0.0/0")), 0),
-            (to_parts(p("10.1.0.0/16")), 1),
-            (to_parts(p("10.1.2.0/24")), 2),
-        ]);
+        let base: PrefixMap<u32> = [
+            (p("0.0.0.0/0"), 0),
+            (p("10.1.0.0/16"), 1),
+            (p("10.1.2.0/24"), 2),
+        ]
+        .into_iter()
+        .collect();
         let mut builder = OriginsBuilder::default();
         // Peer 1 withdraws the /24 (its only route there).
         builder.apply(&Event::Update {
