@@ -158,6 +158,33 @@ impl Db {
     }
 }
 
+/// The stored traces started in `since..=until` (either bound open when `None`), oldest
+/// first (then by id): what reports and exports analyse.
+pub fn stored_traces(
+    db: &Db,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> anyhow::Result<Vec<TraceResult>> {
+    let since = since.map_or_else(String::new, format_time);
+    let until = until.map_or_else(|| "~".to_owned(), format_time);
+    let mut stmt = db.conn().prepare(
+        "SELECT result_id, json FROM results
+         WHERE kind = 'trace' AND started_at >= ?1 AND started_at <= ?2
+         ORDER BY started_at, result_id",
+    )?;
+    let mut rows = stmt.query([since, until])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (id, json): (String, String) = (r.get(0)?, r.get(1)?);
+        match decode_line(&json) {
+            Ok(ResultRecord::Trace(t)) => out.push(t),
+            Ok(ResultRecord::Ping(_)) => {}
+            Err(e) => anyhow::bail!("stored result {id} no longer decodes: {e}"),
+        }
+    }
+    Ok(out)
+}
+
 /// Parses a stored `started_at`/`received_at`.
 pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()

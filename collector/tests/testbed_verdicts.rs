@@ -109,7 +109,7 @@ fn load_mrt(tb: &Testbed, db: &mut Db) {
 fn analyze(db: &Db) -> Vec<TraceAnalysis> {
     Analyzer::new(db, Mapper::default(), AnalysisOptions::default())
         .unwrap()
-        .analyze_all()
+        .analyze_all(nkpath_collector::results::stored_traces(db, None, None).unwrap())
         .unwrap()
 }
 

@@ -9,75 +9,20 @@ use std::net::Ipv4Addr;
 
 use nkpath_collector::Db;
 use nkpath_collector::analysis::ixp::IxpTable;
-use nkpath_collector::analysis::{AnalysisOptions, Analyzer, Mapper, TraceAnalysis, VerdictKind};
+use nkpath_collector::analysis::{
+    AnalysisOptions, Analyzer, Mapper, MemoryBgp, TraceAnalysis, VerdictKind,
+};
+use nkpath_collector::bgp::{AsPath, BgpState, PeerInfo};
 use nkpath_collector::mrt::{self, LoadOptions};
-use serde_json::json;
+use nkpath_collector::settings::Target;
 
-/// 2015-01-01T00:00:00Z, the time of every fixture RIB dump.
-const DUMP_TIME: u32 = 1_420_070_400;
-
-/// One replying hop: (TTL, address, ICMP type, ICMP code, MPLS labels).
-type Hop = (u8, &'static str, u8, u8, usize);
-
-/// A trace result as an agent uploads it, started `after_dump_s` after the dump.
-fn trace(id: u32, after_dump_s: i64, target: &str, hops: &[Hop]) -> String {
-    let started = time::OffsetDateTime::from_unix_timestamp(i64::from(DUMP_TIME) + after_dump_s)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let hops: Vec<serde_json::Value> = hops
-        .iter()
-        .map(|(ttl, address, icmp_type, icmp_code, labels)| {
-            let mpls: Vec<serde_json::Value> = (0..*labels)
-                .map(|i| json!({"label": 16000 + i, "tc": 0, "bottom_of_stack": i + 1 == *labels, "ttl": 1}))
-                .collect();
-            json!({"ttl": ttl, "probes": [{"attempt": 1, "sent_at_us": 0, "reply": {
-                "address": address, "rtt_us": 1000, "reply_ttl": 250,
-                "icmp_type": icmp_type, "icmp_code": icmp_code, "tcp_flags": null,
-                "quoted_ttl": 1, "mpls_labels": mpls}}]})
-        })
-        .collect();
-    json!({
-        "kind": "trace", "schema_version": "1.0",
-        "result_id": format!("00000000-0000-4000-8000-{id:012}"),
-        "agent_id": "vp-test", "agent_version": "0.1.0",
-        "round_id": "5a3c1e2f-0000-4000-8000-000000000001",
-        "source": "198.51.100.7", "target": target, "protocol": "icmp",
-        "flow": {"protocol": "icmp", "icmp_type": 8, "icmp_code": 0, "checksum": 7238},
-        "params": {"attempts": 1, "timeout_ms": 2000, "gap_limit": 5, "first_ttl": 1,
-                   "max_ttl": 30, "pps": 50, "per_prefix_pps": 1},
-        "started_at": started, "hops": hops, "stop_reason": "reached", "annotations": []
-    })
-    .to_string()
-}
-
-/// A database with one RIB dump (`routes` as in [`common::rib`]) and these traces.
-fn db_with(
-    peers: &[common::FixturePeer],
-    routes: &[(&str, usize, &str)],
-    traces: &[String],
-) -> (Db, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut db = Db::open(dir.path().join("c.db")).unwrap();
-    let file = dir.path().join("rrc00-bview.mrt");
-    std::fs::write(&file, common::rib(DUMP_TIME, peers, routes)).unwrap();
-    let options = LoadOptions {
-        collector: Some("rrc00".into()),
-        ..LoadOptions::default()
-    };
-    mrt::load_file(&mut db, &file, &options, None).unwrap();
-    let report = db
-        .import_results(std::io::Cursor::new(traces.join("\n")))
-        .unwrap();
-    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-    (db, dir)
-}
+use common::traces::{DUMP_TIME, Hop, db_with, trace};
 
 fn analyze(db: &Db) -> Vec<TraceAnalysis> {
     let mapper = Mapper::new(IxpTable::default(), None);
     Analyzer::new(db, mapper, AnalysisOptions::default())
         .unwrap()
-        .analyze_all()
+        .analyze_all(nkpath_collector::results::stored_traces(db, None, None).unwrap())
         .unwrap()
 }
 
@@ -436,4 +381,103 @@ fn the_border_rule_sees_adjacencies_of_paths_away_from_the_target() {
         "{}",
         a.verdict.reason
     );
+}
+
+/// The same RIB held in memory ([`BgpState::from_rib`]) instead of loaded into a database.
+fn memory_bgp(peers: &[common::FixturePeer], routes: &[(&str, usize, &str)]) -> MemoryBgp {
+    let infos: Vec<PeerInfo> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PeerInfo {
+            id: i as i64,
+            collector: "rrc00".into(),
+            collector_id: 0,
+            index: i as u32,
+            address: p.ip.into(),
+            asn: p.asn,
+        })
+        .collect();
+    let rib = routes.iter().map(|(prefix, peer, path)| {
+        let asns: Vec<u32> = path
+            .split_whitespace()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        (
+            &infos[*peer],
+            prefix.parse().unwrap(),
+            AsPath::from_sequence(&asns),
+        )
+    });
+    let state = BgpState::from_rib(i64::from(DUMP_TIME), Target::default(), "rrc00", rib);
+    MemoryBgp::new(Target::default().asn).with_state(state)
+}
+
+/// What a user reads of an analysis: hops, entry, announced set, verdict.
+fn outcome(a: &TraceAnalysis) -> String {
+    format!(
+        "{:?}\n{:?} {:?} {:?}\n{:?}\n{:?} {:?}",
+        a.hops, a.entry, a.agent_asn, a.data_path, a.announced, a.verdict, a.bgp_age_s
+    )
+}
+
+#[test]
+fn the_analysis_reads_the_same_from_memory_as_from_the_database() {
+    // Every situation of this file's tests, analysed over the stored dump and over the same
+    // routes in memory: the analysis core must not depend on where BGP data comes from.
+    let in_block = [
+        ("175.45.179.0/24", 0, "3356 4837"),
+        ("175.45.179.0/24", 1, "1299 4837"),
+        ("175.45.179.0/24", 2, "174 4837"),
+    ];
+    let tables = [
+        routes_plus(&[]),
+        routes_plus(&[("0.0.0.0/0", 0, "3356")]),
+        routes_plus(&[("62.0.0.0/16", 2, "174 4837")]),
+        routes_plus(&in_block),
+    ];
+    let hop_lists: [&[Hop]; 6] = [
+        &VIA_UNICOM,
+        &[
+            (1, "219.158.1.1", 11, 0, 0),
+            (2, "5.5.5.5", 11, 0, 0),
+            (3, "175.45.176.9", 0, 0, 0),
+        ],
+        &[(1, "62.0.1.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)],
+        &[
+            (1, "219.158.1.1", 11, 0, 0),
+            (2, "175.45.179.1", 11, 0, 0),
+            (3, "175.45.176.9", 0, 0, 0),
+        ],
+        &[(1, "5.5.5.5", 11, 0, 0), (2, "219.158.1.1", 3, 13, 0)],
+        &[(1, "219.158.1.1", 11, 0, 2), (2, "175.45.176.9", 0, 0, 0)],
+    ];
+    let traces: Vec<String> = hop_lists
+        .iter()
+        .zip(1..)
+        .flat_map(|(hops, id)| {
+            [
+                trace(id, 60, "175.45.176.9", hops),
+                trace(100 + id, 10 * 365 * 86_400, "175.45.176.9", hops),
+                trace(200 + id, -60, "175.45.176.9", hops),
+            ]
+        })
+        .collect();
+    for routes in &tables {
+        let (db, _dir) = db_with(&peers(), routes, &traces);
+        let from_db = analyze(&db);
+        let bgp = memory_bgp(&peers(), routes);
+        let stored = nkpath_collector::results::stored_traces(&db, None, None).unwrap();
+        let from_memory = Analyzer::new(
+            &bgp,
+            Mapper::new(IxpTable::default(), None),
+            AnalysisOptions::default(),
+        )
+        .unwrap()
+        .analyze_all(stored)
+        .unwrap();
+        assert_eq!(from_db.len(), traces.len());
+        for (a, b) in from_db.iter().zip(&from_memory) {
+            assert_eq!(outcome(a), outcome(b), "{}", a.trace.result_id);
+        }
+    }
 }

@@ -2,7 +2,10 @@
 //! announces that upstream.
 //!
 //! Everything here is computed on the fly from the stored results (the JSON of each trace as
-//! received) and the loaded BGP data; nothing derived is stored. These definitions are the
+//! received) and the loaded BGP data; nothing derived is stored. The core
+//! ([`trace::Analyzer`]) takes traces and a [`BgpSource`] and reads no table: the database is
+//! one source, [`MemoryBgp`] (routes held in memory) another, so every rule below has unit
+//! tests without SQL. These definitions are the
 //! contract of every report and export:
 //!
 //! # Hop-to-AS mapping ([`hopmap`])
@@ -91,6 +94,7 @@ pub mod cymru_cache;
 pub mod entry;
 pub mod hopmap;
 pub mod ixp;
+pub mod source;
 pub mod special;
 pub mod trace;
 pub mod units;
@@ -98,5 +102,6 @@ pub mod verdict;
 
 pub use entry::{Entry, EntryHop, infer_entry};
 pub use hopmap::{HopClass, Mapper};
+pub use source::{BgpSource, MemoryBgp};
 pub use trace::{AnalysisOptions, Analyzer, TraceAnalysis};
 pub use verdict::{Verdict, VerdictKind};

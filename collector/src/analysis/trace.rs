@@ -4,20 +4,19 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
-use anyhow::Context as _;
 use ipnet::Ipv4Net;
-use nkpath_proto::{ResultRecord, TraceResult};
+use nkpath_proto::TraceResult;
 use time::OffsetDateTime;
 
 use super::entry::{Entry, EntryHop, infer_entry};
 use super::hopmap::{HopClass, Mapper, MappingNote};
+use super::source::BgpSource;
 use super::verdict::{Adjacency, AnnouncedPrefix, Verdict, VerdictKind, announced_for, verdict};
 use crate::bgp::aspath::Segment;
 use crate::bgp::prefix::covering;
-use crate::bgp::timeline::{UpstreamChanges, upstream_changes};
+use crate::bgp::timeline::UpstreamChanges;
 use crate::bgp::{AsPath, BgpState};
 use crate::db::Db;
-use crate::results::{decode_line, format_time};
 
 /// Default transition window: 15 minutes.
 pub const DEFAULT_TRANSITION_WINDOW_S: i64 = 15 * 60;
@@ -149,10 +148,10 @@ impl TraceAnalysis {
     }
 }
 
-/// Analyses stored traces against the loaded BGP data.
+/// Analyses traces against BGP data from a [`BgpSource`] (the database by default).
 #[derive(Debug)]
-pub struct Analyzer<'a> {
-    db: &'a Db,
+pub struct Analyzer<'a, S: BgpSource + ?Sized = Db> {
+    bgp: &'a S,
     mapper: Mapper<'a>,
     options: AnalysisOptions,
     target_asn: u32,
@@ -161,66 +160,32 @@ pub struct Analyzer<'a> {
     adjacency: Adjacency,
 }
 
-impl<'a> Analyzer<'a> {
-    /// An analyzer over `db`.
-    pub fn new(db: &'a Db, mapper: Mapper<'a>, options: AnalysisOptions) -> anyhow::Result<Self> {
-        let conn = db.conn();
-        let mut change_times: Vec<i64> = conn
-            .prepare(
-                "SELECT dump_time FROM mrt_files WHERE dump_time IS NOT NULL
-                 UNION SELECT first_time FROM mrt_files
-                 UNION SELECT time FROM bgp_updates
-                 UNION SELECT time FROM peer_state_changes",
-            )?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        change_times.sort_unstable();
-        let adjacency =
-            crate::bgp::adjacency::load_adjacency(db).context("reading the AS adjacencies")?;
+impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
+    /// An analyzer over the BGP data of `bgp`.
+    pub fn new(bgp: &'a S, mapper: Mapper<'a>, options: AnalysisOptions) -> anyhow::Result<Self> {
         Ok(Self {
-            db,
+            bgp,
             mapper,
             options,
-            target_asn: db.target()?.asn,
-            change_times,
+            target_asn: bgp.target_asn()?,
+            change_times: bgp.change_times()?,
             states: HashMap::new(),
-            adjacency,
+            adjacency: bgp.adjacency()?,
         })
     }
 
-    /// The stored traces in the period, oldest first.
-    pub fn load_traces(&self) -> anyhow::Result<Vec<TraceResult>> {
-        let since = self.options.since.map_or_else(String::new, format_time);
-        let until = self
-            .options
-            .until
-            .map_or_else(|| "~".to_owned(), format_time);
-        let mut stmt = self.db.conn().prepare(
-            "SELECT result_id, json FROM results
-             WHERE kind = 'trace' AND started_at >= ?1 AND started_at <= ?2
-             ORDER BY started_at, result_id",
-        )?;
-        let mut rows = stmt.query([since, until])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let (id, json): (String, String) = (r.get(0)?, r.get(1)?);
-            match decode_line(&json) {
-                Ok(ResultRecord::Trace(t)) => out.push(t),
-                Ok(ResultRecord::Ping(_)) => {}
-                Err(e) => anyhow::bail!("stored result {id} no longer decodes: {e}"),
-            }
-        }
-        Ok(out)
+    /// The options in force.
+    pub fn options(&self) -> &AnalysisOptions {
+        &self.options
     }
 
-    /// Analyses every stored trace of the period.
-    pub fn analyze_all(&mut self) -> anyhow::Result<Vec<TraceAnalysis>> {
-        let traces = self.load_traces()?;
+    /// Analyses `traces` (oldest first, e.g. [`crate::results::stored_traces`]).
+    pub fn analyze_all(&mut self, traces: Vec<TraceResult>) -> anyhow::Result<Vec<TraceAnalysis>> {
         let changes = match (traces.first(), traces.last()) {
             (Some(first), Some(last)) => {
                 let w = time::Duration::seconds(self.options.transition_window_s);
-                upstream_changes(self.db, first.started_at - w, last.started_at + w)
-                    .context("reading BGP changes")?
+                self.bgp
+                    .upstream_changes(first.started_at - w, last.started_at + w)?
             }
             _ => UpstreamChanges::default(),
         };
@@ -238,8 +203,7 @@ impl<'a> Analyzer<'a> {
         };
         if !self.states.contains_key(&key) {
             let when = OffsetDateTime::from_unix_timestamp(key)?;
-            let state = BgpState::at_with(self.db, when, self.options.max_bgp_age_s)
-                .context("building the BGP state")?;
+            let state = self.bgp.state_at(when, self.options.max_bgp_age_s)?;
             self.states.insert(key, state);
         }
         Ok(self.states[&key].as_ref())
@@ -466,4 +430,207 @@ fn compare_with_peer(
             .collect(),
         bgp_path,
     })
+}
+
+/// The verdict rules on BGP data held in memory: no database, no SQL.
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use ipnet::Ipv4Net;
+    use serde_json::json;
+
+    use super::*;
+    use crate::analysis::source::MemoryBgp;
+    use crate::bgp::PeerInfo;
+    use crate::settings::Target;
+
+    /// 2015-01-01T00:00:00Z, the time of the RIB.
+    const RIB_TIME: i64 = 1_420_070_400;
+    const NK: u32 = 131_279;
+
+    /// One replying hop: (TTL, address, ICMP type, ICMP code).
+    type Hop = (u8, &'static str, u8, u8);
+
+    fn peer(id: i64, address: &str, asn: u32) -> PeerInfo {
+        PeerInfo {
+            id,
+            collector: "rrc00".into(),
+            collector_id: 0,
+            index: id as u32,
+            address: address.parse::<IpAddr>().unwrap(),
+            asn,
+        }
+    }
+
+    /// A RIB of three full-feed peers, each with every route (prefix, AS path).
+    fn bgp(routes: &[(&str, &[u32])]) -> MemoryBgp {
+        let peers = [
+            peer(0, "192.0.2.1", 3356),
+            peer(1, "192.0.2.2", 1299),
+            peer(2, "192.0.2.3", 6939),
+        ];
+        let rib: Vec<(&PeerInfo, Ipv4Net, AsPath)> = peers
+            .iter()
+            .flat_map(|p| {
+                routes.iter().map(move |(prefix, path)| {
+                    let mut full = vec![p.asn];
+                    full.extend_from_slice(path);
+                    (p, prefix.parse().unwrap(), AsPath::from_sequence(&full))
+                })
+            })
+            .collect();
+        let state = BgpState::from_rib(RIB_TIME, Target::default(), "rrc00", rib);
+        MemoryBgp::new(NK).with_state(state)
+    }
+
+    /// The usual table: NK's /22 behind China Unicom, the upstreams' and the agent's space
+    /// (Hetzner's, where the agent runs).
+    fn routes() -> Vec<(&'static str, &'static [u32])> {
+        vec![
+            ("175.45.176.0/22", &[4837, NK]),
+            ("219.158.0.0/17", &[4837]),
+            ("188.43.0.0/16", &[20485]),
+            ("5.9.0.0/16", &[24_940]),
+        ]
+    }
+
+    fn trace(after_rib_s: i64, hops: &[Hop]) -> TraceResult {
+        let started = OffsetDateTime::from_unix_timestamp(RIB_TIME + after_rib_s).unwrap();
+        let hops: Vec<serde_json::Value> = hops
+            .iter()
+            .map(|(ttl, address, icmp_type, icmp_code)| {
+                json!({"ttl": ttl, "probes": [{"attempt": 1, "sent_at_us": 0, "reply": {
+                    "address": address, "rtt_us": 1000, "reply_ttl": 250,
+                    "icmp_type": icmp_type, "icmp_code": icmp_code, "tcp_flags": null,
+                    "quoted_ttl": 1, "mpls_labels": []}}]})
+            })
+            .collect();
+        let json = json!({
+            "kind": "trace", "schema_version": "1.0",
+            "result_id": "00000000-0000-4000-8000-000000000001",
+            "agent_id": "vp-test", "agent_version": "0.1.0",
+            "round_id": "5a3c1e2f-0000-4000-8000-000000000001",
+            "source": "5.9.0.7", "target": "175.45.176.9", "protocol": "icmp",
+            "flow": {"protocol": "icmp", "icmp_type": 8, "icmp_code": 0, "checksum": 7238},
+            "params": {"attempts": 1, "timeout_ms": 2000, "gap_limit": 5, "first_ttl": 1,
+                       "max_ttl": 30, "pps": 50, "per_prefix_pps": 1},
+            "started_at": started.format(&time::format_description::well_known::Rfc3339).unwrap(),
+            "hops": hops, "stop_reason": "reached", "annotations": []
+        });
+        nkpath_proto::decode(&json.to_string()).unwrap()
+    }
+
+    fn analyze(bgp: &MemoryBgp, trace: TraceResult) -> TraceAnalysis {
+        let mut analyzer = Analyzer::new(bgp, Mapper::default(), AnalysisOptions::default())
+            .expect("an in-memory source never fails");
+        analyzer.analyze_all(vec![trace]).unwrap().remove(0)
+    }
+
+    /// Agent, China Unicom, then NK: the entry is seen and BGP announces it.
+    const VIA_UNICOM: [Hop; 3] = [
+        (1, "5.9.0.1", 11, 0),
+        (2, "219.158.1.1", 11, 0),
+        (3, "175.45.176.9", 0, 0),
+    ];
+
+    #[test]
+    fn an_observed_entry_that_bgp_announces_matches() {
+        let a = analyze(&bgp(&routes()), trace(60, &VIA_UNICOM));
+        assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), false));
+        assert_eq!(a.verdict.kind, VerdictKind::Match, "{}", a.verdict.reason);
+        assert_eq!(a.agent_asn, Some(24_940));
+        assert_eq!(a.data_path, [24_940, 4837, NK]);
+        assert_eq!(a.bgp_age_s, Some(60));
+    }
+
+    #[test]
+    fn an_entry_bgp_does_not_announce_is_a_mismatch_unless_it_borders_an_upstream() {
+        let via_ttk = [
+            (1, "5.9.0.1", 11, 0),
+            (2, "188.43.225.153", 11, 0),
+            (3, "175.45.176.9", 0, 0),
+        ];
+        let a = analyze(&bgp(&routes()), trace(60, &via_ttk));
+        assert_eq!(a.entry.asn, Some(20485));
+        assert_eq!(
+            a.verdict.kind,
+            VerdictKind::Mismatch,
+            "{}",
+            a.verdict.reason
+        );
+        // Some path elsewhere in the table puts AS20485 next to the announced upstream.
+        let border = AsPath::from_sequence(&[3356, 20485, 4837, 9808]);
+        let a = analyze(&bgp(&routes()).with_paths([&border]), trace(60, &via_ttk));
+        assert_eq!(
+            a.verdict.kind,
+            VerdictKind::Ambiguous,
+            "{}",
+            a.verdict.reason
+        );
+        assert!(
+            a.verdict.reason.starts_with("border"),
+            "{}",
+            a.verdict.reason
+        );
+    }
+
+    #[test]
+    fn without_bgp_data_or_with_stale_data_the_verdict_is_unknown() {
+        let a = analyze(&bgp(&routes()), trace(-60, &VIA_UNICOM));
+        assert_eq!(a.verdict.kind, VerdictKind::Unknown);
+        assert_eq!(a.verdict.reason, "no BGP data");
+        let two_days = 2 * 86_400;
+        let a = analyze(&bgp(&routes()), trace(two_days, &VIA_UNICOM));
+        assert_eq!(a.verdict.kind, VerdictKind::Unknown);
+        assert!(
+            a.verdict.reason.starts_with("stale-bgp"),
+            "{}",
+            a.verdict.reason
+        );
+        assert_eq!(a.bgp_age_s, Some(two_days));
+    }
+
+    #[test]
+    fn a_trace_refused_before_the_target_never_entered_it() {
+        // China Unicom answers admin-prohibited (type 3 code 13); NK never answers.
+        let refused = [(1, "5.9.0.1", 11, 0), (2, "219.158.1.1", 3, 13)];
+        let a = analyze(&bgp(&routes()), trace(60, &refused));
+        assert_eq!(a.entry.asn, None);
+        assert_eq!(a.verdict.kind, VerdictKind::Unknown);
+        assert!(
+            a.entry
+                .reasons
+                .iter()
+                .any(|r| r.contains("filtered-in AS4837")),
+            "{:?}",
+            a.entry.reasons
+        );
+    }
+
+    #[test]
+    fn an_entry_hop_inside_the_target_block_is_ambiguous() {
+        // A more specific /24 of NK's block is originated by China Unicom: its router
+        // answers from NK's space.
+        let mut table = routes();
+        table.push(("175.45.179.0/24", &[4837]));
+        let hops = [
+            (1, "5.9.0.1", 11, 0),
+            (2, "175.45.179.1", 11, 0),
+            (3, "175.45.176.9", 0, 0),
+        ];
+        let a = analyze(&bgp(&table), trace(60, &hops));
+        assert_eq!(a.entry.asn, Some(4837));
+        assert_eq!(
+            a.verdict.kind,
+            VerdictKind::Ambiguous,
+            "{}",
+            a.verdict.reason
+        );
+        assert!(
+            a.verdict.reason.starts_with("entry-in-target-block"),
+            "{}",
+            a.verdict.reason
+        );
+    }
 }

@@ -388,7 +388,7 @@ impl Replay {
 }
 
 /// The origins one collector's peers announce at the state's time.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CollectorOrigins {
     base: PrefixMap<u32>,
     sets: Vec<RouteSet>,

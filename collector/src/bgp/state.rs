@@ -133,7 +133,7 @@ pub struct LpmMatch {
 }
 
 /// The BGP state at one time (see the module docs).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BgpState {
     time: i64,
     target: Target,
@@ -221,6 +221,59 @@ impl BgpState {
             routes,
             origins,
         }))
+    }
+
+    /// A state built in memory from one collector's RIB, as if its dump had been taken at
+    /// `time` with no update since: what the analysis sees of a loaded dump, for code and
+    /// tests that have routes but no database. Each route is (peer, prefix, AS path); peers
+    /// are numbered in order of first appearance.
+    pub fn from_rib<'p>(
+        time: i64,
+        target: Target,
+        collector: &str,
+        rib: impl IntoIterator<Item = (&'p PeerInfo, Ipv4Net, AsPath)>,
+    ) -> Self {
+        let mut peers: HashMap<PeerId, PeerInfo> = HashMap::new();
+        let mut routes = TargetRoutes::default();
+        let mut origins_by_prefix: PrefixMap<Vec<(u32, Vec<u32>)>> = PrefixMap::new();
+        for (peer, prefix, path) in rib {
+            let prefix = prefix.trunc();
+            let index = peer.index;
+            peers.entry(peer.id).or_insert_with(|| peer.clone());
+            if overlaps_any(prefix, &target.prefixes) {
+                routes.announce(peer.id, prefix, 0, path.clone());
+            }
+            origins_by_prefix
+                .entry_key(to_parts(prefix))
+                .or_default()
+                .push((index, path.origins()));
+        }
+        let mut base = PrefixMap::new();
+        let mut sets = Vec::new();
+        for (prefix, pairs) in origins_by_prefix.iter() {
+            base.insert(prefix, sets.len() as u32);
+            sets.push(RouteSet::from_pairs(
+                pairs.iter().map(|(peer, o)| (*peer, o.as_slice())),
+            ));
+        }
+        let source = StateSource {
+            collector: collector.to_owned(),
+            collector_id: 0,
+            session_peers: 0,
+            dump_file_id: None,
+            dump_file: None,
+            dump_time: Some(time),
+            events_replayed: 0,
+            data_until: time,
+        };
+        Self {
+            time,
+            target,
+            sources: vec![source],
+            peers,
+            routes,
+            origins: vec![OriginsBuilder::default().finish(base, sets)],
+        }
     }
 
     /// The time of the state (UNIX seconds).
@@ -577,6 +630,23 @@ pub(crate) fn first_event_after(
         .query_row(params![collector_id, after, ESTABLISHED], |r| r.get(0))
         .optional()?;
     Ok(update.into_iter().chain(change).min())
+}
+
+/// Every time (UNIX seconds, ascending) at which the BGP state may change: dump times, the
+/// first record of each file, updates and session changes.
+pub fn change_times(db: &Db) -> Result<Vec<i64>, BgpError> {
+    let mut times: Vec<i64> = db
+        .conn()
+        .prepare(
+            "SELECT dump_time FROM mrt_files WHERE dump_time IS NOT NULL
+             UNION SELECT first_time FROM mrt_files
+             UNION SELECT time FROM bgp_updates
+             UNION SELECT time FROM peer_state_changes",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    times.sort_unstable();
+    Ok(times)
 }
 
 /// The route sets of every prefix in a collector's RIB dump taken at `dump_time`.

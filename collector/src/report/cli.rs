@@ -189,7 +189,9 @@ impl AnalysisArgs {
 
     /// Analyses the traces of the period.
     pub fn analyze(&self, db: &Db) -> anyhow::Result<Vec<TraceAnalysis>> {
-        Analyzer::new(db, self.mapper(db)?, self.options())?.analyze_all()
+        let options = self.options();
+        let traces = crate::results::stored_traces(db, options.since, options.until)?;
+        Analyzer::new(db, self.mapper(db)?, options)?.analyze_all(traces)
     }
 
     /// The period: the arguments, else the span of the analysed traces.

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod traces;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,148 @@
+//! Where the analysis gets its BGP data.
+//!
+//! The analysis core ([`super::trace::Analyzer`]) takes traces and a [`BgpSource`]; it never
+//! reads a table. The database is one source (the store builds states from the loaded MRT
+//! files); [`MemoryBgp`] is another, built from routes in memory, so that every verdict rule
+//! can be tested without SQL.
+
+use anyhow::Context as _;
+use time::OffsetDateTime;
+
+use super::verdict::Adjacency;
+use crate::bgp::timeline::{UpstreamChanges, upstream_changes};
+use crate::bgp::{AsPath, BgpState};
+use crate::db::Db;
+
+/// What the analysis needs of BGP data.
+pub trait BgpSource {
+    /// The target AS.
+    fn target_asn(&self) -> anyhow::Result<u32>;
+
+    /// Every time (UNIX seconds, ascending) at which the BGP state may change: between two
+    /// such times the state is the same, so the analysis builds one per interval.
+    fn change_times(&self) -> anyhow::Result<Vec<i64>>;
+
+    /// The state at `t`, with updates replayed over a base only up to `max_replay_age_s`
+    /// after it; `None` when there is no BGP data at `t`.
+    fn state_at(
+        &self,
+        t: OffsetDateTime,
+        max_replay_age_s: i64,
+    ) -> anyhow::Result<Option<BgpState>>;
+
+    /// The AS adjacencies of every loaded AS path (the border rule).
+    fn adjacency(&self) -> anyhow::Result<Adjacency>;
+
+    /// The changes of the announced upstream sets from `from` to `until`.
+    fn upstream_changes(
+        &self,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> anyhow::Result<UpstreamChanges>;
+}
+
+impl BgpSource for Db {
+    fn target_asn(&self) -> anyhow::Result<u32> {
+        Ok(self.target()?.asn)
+    }
+
+    fn change_times(&self) -> anyhow::Result<Vec<i64>> {
+        Ok(crate::bgp::state::change_times(self)?)
+    }
+
+    fn state_at(
+        &self,
+        t: OffsetDateTime,
+        max_replay_age_s: i64,
+    ) -> anyhow::Result<Option<BgpState>> {
+        BgpState::at_with(self, t, max_replay_age_s).context("building the BGP state")
+    }
+
+    fn adjacency(&self) -> anyhow::Result<Adjacency> {
+        crate::bgp::adjacency::load_adjacency(self).context("reading the AS adjacencies")
+    }
+
+    fn upstream_changes(
+        &self,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> anyhow::Result<UpstreamChanges> {
+        upstream_changes(self, from, until).context("reading BGP changes")
+    }
+}
+
+/// BGP states held in memory (e.g. [`BgpState::from_rib`]), each valid from its time until
+/// the next one's.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBgp {
+    target_asn: u32,
+    states: Vec<BgpState>,
+    adjacency: Adjacency,
+    changes: UpstreamChanges,
+}
+
+impl MemoryBgp {
+    /// No BGP data yet, for the target AS `target_asn`.
+    pub fn new(target_asn: u32) -> Self {
+        Self {
+            target_asn,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a state; the AS paths of its target routes join the adjacencies.
+    #[must_use]
+    pub fn with_state(mut self, state: BgpState) -> Self {
+        for (_, route) in state.target_routes() {
+            self.adjacency.add(route.path);
+        }
+        let at = self.states.partition_point(|s| s.time() <= state.time());
+        self.states.insert(at, state);
+        self
+    }
+
+    /// Adds AS paths seen elsewhere in the table (not toward the target) to the adjacencies.
+    #[must_use]
+    pub fn with_paths<'p>(mut self, paths: impl IntoIterator<Item = &'p AsPath>) -> Self {
+        for path in paths {
+            self.adjacency.add(path);
+        }
+        self
+    }
+
+    /// Sets the changes of the announced upstream sets (none by default).
+    #[must_use]
+    pub fn with_changes(mut self, changes: UpstreamChanges) -> Self {
+        self.changes = changes;
+        self
+    }
+}
+
+impl BgpSource for MemoryBgp {
+    fn target_asn(&self) -> anyhow::Result<u32> {
+        Ok(self.target_asn)
+    }
+
+    fn change_times(&self) -> anyhow::Result<Vec<i64>> {
+        Ok(self.states.iter().map(BgpState::time).collect())
+    }
+
+    fn state_at(&self, t: OffsetDateTime, _: i64) -> anyhow::Result<Option<BgpState>> {
+        let at = self
+            .states
+            .partition_point(|s| s.time() <= t.unix_timestamp());
+        Ok(at.checked_sub(1).map(|i| self.states[i].clone()))
+    }
+
+    fn adjacency(&self) -> anyhow::Result<Adjacency> {
+        Ok(self.adjacency.clone())
+    }
+
+    fn upstream_changes(
+        &self,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> anyhow::Result<UpstreamChanges> {
+        Ok(self.changes.clone())
+    }
+}
