@@ -49,18 +49,8 @@ fn survey(tb: &Testbed, vp: &str, targets: &[&str]) -> String {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let out = dir.path().join("survey.jsonl");
     let block = tb.manifest().target.prefix.to_string();
-    let mut cmd = tb.command(vp, "setpriv");
+    let mut cmd = tb.command_as_nobody_with_net_raw(vp, agent_binary());
     cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--inh-caps=-all,+net_raw",
-        "--ambient-caps=-all,+net_raw",
-        "--bounding-set=-all,+net_raw",
-        "--",
-    ])
-    .arg(agent_binary())
-    .args([
         "survey",
         "--agent-id",
         vp,

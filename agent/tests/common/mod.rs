@@ -113,26 +113,11 @@ pub fn scratch_dir() -> tempfile::TempDir {
     dir
 }
 
-/// `setpriv` arguments that start a program the way the systemd unit does: as
-/// nobody, with CAP_NET_RAW as the only capability anywhere.
-pub const SETPRIV_NET_RAW_ONLY: &[&str] = &[
-    "setpriv",
-    "--reuid=nobody",
-    "--regid=nogroup",
-    "--clear-groups",
-    "--inh-caps=-all,+net_raw",
-    "--ambient-caps=-all,+net_raw",
-    "--bounding-set=-all,+net_raw",
-    "--",
-];
-
-/// A command that runs the agent in `node` under [`SETPRIV_NET_RAW_ONLY`], as the
-/// service runs it. `ip netns exec` and `setpriv` exec, so the child's pid is the
+/// A command that runs the agent in `node` as the service runs it: as nobody with
+/// CAP_NET_RAW only ([`Testbed::command_as_nobody_with_net_raw`]); the child's pid is the
 /// agent's.
 pub fn agent_command(tb: &Testbed, node: &str, args: &[&str]) -> Command {
-    let mut cmd = tb.command(node, SETPRIV_NET_RAW_ONLY[0]);
-    cmd.args(&SETPRIV_NET_RAW_ONLY[1..]);
-    cmd.arg(agent_binary());
+    let mut cmd = tb.command_as_nobody_with_net_raw(node, agent_binary());
     cmd.args(args);
     cmd.stdin(Stdio::null());
     cmd
@@ -762,9 +747,7 @@ where
     let scratch = scratch_dir();
     let out = scratch.path().join("outcome.json");
     let output = tb
-        .command(node, SETPRIV_NET_RAW_ONLY[0])
-        .args(&SETPRIV_NET_RAW_ONLY[1..])
-        .arg(this_test_binary(name))
+        .command_as_nobody_with_net_raw(node, this_test_binary(name))
         .args([
             "--exact",
             "in_namespace",

@@ -118,6 +118,16 @@ pub struct Options {
     pub scenario: Scenario,
 }
 
+/// `setpriv` options of [`Testbed::command_as_nobody_with_net_raw`]: nobody, CAP_NET_RAW only.
+pub const SETPRIV_NOBODY_NET_RAW: &[&str] = &[
+    "--reuid=nobody",
+    "--regid=nogroup",
+    "--clear-groups",
+    "--inh-caps=-all,+net_raw",
+    "--ambient-caps=-all,+net_raw",
+    "--bounding-set=-all,+net_raw",
+];
+
 /// A running testbed: its id, manifest and ways to act inside its nodes.
 #[derive(Debug)]
 pub struct Testbed {
@@ -314,6 +324,20 @@ impl Testbed {
         cmd.args(["netns", "exec"])
             .arg(self.netns(node))
             .arg(program);
+        cmd
+    }
+
+    /// A command that runs `program` in the node the way the agent's systemd unit runs it: as
+    /// nobody, with CAP_NET_RAW as the only capability anywhere (inheritable, ambient and
+    /// bounding sets), through `setpriv`. `ip netns exec` and `setpriv` exec, so the child's
+    /// pid is the program's. The one place tests start an unprivileged program.
+    pub fn command_as_nobody_with_net_raw(
+        &self,
+        node: &str,
+        program: impl AsRef<OsStr>,
+    ) -> Command {
+        let mut cmd = self.command(node, "setpriv");
+        cmd.args(SETPRIV_NOBODY_NET_RAW).arg("--").arg(program);
         cmd
     }
 
