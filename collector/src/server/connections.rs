@@ -257,11 +257,14 @@ impl RefusalLog {
         drop(last);
         let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
         let peer = peer.map(|p| p.ip().to_canonical());
-        tracing::warn!(
-            ?peer,
-            suppressed,
-            "{error} ({suppressed} more refused or failed accepts since the last such line)"
-        );
+        if suppressed == 0 {
+            tracing::warn!(?peer, "{error}");
+        } else {
+            tracing::warn!(
+                ?peer,
+                "{error} (and {suppressed} more refused or failed accepts since the last such line)"
+            );
+        }
     }
 }
 
