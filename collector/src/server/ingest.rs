@@ -61,7 +61,9 @@ pub fn ingest(
     let tx = db
         .conn_mut()
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // Read within the transaction: the stored target is the one in force for this batch.
+    // Read within the transaction: the stored target is the one in force for this batch. A
+    // malformed stored target fails the batch like a database error (500, nothing
+    // acknowledged): refusing every result for it would lose them.
     let targets = crate::settings::stored_target(&tx)
         .map_err(|e| match e {
             crate::settings::SettingsError::Db(crate::db::DbError::Sqlite(e)) => e,
