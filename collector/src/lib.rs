@@ -25,6 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod admission;
 pub mod agents;
 pub mod analysis;
 pub mod bgp;
@@ -36,5 +37,6 @@ pub mod report;
 pub mod results;
 pub mod server;
 pub mod settings;
+pub mod text;
 
 pub use db::{Db, DbError};

@@ -12,6 +12,7 @@ use nkpath_collector::bgp::format_unix;
 use nkpath_collector::import::{self, Format};
 use nkpath_collector::mrt::{self, LoadOptions, LoadOutcome};
 use nkpath_collector::settings::Target;
+use nkpath_collector::text::escape_control;
 use nkpath_collector::{Db, db};
 
 /// Stores nkpath agents' traces, loads BGP data (MRT) and checks data-plane paths into the
@@ -140,12 +141,14 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: in a file or a journal they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("nkpath-collector: {e:#}");
+            eprintln!("nkpath-collector: {}", escape_control(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -181,7 +184,12 @@ fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
         .import_results(BufReader::new(input))
         .with_context(|| format!("importing {} (nothing was stored)", file.display()))?;
     for bad in &report.rejected {
-        eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.error);
+        eprintln!(
+            "{}:{}: skipped: {}",
+            file.display(),
+            bad.line,
+            escape_control(&bad.error)
+        );
     }
     println!(
         "{}: {} lines, {} results stored, {} already stored, {} lines skipped",
@@ -207,7 +215,12 @@ fn import_public(db: &mut Db, file: &Path, format: Format) -> anyhow::Result<Exi
         println!("{}: a warts file, read through {program}", file.display());
     }
     for bad in &s.malformed {
-        eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.error);
+        eprintln!(
+            "{}:{}: skipped: {}",
+            file.display(),
+            bad.line,
+            escape_control(&bad.error)
+        );
     }
     println!(
         "{}: {format}: {} records read, {} traces stored, {} already stored",

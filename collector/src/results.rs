@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
+use crate::admission::{Admission, TimeWindow, check_size};
 use crate::db::{Db, DbError};
 
 /// What an import did.
@@ -50,6 +51,9 @@ pub enum ImportError {
     /// A database error; the transaction was rolled back.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The stored target cannot be read.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
 }
 
 impl From<rusqlite::Error> for ImportError {
@@ -120,13 +124,23 @@ pub fn store_result(
 
 impl Db {
     /// Imports a JSONL file of results (one [`TraceResult`] per line, or [`ResultRecord`]s
-    /// with `"kind"`). Idempotent by result id. A line that fails decoding is reported with
-    /// its line number and skipped; all good lines are stored in one transaction.
+    /// with `"kind"`). Idempotent by result id. A line that fails decoding, or the rules an
+    /// upload follows ([`crate::admission`], at their defaults, with the stored target), is
+    /// reported with its line number and skipped; all good lines are stored in one
+    /// transaction.
     pub fn import_results(&mut self, jsonl: impl BufRead) -> Result<ImportReport, ImportError> {
         let received_at = OffsetDateTime::now_utc();
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let targets = crate::settings::stored_target(&tx)?
+            .unwrap_or_default()
+            .prefixes;
+        let admission = Admission {
+            window: TimeWindow::default(),
+            targets,
+            now: received_at,
+        };
         let mut report = ImportReport::default();
         for (index, line) in jsonl.lines().enumerate() {
             let number = index + 1;
@@ -139,7 +153,8 @@ impl Db {
                 continue;
             }
             report.lines += 1;
-            match decode_line(text) {
+            let admitted = admit(text, &admission);
+            match admitted {
                 Ok(record) => {
                     if store_result(&tx, text, &record, received_at)? {
                         report.stored += 1;
@@ -159,7 +174,10 @@ impl Db {
 }
 
 /// The stored traces started in `since..=until` (either bound open when `None`), oldest
-/// first (then by id): what reports and exports analyse.
+/// first (then by id): what reports and exports analyse. A stored row that no longer
+/// decodes, or that started in the future (beyond the admission rule's tolerance, so a clock
+/// error: [`crate::admission`]), is skipped with a warning naming it, never analysed: one
+/// such row must not hold every report back.
 pub fn stored_traces(
     db: &Db,
     since: Option<OffsetDateTime>,
@@ -174,15 +192,41 @@ pub fn stored_traces(
     )?;
     let mut rows = stmt.query([since, until])?;
     let mut out = Vec::new();
+    let now = OffsetDateTime::now_utc();
     while let Some(r) = rows.next()? {
         let (id, json): (String, String) = (r.get(0)?, r.get(1)?);
         match decode_line(&json) {
+            Ok(ResultRecord::Trace(t))
+                if crate::admission::is_future(
+                    t.started_at,
+                    now,
+                    crate::admission::DEFAULT_MAX_AHEAD,
+                ) =>
+            {
+                tracing::warn!(
+                    "stored result {id} skipped: it started in the future ({}); \
+                     its agent's clock was wrong",
+                    crate::report::iso(t.started_at)
+                );
+            }
             Ok(ResultRecord::Trace(t)) => out.push(t),
             Ok(ResultRecord::Ping(_)) => {}
-            Err(e) => anyhow::bail!("stored result {id} no longer decodes: {e}"),
+            Err(e) => tracing::warn!(
+                "stored result {id} skipped: it no longer decodes ({}); \
+                 it was stored by an older version or by hand",
+                crate::text::escape_control(&e)
+            ),
         }
     }
     Ok(out)
+}
+
+/// A line decoded and checked against the rules of an upload, or why not.
+fn admit(text: &str, admission: &Admission) -> Result<ResultRecord, String> {
+    check_size(text).map_err(|e| e.to_string())?;
+    let record = decode_line(text)?;
+    admission.check(&record).map_err(|e| e.to_string())?;
+    Ok(record)
 }
 
 /// Parses a stored `started_at`/`received_at`.

@@ -30,7 +30,12 @@
 //!
 //! - Field names are `snake_case`; enum values are lowercase strings.
 //! - Times are RFC 3339 strings in UTC (`"2017-10-01T00:00:00Z"`); ids are
-//!   hyphenated UUIDs; addresses are dotted-quad strings.
+//!   hyphenated UUIDs; addresses are dotted-quad strings. A time written
+//!   with an offset must still fall in years 0000..=9999 once converted to
+//!   UTC ([`limits::UTC_YEARS`]).
+//! - Lists and strings an agent fills from what it receives are bounded
+//!   ([`limits`]: MPLS labels per reply, annotations, name lengths); hops
+//!   and probes are bounded by `max_ttl` and `attempts`.
 //! - Durations are integers with their unit in the name (`timeout_ms`,
 //!   `rtt_us`); `sent_at_us` counts from the trace's `started_at`.
 //! - Optional values are written as `null`, except these, which are left out

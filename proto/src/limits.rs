@@ -28,3 +28,25 @@ pub const AGENT_ID_LEN: RangeInclusive<usize> = 1..=64;
 pub const AGENT_VERSION_LEN: RangeInclusive<usize> = 1..=64;
 /// Results in one [`UploadBatch`](crate::UploadBatch).
 pub const BATCH_RESULTS: RangeInclusive<usize> = 1..=10_000;
+/// Entries of one reply's [`Reply::mpls_labels`](crate::Reply::mpls_labels).
+/// Real label stacks hold a handful of entries; 32 is far above them and
+/// keeps one result small (a trace holds at most 64 hops of 10 probes).
+pub const MPLS_LABELS: RangeInclusive<usize> = 0..=32;
+/// Entries of [`TraceResult::annotations`](crate::TraceResult::annotations):
+/// a name and an origin for each address a trace can hold (64 hops of 10
+/// probes).
+pub const ANNOTATIONS: RangeInclusive<usize> = 0..=2 * 64 * 10;
+/// Length of [`HopAnnotation::name`](crate::HopAnnotation::name), in
+/// characters: a DNS name is at most 253 characters, plus a trailing dot.
+pub const ANNOTATION_NAME_LEN: RangeInclusive<usize> = 0..=255;
+/// [`PingResult::sent`](crate::PingResult::sent): the agent's ping count
+/// is a 16-bit number.
+pub const PING_SENT: RangeInclusive<u32> = 0..=65_535;
+/// Years of every time of a document, in UTC: what RFC 3339 can write
+/// (four digits). `9999-12-31T23:59:59-23:59` is year 10000 in UTC and is
+/// refused; a reader never meets a time it cannot convert to UTC.
+pub const UTC_YEARS: RangeInclusive<i32> = 0..=9999;
+/// Bytes of one result's JSON as the collector receives it. The bounds
+/// above keep a valid result well below this; the cap stops a result padded
+/// with fields this version does not know (which decoders skip).
+pub const RESULT_BYTES: usize = 4 << 20;

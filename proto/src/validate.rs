@@ -13,12 +13,13 @@ use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
 use serde_json::value::RawValue;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::limits;
 use crate::version::parse_decimal;
 use crate::{
-    Hop, MplsLabel, PingResult, Probe, ProbeParams, Reply, ResultRecord, SchemaVersion,
-    TraceResult, UploadAck, UploadBatch,
+    Hop, HopAnnotation, MplsLabel, PingResult, Probe, ProbeParams, Reply, ResultRecord,
+    SchemaVersion, TraceResult, UploadAck, UploadBatch,
 };
 
 /// A value that is well-typed but breaks a rule of the schema.
@@ -109,10 +110,15 @@ impl Validate for TraceResult {
             ));
         }
         self.params.validate().map_err(|e| e.within("params"))?;
+        check_time("started_at", self.started_at)?;
         let mut previous_ttl = None;
         for (i, hop) in self.hops.iter().enumerate() {
             check_hop(hop, previous_ttl, &self.params).map_err(|e| e.within(Index("hops", i)))?;
             previous_ttl = Some(hop.ttl);
+        }
+        check_count("annotations", self.annotations.len(), &limits::ANNOTATIONS)?;
+        for (i, annotation) in self.annotations.iter().enumerate() {
+            check_annotation(annotation).map_err(|e| e.within(Index("annotations", i)))?;
         }
         Ok(())
     }
@@ -225,6 +231,7 @@ fn check_reply(reply: &Reply) -> Result<(), ValidationError> {
             "set on a TCP reply: only ICMP errors carry MPLS extensions",
         ));
     }
+    check_count("mpls_labels", reply.mpls_labels.len(), &limits::MPLS_LABELS)?;
     for (i, label) in reply.mpls_labels.iter().enumerate() {
         label
             .validate()
@@ -238,6 +245,8 @@ impl Validate for PingResult {
         check_schema_version(self.schema_version)?;
         check_agent_id(&self.agent_id)?;
         check_agent_version(&self.agent_version)?;
+        check_time("started_at", self.started_at)?;
+        in_range("sent", self.sent, &limits::PING_SENT)?;
         if self.received > self.sent {
             return Err(ValidationError::new(
                 "received",
@@ -272,6 +281,7 @@ impl<R: Validate> Validate for UploadBatch<R> {
         check_schema_version(self.schema_version)?;
         check_agent_id(&self.agent_id)?;
         check_agent_version(&self.agent_version)?;
+        check_time("sent_at", self.sent_at)?;
         let count = self.results.len();
         if !limits::BATCH_RESULTS.contains(&count) {
             return Err(ValidationError::new(
@@ -311,6 +321,10 @@ impl Validate for serde_json::Value {
 impl Validate for UploadAck {
     fn validate(&self) -> Result<(), ValidationError> {
         check_schema_version(self.schema_version)?;
+        check_time("received_at", self.received_at)?;
+        if let Some(until) = self.pause_until {
+            check_time("pause_until", until)?;
+        }
         for (i, target) in self.targets.iter().flatten().enumerate() {
             check_prefix(target)
                 .map_err(|reason| ValidationError::new("", reason).within(Index("targets", i)))?;
@@ -381,6 +395,59 @@ fn check_trace_agent_id(id: &str) -> Result<(), ValidationError> {
         }
     }
     check_len("agent_id", id, &limits::AGENT_ID_LEN)
+}
+
+/// A name is kept as the agent found it (escaped only when printed), but
+/// not of any length.
+fn check_annotation(annotation: &HopAnnotation) -> Result<(), ValidationError> {
+    if let Some(name) = &annotation.name {
+        check_len("name", name, &limits::ANNOTATION_NAME_LEN)?;
+    }
+    check_time("resolved_at", annotation.resolved_at)
+}
+
+/// A time must be writable in UTC ([`limits::UTC_YEARS`]): readers store and
+/// compare times in UTC, and a conversion that fails there must fail here,
+/// with the field's name, instead.
+fn check_time(field: &str, time: OffsetDateTime) -> Result<(), ValidationError> {
+    let year = time
+        .checked_to_offset(UtcOffset::UTC)
+        .map_or_else(|| utc_year_beyond_range(time), OffsetDateTime::year);
+    if limits::UTC_YEARS.contains(&year) {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        field,
+        format!(
+            "is year {year} in UTC; times must lie in years {}..={} in UTC (check the offset and the clock)",
+            limits::UTC_YEARS.start(),
+            limits::UTC_YEARS.end()
+        ),
+    ))
+}
+
+/// The UTC year of a time `time` cannot even represent in UTC: one past its
+/// own year's neighbour in the offset's direction.
+fn utc_year_beyond_range(time: OffsetDateTime) -> i32 {
+    if time.offset().is_negative() {
+        time.year() + 1
+    } else {
+        time.year() - 1
+    }
+}
+
+fn check_count(
+    field: &str,
+    count: usize,
+    range: &RangeInclusive<usize>,
+) -> Result<(), ValidationError> {
+    if range.contains(&count) {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        field,
+        format!("{count} entries; at most {} are allowed", range.end()),
+    ))
 }
 
 fn check_agent_version(version: &str) -> Result<(), ValidationError> {

@@ -747,3 +747,91 @@ fn error_messages_say_what_and_where() {
         "invalid schema_version: \"1\" is not a schema version: expected \"MAJOR.MINOR\" like \"1.0\""
     );
 }
+
+// ------------------------------------------------------------ times and sizes
+
+/// Every time of a document must be writable in UTC as RFC 3339 (years
+/// 0000..=9999): `9999-12-31T23:59:59-23:59` is year 10000 in UTC, and a
+/// reader that converts it to UTC (to store or compare it) must not fail
+/// later than decoding.
+#[test]
+fn times_beyond_year_9999_or_before_year_0_in_utc_are_refused() {
+    let cases: [(&str, &str); 2] = [
+        ("9999-12-31T23:59:59-23:59", "year 10000"),
+        ("0000-01-01T00:00:00+00:01", "year -1"),
+    ];
+    for (time, what) in cases {
+        let mut trace = to_value(&common::trace());
+        set(&mut trace, "/started_at", json!(time));
+        expect_field_error::<TraceResult>(&trace, "started_at");
+        let err = decode_value::<TraceResult>(&trace).unwrap_err();
+        assert!(err.to_string().contains(what), "{err}");
+
+        let mut trace = to_value(&common::trace());
+        set(&mut trace, "/annotations/1/resolved_at", json!(time));
+        expect_field_error::<TraceResult>(&trace, "annotations[1].resolved_at");
+
+        let mut ping = to_value(&common::ping());
+        set(&mut ping, "/started_at", json!(time));
+        expect_field_error::<PingResult>(&ping, "started_at");
+
+        let mut batch = to_value(&common::batch());
+        set(&mut batch, "/sent_at", json!(time));
+        expect_field_error::<UploadBatch>(&batch, "sent_at");
+        // The envelope alone (as the collector decodes it) checks it too.
+        expect_field_error::<UploadBatch<Box<RawValue>>>(&batch, "sent_at");
+
+        let mut ack = to_value(&common::ack());
+        set(&mut ack, "/received_at", json!(time));
+        expect_field_error::<UploadAck>(&ack, "received_at");
+    }
+    // The extremes that are still years 0000 and 9999 in UTC pass.
+    for time in ["9999-12-31T23:59:59+00:00", "0000-01-01T00:00:00-23:59"] {
+        let mut trace = to_value(&common::trace());
+        set(&mut trace, "/started_at", json!(time));
+        decode_value::<TraceResult>(&trace).unwrap();
+    }
+}
+
+#[test]
+fn lists_and_strings_are_bounded() {
+    use nkpath_proto::limits;
+    let label = MplsLabel {
+        label: 3,
+        tc: 0,
+        bottom_of_stack: false,
+        ttl: 1,
+    };
+    let max_labels = *limits::MPLS_LABELS.end();
+    let mut trace = common::trace();
+    reply(&mut trace, 2, 0).mpls_labels = vec![label; max_labels];
+    trace.validate().unwrap();
+    reply(&mut trace, 2, 0).mpls_labels = vec![label; max_labels + 1];
+    let err = trace.validate().unwrap_err();
+    assert_eq!(err.field, "hops[2].probes[0].reply.mpls_labels");
+    // The 200,000-label result of the issue.
+    reply(&mut trace, 2, 0).mpls_labels = vec![label; 200_000];
+    assert!(trace.validate().is_err());
+
+    let max_annotations = *limits::ANNOTATIONS.end();
+    let mut trace = common::trace();
+    let one = trace.annotations[0].clone();
+    trace.annotations = vec![one.clone(); max_annotations];
+    trace.validate().unwrap();
+    trace.annotations.push(one);
+    assert_eq!(trace.validate().unwrap_err().field, "annotations");
+
+    let mut trace = common::trace();
+    let max_name = *limits::ANNOTATION_NAME_LEN.end();
+    trace.annotations[0].name = Some("a".repeat(max_name));
+    trace.validate().unwrap();
+    trace.annotations[0].name = Some("a".repeat(max_name + 1));
+    assert_eq!(trace.validate().unwrap_err().field, "annotations[0].name");
+
+    let mut ping = common::ping();
+    let max_sent = *limits::PING_SENT.end();
+    ping.sent = max_sent;
+    ping.validate().unwrap();
+    ping.sent = max_sent + 1;
+    assert_eq!(ping.validate().unwrap_err().field, "sent");
+}

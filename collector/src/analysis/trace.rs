@@ -184,8 +184,10 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
         let changes = match (traces.first(), traces.last()) {
             (Some(first), Some(last)) => {
                 let w = time::Duration::seconds(self.options.transition_window_s);
-                self.bgp
-                    .upstream_changes(first.started_at - w, last.started_at + w)?
+                // Saturating: a trace of the first or last second the time type holds.
+                let from = first.started_at.checked_sub(w).unwrap_or(first.started_at);
+                let to = last.started_at.checked_add(w).unwrap_or(last.started_at);
+                self.bgp.upstream_changes(from, to)?
             }
             _ => UpstreamChanges::default(),
         };

@@ -128,6 +128,25 @@ impl Db {
         Ok(Self { conn, path })
     }
 
+    /// A second, read-only connection to the same file, for readers that must not wait for
+    /// the writer (WAL lets them read the last commit while a write is under way); `None`
+    /// for an in-memory database, which no other connection can see.
+    pub fn open_reader(&self) -> Result<Option<Connection>, DbError> {
+        if self.path.as_os_str() == ":memory:" {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| DbError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        Ok(Some(conn))
+    }
+
     /// The file this database lives in (`:memory:` for an in-memory one).
     pub fn path(&self) -> &Path {
         &self.path

@@ -276,6 +276,10 @@ fn import_nkpath(
 ) -> Result<ImportSummary, ImportFileError> {
     let report = db.import_results(bytes).map_err(|e| match e {
         crate::results::ImportError::Db(e) => ImportFileError::Db(e),
+        crate::results::ImportError::Settings(e) => ImportFileError::Convert {
+            file: file.to_owned(),
+            message: format!("nothing was stored: {e}"),
+        },
         crate::results::ImportError::Read { line, source } => ImportFileError::Syntax {
             file: file.to_owned(),
             source: records::SplitError {

@@ -15,6 +15,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::text::escape_control;
+
 /// Output format of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -158,22 +160,32 @@ fn json_cell(v: &str, numeric: bool) -> serde_json::Value {
     serde_json::Value::String(v.to_owned())
 }
 
+/// Aligned text for a terminal: every piece passes [`escape_control`], since names in it
+/// come from agents and public files.
 fn render_text(tables: &[Table]) -> String {
+    let escape_all = |cells: &[String]| -> Vec<String> {
+        cells
+            .iter()
+            .map(|c| escape_control(c).into_owned())
+            .collect()
+    };
     let mut out = String::new();
     for (i, t) in tables.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        let _ = writeln!(out, "{}", t.title);
+        let _ = writeln!(out, "{}", escape_control(&t.title));
         for note in &t.notes {
-            let _ = writeln!(out, "  {note}");
+            let _ = writeln!(out, "  {}", escape_control(note));
         }
         if t.rows.is_empty() {
             out.push_str("  (none)\n");
             continue;
         }
-        let mut widths: Vec<usize> = t.columns.iter().map(|c| c.chars().count()).collect();
-        for row in &t.rows {
+        let columns = escape_all(&t.columns);
+        let rows: Vec<Vec<String>> = t.rows.iter().map(|r| escape_all(r)).collect();
+        let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+        for row in &rows {
             for (w, v) in widths.iter_mut().zip(row) {
                 *w = (*w).max(v.chars().count());
             }
@@ -185,10 +197,10 @@ fn render_text(tables: &[Table]) -> String {
             }
             s.trim_end().to_owned() + "\n"
         };
-        out.push_str(&line(&t.columns));
+        out.push_str(&line(&columns));
         let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
         out.push_str(&line(&rule));
-        for row in &t.rows {
+        for row in &rows {
             out.push_str(&line(row));
         }
     }

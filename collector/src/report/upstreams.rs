@@ -234,7 +234,13 @@ fn control_plane(
                     .min()
                     .unwrap_or(from);
                 let start = first.replace_time(time::Time::MIDNIGHT);
-                (start.max(from), (start + time::Duration::days(1)).min(to))
+                (
+                    start.max(from),
+                    start
+                        .checked_add(time::Duration::days(1))
+                        .unwrap_or(to)
+                        .min(to),
+                )
             }
             _ => (from, to),
         };

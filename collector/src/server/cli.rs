@@ -10,9 +10,12 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
-use super::{AppState, DEFAULT_MAX_BODY, TlsConfig};
+use super::connections::{self, Caps};
+use super::{AppState, Config, DEFAULT_MAX_BODY, TlsConfig};
+use crate::admission::TimeWindow;
 use crate::bgp::BgpState;
 use crate::db::Db;
+use crate::text::escape_control;
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -50,6 +53,66 @@ pub struct ServeArgs {
     /// requests in flight get this long to finish.
     #[arg(long, value_name = "SECONDS", default_value_t = super::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     pub request_timeout: u64,
+
+    /// Longest a connection may take to send a request's headers (from when it opens, or
+    /// from its previous answer on a kept-alive connection) before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = connections::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+
+    /// Most connections open at once; more are closed as soon as they are accepted (and
+    /// logged, at most a line every 10 s). Keep it under the file descriptor limit.
+    #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    pub max_connections: usize,
+
+    /// Most connections open at once from one source address.
+    #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = positive)]
+    pub max_connections_per_ip: usize,
+
+    /// Results that started before this time (RFC 3339 or a date, UTC) are refused.
+    #[arg(long, value_name = "TIME", default_value = "2000-01-01", value_parser = parse_earliest)]
+    pub earliest_result: OffsetDateTime,
+
+    /// Results that started more than this many hours after the collector's clock are
+    /// refused (an agent's clock running ahead).
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub max_clock_ahead: u32,
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive whole number")),
+    }
+}
+
+fn parse_earliest(s: &str) -> Result<OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &fmt)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| format!("'{s}' is neither RFC 3339 (2000-01-01T00:00:00Z) nor a date"))
+}
+
+impl ServeArgs {
+    /// The server settings these arguments give.
+    pub fn config(&self) -> Config {
+        Config {
+            max_body: self.max_body,
+            request_timeout: Duration::from_secs(self.request_timeout.max(1)),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            caps: Caps {
+                total: self.max_connections,
+                per_ip: self.max_connections_per_ip,
+            },
+            window: TimeWindow {
+                earliest: self.earliest_result,
+                max_ahead: time::Duration::hours(i64::from(self.max_clock_ahead)),
+            },
+        }
+    }
 }
 
 const SERVE_EXAMPLES: &str = "Examples:
@@ -109,11 +172,8 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("listening on {scheme}://{local}");
         std::io::stdout().flush().ok();
         tracing::info!(db = %db.path().display(), "listening on {scheme}://{local}");
-        let state = AppState::with_limits(
-            db,
-            args.max_body,
-            Duration::from_secs(args.request_timeout.max(1)),
-        );
+        let state = AppState::with_config(db, args.config())
+            .context("cannot open a read-only connection to the database for token checks")?;
         super::serve(listener, state, tls, super::shutdown_signal())
             .await
             .context("the server failed")?;
@@ -166,6 +226,8 @@ fn list(db: &Db) -> anyhow::Result<()> {
         out,
         "name\tcreated\tlast_seen\tagent_version\taddress\tas\tstatus"
     )?;
+    // Agent versions are whatever the agents sent: escaped, so that neither a terminal
+    // sequence nor a tab or newline (a new column or row) gets through.
     for a in &agents {
         let asn = match (a.last_address, &bgp) {
             (Some(IpAddr::V4(ip)), Some(state)) => state
@@ -184,15 +246,18 @@ fn list(db: &Db) -> anyhow::Result<()> {
             Some(at) => format!("revoked {at}"),
             None => "active".to_owned(),
         };
-        writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}\t{asn}\t{status}",
-            a.name,
-            a.created_at,
+        let address = a.last_address.map(|ip| ip.to_string()).unwrap_or_default();
+        let cells = [
+            a.name.as_str(),
+            &a.created_at,
             a.last_seen_at.as_deref().unwrap_or(""),
             a.agent_version.as_deref().unwrap_or(""),
-            a.last_address.map(|ip| ip.to_string()).unwrap_or_default(),
-        )?;
+            &address,
+            &asn,
+            &status,
+        ]
+        .map(escape_control);
+        writeln!(out, "{}", cells.join("\t"))?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | does not decode | refused, with the path of the field at fault |
 //! | `agent_id` is not the token's agent | refused, field `results[i].agent_id` |
+//! | too big, outside the target prefixes or at an implausible time ([`crate::admission`]) | refused, with the field |
 //! | new id | stored, with a receipt; accepted |
 //! | id stored before with the same content | accepted again, nothing stored |
 //! | id stored before with other content, or by another agent | refused, field `results[i].result_id` |
@@ -20,6 +21,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::admission::{self, Admission, TimeWindow};
 use crate::agents::{Authenticated, record_upload};
 use crate::db::Db;
 use crate::results::{decode_line, format_time, store_result};
@@ -36,6 +38,8 @@ pub struct Arrival<'a> {
     pub received_at: OffsetDateTime,
     /// The peer address of the connection, when known.
     pub peer: Option<IpAddr>,
+    /// The time rule of the collector's settings.
+    pub window: TimeWindow,
 }
 
 /// The receive time minus the agent's `sent_at`, in milliseconds (positive: the agent's clock
@@ -57,6 +61,21 @@ pub fn ingest(
     let tx = db
         .conn_mut()
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Read within the transaction: the stored target is the one in force for this batch. A
+    // malformed stored target fails the batch like a database error (500, nothing
+    // acknowledged): refusing every result for it would lose them.
+    let targets = crate::settings::stored_target(&tx)
+        .map_err(|e| match e {
+            crate::settings::SettingsError::Db(crate::db::DbError::Sqlite(e)) => e,
+            other => rusqlite::Error::ToSqlConversionFailure(other.into()),
+        })?
+        .unwrap_or_default()
+        .prefixes;
+    let admission = Admission {
+        window: arrival.window,
+        targets,
+        now: arrival.received_at,
+    };
     let receipt = Receipt {
         agent: &arrival.agent.name,
         batch_id: batch.batch_id,
@@ -69,7 +88,7 @@ pub fn ingest(
     let mut seen = HashSet::new();
     let mut refused = Vec::new();
     for (i, raw) in batch.results.iter().enumerate() {
-        match store_one(&tx, raw, &receipt)? {
+        match store_one(&tx, raw, &receipt, &admission)? {
             Ok(id) => {
                 if seen.insert(id) {
                     accepted.push(id);
@@ -119,8 +138,13 @@ fn store_one(
     conn: &Connection,
     raw: &RawValue,
     receipt: &Receipt<'_>,
+    admission: &Admission,
 ) -> rusqlite::Result<Result<Uuid, Refused>> {
     let text = raw.get();
+    if let Err(e) = admission::check_size(text) {
+        let reason = e.to_string();
+        return Ok(Err((readable_id(text), e.field, reason)));
+    }
     let record = match decode::<ResultRecord>(text) {
         Ok(record) => record,
         Err(e) => {
@@ -142,6 +166,10 @@ fn store_one(
                 receipt.agent
             ),
         )));
+    }
+    if let Err(e) = admission.check(&record) {
+        let reason = e.to_string();
+        return Ok(Err((Some(id), e.field, reason)));
     }
     let key = id.hyphenated().to_string();
     let stored: Option<(String, String)> = conn

@@ -9,6 +9,14 @@
 //! | a body that is not a batch, or of an unsupported major version | 400 |
 //! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails |
 //!
+//! Tokens are checked on a read-only connection of their own ([`Db::open_reader`]), never
+//! behind the write connection: a flood of wrong tokens costs indexed reads, and does not
+//! queue behind (or in front of) the uploads' commits. Revoking a token takes effect at the
+//! next request, as before: nothing is cached.
+//!
+//! Connections are bounded ([`connections`]): a header timeout, and caps on open connections
+//! in total and per source address.
+//!
 //! None of the 4xx answers stores anything. Errors are JSON: `{"error": "…"}`. Within a
 //! batch, results are decoded one by one and refused one by one ([`ingest`]).
 //!
@@ -16,6 +24,7 @@
 //! [`serve`] runs it on a socket, plain or TLS, until a shutdown signal.
 
 pub mod cli;
+pub mod connections;
 pub mod ingest;
 
 use std::future::Future;
@@ -31,19 +40,50 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nkpath_proto::{UploadAck, UploadBatch, decode_slice};
+use rusqlite::Connection;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::admission::TimeWindow;
 use crate::agents::{self, Authenticated};
-use crate::db::Db;
+use crate::db::{Db, DbError};
+use connections::{Caps, LimitAcceptor, Limiter, RefusalLog};
 
 /// Largest request body accepted by default: 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
 /// Longest a request may take by default before it is answered 408.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The settings of `serve` beyond the database (see `serve --help` for each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Longest a connection may take to send a request head (and stay idle between
+    /// requests).
+    pub header_timeout: Duration,
+    /// Caps on open connections.
+    pub caps: Caps,
+    /// Which `started_at` times uploads may carry.
+    pub window: TimeWindow,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_body: DEFAULT_MAX_BODY,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_timeout: connections::DEFAULT_HEADER_TIMEOUT,
+            caps: Caps::default(),
+            window: TimeWindow::default(),
+        }
+    }
+}
 
 /// What the handlers share: the database and the limits.
 #[derive(Clone)]
@@ -53,39 +93,80 @@ pub struct AppState {
 
 struct Inner {
     db: Mutex<Db>,
-    max_body: usize,
-    request_timeout: Duration,
+    /// The token checks' own read-only connection (`None` for an in-memory database).
+    reader: Option<Mutex<Connection>>,
+    config: Config,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("max_body", &self.inner.max_body)
-            .field("request_timeout", &self.inner.request_timeout)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
     /// State over `db` with the default limits.
+    ///
+    /// # Panics
+    ///
+    /// When the read-only connection cannot be opened; [`AppState::with_config`] returns
+    /// that error instead.
     pub fn new(db: Db) -> Self {
         Self::with_limits(db, DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT)
     }
 
-    /// State over `db` with these limits.
+    /// State over `db` with these limits, the others at their defaults.
+    ///
+    /// # Panics
+    ///
+    /// When the read-only connection cannot be opened; [`AppState::with_config`] returns
+    /// that error instead.
     pub fn with_limits(db: Db, max_body: usize, request_timeout: Duration) -> Self {
-        Self {
+        let config = Config {
+            max_body,
+            request_timeout,
+            ..Config::default()
+        };
+        Self::with_config(db, config).expect("a second connection to the database")
+    }
+
+    /// State over `db` with these settings; opens the token checks' read-only connection.
+    pub fn with_config(db: Db, config: Config) -> Result<Self, DbError> {
+        let reader = db.open_reader()?.map(Mutex::new);
+        Ok(Self {
             inner: Arc::new(Inner {
                 db: Mutex::new(db),
-                max_body,
-                request_timeout,
+                reader,
+                config,
             }),
-        }
+        })
     }
 
     /// The longest a request may take.
     pub fn request_timeout(&self) -> Duration {
-        self.inner.request_timeout
+        self.inner.config.request_timeout
+    }
+
+    /// The agent whose valid token is `token`, if any, read without waiting for the write
+    /// connection.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, ApiError> {
+        let token = token.to_owned();
+        if self.inner.reader.is_none() {
+            return self
+                .with_db(move |db| agents::authenticate(db.conn(), &token))
+                .await;
+        }
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = state.inner.reader.as_ref().expect("checked above");
+            let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            agents::authenticate(&conn, &token)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("token check failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("database error: {e}")))
     }
 
     /// Runs `f` on the database on a blocking thread (SQLite calls block, and a commit with
@@ -115,8 +196,8 @@ impl AppState {
 /// The router: `POST /v1/results` and `GET /v1/health`, with the body limit, the request
 /// timeout and request tracing.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.inner.max_body;
-    let timeout = state.inner.request_timeout;
+    let max_body = state.inner.config.max_body;
+    let timeout = state.inner.config.request_timeout;
     Router::new()
         .route("/v1/results", post(upload))
         .route("/v1/health", get(health))
@@ -179,10 +260,7 @@ impl FromRequestParts<AppState> for Agent {
                 "missing token: send Authorization: Bearer TOKEN (from `nkpath-collector agent add`)",
             ));
         };
-        let token = token.to_owned();
-        let agent = state
-            .with_db(move |db| agents::authenticate(db.conn(), &token))
-            .await?;
+        let agent = state.authenticate(token).await?;
         if let Some(agent) = agent {
             return Ok(Self(agent));
         }
@@ -258,7 +336,7 @@ async fn upload(
             tracing::warn!(agent = %agent.name, ?peer, "upload over the body limit: 413");
             ApiError::TooLarge(format!(
                 "the body is larger than this collector accepts ({} bytes); send smaller batches",
-                state.inner.max_body
+                state.inner.config.max_body
             ))
         } else {
             ApiError::BadRequest(format!("cannot read the body: {e}"))
@@ -275,12 +353,14 @@ async fn upload(
         );
     }
     let results = batch.results.len();
+    let window = state.inner.config.window;
     let ack = state
         .with_db(move |db| {
             let arrival = ingest::Arrival {
                 agent: &agent,
                 received_at,
                 peer,
+                window,
             };
             let ack = ingest::ingest(db, &batch, &arrival)?;
             let (offset_ms, flagged) = ingest::clock_offset(batch.sent_at, received_at);
@@ -331,6 +411,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.request_timeout() + Duration::from_secs(2);
+    let config = state.inner.config;
+    let limiter = Limiter::new(config.caps);
+    let refusals = Arc::new(RefusalLog::default());
     let handle = axum_server::Handle::new();
     let signal = handle.clone();
     tokio::spawn(async move {
@@ -342,19 +425,26 @@ pub async fn serve(
         signal.graceful_shutdown(Some(grace));
     });
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let counted = LimitAcceptor::new(axum_server::accept::DefaultAcceptor::new(), limiter);
+    let mut server = axum_server::from_tcp(listener)?
+        .handle(handle)
+        // Until the first request head is read (hyper's own timeout starts only after it
+        // has told HTTP/1 from HTTP/2)...
+        .first_request_timeout(config.header_timeout)
+        .accept_error_handler(move |peer, error| refusals.note(peer, error));
+    // ...and for every request head after it on a kept-alive connection.
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(config.header_timeout));
     match tls {
         Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(service)
-                .await
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(config.header_timeout)
+                .acceptor(counted);
+            server.acceptor(acceptor).serve(service).await
         }
-        None => {
-            axum_server::from_tcp(listener)?
-                .handle(handle)
-                .serve(service)
-                .await
-        }
+        None => server.acceptor(counted).serve(service).await,
     }
 }
 
@@ -380,5 +470,73 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("Ctrl-C received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    /// A wrong-token flood must not queue behind uploads: tokens are checked while the
+    /// write connection is held in a long transaction by another thread. The holder lets go
+    /// when the checks are done (or after a minute, and then the test fails): an ordering,
+    /// not a timing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokens_are_checked_while_the_write_connection_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut db = Db::open(&path).unwrap();
+        let token = db.add_agent("vp-1").unwrap().token.expose().to_owned();
+        let revoked = db.add_agent("vp-2").unwrap().token.expose().to_owned();
+        let state = AppState::new(db);
+        // Revoked from another process's connection (as `agent revoke` does) after start.
+        Db::open(&path).unwrap().revoke_agent("vp-2").unwrap();
+
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                let mut db = state.inner.db.lock().unwrap();
+                let tx = db
+                    .conn_mut()
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .unwrap();
+                tx.execute("UPDATE agents SET agent_version = 'busy'", [])
+                    .unwrap();
+                held_tx.send(()).unwrap();
+                let done_while_held = done_rx.recv_timeout(Duration::from_mins(1)).is_ok();
+                drop(tx);
+                done_while_held
+            })
+        };
+        held_rx.recv().unwrap();
+
+        let good = state.authenticate(&token).await.unwrap();
+        let wrong = state.authenticate("not-a-token").await.unwrap();
+        let old = state.authenticate(&revoked).await.unwrap();
+        let response = app(state.clone())
+            .oneshot(
+                Request::post("/v1/results")
+                    .header(header::AUTHORIZATION, "Bearer not-a-token")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        done_tx.send(()).ok();
+
+        assert!(
+            holder.join().unwrap(),
+            "the token checks waited for the write connection"
+        );
+        assert_eq!(good.map(|a| a.name).as_deref(), Some("vp-1"));
+        assert!(wrong.is_none());
+        assert!(old.is_none(), "a revocation is seen at once");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
 }

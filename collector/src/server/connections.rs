@@ -1,0 +1,297 @@
+//! Connection limits of `serve`: how many connections may be open at once, in total and per
+//! source address, and the rate-limited log of the connections refused.
+//!
+//! A slow-loris client opens connections and never finishes a request's headers; with no
+//! limit, a thousand of them starve everyone else. Three settings bound them:
+//!
+//! * the header timeout (hyper's HTTP/1 `header_read_timeout`, and axum-server's
+//!   `first_request_timeout`, which also covers the protocol detection before it): a
+//!   connection that has not sent a whole request head in time is closed, and so is a
+//!   keep-alive connection idle that long;
+//! * a cap on open connections, total and per source address: a connection over either is
+//!   closed as soon as it is accepted (accepting it drains the listen backlog, so the
+//!   addresses under their cap still get in);
+//! * refusals are logged, at most one line per [`LOG_INTERVAL`] with the count of the
+//!   others, so that a flood cannot fill the disk through the log.
+//!
+//! The caps are an [`Accept`] wrapper around axum-server's own acceptors (plain and TLS),
+//! not a custom accept loop: axum-server keeps its graceful shutdown, TLS handshake timeout
+//! and accept-error back-off, and we add only the counting.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum_server::accept::Accept;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Default header timeout.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on open connections: well under the usual 1024 file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default cap on open connections from one address: an agent needs one.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 32;
+/// At most one log line about refused or failed accepts per this interval.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The caps on open connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Open connections in total.
+    pub total: usize,
+    /// Open connections from one source address.
+    pub per_ip: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self {
+            total: DEFAULT_MAX_CONNECTIONS,
+            per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+        }
+    }
+}
+
+/// The open connections, counted.
+#[derive(Debug)]
+pub struct Limiter {
+    caps: Caps,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// An admitted connection's place; dropping it (when the connection closes) frees it.
+#[derive(Debug)]
+pub struct Slot {
+    limiter: Arc<Limiter>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.limiter.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Limiter {
+    /// A limiter with these caps and nothing open.
+    pub fn new(caps: Caps) -> Arc<Self> {
+        Arc::new(Self {
+            caps,
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        // The counts stay consistent under a panic: every change is one statement.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for a connection from `ip`, or why not.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, String> {
+        let ip = ip.to_canonical();
+        let mut open = self.lock();
+        if open.total >= self.caps.total {
+            return Err(format!(
+                "connection refused: {} connections open, the most this collector takes \
+                 (--max-connections)",
+                open.total
+            ));
+        }
+        let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.caps.per_ip {
+            return Err(format!(
+                "connection refused: {from_ip} connections open from {ip}, the most one address \
+                 may hold (--max-connections-per-ip)"
+            ));
+        }
+        open.total += 1;
+        *open.per_ip.entry(ip).or_insert(0) += 1;
+        Ok(Slot {
+            limiter: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Open connections: in total, and from `ip`.
+    pub fn open(&self, ip: IpAddr) -> (usize, usize) {
+        let open = self.lock();
+        (
+            open.total,
+            open.per_ip.get(&ip.to_canonical()).copied().unwrap_or(0),
+        )
+    }
+}
+
+/// An [`Accept`] that admits a connection only under the caps, then hands it to `inner`
+/// (axum-server's plain acceptor, or the TLS one wraps this).
+#[derive(Debug, Clone)]
+pub struct LimitAcceptor<A> {
+    inner: A,
+    limiter: Arc<Limiter>,
+}
+
+impl<A> LimitAcceptor<A> {
+    /// Counts connections in `limiter` before `inner` sees them.
+    pub fn new(inner: A, limiter: Arc<Limiter>) -> Self {
+        Self { inner, limiter }
+    }
+}
+
+type Accepted<St, Sv> = Pin<Box<dyn Future<Output = io::Result<(St, Sv)>> + Send>>;
+
+impl<A, S> Accept<TcpStream, S> for LimitAcceptor<A>
+where
+    A: Accept<Counted<TcpStream>, S>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = Accepted<A::Stream, A::Service>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let slot = match stream.peer_addr() {
+            Ok(peer) => self.limiter.admit(peer.ip()),
+            Err(e) => Err(format!("cannot read the peer address: {e}")),
+        };
+        match slot {
+            Ok(slot) => Box::pin(self.inner.accept(
+                Counted {
+                    stream,
+                    _slot: slot,
+                },
+                service,
+            )),
+            // Dropping the stream closes the connection at once.
+            Err(why) => Box::pin(std::future::ready(Err(io::Error::other(why)))),
+        }
+    }
+}
+
+/// A stream that holds its connection's [`Slot`] until it is dropped.
+#[derive(Debug)]
+pub struct Counted<S> {
+    stream: S,
+    _slot: Slot,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Logs accept refusals and failures, at most one line per [`LOG_INTERVAL`]; the lines
+/// left out are counted in the next one.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl RefusalLog {
+    /// Logs `error` for `peer` unless a line was logged less than [`LOG_INTERVAL`] ago.
+    pub fn note(&self, peer: Option<&SocketAddr>, error: &io::Error) {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| now.duration_since(at) < LOG_INTERVAL) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(now);
+        drop(last);
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        let peer = peer.map(|p| p.ip().to_canonical());
+        if suppressed == 0 {
+            tracing::warn!(?peer, "{error}");
+        } else {
+            tracing::warn!(
+                ?peer,
+                "{error} (and {suppressed} more refused or failed accepts since the last such line)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_count_per_address_and_in_total_and_free_on_drop() {
+        let limiter = Limiter::new(Caps {
+            total: 3,
+            per_ip: 2,
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let c: IpAddr = "::ffff:192.0.2.3".parse().unwrap();
+        let a1 = limiter.admit(a).unwrap();
+        let _a2 = limiter.admit(a).unwrap();
+        let refused = limiter.admit(a).unwrap_err();
+        assert!(refused.contains("from 192.0.2.1"), "{refused}");
+        let _b1 = limiter.admit(b).unwrap();
+        let refused = limiter.admit(c).unwrap_err();
+        assert!(refused.contains("3 connections open"), "{refused}");
+        drop(a1);
+        assert_eq!(limiter.open(a), (2, 1));
+        // An IPv4-mapped address counts as its IPv4 address.
+        let _c1 = limiter.admit(c).unwrap();
+        assert_eq!(limiter.open("192.0.2.3".parse().unwrap()), (3, 1));
+    }
+}
