@@ -6,17 +6,50 @@
 //! UTC, and empty fields for missing values, so pandas and DuckDB load them as they are.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::analysis::TraceAnalysis;
-use crate::bgp::format_unix;
 use crate::bgp::timeline::{loaded_span, walk_target_routes};
+use crate::bgp::{BgpError, format_unix};
 use crate::db::Db;
 use crate::results::format_time;
+use crate::settings::SettingsError;
+
+/// Why an export could not be written. Files already written stay in the directory; the
+/// database is only read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// A file or the directory cannot be written.
+    #[error("cannot write {}: {source}; choose another --out directory", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing CSV failed.
+    #[error("writing CSV: {0}")]
+    Csv(#[from] csv::Error),
+    /// Writing failed.
+    #[error("writing: {0}")]
+    Io(#[from] std::io::Error),
+    /// JSON could not be written.
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A database error.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The target settings could not be read.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The BGP data could not be read.
+    #[error("reading BGP data: {0}")]
+    Bgp(#[from] BgpError),
+}
 
 /// Rows written per file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -42,14 +75,23 @@ fn asns(list: &[u32]) -> String {
         .join(" ")
 }
 
-fn writer(dir: &Path, name: &str) -> anyhow::Result<csv::Writer<std::fs::File>> {
+fn writer(dir: &Path, name: &str) -> Result<csv::Writer<std::fs::File>, ExportError> {
     let path = dir.join(name);
-    csv::Writer::from_path(&path).with_context(|| format!("cannot write {}", path.display()))
+    let file =
+        std::fs::File::create(&path).map_err(|source| ExportError::Write { path, source })?;
+    Ok(csv::Writer::from_writer(file))
 }
 
 /// Writes the datasets of `analyses` into `dir`.
-pub fn export(db: &Db, analyses: &[TraceAnalysis], dir: &Path) -> anyhow::Result<ExportSummary> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+pub fn export(
+    db: &Db,
+    analyses: &[TraceAnalysis],
+    dir: &Path,
+) -> Result<ExportSummary, ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
     let mut summary = ExportSummary::default();
 
     let mut traces = writer(dir, "traces.csv")?;
@@ -229,7 +271,7 @@ pub fn export(db: &Db, analyses: &[TraceAnalysis], dir: &Path) -> anyhow::Result
 
 /// Piecewise-constant announced upstreams of every target-overlapping prefix over the loaded
 /// BGP data: one row per (prefix, upstream, interval with constant visibility).
-fn write_bgp_upstreams(db: &Db, dir: &Path) -> anyhow::Result<usize> {
+fn write_bgp_upstreams(db: &Db, dir: &Path) -> Result<usize, ExportError> {
     let mut out = writer(dir, "bgp_upstreams.csv")?;
     out.write_record([
         "valid_from",
@@ -290,7 +332,7 @@ fn write_metadata(
     dir: &Path,
     summary: &ExportSummary,
     params: Vec<(serde_json::Value, usize)>,
-) -> anyhow::Result<()> {
+) -> Result<(), ExportError> {
     let mut stmt = db.conn().prepare(
         "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time
          FROM mrt_files f JOIN collectors c ON c.id = f.collector_id ORDER BY f.first_time, f.id",
@@ -332,5 +374,5 @@ fn write_metadata(
     });
     let path = dir.join("export.json");
     std::fs::write(&path, serde_json::to_string_pretty(&meta)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(|source| ExportError::Write { path, source })
 }

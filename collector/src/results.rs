@@ -182,7 +182,7 @@ pub fn stored_traces(
     db: &Db,
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
-) -> anyhow::Result<Vec<TraceResult>> {
+) -> Result<Vec<TraceResult>, DbError> {
     let since = since.map_or_else(String::new, format_time);
     let until = until.map_or_else(|| "~".to_owned(), format_time);
     let mut stmt = db.conn().prepare(

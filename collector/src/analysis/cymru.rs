@@ -62,12 +62,21 @@ impl std::fmt::Debug for DnsTxtResolver {
     }
 }
 
+/// Why the DNS resolver could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot set up DNS lookups ({0}); pass --resolver ADDR, or --no-dns to map hops from BGP data only"
+)]
+pub struct ResolverSetupError(String);
+
 impl DnsTxtResolver {
     /// Queries to `server` (IP:PORT), or to the system's resolvers when `None`.
-    pub fn new(server: Option<SocketAddr>) -> anyhow::Result<Self> {
+    pub fn new(server: Option<SocketAddr>) -> Result<Self, ResolverSetupError> {
+        let setup = |e: &dyn std::fmt::Display| ResolverSetupError(e.to_string());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(|e| setup(&e))?;
         let mut builder = match server {
             Some(server) => {
                 let mut name_server = NameServerConfig::udp_and_tcp(server.ip());
@@ -79,7 +88,7 @@ impl DnsTxtResolver {
                     TokioRuntimeProvider::default(),
                 )
             }
-            None => TokioResolver::builder_tokio()?,
+            None => TokioResolver::builder_tokio().map_err(|e| setup(&e))?,
         };
         let options = builder.options_mut();
         options.timeout = Duration::from_secs(2);
@@ -87,7 +96,7 @@ impl DnsTxtResolver {
         options.use_hosts_file = ResolveHosts::Never;
         let resolver = {
             let _guard = runtime.enter();
-            builder.build()?
+            builder.build().map_err(|e| setup(&e))?
         };
         Ok(Self { runtime, resolver })
     }

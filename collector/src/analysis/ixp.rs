@@ -8,9 +8,8 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +17,34 @@ use crate::bgp::PrefixMap;
 use crate::db::Db;
 
 const KEY: &str = "ixp_prefixes";
+
+/// Why an IXP list could not be read or stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IxpError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is neither a PeeringDB `ixpfx.json` dump nor a PCH `ixp_subnets.csv`.
+    #[error("{}: {reason}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what was expected.
+        reason: String,
+    },
+    /// The stored list is malformed.
+    #[error("setting {KEY} in the database is malformed ({0}); load the IXP list again")]
+    Stored(serde_json::Error),
+    /// A database error.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+}
 
 /// One IXP peering LAN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,22 +89,24 @@ impl IxpTable {
     }
 
     /// The table stored in the database (empty when none was loaded).
-    pub fn stored(db: &Db) -> anyhow::Result<Self> {
+    pub fn stored(db: &Db) -> Result<Self, IxpError> {
         let text: Option<String> = crate::settings::get(db.conn(), KEY)?;
         let Some(text) = text else {
             return Ok(Self::default());
         };
-        let prefixes: Vec<IxpPrefix> = serde_json::from_str(&text)
-            .with_context(|| format!("setting {KEY} in the database is malformed"))?;
+        let prefixes: Vec<IxpPrefix> = serde_json::from_str(&text).map_err(IxpError::Stored)?;
         Ok(Self::new(prefixes))
     }
 
     /// Stores this table in the database, replacing the previous one.
-    pub fn store(&self, db: &Db) -> anyhow::Result<()> {
+    pub fn store(&self, db: &Db) -> Result<(), IxpError> {
         db.conn().execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [KEY, &serde_json::to_string(&self.prefixes)?],
+            [
+                KEY,
+                &serde_json::to_string(&self.prefixes).map_err(IxpError::Stored)?,
+            ],
         )?;
         Ok(())
     }
@@ -85,13 +114,19 @@ impl IxpTable {
 
 /// Reads IXP prefixes from a PeeringDB `ixpfx.json` or a PCH `ixp_subnets.csv` (recognised by
 /// content). IPv6 rows are skipped.
-pub fn read_file(path: &Path) -> anyhow::Result<Vec<IxpPrefix>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+pub fn read_file(path: &Path) -> Result<Vec<IxpPrefix>, IxpError> {
+    let text = std::fs::read_to_string(path).map_err(|source| IxpError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let format = |reason: String| IxpError::Format {
+        path: path.to_owned(),
+        reason,
+    };
     if text.trim_start().starts_with('{') {
-        read_peeringdb(path, &text)
+        read_peeringdb(path, &text).map_err(format)
     } else {
-        read_pch(&text).with_context(|| format!("{} is not a PCH ixp_subnets CSV", path.display()))
+        read_pch(&text).map_err(|e| format(format!("not a PCH ixp_subnets CSV: {e}")))
     }
 }
 
@@ -119,12 +154,9 @@ struct PdbIx {
     name: String,
 }
 
-fn read_peeringdb(path: &Path, text: &str) -> anyhow::Result<Vec<IxpPrefix>> {
-    let dump: PdbDump<PdbPrefix> = serde_json::from_str(text).with_context(|| {
-        format!(
-            "{} is not a PeeringDB ixpfx dump ({{\"data\": [{{\"prefix\": ...}}]}})",
-            path.display()
-        )
+fn read_peeringdb(path: &Path, text: &str) -> Result<Vec<IxpPrefix>, String> {
+    let dump: PdbDump<PdbPrefix> = serde_json::from_str(text).map_err(|e| {
+        format!("not a PeeringDB ixpfx dump ({{\"data\": [{{\"prefix\": ...}}]}}): {e}")
     })?;
     let names = peeringdb_names(path).unwrap_or_default();
     Ok(dump
@@ -164,22 +196,22 @@ fn peeringdb_names(path: &Path) -> Option<HashMap<u64, String>> {
     )
 }
 
-fn read_pch(text: &str) -> anyhow::Result<Vec<IxpPrefix>> {
+fn read_pch(text: &str) -> Result<Vec<IxpPrefix>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(text.as_bytes());
-    let headers = reader.headers()?.clone();
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
     let column = |name: &str| {
         headers
             .iter()
             .position(|h| h == name)
-            .with_context(|| format!("no column {name:?}"))
+            .ok_or_else(|| format!("no column {name:?}"))
     };
     let (name_col, subnet_col) = (column("short_name")?, column("subnet")?);
     let mut out = Vec::new();
     for row in reader.records() {
-        let row = row?;
+        let row = row.map_err(|e| e.to_string())?;
         let (Some(name), Some(subnet)) = (row.get(name_col), row.get(subnet_col)) else {
             continue;
         };
@@ -191,7 +223,7 @@ fn read_pch(text: &str) -> anyhow::Result<Vec<IxpPrefix>> {
         }
     }
     if out.is_empty() {
-        bail!("no IPv4 subnet rows");
+        return Err("no IPv4 subnet rows".to_owned());
     }
     Ok(out)
 }

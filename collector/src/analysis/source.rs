@@ -5,9 +5,9 @@
 //! files); [`MemoryBgp`] is another, built from routes in memory, so that every verdict rule
 //! can be tested without SQL.
 
-use anyhow::Context as _;
 use time::OffsetDateTime;
 
+use super::AnalysisError;
 use super::verdict::Adjacency;
 use crate::bgp::timeline::{UpstreamChanges, upstream_changes};
 use crate::bgp::{AsPath, BgpState};
@@ -16,11 +16,11 @@ use crate::db::Db;
 /// What the analysis needs of BGP data.
 pub trait BgpSource {
     /// The target AS.
-    fn target_asn(&self) -> anyhow::Result<u32>;
+    fn target_asn(&self) -> Result<u32, AnalysisError>;
 
     /// Every time (UNIX seconds, ascending) at which the BGP state may change: between two
     /// such times the state is the same, so the analysis builds one per interval.
-    fn change_times(&self) -> anyhow::Result<Vec<i64>>;
+    fn change_times(&self) -> Result<Vec<i64>, AnalysisError>;
 
     /// The state at `t`, with updates replayed over a base only up to `max_replay_age_s`
     /// after it; `None` when there is no BGP data at `t`.
@@ -28,25 +28,25 @@ pub trait BgpSource {
         &self,
         t: OffsetDateTime,
         max_replay_age_s: i64,
-    ) -> anyhow::Result<Option<BgpState>>;
+    ) -> Result<Option<BgpState>, AnalysisError>;
 
     /// The AS adjacencies of every loaded AS path (the border rule).
-    fn adjacency(&self) -> anyhow::Result<Adjacency>;
+    fn adjacency(&self) -> Result<Adjacency, AnalysisError>;
 
     /// The changes of the announced upstream sets from `from` to `until`.
     fn upstream_changes(
         &self,
         from: OffsetDateTime,
         until: OffsetDateTime,
-    ) -> anyhow::Result<UpstreamChanges>;
+    ) -> Result<UpstreamChanges, AnalysisError>;
 }
 
 impl BgpSource for Db {
-    fn target_asn(&self) -> anyhow::Result<u32> {
+    fn target_asn(&self) -> Result<u32, AnalysisError> {
         Ok(self.target()?.asn)
     }
 
-    fn change_times(&self) -> anyhow::Result<Vec<i64>> {
+    fn change_times(&self) -> Result<Vec<i64>, AnalysisError> {
         Ok(crate::bgp::state::change_times(self)?)
     }
 
@@ -54,20 +54,20 @@ impl BgpSource for Db {
         &self,
         t: OffsetDateTime,
         max_replay_age_s: i64,
-    ) -> anyhow::Result<Option<BgpState>> {
-        BgpState::at_with(self, t, max_replay_age_s).context("building the BGP state")
+    ) -> Result<Option<BgpState>, AnalysisError> {
+        Ok(BgpState::at_with(self, t, max_replay_age_s)?)
     }
 
-    fn adjacency(&self) -> anyhow::Result<Adjacency> {
-        crate::bgp::adjacency::load_adjacency(self).context("reading the AS adjacencies")
+    fn adjacency(&self) -> Result<Adjacency, AnalysisError> {
+        Ok(crate::bgp::adjacency::load_adjacency(self)?)
     }
 
     fn upstream_changes(
         &self,
         from: OffsetDateTime,
         until: OffsetDateTime,
-    ) -> anyhow::Result<UpstreamChanges> {
-        upstream_changes(self, from, until).context("reading BGP changes")
+    ) -> Result<UpstreamChanges, AnalysisError> {
+        Ok(upstream_changes(self, from, until)?)
     }
 }
 
@@ -119,22 +119,22 @@ impl MemoryBgp {
 }
 
 impl BgpSource for MemoryBgp {
-    fn target_asn(&self) -> anyhow::Result<u32> {
+    fn target_asn(&self) -> Result<u32, AnalysisError> {
         Ok(self.target_asn)
     }
 
-    fn change_times(&self) -> anyhow::Result<Vec<i64>> {
+    fn change_times(&self) -> Result<Vec<i64>, AnalysisError> {
         Ok(self.states.iter().map(BgpState::time).collect())
     }
 
-    fn state_at(&self, t: OffsetDateTime, _: i64) -> anyhow::Result<Option<BgpState>> {
+    fn state_at(&self, t: OffsetDateTime, _: i64) -> Result<Option<BgpState>, AnalysisError> {
         let at = self
             .states
             .partition_point(|s| s.time() <= t.unix_timestamp());
         Ok(at.checked_sub(1).map(|i| self.states[i].clone()))
     }
 
-    fn adjacency(&self) -> anyhow::Result<Adjacency> {
+    fn adjacency(&self) -> Result<Adjacency, AnalysisError> {
         Ok(self.adjacency.clone())
     }
 
@@ -142,7 +142,7 @@ impl BgpSource for MemoryBgp {
         &self,
         _: OffsetDateTime,
         _: OffsetDateTime,
-    ) -> anyhow::Result<UpstreamChanges> {
+    ) -> Result<UpstreamChanges, AnalysisError> {
         Ok(self.changes.clone())
     }
 }

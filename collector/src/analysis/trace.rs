@@ -8,6 +8,7 @@ use ipnet::Ipv4Net;
 use nkpath_proto::TraceResult;
 use time::OffsetDateTime;
 
+use super::AnalysisError;
 use super::entry::{Entry, EntryHop, infer_entry};
 use super::hopmap::{HopClass, Mapper, MappingNote};
 use super::source::BgpSource;
@@ -162,7 +163,11 @@ pub struct Analyzer<'a, S: BgpSource + ?Sized = Db> {
 
 impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
     /// An analyzer over the BGP data of `bgp`.
-    pub fn new(bgp: &'a S, mapper: Mapper<'a>, options: AnalysisOptions) -> anyhow::Result<Self> {
+    pub fn new(
+        bgp: &'a S,
+        mapper: Mapper<'a>,
+        options: AnalysisOptions,
+    ) -> Result<Self, AnalysisError> {
         Ok(Self {
             bgp,
             mapper,
@@ -180,7 +185,10 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
     }
 
     /// Analyses `traces` (oldest first, e.g. [`crate::results::stored_traces`]).
-    pub fn analyze_all(&mut self, traces: Vec<TraceResult>) -> anyhow::Result<Vec<TraceAnalysis>> {
+    pub fn analyze_all(
+        &mut self,
+        traces: Vec<TraceResult>,
+    ) -> Result<Vec<TraceAnalysis>, AnalysisError> {
         let changes = match (traces.first(), traces.last()) {
             (Some(first), Some(last)) => {
                 let w = time::Duration::seconds(self.options.transition_window_s);
@@ -197,14 +205,15 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
             .collect()
     }
 
-    fn state_at(&mut self, t: OffsetDateTime) -> anyhow::Result<Option<&BgpState>> {
+    fn state_at(&mut self, t: OffsetDateTime) -> Result<Option<&BgpState>, AnalysisError> {
         let secs = t.unix_timestamp();
         let at = self.change_times.partition_point(|c| *c <= secs);
         let Some(key) = at.checked_sub(1).map(|i| self.change_times[i]) else {
             return Ok(None);
         };
         if !self.states.contains_key(&key) {
-            let when = OffsetDateTime::from_unix_timestamp(key)?;
+            let when = OffsetDateTime::from_unix_timestamp(key)
+                .map_err(|_| AnalysisError::TimeOutOfRange(key))?;
             let state = self.bgp.state_at(when, self.options.max_bgp_age_s)?;
             self.states.insert(key, state);
         }
@@ -216,7 +225,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
         &mut self,
         trace: TraceResult,
         changes: &UpstreamChanges,
-    ) -> anyhow::Result<TraceAnalysis> {
+    ) -> Result<TraceAnalysis, AnalysisError> {
         let target_asn = self.target_asn;
         // Split borrows: the state lives in `self.states`, the mapper is used beside it.
         self.state_at(trace.started_at)?;

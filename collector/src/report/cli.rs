@@ -191,7 +191,9 @@ impl AnalysisArgs {
     pub fn analyze(&self, db: &Db) -> anyhow::Result<Vec<TraceAnalysis>> {
         let options = self.options();
         let traces = crate::results::stored_traces(db, options.since, options.until)?;
-        Analyzer::new(db, self.mapper(db)?, options)?.analyze_all(traces)
+        Analyzer::new(db, self.mapper(db)?, options)?
+            .analyze_all(traces)
+            .map_err(Into::into)
     }
 
     /// The period: the arguments, else the span of the analysed traces.

@@ -71,8 +71,35 @@ impl Table {
     }
 }
 
+/// Why a report could not be built or rendered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The BGP data could not be read.
+    #[error("reading BGP data: {0}")]
+    Bgp(#[from] crate::bgp::BgpError),
+    /// The target settings could not be read.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// A time the BGP data names cannot be represented (a corrupt stored row).
+    #[error("BGP data names time {0} (UNIX seconds), out of range: the database is damaged")]
+    TimeOutOfRange(i64),
+    /// CSV could not be written.
+    #[error("writing CSV: {0}")]
+    Csv(String),
+    /// JSON could not be written.
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<csv::Error> for ReportError {
+    fn from(e: csv::Error) -> Self {
+        Self::Csv(e.to_string())
+    }
+}
+
 /// Renders tables in a format.
-pub fn render(tables: &[Table], format: Format) -> anyhow::Result<String> {
+pub fn render(tables: &[Table], format: Format) -> Result<String, ReportError> {
     match format {
         Format::Table => Ok(render_text(tables)),
         Format::Csv => {
@@ -87,9 +114,13 @@ pub fn render(tables: &[Table], format: Format) -> anyhow::Result<String> {
                 for row in &t.rows {
                     w.write_record(row)?;
                 }
-                out.extend(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
+                out.extend(
+                    w.into_inner()
+                        .map_err(|e| ReportError::Csv(e.to_string()))?,
+                );
             }
-            Ok(String::from_utf8(out)?)
+            // Only `str` cells and ASCII punctuation were written.
+            Ok(String::from_utf8(out).expect("CSV of UTF-8 cells is UTF-8"))
         }
         Format::Json => {
             let tables: Vec<serde_json::Value> = tables

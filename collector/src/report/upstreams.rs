@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::Ipv4Net;
 use time::OffsetDateTime;
 
-use super::{Table, as_label, iso, share};
+use super::{ReportError, Table, as_label, iso, share};
 use crate::analysis::TraceAnalysis;
 use crate::analysis::trace::format_age;
 use crate::analysis::units::unit_entry;
@@ -116,11 +116,11 @@ fn bgp_age_note(analyses: &[TraceAnalysis]) -> String {
 
 /// The period to report on when no trace falls in it: the loaded BGP data's span, so an
 /// operator who loaded BGP first still sees the control plane.
-pub fn bgp_period(db: &Db) -> anyhow::Result<Option<(OffsetDateTime, OffsetDateTime)>> {
+pub fn bgp_period(db: &Db) -> Result<Option<(OffsetDateTime, OffsetDateTime)>, ReportError> {
     Ok(match loaded_span(db)? {
         Some((a, b)) => Some((
-            OffsetDateTime::from_unix_timestamp(a)?,
-            OffsetDateTime::from_unix_timestamp(b)?,
+            OffsetDateTime::from_unix_timestamp(a).map_err(|_| ReportError::TimeOutOfRange(a))?,
+            OffsetDateTime::from_unix_timestamp(b).map_err(|_| ReportError::TimeOutOfRange(b))?,
         )),
         None => None,
     })
@@ -134,7 +134,7 @@ pub fn report(
     unit: Count,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> anyhow::Result<Vec<Table>> {
+) -> Result<Vec<Table>, ReportError> {
     let mut groups: BTreeMap<(String, &str), Vec<&TraceAnalysis>> = BTreeMap::new();
     for a in analyses {
         groups
@@ -204,7 +204,7 @@ fn control_plane(
     by: By,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> anyhow::Result<Table> {
+) -> Result<Table, ReportError> {
     let mut announced = Table::new(
         "Control plane: announced upstreams, visibility = collector peers whose route has the \
          upstream directly before the target AS / peers with a route, time-weighted over the period",
@@ -289,7 +289,7 @@ fn announced_in_bgp(
     db: &Db,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> anyhow::Result<BTreeMap<Ipv4Net, BTreeSet<u32>>> {
+) -> Result<BTreeMap<Ipv4Net, BTreeSet<u32>>, ReportError> {
     let target_asn = db.target()?.asn;
     let mut out: BTreeMap<Ipv4Net, BTreeSet<u32>> = BTreeMap::new();
     walk_target_routes(
