@@ -22,6 +22,7 @@ pub mod service;
 mod simnet;
 pub mod sockets;
 pub mod spool;
+pub mod spool_writer;
 pub mod start_order;
 pub mod status;
 pub mod targets;
