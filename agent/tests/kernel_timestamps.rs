@@ -180,7 +180,7 @@ fn rtts_stay_within_a_millisecond_of_the_wire_while_the_spool_is_slow() {
                 let answered = answers
                     .get(&key)
                     .unwrap_or_else(|| panic!("no answer to {key:?} captured:\n{}", render(trace)));
-                let wire = *answered - sent;
+                let wire = answered.saturating_sub(sent);
                 let reported = Duration::from_micros(u64::from(reply.rtt_us));
                 let what = format!(
                     "{} TTL {}: RTT {reported:?}, on the wire {wire:?}",
