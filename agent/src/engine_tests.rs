@@ -237,10 +237,6 @@ async fn probes_toward_a_slash24_keep_its_rate_past_its_boundary() {
         quick,
         "hops before the boundary were held to the /24's rate"
     );
-    // 16 traces of 5 probes at 10/s for the /24 past the boundary: about 16 probes'
-    // worth of its cap, not 80.
-    let capped = Duration::from_secs(u64::from(16 / per_prefix + 1));
-    assert!(run.stats.elapsed <= capped * 2, "{:?}", run.stats.elapsed);
 }
 
 #[tokio::test(start_paused = true)]
