@@ -301,6 +301,17 @@ async fn a_reachable_slash24_is_surveyed_at_the_rate_with_one_probe_per_hop() {
 /// after its last probe.
 #[tokio::test(start_paused = true)]
 async fn a_silent_slash24_ends_its_parked_traces_when_the_pilots_pass_the_horizon() {
+    silent_slash24(engine::DEFAULT_MAX_IN_FLIGHT).await;
+}
+
+/// The same with traces that start over time (few probes in flight): the traces
+/// that park after the pilots found silence stop at once, without waiting.
+#[tokio::test(start_paused = true)]
+async fn traces_parking_after_the_pilots_found_silence_stop_at_once() {
+    silent_slash24(16).await;
+}
+
+async fn silent_slash24(max_in_flight: usize) {
     let border = Ipv4Addr::new(10, 9, 0, 1);
     let mut path = transit(0, 3);
     path.push(Node::router(border));
@@ -310,7 +321,10 @@ async fn a_silent_slash24_ends_its_parked_traces_when_the_pilots_pass_the_horizo
         end: End::Silent,
     }];
     let targets = hosts("10.9.1.0/24");
-    let cfg = config(200, 200);
+    let cfg = EngineConfig {
+        max_in_flight,
+        ..config(200, 200)
+    };
     let settings = cfg.settings;
     let gap = settings.gap_limit;
     let run = survey(routes, &targets, &cfg).await;
