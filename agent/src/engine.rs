@@ -1,7 +1,10 @@
 //! The probing engine: many Paris traceroutes at once over the raw sockets.
 //!
-//! One task owns every [`Trace`] and the [`Pacer`]; two receiver tasks parse what
-//! the ICMP and TCP sockets deliver and pass typed replies over a channel. Each
+//! One task owns every [`Trace`] and the [`Pacer`]; one receiver task per receive
+//! channel of the [`Network`] (the ICMP and TCP sockets) parses what arrives and
+//! passes typed replies, with their arrival times, over a channel. The engine is
+//! generic over [`Network`], so its scheduling runs in unit tests over a
+//! simulated network in virtual time. Each
 //! turn of the loop the engine matches replies to probes (from the packet quoted
 //! in the ICMP error, or from the echo reply / TCP segment itself — never from
 //! timing), expires probes whose wait is over, starts new traces, and sends the
@@ -21,10 +24,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::network::Network;
 use crate::pacing::{Pacer, Rates};
 use crate::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
 use crate::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
-use crate::sockets::{AsyncSockets, Listener, SocketError};
+use crate::sockets::SocketError;
 use crate::start_order;
 use crate::targets::Slash24;
 use crate::trace::{Disposition, ReplyClass, Trace, TraceSettings, Want};
@@ -138,8 +142,8 @@ struct Slot {
 
 /// Runs one Paris traceroute per target with a pacer of its own and hands each
 /// result to `on_result` as soon as it finishes.
-pub async fn run(
-    sockets: Arc<AsyncSockets>,
+pub async fn run<N: Network>(
+    sockets: Arc<N>,
     targets: &[Ipv4Addr],
     cfg: &EngineConfig,
     on_result: impl FnMut(TraceResult),
@@ -151,8 +155,8 @@ pub async fn run(
 /// Like [`run`], but with the caller's pacer, so that every packet the agent
 /// sends (liveness pings included) draws from the same global and per-/24
 /// buckets, and what one round learned about /24 boundaries carries over.
-pub async fn run_paced(
-    sockets: Arc<AsyncSockets>,
+pub async fn run_paced<N: Network>(
+    sockets: Arc<N>,
     targets: &[Ipv4Addr],
     cfg: &EngineConfig,
     pacer: &mut Pacer,
@@ -162,49 +166,39 @@ pub async fn run_paced(
     let Some(&first) = targets.first() else {
         return Ok(RunStats::default());
     };
-    let source =
-        crate::sockets::source_address_for(first).map_err(|source| EngineError::NoSource {
+    let source = sockets
+        .source_for(first)
+        .map_err(|source| EngineError::NoSource {
             target: first,
             source,
         })?;
 
     let (tx, mut rx) = mpsc::channel::<Arrival>(4096);
-    let receivers = [
-        tokio::spawn(receive(Arc::clone(&sockets), Which::Icmp, tx.clone())),
-        tokio::spawn(receive(Arc::clone(&sockets), Which::Tcp, tx)),
-    ];
+    let receivers: Vec<_> = (0..sockets.channels())
+        .map(|channel| tokio::spawn(receive(Arc::clone(&sockets), channel, tx.clone())))
+        .collect();
+    drop(tx);
 
-    let mut engine = Engine::new(source, targets, cfg, &sockets, pacer);
+    let mut engine = Engine::new(source, targets, cfg, sockets.as_ref(), pacer);
     let result = engine.drive(&mut rx, &mut on_result).await;
     for r in receivers {
         r.abort();
     }
     result?;
-    engine.stats.probes_sent = sockets.sender.sent();
+    engine.stats.probes_sent = sockets.sent();
     Ok(engine.stats)
 }
 
-#[derive(Clone, Copy)]
-enum Which {
-    Icmp,
-    Tcp,
-}
-
-async fn receive(sockets: Arc<AsyncSockets>, which: Which, tx: mpsc::Sender<Arrival>) {
-    let listener: &Listener = match which {
-        Which::Icmp => &sockets.icmp,
-        Which::Tcp => &sockets.tcp,
-    };
+async fn receive<N: Network>(sockets: Arc<N>, channel: usize, tx: mpsc::Sender<Arrival>) {
     let mut buf = vec![0u8; 65_536];
     loop {
-        let len = match listener.recv(&mut buf).await {
-            Ok(len) => len,
+        let (len, at) = match sockets.recv(channel, &mut buf).await {
+            Ok(received) => (received.len, received.at),
             Err(e) => {
                 tracing::error!("{e}");
                 return;
             }
         };
-        let at = Instant::now();
         let reply = packet::Reply::parse(&buf[..len]);
         if tx.send(Arrival { at, reply }).await.is_err() {
             return;
@@ -212,9 +206,9 @@ async fn receive(sockets: Arc<AsyncSockets>, which: Which, tx: mpsc::Sender<Arri
     }
 }
 
-struct Engine<'a> {
+struct Engine<'a, N> {
     cfg: &'a EngineConfig,
-    sockets: &'a AsyncSockets,
+    sockets: &'a N,
     source: Ipv4Addr,
     slots: Vec<Slot>,
     by_target: HashMap<Ipv4Addr, usize>,
@@ -243,12 +237,12 @@ struct Engine<'a> {
     buf: Vec<u8>,
 }
 
-impl<'a> Engine<'a> {
+impl<'a, N: Network> Engine<'a, N> {
     fn new(
         source: Ipv4Addr,
         targets: &[Ipv4Addr],
         cfg: &'a EngineConfig,
-        sockets: &'a AsyncSockets,
+        sockets: &'a N,
         pacer: &'a mut Pacer,
     ) -> Self {
         let mut rng = rand::rng();
@@ -579,7 +573,7 @@ impl<'a> Engine<'a> {
         let len = packet::build_probe(&spec, &mut self.buf).map_err(|e| {
             EngineError::Settings(format!("cannot build a probe for {}: {e}", spec.dst))
         })?;
-        self.sockets.sender.send(spec.dst, &self.buf[..len]).await?;
+        self.sockets.send(spec.dst, &self.buf[..len]).await?;
         let slot = &mut self.slots[i];
         slot.trace.sent(ttl, Instant::now());
         slot.in_flight += 1;
@@ -628,7 +622,7 @@ impl<'a> Engine<'a> {
                 self.stats.replies += 1;
                 let deepest = self.deepest.entry(Slash24::of(target)).or_default();
                 *deepest = (*deepest).max(hop);
-                if self.sockets.sender.allowlist().allows(from) {
+                if self.sockets.allowlist().allows(from) {
                     self.pacer.learn_boundary(target, ttl);
                 }
             }

@@ -8,15 +8,21 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod liveness;
+pub mod network;
 pub mod output;
 pub mod pacing;
 pub mod packet;
 pub mod parking;
 pub mod privilege;
 pub mod service;
+#[cfg(test)]
+mod simnet;
 pub mod sockets;
 pub mod spool;
+pub mod spool_writer;
 pub mod start_order;
 pub mod status;
 pub mod targets;

@@ -3,8 +3,9 @@
 //!
 //! Each round: a liveness sweep of the targets with ICMP echo (when enabled),
 //! then Paris traces of the live addresses plus at least one address per /24,
-//! all drawing from one [`Pacer`]. Every result goes into the spool the moment
-//! it exists; the uploader sends what is spooled and deletes only what the
+//! all drawing from one [`Pacer`]. Every result goes to the spool the moment it
+//! exists, through the [`SpoolWriter`] thread (disk syncs never hold the probing
+//! thread back); the uploader sends what is spooled and deletes only what the
 //! collector acknowledged. A paused agent (the collector's `pause_until`) and an
 //! agent whose spool is full start no round: it never probes what it cannot keep.
 
@@ -26,6 +27,7 @@ use crate::liveness::{self, Pinger, SweepOptions};
 use crate::pacing::Pacer;
 use crate::sockets::{AsyncSockets, RawSockets};
 use crate::spool::{RoundSummary, Spool};
+use crate::spool_writer::{self, SpoolWriter};
 use crate::targets;
 use crate::upload::{self, UploaderConfig};
 
@@ -57,6 +59,8 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> 
         spool,
     } = prepared;
     let sockets = Arc::new(sockets.into_async(config.allowlist.clone())?);
+    let writer = SpoolWriter::start(Arc::clone(&spool), spool_writer::DEFAULT_CAPACITY)
+        .context("starting the spool writer thread")?;
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
 
@@ -96,6 +100,7 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> 
             sockets: Arc::clone(&sockets),
             pinger: pinger.as_ref(),
             spool: &spool,
+            writer: &writer,
             annotator: &annotator,
         };
         match round.run(&mut pacer).await {
@@ -117,6 +122,9 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> 
         }
         rounds_done += 1;
     }
+    // Every result is stored (the writer empties its queue) before the drain
+    // counts what is left and before the process exits.
+    drop(writer);
     if rounds.is_some() {
         drain(&spool, &shutdown).await;
     }
@@ -162,6 +170,7 @@ struct Round<'a> {
     sockets: Arc<AsyncSockets>,
     pinger: Option<&'a Pinger>,
     spool: &'a Spool,
+    writer: &'a SpoolWriter,
     annotator: &'a Annotator,
 }
 
@@ -197,9 +206,15 @@ impl Round<'_> {
                 )
                 .await?;
                 for ping in &results {
-                    self.spool.put(&ResultRecord::Ping(ping.clone()))?;
-                    pings += 1;
+                    self.writer.put(ResultRecord::Ping(ping.clone()))?;
                 }
+                // The pings are stored before tracing starts, as before the
+                // writer thread: a spool that fails ends the round here.
+                let written = self.writer.flush().await?;
+                if let Some(e) = written.error {
+                    return Err(anyhow::Error::from(e).context("spooling pings"));
+                }
+                pings = written.pings;
                 liveness::choose_trace_targets(&results, &all_targets)
             }
             None => all_targets,
@@ -215,9 +230,8 @@ impl Round<'_> {
             round_id,
             flow: FlowChoice::default(),
         };
-        let mut traces = 0u64;
         let mut reached = 0u64;
-        let mut spool_error: Option<anyhow::Error> = None;
+        let mut writer_gone: Option<spool_writer::WriterGone> = None;
         engine::run_paced(
             Arc::clone(&self.sockets),
             &trace_targets,
@@ -228,18 +242,23 @@ impl Round<'_> {
                 if trace.stop_reason == StopReason::Reached {
                     reached += 1;
                 }
-                if let Err(e) = self.spool.put(&ResultRecord::Trace(trace)) {
-                    tracing::error!("cannot spool a result: {e}");
-                    spool_error.get_or_insert_with(|| e.into());
-                } else {
-                    traces += 1;
+                // Blocks only when the writer is a whole queue behind.
+                if writer_gone.is_none()
+                    && let Err(e) = self.writer.put(ResultRecord::Trace(trace))
+                {
+                    writer_gone = Some(e);
                 }
             },
         )
         .await?;
-        if let Some(e) = spool_error {
-            return Err(e.context("spooling results"));
+        if let Some(e) = writer_gone {
+            return Err(e.into());
         }
+        let written = self.writer.flush().await?;
+        if let Some(e) = written.error {
+            return Err(anyhow::Error::from(e).context("spooling results"));
+        }
+        let traces = written.traces;
         Ok(RoundSummary {
             round_id,
             started_at,

@@ -9,15 +9,21 @@
 //! place that checks the allowlist and the compiled-in rate ceiling, so no bug
 //! upstream of it can probe a foreign network or flood one.
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::time::TimeSpec;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::network::{Network, Received, arrival_from_wall};
 use crate::pacing::{MAX_PPS, TokenBucket};
 use crate::targets::Allowlist;
 
@@ -77,9 +83,17 @@ impl RawSockets {
         let send = open("sending", Protocol::from(IPPROTO_RAW))?;
         let icmp = open("ICMP", Protocol::ICMPV4)?;
         let tcp = open("TCP", Protocol::TCP)?;
-        for sock in [&icmp, &tcp] {
+        for (what, sock) in [("ICMP", &icmp), ("TCP", &tcp)] {
             // Best effort: a smaller buffer only means drops under heavy load, which show as silent hops.
             let _ = sock.set_recv_buffer_size(RECV_BUFFER_BYTES);
+            // The kernel stamps each datagram on arrival: RTTs then do not depend on
+            // when the receiving task gets to run.
+            setsockopt(sock, sockopt::ReceiveTimestampns, &true).map_err(|e| {
+                SocketError::Open {
+                    what,
+                    source: io::Error::from(e),
+                }
+            })?;
         }
         Ok(Self { send, icmp, tcp })
     }
@@ -120,14 +134,16 @@ pub struct AsyncSockets {
 pub struct Listener(AsyncFd<Socket>);
 
 impl Listener {
-    /// Waits for the next datagram (the whole IPv4 packet) and returns its length.
-    pub async fn recv(&self, buf: &mut [u8]) -> Result<usize, SocketError> {
+    /// Waits for the next datagram (the whole IPv4 packet) and returns its
+    /// length and the kernel's arrival time.
+    pub async fn recv(&self, buf: &mut [u8]) -> Result<Received, SocketError> {
+        let mut control = nix::cmsg_space!(TimeSpec);
         loop {
             let mut guard = self.0.readable().await.map_err(|source| SocketError::Io {
                 op: "waiting to read",
                 source,
             })?;
-            match guard.try_io(|fd| (&mut fd.get_ref()).read(buf)) {
+            match guard.try_io(|fd| read_stamped(fd.get_ref(), buf, &mut control)) {
                 Ok(result) => {
                     return result.map_err(|source| SocketError::Io { op: "recv", source });
                 }
@@ -135,6 +151,33 @@ impl Listener {
             }
         }
     }
+}
+
+/// One `recvmsg` with the `SO_TIMESTAMPNS` control message; without one (never
+/// on Linux once the option is set) the datagram is dated by its reading.
+fn read_stamped(sock: &Socket, buf: &mut [u8], control: &mut [u8]) -> io::Result<Received> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(control), MsgFlags::empty())
+        .map_err(io::Error::from)?;
+    let now = Instant::now();
+    let stamp = msg.cmsgs().ok().and_then(|mut cmsgs| {
+        cmsgs.find_map(|cmsg| match cmsg {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(wall_time(ts)),
+            _ => None,
+        })
+    });
+    let at = stamp.map_or(now, |stamp| {
+        arrival_from_wall(stamp, SystemTime::now(), now)
+    });
+    Ok(Received { len: msg.bytes, at })
+}
+
+fn wall_time(ts: TimeSpec) -> SystemTime {
+    let since_epoch = Duration::new(
+        u64::try_from(ts.tv_sec()).unwrap_or(0),
+        u32::try_from(ts.tv_nsec()).unwrap_or(0),
+    );
+    SystemTime::UNIX_EPOCH + since_epoch
 }
 
 /// The only way out for packets to targets: checks the allowlist and the
@@ -201,6 +244,42 @@ impl GuardedSender {
             let at = bucket.next_token_at(now);
             tokio::time::sleep_until(at).await;
         }
+    }
+}
+
+impl Network for AsyncSockets {
+    fn allowlist(&self) -> &Allowlist {
+        self.sender.allowlist()
+    }
+
+    fn source_for(&self, dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
+        source_address_for(dst)
+    }
+
+    fn send(
+        &self,
+        dst: Ipv4Addr,
+        datagram: &[u8],
+    ) -> impl Future<Output = Result<(), SocketError>> + Send {
+        self.sender.send(dst, datagram)
+    }
+
+    fn sent(&self) -> u64 {
+        self.sender.sent()
+    }
+
+    fn channels(&self) -> usize {
+        2
+    }
+
+    fn recv(
+        &self,
+        channel: usize,
+        buf: &mut [u8],
+    ) -> impl Future<Output = Result<Received, SocketError>> + Send {
+        // Channel 0: ICMP (errors quoting probes, echo replies); 1: TCP.
+        let listener = if channel == 0 { &self.icmp } else { &self.tcp };
+        listener.recv(buf)
     }
 }
 

@@ -17,6 +17,57 @@ pub struct Captured {
     pub protocol: u8,
     /// IPv4 TTL.
     pub ttl: u8,
+    /// For an ICMP echo request, its echo reply, or an ICMP error quoting an echo
+    /// request: the request's destination and sequence number, which pair a probe
+    /// with its answer.
+    pub echo: Option<EchoKey>,
+}
+
+/// Which echo request a packet is or answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EchoKey {
+    /// Where the request went.
+    pub target: Ipv4Addr,
+    /// Its sequence number.
+    pub sequence: u16,
+}
+
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_DEST_UNREACHABLE: u8 = 3;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+
+/// The [`EchoKey`] of an IPv4 datagram, if it has one (within the snapshot).
+fn echo_key(ip: &[u8]) -> Option<EchoKey> {
+    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[9] != 1 {
+        return None;
+    }
+    let icmp = ip.get(ihl..)?;
+    let sequence = |icmp: &[u8]| icmp.get(6..8).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    match *icmp.first()? {
+        ICMP_ECHO_REQUEST => Some(EchoKey {
+            target: addr(&ip[16..20]),
+            sequence: sequence(icmp)?,
+        }),
+        ICMP_ECHO_REPLY => Some(EchoKey {
+            target: addr(&ip[12..16]),
+            sequence: sequence(icmp)?,
+        }),
+        ICMP_TIME_EXCEEDED | ICMP_DEST_UNREACHABLE => {
+            let quote = icmp.get(8..)?;
+            let quoted_ihl = usize::from(*quote.first()? & 0x0f) * 4;
+            let quoted_icmp = quote.get(quoted_ihl..)?;
+            (quote.get(9) == Some(&1) && quoted_icmp.first() == Some(&ICMP_ECHO_REQUEST))
+                .then_some(())?;
+            Some(EchoKey {
+                target: addr(quote.get(16..20)?),
+                sequence: sequence(quoted_icmp)?,
+            })
+        }
+        _ => None,
+    }
 }
 
 const LINKTYPE_ETHERNET: u32 = 1;
@@ -85,6 +136,7 @@ pub fn parse(bytes: &[u8]) -> Vec<Captured> {
             dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
             protocol: ip[9],
             ttl: ip[8],
+            echo: echo_key(ip),
         });
     }
     out
