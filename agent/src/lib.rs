@@ -1,30 +1,18 @@
 //! nkpath-agent: Paris traceroutes from a volunteer's vantage point.
 //!
-//! The library holds the agent's reusable, testable parts; the binary in
-//! `main.rs` wires them to sockets, the schedule and the uploader.
+//! The library holds the agent's reusable, testable parts, in three rooms: [`probing`]
+//! (packets, traces, the engine, pacing, sockets, privileges, targets, liveness), [`service`]
+//! (configuration, spool, upload, status, the round loop) and [`cli`] (arguments, commands,
+//! output). The binary in `main.rs` wires them together.
 
-pub mod annotate;
 pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod engine;
-#[cfg(test)]
-mod engine_tests;
-pub mod liveness;
-pub mod network;
-pub mod output;
-pub mod pacing;
-pub mod packet;
-pub mod parking;
-pub mod privilege;
+pub mod probing;
 pub mod service;
-#[cfg(test)]
-mod simnet;
-pub mod sockets;
-pub mod spool;
-pub mod spool_writer;
-pub mod start_order;
-pub mod status;
-pub mod targets;
-pub mod trace;
-pub mod upload;
+
+// The flat paths of the earlier layout, so that code written against them still builds.
+pub use cli::{commands, output};
+pub use probing::{
+    annotate, engine, liveness, network, pacing, packet, parking, privilege, sockets, start_order,
+    targets, trace,
+};
+pub use service::{config, spool, spool_writer, status, upload};

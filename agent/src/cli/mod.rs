@@ -1,5 +1,12 @@
 //! The command line: what the user types, validated into what the engine needs.
 
+//!
+//! The command-line room: the arguments here, [`commands`] (what `trace` and `survey` do),
+//! and [`output`] (how results are printed).
+
+pub mod commands;
+pub mod output;
+
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;

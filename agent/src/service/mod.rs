@@ -9,6 +9,17 @@
 //! collector acknowledged. A paused agent (the collector's `pause_until`) and an
 //! agent whose spool is full start no round: it never probes what it cannot keep.
 
+//!
+//! The service room: [`config`] (the configuration file), [`spool`] and [`spool_writer`]
+//! (results kept on disk until acknowledged), [`upload`] (to the collector), [`status`]
+//! (`nkpath-agent status`), and the round loop here.
+
+pub mod config;
+pub mod spool;
+pub mod spool_writer;
+pub mod status;
+pub mod upload;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +38,9 @@ use crate::liveness::{self, Pinger, SweepOptions};
 use crate::pacing::Pacer;
 use crate::sockets::{AsyncSockets, RawSockets};
 use crate::spool::{RoundSummary, Spool};
-use crate::spool_writer::{self, SpoolWriter};
+use crate::spool_writer::SpoolWriter;
 use crate::targets;
-use crate::upload::{self, UploaderConfig};
+use crate::upload::UploaderConfig;
 
 /// How often a full spool is complained about in the log.
 const SPOOL_FULL_WARNING_EVERY: Duration = Duration::from_hours(1);

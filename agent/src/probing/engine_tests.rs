@@ -1,4 +1,4 @@
-//! The engine's scheduling over the simulated network ([`crate::simnet`]), on
+//! The engine's scheduling over the simulated network ([`super::simnet`]), on
 //! tokio's paused clock: hops found, probes sent and end times in virtual time,
 //! without root. The acceptance tests check the same behaviour on real sockets
 //! in the emulated Internet.
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::engine::{self, AgentIdentity, EngineConfig, FlowChoice, RunStats};
 use crate::pacing::Rates;
 use crate::parking::{PILOTS_PER_PREFIX, patience};
-use crate::simnet::{End, HOP_DELAY, Node, Route, SentProbe, SimNet};
+use super::simnet::{End, HOP_DELAY, Node, Route, SentProbe, SimNet};
 use crate::targets::Allowlist;
 use crate::trace::TraceSettings;
 

@@ -3,7 +3,7 @@
 //!
 //! The agent's raw sockets ([`crate::sockets::AsyncSockets`]) are the one real
 //! implementation; the unit tests drive the engine over a simulated network
-//! (`crate::simnet`) on tokio's paused clock, so parking, pilots, the per-/24
+//! (`probing::simnet`, test-only) on tokio's paused clock, so parking, pilots, the per-/24
 //! horizon and pacing are tested without root and in virtual time. The engine is
 //! generic over the trait (static dispatch: no allocation or indirect call per
 //! packet).

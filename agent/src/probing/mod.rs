@@ -1,0 +1,26 @@
+//! The probing room: everything between a target list and trace results.
+//!
+//! [`packet`] (probe and reply formats as typed views over bytes), [`trace`] (one Paris
+//! traceroute's state), [`engine`] (many traces at once over a [`network::Network`]),
+//! [`pacing`] (the agent's and each /24's rate caps), [`parking`] and [`start_order`] (which
+//! traces probe while others wait), [`sockets`] (the raw sockets, the one real
+//! [`network::Network`]), [`privilege`] (dropping root once they are open), [`targets`] (the
+//! allowlist no probe may leave), [`liveness`] (ping sweeps) and [`annotate`] (hop names and
+//! origin ASes over DNS).
+
+pub mod annotate;
+pub mod engine;
+#[cfg(test)]
+mod engine_tests;
+pub mod liveness;
+pub mod network;
+pub mod pacing;
+pub mod packet;
+pub mod parking;
+pub mod privilege;
+#[cfg(test)]
+mod simnet;
+pub mod sockets;
+pub mod start_order;
+pub mod targets;
+pub mod trace;
