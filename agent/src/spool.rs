@@ -5,13 +5,15 @@
 //! loss) with three tables:
 //!
 //! * `results`: results waiting for upload, as their JSON text;
-//! * `quarantine`: results the collector refused; never retried, kept for
-//!   the operator to look at (`nkpath-agent status`);
+//! * `quarantine`: results the collector refused, and rows that cannot be
+//!   read back; never retried, kept for the operator to look at
+//!   (`nkpath-agent status`);
 //! * `state`: a small key/value table of what `status` shows (last round,
 //!   last upload, last error, the collector's pause and target instructions).
 //!
 //! Only [`Spool::ack`] deletes results, and only the ids it is given; only
-//! [`Spool::quarantine`] moves them, in one transaction. Nothing else ever
+//! [`Spool::quarantine`] (and [`Spool::next_batch`], for a row it cannot
+//! read) moves them, in one transaction. Nothing else ever
 //! removes a row, so a result the collector has not acknowledged survives
 //! crashes, restarts and kill -9.
 
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use nkpath_proto::ResultRecord;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -98,17 +101,21 @@ pub struct Spooled {
     pub result_id: Uuid,
     /// `"trace"` or `"ping"`.
     pub kind: String,
-    /// When it was spooled.
+    /// When it was spooled (the Unix epoch if the row's note is unreadable).
     pub created_at: OffsetDateTime,
     /// The [`ResultRecord`] as JSON text, exactly as spooled.
     pub json: String,
 }
 
-/// A result the collector refused.
+/// A spool row that cannot be read as a result: its rowid, and why.
+type Unreadable = (i64, String);
+
+/// A result set aside: refused by the collector, or unreadable in the spool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quarantined {
-    /// The result's id.
-    pub result_id: Uuid,
+    /// The result's id, as the row held it (a row that was unreadable in
+    /// the spool may hold something else than a UUID).
+    pub result_id: String,
     /// `"trace"` or `"ping"`.
     pub kind: String,
     /// When it was moved to the quarantine.
@@ -287,24 +294,65 @@ impl Spool {
     }
 
     /// Up to `n` results, oldest first.
+    ///
+    /// A row that can no longer be read as a spooled result (an id that is
+    /// no UUID, JSON that is not text: a disk error or a hand edit) is moved
+    /// to the quarantine on the way, so that one bad row never blocks the
+    /// rows behind it. An unreadable `created_at` alone does not: it is only
+    /// the spool's note, and the result itself is intact.
     pub fn next_batch(&self, n: usize) -> Result<Vec<Spooled>, SpoolError> {
+        loop {
+            let (good, bad) = self.read_batch(n)?;
+            if bad.is_empty() {
+                return Ok(good);
+            }
+            // Each pass removes at least one row, so this ends.
+            for (rowid, reason) in bad {
+                tracing::error!(rowid, "unreadable spool row ({reason}); quarantined");
+                self.quarantine_row(rowid, &format!("unreadable in the local spool: {reason}"))?;
+            }
+        }
+    }
+
+    /// The first `n` rows: those that read as results, and the rowids of
+    /// those that do not, with why.
+    fn read_batch(&self, n: usize) -> Result<(Vec<Spooled>, Vec<Unreadable>), SpoolError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT result_id, kind, created_at, json FROM results ORDER BY rowid LIMIT ?1",
+                "SELECT rowid, result_id, kind, created_at, json FROM results ORDER BY rowid LIMIT ?1",
             )
             .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([n as i64], |row| {
-                Ok(Spooled {
-                    result_id: parse_uuid(row.get_ref(0)?.as_str()?)?,
-                    kind: row.get(1)?,
-                    created_at: parse_time(row.get_ref(2)?.as_str()?)?,
-                    json: row.get(3)?,
-                })
-            })
+        let mut rows = stmt.query([n as i64]).map_err(self.sql())?;
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        while let Some(row) = rows.next().map_err(self.sql())? {
+            let rowid: i64 = row.get(0).map_err(self.sql())?;
+            match read_spooled(row) {
+                Ok(spooled) => good.push(spooled),
+                Err(reason) => bad.push((rowid, reason)),
+            }
+        }
+        Ok((good, bad))
+    }
+
+    /// Moves the row `rowid` to the quarantine whatever its columns hold
+    /// (they are kept as text, for the operator to look at).
+    fn quarantine_row(&self, rowid: i64, reason: &str) -> Result<(), SpoolError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        tx.execute(
+            "INSERT OR REPLACE INTO quarantine
+                 (result_id, kind, created_at, quarantined_at, field, reason, json)
+             SELECT CAST(result_id AS TEXT), CAST(kind AS TEXT), CAST(created_at AS TEXT),
+                    ?2, '', ?3, CAST(json AS TEXT)
+             FROM results WHERE rowid = ?1",
+            params![rowid, now_text(), reason],
+        )
+        .map_err(self.sql())?;
+        tx.execute("DELETE FROM results WHERE rowid = ?1", [rowid])
             .map_err(self.sql())?;
-        rows.collect::<Result<_, _>>().map_err(self.sql())
+        tx.commit().map_err(self.sql())
     }
 
     /// Deletes the results the collector acknowledged; ids not in the spool
@@ -379,11 +427,11 @@ impl Spool {
         let rows = stmt
             .query_map([n as i64], |row| {
                 Ok(Quarantined {
-                    result_id: parse_uuid(row.get_ref(0)?.as_str()?)?,
-                    kind: row.get(1)?,
+                    result_id: lossy_text(row.get_ref(0)?),
+                    kind: lossy_text(row.get_ref(1)?),
                     quarantined_at: parse_time(row.get_ref(2)?.as_str()?)?,
-                    field: row.get(3)?,
-                    reason: row.get(4)?,
+                    field: lossy_text(row.get_ref(3)?),
+                    reason: lossy_text(row.get_ref(4)?),
                 })
             })
             .map_err(self.sql())?;
@@ -525,10 +573,39 @@ fn parse_time(text: &str) -> rusqlite::Result<OffsetDateTime> {
     })
 }
 
-fn parse_uuid(text: &str) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+/// A spooled row as a [`Spooled`], or why it cannot be one.
+fn read_spooled(row: &rusqlite::Row<'_>) -> Result<Spooled, String> {
+    let text = |i: usize, name: &str| -> Result<String, String> {
+        match row.get_ref(i) {
+            Ok(ValueRef::Text(bytes)) => {
+                String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not UTF-8 text"))
+            }
+            Ok(other) => Err(format!("{name} is {:?}, not text", other.data_type())),
+            Err(e) => Err(format!("{name}: {e}")),
+        }
+    };
+    let id_text = text(1, "result_id")?;
+    let result_id = Uuid::parse_str(&id_text)
+        .map_err(|e| format!("result_id {id_text:?} is not a UUID: {e}"))?;
+    Ok(Spooled {
+        result_id,
+        kind: text(2, "kind")?,
+        created_at: text(3, "created_at")
+            .ok()
+            .and_then(|t| parse_time(&t).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        json: text(4, "json")?,
     })
+}
+
+/// A column as text, whatever SQLite holds there (for display).
+fn lossy_text(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -619,7 +696,7 @@ mod tests {
         assert_eq!(spool.depth().unwrap(), 0);
         assert_eq!(spool.quarantine_count().unwrap(), 1);
         let q = spool.recent_quarantine(5).unwrap();
-        assert_eq!(q[0].result_id, r.result_id());
+        assert_eq!(q[0].result_id, r.result_id().to_string());
         assert_eq!(q[0].field, "target");
         assert!(spool.next_batch(10).unwrap().is_empty());
     }
