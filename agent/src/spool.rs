@@ -16,6 +16,11 @@
 //! read) moves them, in one transaction. Nothing else ever
 //! removes a row, so a result the collector has not acknowledged survives
 //! crashes, restarts and kill -9.
+//!
+//! A damaged file (SQLite reports `SQLITE_CORRUPT`) does not stop uploads:
+//! the spool is rebuilt from what can still be read, the results on damaged
+//! pages are quarantined by id, and the damaged file is kept beside it
+//! ([`Spool::next_batch`], [`Spool::ack`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -83,6 +88,17 @@ pub enum SpoolError {
         path: PathBuf,
         /// Its `user_version`.
         found: i64,
+    },
+    /// The file is damaged where not even a rebuild can read it.
+    #[error(
+        "spool {} is damaged beyond what the agent can repair ({source}): stop the agent, move the file aside (results in it that were not uploaded are lost; `sqlite3 FILE .recover` may save some) and start again",
+        path.display()
+    )]
+    Damaged {
+        /// The spool file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
     },
     /// A result could not be serialized (a bug).
     #[error("cannot serialize result {id}: {source}")]
@@ -239,25 +255,9 @@ impl Spool {
     }
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Self, SpoolError> {
-        let sql = sql_error(path);
-        let mut conn = Connection::open_with_flags(path, flags).map_err(&sql)?;
-        // WAL: readers (status) never block the writer. FULL: every commit
-        // is on disk before put/ack return.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(&sql)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(&sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(&sql)?;
-        // No temporary files: the agent may no longer be allowed to create them.
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(&sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(&sql)?;
-        migrate(path, &mut conn)?;
         Ok(Self {
             path: path.to_owned(),
-            conn: Mutex::new(conn),
+            conn: Mutex::new(connect(path, flags)?),
         })
     }
 
@@ -300,16 +300,20 @@ impl Spool {
     /// to the quarantine on the way, so that one bad row never blocks the
     /// rows behind it. An unreadable `created_at` alone does not: it is only
     /// the spool's note, and the result itself is intact.
+    ///
+    /// When SQLite finds the file itself damaged (`SQLITE_CORRUPT`), the
+    /// spool is rebuilt from what can still be read ([`Self::rebuild`]).
     pub fn next_batch(&self, n: usize) -> Result<Vec<Spooled>, SpoolError> {
         loop {
-            let (good, bad) = self.read_batch(n)?;
+            let (good, bad) = self.repairing(|| self.read_batch(n))?;
             if bad.is_empty() {
                 return Ok(good);
             }
             // Each pass removes at least one row, so this ends.
             for (rowid, reason) in bad {
                 tracing::error!(rowid, "unreadable spool row ({reason}); quarantined");
-                self.quarantine_row(rowid, &format!("unreadable in the local spool: {reason}"))?;
+                let reason = format!("unreadable in the local spool: {reason}");
+                self.repairing(|| self.quarantine_row(rowid, &reason))?;
             }
         }
     }
@@ -336,6 +340,75 @@ impl Spool {
         Ok((good, bad))
     }
 
+    /// Runs `op`; if SQLite finds the file damaged, rebuilds the spool and
+    /// runs `op` once more.
+    fn repairing<T>(&self, op: impl Fn() -> Result<T, SpoolError>) -> Result<T, SpoolError> {
+        match op() {
+            Err(e) if is_corrupt(&e) => {
+                tracing::error!("{e}: rebuilding the spool from what can still be read");
+                self.rebuild()?;
+                op()
+            }
+            other => other,
+        }
+    }
+
+    /// Replaces a damaged spool file with a new one holding everything that
+    /// can still be read: the results (listed from the primary key's index,
+    /// a separate part of the file, then read one by one), the quarantine
+    /// and the state. A result whose row is on a damaged page is put in the
+    /// new quarantine by the id the index gives: its content is lost. The
+    /// damaged file is kept beside, as `<spool>.damaged-<unix time>`, for
+    /// the operator.
+    ///
+    /// If the index itself is damaged, nothing can be listed: the error
+    /// says to move the file aside.
+    fn rebuild(&self) -> Result<(), SpoolError> {
+        let mut conn = self.conn();
+        let salvaged = salvage(&conn).map_err(|e| SpoolError::Damaged {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let fresh = self
+            .path
+            .with_extension(format!("{}rebuilt", extension_prefix(&self.path)));
+        remove_with_journals(&fresh);
+        {
+            let mut new = connect(
+                &fresh,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            )?;
+            salvaged.write(&mut new).map_err(sql_error(&fresh))?;
+        }
+        let damaged = self.path.with_extension(format!(
+            "{}damaged-{}",
+            extension_prefix(&self.path),
+            OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        // Close the damaged file before moving it, so its journals go with it.
+        let placeholder = Connection::open_in_memory().map_err(self.sql())?;
+        drop(std::mem::replace(&mut *conn, placeholder));
+        let moved = std::fs::rename(&self.path, &damaged)
+            .and_then(|()| std::fs::rename(&fresh, &self.path));
+        if let Err(e) = moved {
+            return Err(SpoolError::Damaged {
+                path: self.path.clone(),
+                source: rusqlite::Error::InvalidPath(PathBuf::from(format!(
+                    "cannot put the rebuilt spool {} in place: {e}",
+                    fresh.display()
+                ))),
+            });
+        }
+        *conn = connect(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        tracing::error!(
+            damaged = %damaged.display(),
+            results = salvaged.results.len(),
+            lost = salvaged.lost,
+            "spool rebuilt; the damaged file is kept beside it"
+        );
+        Ok(())
+    }
+
     /// Moves the row `rowid` to the quarantine whatever its columns hold
     /// (they are kept as text, for the operator to look at).
     fn quarantine_row(&self, rowid: i64, reason: &str) -> Result<(), SpoolError> {
@@ -358,6 +431,11 @@ impl Spool {
     /// Deletes the results the collector acknowledged; ids not in the spool
     /// are ignored. Returns how many were deleted.
     pub fn ack(&self, ids: &[Uuid]) -> Result<usize, SpoolError> {
+        // A delete next to a damaged page fails too: SQLite rebalances the tree.
+        self.repairing(|| self.delete(ids))
+    }
+
+    fn delete(&self, ids: &[Uuid]) -> Result<usize, SpoolError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.sql())?;
         let mut deleted = 0;
@@ -376,6 +454,10 @@ impl Spool {
     /// Moves a refused result to the quarantine, where it is never retried.
     /// Returns false if the id is not in the spool.
     pub fn quarantine(&self, id: Uuid, field: &str, reason: &str) -> Result<bool, SpoolError> {
+        self.repairing(|| self.move_to_quarantine(id, field, reason))
+    }
+
+    fn move_to_quarantine(&self, id: Uuid, field: &str, reason: &str) -> Result<bool, SpoolError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.sql())?;
         let moved = tx
@@ -526,6 +608,28 @@ impl Spool {
     }
 }
 
+/// A configured connection to the spool at `path`, its schema migrated.
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, SpoolError> {
+    let sql = sql_error(path);
+    let mut conn = Connection::open_with_flags(path, flags).map_err(&sql)?;
+
+    // WAL: readers (status) never block the writer. FULL: every commit
+    // is on disk before put/ack return.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(&sql)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&sql)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(&sql)?;
+    // No temporary files: the agent may no longer be allowed to create them.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(&sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(&sql)?;
+    migrate(path, &mut conn)?;
+    Ok(conn)
+}
+
 fn migrate(path: &Path, conn: &mut Connection) -> Result<(), SpoolError> {
     let sql = sql_error(path);
     let tx = conn
@@ -596,6 +700,143 @@ fn read_spooled(row: &rusqlite::Row<'_>) -> Result<Spooled, String> {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         json: text(4, "json")?,
     })
+}
+
+/// What can still be read from a damaged spool, as rows of text.
+struct Salvaged {
+    /// `results` rows in their order: result_id, kind, created_at, json.
+    results: Vec<[String; 4]>,
+    /// `quarantine` rows: result_id, kind, created_at, quarantined_at, field, reason, json.
+    quarantine: Vec<[String; 7]>,
+    /// `state` rows.
+    state: Vec<[String; 2]>,
+    /// Results whose rows could not be read (they are in `quarantine`).
+    lost: usize,
+}
+
+const LOST_REASON: &str = "unreadable in the local spool: its page of the file was damaged (SQLITE_CORRUPT); the result is lost";
+
+/// Reads what it can of a damaged spool. Fails only if the results cannot
+/// even be listed.
+fn salvage(conn: &Connection) -> rusqlite::Result<Salvaged> {
+    let mut listed: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT rowid, CAST(result_id AS TEXT) FROM results
+             INDEXED BY sqlite_autoindex_results_1",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    listed.sort_unstable();
+    // The other tables are small and on their own pages: read what reads.
+    let mut quarantine: Vec<[String; 7]> = read_all(
+        conn,
+        "SELECT result_id, kind, created_at, quarantined_at, field, reason, json FROM quarantine",
+    );
+    let state = read_all(conn, "SELECT key, value FROM state");
+    let mut results = Vec::with_capacity(listed.len());
+    let mut lost = 0;
+    for (rowid, id) in listed {
+        let row = conn.query_row(
+            "SELECT result_id, kind, created_at, json FROM results WHERE rowid = ?1",
+            [rowid],
+            texts::<4>,
+        );
+        match row {
+            Ok(row) => results.push(row),
+            Err(e) if is_corrupt_sql(&e) => {
+                tracing::error!(result_id = %id, "spool row on a damaged page; quarantined");
+                lost += 1;
+                quarantine.push([
+                    id,
+                    String::new(),
+                    String::new(),
+                    now_text(),
+                    String::new(),
+                    LOST_REASON.to_owned(),
+                    String::new(),
+                ]);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Salvaged {
+        results,
+        quarantine,
+        state,
+        lost,
+    })
+}
+
+impl Salvaged {
+    fn write(&self, conn: &mut Connection) -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for r in &self.results {
+            tx.execute(
+                "INSERT OR IGNORE INTO results (result_id, kind, created_at, json) VALUES (?1, ?2, ?3, ?4)",
+                params![r[0], r[1], r[2], r[3]],
+            )?;
+        }
+        for q in &self.quarantine {
+            tx.execute(
+                "INSERT OR REPLACE INTO quarantine
+                     (result_id, kind, created_at, quarantined_at, field, reason, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
+            )?;
+        }
+        for kv in &self.state {
+            tx.execute(
+                "INSERT OR REPLACE INTO state (key, value) VALUES (?1, ?2)",
+                params![kv[0], kv[1]],
+            )?;
+        }
+        tx.commit()
+    }
+}
+
+/// Every row of `sql` as text, or none if the table cannot be read.
+fn read_all<const N: usize>(conn: &Connection, sql: &str) -> Vec<[String; N]> {
+    let read = || -> rusqlite::Result<Vec<[String; N]>> {
+        conn.prepare(sql)?.query_map([], texts::<N>)?.collect()
+    };
+    read().unwrap_or_else(|e| {
+        tracing::error!("cannot salvage `{sql}`: {e}");
+        Vec::new()
+    })
+}
+
+fn texts<const N: usize>(row: &rusqlite::Row<'_>) -> rusqlite::Result<[String; N]> {
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = lossy_text(row.get_ref(i)?);
+    }
+    Ok(out)
+}
+
+/// `"db."` for `spool.db`, so that siblings read `spool.db.rebuilt`.
+fn extension_prefix(path: &Path) -> String {
+    path.extension()
+        .map(|e| format!("{}.", e.to_string_lossy()))
+        .unwrap_or_default()
+}
+
+fn remove_with_journals(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+fn is_corrupt(e: &SpoolError) -> bool {
+    matches!(e, SpoolError::Sqlite { source, .. } if is_corrupt_sql(source))
+}
+
+fn is_corrupt_sql(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// A column as text, whatever SQLite holds there (for display).

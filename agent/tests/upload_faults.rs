@@ -472,3 +472,73 @@ async fn unreadable_spool_rows_are_quarantined_and_uploads_go_on() {
     assert!(text.contains("garbage"), "{text}");
     assert!(text.contains("local spool"), "{text}");
 }
+
+/// A damaged page of the spool file (bytes overwritten, as a failing disk
+/// does): the rows on it are quarantined by id, every other row is uploaded.
+#[tokio::test]
+async fn a_damaged_spool_page_costs_only_its_rows() {
+    let (addr, fake) = start(|batch| ack(batch, ids_of(batch), vec![])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spool.db");
+    let (spool, ids) = filled(dir.path(), 120, 1);
+    drop(spool);
+
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65_536,
+        n => usize::from(n),
+    };
+    let needle = format!("\"result_id\":\"{}\"", ids[60]);
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .expect("the row's JSON is in the file");
+    let page = at / page_size;
+    assert!(page > 0);
+    // The page's b-tree header: SQLite can no longer read the page.
+    bytes[page * page_size..page * page_size + 12].fill(0xff);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let spool = Spool::open(&path).unwrap();
+    let mut uploader = Uploader::new(config(addr, 10)).unwrap();
+    let mut idle = false;
+    for _ in 0..40 {
+        match uploader.upload_once(&spool).await {
+            Ok(Outcome::Idle) => {
+                idle = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(idle, "the uploads got through the spool");
+    let delivered = sorted_strings(&fake.received.lock().unwrap());
+    let lost = quarantined_ids(&spool);
+    assert!(
+        lost.contains(&ids[60].to_string()),
+        "the damaged row is quarantined"
+    );
+    assert!(
+        lost.len() < 60,
+        "only the damaged page's rows: {}",
+        lost.len()
+    );
+    let mut all: Vec<String> = delivered.iter().chain(&lost).cloned().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        sorted_strings(&ids),
+        "every row uploaded or quarantined, once"
+    );
+    assert_eq!(spool.depth().unwrap(), 0);
+    let kept = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("spool.db.damaged-")
+        });
+    assert!(kept, "the damaged file is kept for the operator");
+}
