@@ -592,7 +592,13 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    // An HTTP date ends in "GMT", which RFC 2822 parsers read as +0000.
+    let numeric = value.strip_suffix("GMT").map(|v| format!("{v}+0000"));
+    let at = OffsetDateTime::parse(
+        numeric.as_deref().unwrap_or(value),
+        &time::format_description::well_known::Rfc2822,
+    )
+    .ok()?;
     Some(Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO))
 }
 
@@ -799,6 +805,33 @@ mod tests {
         let c = config("[\"10.0.0.0/8\"]", "[\"10.0.0.0/24\"]");
         let got = effective_targets(&c, &with_override(&["10.0.0.0/16", "10.1.0.0/16"]));
         assert_eq!(got, nets(&["10.0.0.0/16"]));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(reqwest::header::RETRY_AFTER, "120".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_mins(2)));
+        let soon = OffsetDateTime::now_utc() + time::Duration::minutes(10);
+        let date = soon
+            .format(time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            ))
+            .unwrap();
+        headers.insert(reqwest::header::RETRY_AFTER, date.parse().unwrap());
+        let wait = retry_after(&headers).expect("an HTTP date");
+        assert!(
+            wait > Duration::from_secs(500) && wait <= Duration::from_mins(10),
+            "{wait:?}"
+        );
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "a date past");
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
     }
 
     #[test]
