@@ -385,11 +385,15 @@ impl Spool {
             extension_prefix(&self.path),
             OffsetDateTime::now_utc().unix_timestamp()
         ));
-        // Close the damaged file before moving it, so its journals go with it.
+        // Close the damaged file (which checkpoints its WAL into it), then
+        // move it and any journal left beside it out of the way: a stale WAL
+        // would be applied to the new file at the same path.
         let placeholder = Connection::open_in_memory().map_err(self.sql())?;
         drop(std::mem::replace(&mut *conn, placeholder));
         let moved = std::fs::rename(&self.path, &damaged)
-            .and_then(|()| std::fs::rename(&fresh, &self.path));
+            .and_then(|()| move_journals(&self.path, &damaged))
+            .and_then(|()| std::fs::rename(&fresh, &self.path))
+            .and_then(|()| sync_dir(&self.path));
         if let Err(e) = moved {
             return Err(SpoolError::Damaged {
                 path: self.path.clone(),
@@ -818,6 +822,31 @@ fn extension_prefix(path: &Path) -> String {
     path.extension()
         .map(|e| format!("{}.", e.to_string_lossy()))
         .unwrap_or_default()
+}
+
+/// Moves `from`'s `-wal` and `-shm` files, if any, beside `to`.
+fn move_journals(from: &Path, to: &Path) -> std::io::Result<()> {
+    for suffix in ["-wal", "-shm"] {
+        let with = |p: &Path| {
+            let mut name = p.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        match std::fs::rename(with(from), with(to)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Makes the renames in `path`'s directory durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn remove_with_journals(path: &Path) {
