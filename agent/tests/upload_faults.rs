@@ -542,3 +542,31 @@ async fn a_damaged_spool_page_costs_only_its_rows() {
         });
     assert!(kept, "the damaged file is kept for the operator");
 }
+
+/// A 400 that names the result it could not read sets that one aside; the
+/// others go through at the next attempt instead of being blocked behind it.
+#[tokio::test]
+async fn a_bad_request_naming_a_result_sets_only_that_one_aside() {
+    let first = Arc::new(AtomicUsize::new(0));
+    let (addr, fake) = start(move |batch| {
+        if first.fetch_add(1, Ordering::SeqCst) == 0 {
+            let body = r#"{"error":"not an upload batch: invalid JSON at results[1].started_at: year 10000"}"#;
+            return (StatusCode::BAD_REQUEST, body).into_response();
+        }
+        ack(batch, ids_of(batch), vec![])
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = filled(dir.path(), 3, 1);
+    let mut uploader = Uploader::new(config(addr, 100)).unwrap();
+    let result = uploader.upload_once(&spool).await;
+    assert!(result.is_err(), "{result:?}");
+    assert!(
+        uploader.wait_after(&result, &mut rand::rng()) <= Duration::from_millis(20),
+        "the others are retried soon"
+    );
+    assert_eq!(quarantined_ids(&spool), sorted_strings(&[ids[1]]));
+    let _ = uploader.upload_once(&spool).await.unwrap();
+    assert_eq!(spool.depth().unwrap(), 0);
+    assert_eq!(fake.uploads.load(Ordering::SeqCst), 2);
+}
