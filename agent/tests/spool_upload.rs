@@ -168,7 +168,7 @@ fn ping(target: Ipv4Addr) -> ResultRecord {
         round_id: Uuid::nil(),
         source: Ipv4Addr::new(192, 0, 2, 1),
         target,
-        started_at: OffsetDateTime::UNIX_EPOCH,
+        started_at: OffsetDateTime::now_utc(),
         sent: 3,
         received: 1,
         rtts_us: vec![210_000],
@@ -265,7 +265,7 @@ async fn a_refused_result_is_quarantined_and_never_resent() {
     assert_eq!(spool.depth().unwrap(), 0);
     assert_eq!(spool.quarantine_count().unwrap(), 1);
     let q = spool.recent_quarantine(5).unwrap();
-    assert_eq!(q[0].result_id, bad.result_id());
+    assert_eq!(q[0].result_id, bad.result_id().to_string());
     assert_eq!(q[0].field, "results[3].target");
     assert_eq!(q[0].reason, "not in the target prefixes");
 

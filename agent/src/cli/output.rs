@@ -1,5 +1,6 @@
 //! Printing a trace the way traceroute users expect to read it.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -28,7 +29,8 @@ pub fn render_trace(result: &TraceResult) -> String {
                     if last != Some(reply.address) {
                         let _ = write!(out, " {}", reply.address);
                         if let Some(name) = name_of(result, reply.address) {
-                            let _ = write!(out, " ({name})");
+                            // A PTR name is whatever the remote DNS says.
+                            let _ = write!(out, " ({})", printable(name));
                         }
                         if let Some(asn) = asn_of(result, reply.address) {
                             let _ = write!(out, " [AS{asn}]");
@@ -54,6 +56,24 @@ pub fn render_trace(result: &TraceResult) -> String {
     }
     let _ = writeln!(out, "stop reason: {}", stop_reason_text(result));
     out
+}
+
+/// `text` with its control characters escaped (`\u{1b}`, `\n`…), for
+/// strings from outside (DNS names, the collector's messages) that are
+/// printed to a terminal, where an escape sequence would be obeyed.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn stop_reason_text(result: &TraceResult) -> String {
@@ -114,5 +134,31 @@ fn mark(reply: &Reply) -> Option<String> {
             other => format!("!<{other}>"),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_names_cannot_drive_the_terminal() {
+        let mut trace: TraceResult =
+            nkpath_proto::decode(include_str!("../../proto/tests/golden/trace_result.json"))
+                .unwrap();
+        let annotation = trace
+            .annotations
+            .iter_mut()
+            .find(|a| a.name.is_some())
+            .expect("the golden trace has a named hop");
+        annotation.name = Some("evil\u{1b}[2J\u{1b}]0;owned\u{7}.example\r\n".into());
+        let text = render_trace(&trace);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(!text.contains('\u{7}') && !text.contains('\r'), "{text}");
+        assert!(
+            text.contains(r"(evil\u{1b}[2J\u{1b}]0;owned\u{7}.example\r\n)"),
+            "{text}"
+        );
+        assert_eq!(printable("plain.example"), "plain.example");
     }
 }

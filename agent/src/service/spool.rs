@@ -5,20 +5,28 @@
 //! loss) with three tables:
 //!
 //! * `results`: results waiting for upload, as their JSON text;
-//! * `quarantine`: results the collector refused; never retried, kept for
-//!   the operator to look at (`nkpath-agent status`);
+//! * `quarantine`: results the collector refused, and rows that cannot be
+//!   read back; never retried, kept for the operator to look at
+//!   (`nkpath-agent status`);
 //! * `state`: a small key/value table of what `status` shows (last round,
 //!   last upload, last error, the collector's pause and target instructions).
 //!
 //! Only [`Spool::ack`] deletes results, and only the ids it is given; only
-//! [`Spool::quarantine`] moves them, in one transaction. Nothing else ever
+//! [`Spool::quarantine`] (and [`Spool::next_batch`], for a row it cannot
+//! read) moves them, in one transaction. Nothing else ever
 //! removes a row, so a result the collector has not acknowledged survives
 //! crashes, restarts and kill -9.
+//!
+//! A damaged file (SQLite reports `SQLITE_CORRUPT`) does not stop uploads:
+//! the spool is rebuilt from what can still be read, the results on damaged
+//! pages are quarantined by id, and the damaged file is kept beside it
+//! ([`Spool::next_batch`], [`Spool::ack`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use nkpath_proto::ResultRecord;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -81,6 +89,17 @@ pub enum SpoolError {
         /// Its `user_version`.
         found: i64,
     },
+    /// The file is damaged where not even a rebuild can read it.
+    #[error(
+        "spool {} is damaged beyond what the agent can repair ({source}): stop the agent, move the file aside (results in it that were not uploaded are lost; `sqlite3 FILE .recover` may save some) and start again",
+        path.display()
+    )]
+    Damaged {
+        /// The spool file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
     /// A result could not be serialized (a bug).
     #[error("cannot serialize result {id}: {source}")]
     Serialize {
@@ -98,17 +117,21 @@ pub struct Spooled {
     pub result_id: Uuid,
     /// `"trace"` or `"ping"`.
     pub kind: String,
-    /// When it was spooled.
+    /// When it was spooled (the Unix epoch if the row's note is unreadable).
     pub created_at: OffsetDateTime,
     /// The [`ResultRecord`] as JSON text, exactly as spooled.
     pub json: String,
 }
 
-/// A result the collector refused.
+/// A spool row that cannot be read as a result: its rowid, and why.
+type Unreadable = (i64, String);
+
+/// A result set aside: refused by the collector, or unreadable in the spool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quarantined {
-    /// The result's id.
-    pub result_id: Uuid,
+    /// The result's id, as the row held it (a row that was unreadable in
+    /// the spool may hold something else than a UUID).
+    pub result_id: String,
     /// `"trace"` or `"ping"`.
     pub kind: String,
     /// When it was moved to the quarantine.
@@ -232,25 +255,9 @@ impl Spool {
     }
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Self, SpoolError> {
-        let sql = sql_error(path);
-        let mut conn = Connection::open_with_flags(path, flags).map_err(&sql)?;
-        // WAL: readers (status) never block the writer. FULL: every commit
-        // is on disk before put/ack return.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(&sql)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(&sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(&sql)?;
-        // No temporary files: the agent may no longer be allowed to create them.
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(&sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(&sql)?;
-        migrate(path, &mut conn)?;
         Ok(Self {
             path: path.to_owned(),
-            conn: Mutex::new(conn),
+            conn: Mutex::new(connect(path, flags)?),
         })
     }
 
@@ -287,29 +294,152 @@ impl Spool {
     }
 
     /// Up to `n` results, oldest first.
+    ///
+    /// A row that can no longer be read as a spooled result (an id that is
+    /// no UUID, JSON that is not text: a disk error or a hand edit) is moved
+    /// to the quarantine on the way, so that one bad row never blocks the
+    /// rows behind it. An unreadable `created_at` alone does not: it is only
+    /// the spool's note, and the result itself is intact.
+    ///
+    /// When SQLite finds the file itself damaged (`SQLITE_CORRUPT`), the
+    /// spool is rebuilt from what can still be read ([`Self::rebuild`]).
     pub fn next_batch(&self, n: usize) -> Result<Vec<Spooled>, SpoolError> {
+        loop {
+            let (good, bad) = self.repairing(|| self.read_batch(n))?;
+            if bad.is_empty() {
+                return Ok(good);
+            }
+            // Each pass removes at least one row, so this ends.
+            for (rowid, reason) in bad {
+                tracing::error!(rowid, "unreadable spool row ({reason}); quarantined");
+                let reason = format!("unreadable in the local spool: {reason}");
+                self.repairing(|| self.quarantine_row(rowid, &reason))?;
+            }
+        }
+    }
+
+    /// The first `n` rows: those that read as results, and the rowids of
+    /// those that do not, with why.
+    fn read_batch(&self, n: usize) -> Result<(Vec<Spooled>, Vec<Unreadable>), SpoolError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT result_id, kind, created_at, json FROM results ORDER BY rowid LIMIT ?1",
+                "SELECT rowid, result_id, kind, created_at, json FROM results ORDER BY rowid LIMIT ?1",
             )
             .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([n as i64], |row| {
-                Ok(Spooled {
-                    result_id: parse_uuid(row.get_ref(0)?.as_str()?)?,
-                    kind: row.get(1)?,
-                    created_at: parse_time(row.get_ref(2)?.as_str()?)?,
-                    json: row.get(3)?,
-                })
-            })
+        let mut rows = stmt.query([n as i64]).map_err(self.sql())?;
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        while let Some(row) = rows.next().map_err(self.sql())? {
+            let rowid: i64 = row.get(0).map_err(self.sql())?;
+            match read_spooled(row) {
+                Ok(spooled) => good.push(spooled),
+                Err(reason) => bad.push((rowid, reason)),
+            }
+        }
+        Ok((good, bad))
+    }
+
+    /// Runs `op`; if SQLite finds the file damaged, rebuilds the spool and
+    /// runs `op` once more.
+    fn repairing<T>(&self, op: impl Fn() -> Result<T, SpoolError>) -> Result<T, SpoolError> {
+        match op() {
+            Err(e) if is_corrupt(&e) => {
+                tracing::error!("{e}: rebuilding the spool from what can still be read");
+                self.rebuild()?;
+                op()
+            }
+            other => other,
+        }
+    }
+
+    /// Replaces a damaged spool file with a new one holding everything that
+    /// can still be read: the results (listed from the primary key's index,
+    /// a separate part of the file, then read one by one), the quarantine
+    /// and the state. A result whose row is on a damaged page is put in the
+    /// new quarantine by the id the index gives: its content is lost. The
+    /// damaged file is kept beside, as `<spool>.damaged-<unix time>`, for
+    /// the operator.
+    ///
+    /// If the index itself is damaged, nothing can be listed: the error
+    /// says to move the file aside.
+    fn rebuild(&self) -> Result<(), SpoolError> {
+        let mut conn = self.conn();
+        let salvaged = salvage(&conn).map_err(|e| SpoolError::Damaged {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let fresh = self
+            .path
+            .with_extension(format!("{}rebuilt", extension_prefix(&self.path)));
+        remove_with_journals(&fresh);
+        {
+            let mut new = connect(
+                &fresh,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            )?;
+            salvaged.write(&mut new).map_err(sql_error(&fresh))?;
+        }
+        let damaged = self.path.with_extension(format!(
+            "{}damaged-{}",
+            extension_prefix(&self.path),
+            OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        // Close the damaged file (which checkpoints its WAL into it), then
+        // move it and any journal left beside it out of the way: a stale WAL
+        // would be applied to the new file at the same path.
+        let placeholder = Connection::open_in_memory().map_err(self.sql())?;
+        drop(std::mem::replace(&mut *conn, placeholder));
+        let moved = std::fs::rename(&self.path, &damaged)
+            .and_then(|()| move_journals(&self.path, &damaged))
+            .and_then(|()| std::fs::rename(&fresh, &self.path))
+            .and_then(|()| sync_dir(&self.path));
+        if let Err(e) = moved {
+            return Err(SpoolError::Damaged {
+                path: self.path.clone(),
+                source: rusqlite::Error::InvalidPath(PathBuf::from(format!(
+                    "cannot put the rebuilt spool {} in place: {e}",
+                    fresh.display()
+                ))),
+            });
+        }
+        *conn = connect(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        tracing::error!(
+            damaged = %damaged.display(),
+            results = salvaged.results.len(),
+            lost = salvaged.lost,
+            "spool rebuilt; the damaged file is kept beside it"
+        );
+        Ok(())
+    }
+
+    /// Moves the row `rowid` to the quarantine whatever its columns hold
+    /// (they are kept as text, for the operator to look at).
+    fn quarantine_row(&self, rowid: i64, reason: &str) -> Result<(), SpoolError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        tx.execute(
+            "INSERT OR REPLACE INTO quarantine
+                 (result_id, kind, created_at, quarantined_at, field, reason, json)
+             SELECT CAST(result_id AS TEXT), CAST(kind AS TEXT), CAST(created_at AS TEXT),
+                    ?2, '', ?3, CAST(json AS TEXT)
+             FROM results WHERE rowid = ?1",
+            params![rowid, now_text(), reason],
+        )
+        .map_err(self.sql())?;
+        tx.execute("DELETE FROM results WHERE rowid = ?1", [rowid])
             .map_err(self.sql())?;
-        rows.collect::<Result<_, _>>().map_err(self.sql())
+        tx.commit().map_err(self.sql())
     }
 
     /// Deletes the results the collector acknowledged; ids not in the spool
     /// are ignored. Returns how many were deleted.
     pub fn ack(&self, ids: &[Uuid]) -> Result<usize, SpoolError> {
+        // A delete next to a damaged page fails too: SQLite rebalances the tree.
+        self.repairing(|| self.delete(ids))
+    }
+
+    fn delete(&self, ids: &[Uuid]) -> Result<usize, SpoolError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.sql())?;
         let mut deleted = 0;
@@ -328,6 +458,10 @@ impl Spool {
     /// Moves a refused result to the quarantine, where it is never retried.
     /// Returns false if the id is not in the spool.
     pub fn quarantine(&self, id: Uuid, field: &str, reason: &str) -> Result<bool, SpoolError> {
+        self.repairing(|| self.move_to_quarantine(id, field, reason))
+    }
+
+    fn move_to_quarantine(&self, id: Uuid, field: &str, reason: &str) -> Result<bool, SpoolError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.sql())?;
         let moved = tx
@@ -379,11 +513,11 @@ impl Spool {
         let rows = stmt
             .query_map([n as i64], |row| {
                 Ok(Quarantined {
-                    result_id: parse_uuid(row.get_ref(0)?.as_str()?)?,
-                    kind: row.get(1)?,
+                    result_id: lossy_text(row.get_ref(0)?),
+                    kind: lossy_text(row.get_ref(1)?),
                     quarantined_at: parse_time(row.get_ref(2)?.as_str()?)?,
-                    field: row.get(3)?,
-                    reason: row.get(4)?,
+                    field: lossy_text(row.get_ref(3)?),
+                    reason: lossy_text(row.get_ref(4)?),
                 })
             })
             .map_err(self.sql())?;
@@ -478,6 +612,28 @@ impl Spool {
     }
 }
 
+/// A configured connection to the spool at `path`, its schema migrated.
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, SpoolError> {
+    let sql = sql_error(path);
+    let mut conn = Connection::open_with_flags(path, flags).map_err(&sql)?;
+
+    // WAL: readers (status) never block the writer. FULL: every commit
+    // is on disk before put/ack return.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(&sql)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&sql)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(&sql)?;
+    // No temporary files: the agent may no longer be allowed to create them.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(&sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(&sql)?;
+    migrate(path, &mut conn)?;
+    Ok(conn)
+}
+
 fn migrate(path: &Path, conn: &mut Connection) -> Result<(), SpoolError> {
     let sql = sql_error(path);
     let tx = conn
@@ -525,10 +681,201 @@ fn parse_time(text: &str) -> rusqlite::Result<OffsetDateTime> {
     })
 }
 
-fn parse_uuid(text: &str) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+/// A spooled row as a [`Spooled`], or why it cannot be one.
+fn read_spooled(row: &rusqlite::Row<'_>) -> Result<Spooled, String> {
+    let text = |i: usize, name: &str| -> Result<String, String> {
+        match row.get_ref(i) {
+            Ok(ValueRef::Text(bytes)) => {
+                String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not UTF-8 text"))
+            }
+            Ok(other) => Err(format!("{name} is {:?}, not text", other.data_type())),
+            Err(e) => Err(format!("{name}: {e}")),
+        }
+    };
+    let id_text = text(1, "result_id")?;
+    let result_id = Uuid::parse_str(&id_text)
+        .map_err(|e| format!("result_id {id_text:?} is not a UUID: {e}"))?;
+    Ok(Spooled {
+        result_id,
+        kind: text(2, "kind")?,
+        created_at: text(3, "created_at")
+            .ok()
+            .and_then(|t| parse_time(&t).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        json: text(4, "json")?,
     })
+}
+
+/// What can still be read from a damaged spool, as rows of text.
+struct Salvaged {
+    /// `results` rows in their order: result_id, kind, created_at, json.
+    results: Vec<[String; 4]>,
+    /// `quarantine` rows: result_id, kind, created_at, quarantined_at, field, reason, json.
+    quarantine: Vec<[String; 7]>,
+    /// `state` rows.
+    state: Vec<[String; 2]>,
+    /// Results whose rows could not be read (they are in `quarantine`).
+    lost: usize,
+}
+
+const LOST_REASON: &str = "unreadable in the local spool: its page of the file was damaged (SQLITE_CORRUPT); the result is lost";
+
+/// Reads what it can of a damaged spool. Fails only if the results cannot
+/// even be listed.
+fn salvage(conn: &Connection) -> rusqlite::Result<Salvaged> {
+    let mut listed: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT rowid, CAST(result_id AS TEXT) FROM results
+             INDEXED BY sqlite_autoindex_results_1",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    listed.sort_unstable();
+    // The other tables are small and on their own pages: read what reads.
+    let mut quarantine: Vec<[String; 7]> = read_all(
+        conn,
+        "SELECT result_id, kind, created_at, quarantined_at, field, reason, json FROM quarantine",
+    );
+    let state = read_all(conn, "SELECT key, value FROM state");
+    let mut results = Vec::with_capacity(listed.len());
+    let mut lost = 0;
+    for (rowid, id) in listed {
+        let row = conn.query_row(
+            "SELECT result_id, kind, created_at, json FROM results WHERE rowid = ?1",
+            [rowid],
+            texts::<4>,
+        );
+        match row {
+            Ok(row) => results.push(row),
+            Err(e) if is_corrupt_sql(&e) => {
+                tracing::error!(result_id = %id, "spool row on a damaged page; quarantined");
+                lost += 1;
+                quarantine.push([
+                    id,
+                    String::new(),
+                    String::new(),
+                    now_text(),
+                    String::new(),
+                    LOST_REASON.to_owned(),
+                    String::new(),
+                ]);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Salvaged {
+        results,
+        quarantine,
+        state,
+        lost,
+    })
+}
+
+impl Salvaged {
+    fn write(&self, conn: &mut Connection) -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for r in &self.results {
+            tx.execute(
+                "INSERT OR IGNORE INTO results (result_id, kind, created_at, json) VALUES (?1, ?2, ?3, ?4)",
+                params![r[0], r[1], r[2], r[3]],
+            )?;
+        }
+        for q in &self.quarantine {
+            tx.execute(
+                "INSERT OR REPLACE INTO quarantine
+                     (result_id, kind, created_at, quarantined_at, field, reason, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
+            )?;
+        }
+        for kv in &self.state {
+            tx.execute(
+                "INSERT OR REPLACE INTO state (key, value) VALUES (?1, ?2)",
+                params![kv[0], kv[1]],
+            )?;
+        }
+        tx.commit()
+    }
+}
+
+/// Every row of `sql` as text, or none if the table cannot be read.
+fn read_all<const N: usize>(conn: &Connection, sql: &str) -> Vec<[String; N]> {
+    let read = || -> rusqlite::Result<Vec<[String; N]>> {
+        conn.prepare(sql)?.query_map([], texts::<N>)?.collect()
+    };
+    read().unwrap_or_else(|e| {
+        tracing::error!("cannot salvage `{sql}`: {e}");
+        Vec::new()
+    })
+}
+
+fn texts<const N: usize>(row: &rusqlite::Row<'_>) -> rusqlite::Result<[String; N]> {
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = lossy_text(row.get_ref(i)?);
+    }
+    Ok(out)
+}
+
+/// `"db."` for `spool.db`, so that siblings read `spool.db.rebuilt`.
+fn extension_prefix(path: &Path) -> String {
+    path.extension()
+        .map(|e| format!("{}.", e.to_string_lossy()))
+        .unwrap_or_default()
+}
+
+/// Moves `from`'s `-wal` and `-shm` files, if any, beside `to`.
+fn move_journals(from: &Path, to: &Path) -> std::io::Result<()> {
+    for suffix in ["-wal", "-shm"] {
+        let with = |p: &Path| {
+            let mut name = p.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        match std::fs::rename(with(from), with(to)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Makes the renames in `path`'s directory durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn remove_with_journals(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+fn is_corrupt(e: &SpoolError) -> bool {
+    matches!(e, SpoolError::Sqlite { source, .. } if is_corrupt_sql(source))
+}
+
+fn is_corrupt_sql(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// A column as text, whatever SQLite holds there (for display).
+fn lossy_text(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -619,7 +966,7 @@ mod tests {
         assert_eq!(spool.depth().unwrap(), 0);
         assert_eq!(spool.quarantine_count().unwrap(), 1);
         let q = spool.recent_quarantine(5).unwrap();
-        assert_eq!(q[0].result_id, r.result_id());
+        assert_eq!(q[0].result_id, r.result_id().to_string());
         assert_eq!(q[0].field, "target");
         assert!(spool.next_batch(10).unwrap().is_empty());
     }

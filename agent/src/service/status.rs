@@ -8,9 +8,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::Config;
+use crate::output::printable;
 use crate::spool::{ErrorNote, Quarantined, RoundSummary, Spool, SpoolError, UploadSummary};
 
-/// Quarantined results listed by `status`.
+/// Quarantined results listed (with their ids) by `status`.
 pub const RECENT_QUARANTINE: usize = 5;
 
 /// Everything `status` shows.
@@ -26,7 +27,7 @@ pub struct StatusReport {
     pub spool_max_results: u64,
     /// Whether the spool is full (no new rounds until uploads catch up).
     pub spool_full: bool,
-    /// Results the collector refused.
+    /// Results set aside: refused by the collector, or unreadable in the spool.
     pub quarantined: u64,
     /// The latest of them, newest first.
     pub recent_quarantine: Vec<Quarantined>,
@@ -100,22 +101,29 @@ impl StatusReport {
         if self.spool_full {
             line("spool_full:   yes: no new rounds until uploads bring the spool below spool.max_results".into());
         }
+        // Quarantine rows, errors and targets hold the collector's words
+        // or a corrupt row's bytes: escaped, so they cannot drive the terminal.
         line(format!(
-            "quarantined:  {} results refused by the collector",
-            self.quarantined
+            "quarantined:  {} results set aside, never sent again (refused by the collector, or unreadable in the spool){}",
+            self.quarantined,
+            if self.quarantined > self.recent_quarantine.len() as u64 {
+                format!("; the latest {}:", self.recent_quarantine.len())
+            } else {
+                String::new()
+            }
         ));
         for q in &self.recent_quarantine {
             let field = if q.field.is_empty() {
                 String::new()
             } else {
-                format!(" {}:", q.field)
+                format!(" {}:", printable(&q.field))
             };
             line(format!(
                 "  {} {} {}:{field} {}",
                 when(q.quarantined_at),
-                q.kind,
-                q.result_id,
-                q.reason
+                printable(&q.kind),
+                printable(&q.result_id),
+                printable(&q.reason)
             ));
         }
         line(match &self.last_round {
@@ -139,7 +147,7 @@ impl StatusReport {
             None => "last upload:  none yet".into(),
         });
         line(match &self.last_error {
-            Some(e) => format!("last error:   {}: {}", when(e.at), e.message),
+            Some(e) => format!("last error:   {}: {}", when(e.at), printable(&e.message)),
             None => "last error:   none".into(),
         });
         if let Some(until) = self.paused_until {
@@ -151,7 +159,7 @@ impl StatusReport {
         if let Some(targets) = &self.targets_override {
             line(format!(
                 "targets:      {} (from the collector, clipped to the allowlist)",
-                targets.join(", ")
+                printable(&targets.join(", "))
             ));
         }
         out
@@ -216,7 +224,7 @@ mod tests {
             .quarantine(ids[0], "target", "outside the target AS")
             .unwrap();
         spool
-            .set_last_error("upload: the collector refused the token")
+            .set_last_error("upload: the collector refused the token \u{1b}[31m")
             .unwrap();
         let now = OffsetDateTime::now_utc();
         spool
@@ -232,6 +240,8 @@ mod tests {
         assert!(text.contains("spool_full:   yes"), "{text}");
         assert!(text.contains("target: outside the target AS"), "{text}");
         assert!(text.contains("refused the token"), "{text}");
+        assert!(!text.contains('\u{1b}'), "escaped: {text}");
+        assert!(text.contains(r"token \u{1b}[31m"), "{text}");
         assert!(text.contains("paused until:"), "{text}");
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["spool_depth"], 2);

@@ -5,24 +5,40 @@
 //! oldest spooled results, sent as the JSON text they were spooled as. The
 //! collector answers with an [`UploadAck`]: the `accepted` ids are deleted
 //! from the spool, the `refused` ones move to its quarantine, and anything
-//! the ack does not mention stays to be sent again. Every failure (no
-//! connection, a 5xx, a garbled answer, a lost answer) leaves the spool as
-//! it was; the collector stores each result id once, so resending is safe.
+//! the ack does not mention stays to be sent again, after a wait. Every
+//! failure (no connection, a 5xx, a garbled answer, a lost answer) leaves
+//! the spool as it was; the collector stores each result id once, so
+//! resending is safe. Every path that sends the same results again waits
+//! first: a collector that keeps refusing cannot make the agent flood it.
+//!
+//! A refusal names its result by id, or else by position (`results[3]…` in
+//! its field path). A refusal the uploader cannot attribute to a result of
+//! the batch quarantines every result of the batch the ack does not account
+//! for: resending them would only be refused again.
 //!
 //! | answer | what the uploader does |
 //! |---|---|
 //! | 2xx with a valid ack | delete accepted, quarantine refused, store `pause_until` and `targets` |
-//! | network error, timeout, 5xx, 429 | retry with exponential backoff and jitter, up to `upload.max_backoff` |
+//! | network error, timeout, 408, 429, 5xx | retry with exponential backoff and jitter from `MIN_BACKOFF` up to `upload.max_backoff`; a `Retry-After` is honoured, within the same bounds |
+//! | connection reset during a batch of over [`RESET_SUGGESTS_TOO_LARGE`] bytes | as 413: a collector or proxy that refuses a body before reading it often just closes |
 //! | 401, 403 | log that the token is wrong or revoked; wait `max_backoff` |
 //! | 413 | halve the batch size and retry; a single result too large is quarantined |
+//! | 400 naming `results[i]` | quarantine that result; retry the others after a short wait |
 //! | 400, 415, other 4xx | log; wait `max_backoff` (the agent and collector disagree on the format) |
+//!
+//! Before sending, each spooled result is decoded and validated as the
+//! collector would: one that no longer reads (disk error, hand edit) is
+//! quarantined locally rather than sent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use nkpath_proto::{SCHEMA_VERSION, UploadAck, UploadBatch, decode_slice};
+use nkpath_proto::{
+    DecodeError, Refusal, ResultRecord, SCHEMA_VERSION, UploadAck, UploadBatch, decode,
+    decode_slice,
+};
 use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde_json::value::RawValue;
@@ -31,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::{Config, Token};
+use crate::output::printable;
 use crate::spool::{Spool, SpoolError, State, UploadSummary};
 use crate::targets::{self, MAX_TARGETS};
 
@@ -39,6 +56,13 @@ pub const RESULTS_PATH: &str = "v1/results";
 
 /// The first retry waits about this long; each failure doubles it.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A connection reset during a request body this large is taken for a
+/// refusal of its size: a server that answers 413 before reading the body
+/// and closes often reaches the client as a reset, not as the 413. Below
+/// it, a reset is an ordinary network failure (a restarted collector), which
+/// must not shrink batches for good.
+pub const RESET_SUGGESTS_TOO_LARGE: usize = 1 << 20;
 
 /// How the uploader reaches the collector.
 #[derive(Debug, Clone)]
@@ -133,7 +157,23 @@ pub enum UploadError {
         /// The start of the answer's body.
         body: String,
     },
-    /// 5xx or 429.
+    /// The connection broke while a large batch was on its way: taken for
+    /// a refusal of its size (see [`RESET_SUGGESTS_TOO_LARGE`]).
+    #[error(
+        "the collector closed the connection during a batch of {size} results ({bytes} bytes), as a server does that refuses a body too large without reading it; retrying with {next}: {source}"
+    )]
+    Reset {
+        /// The batch size sent.
+        size: usize,
+        /// Its body's length.
+        bytes: usize,
+        /// The next batch size.
+        next: usize,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// 408, 429 or 5xx: the collector is busy, slow or failing; it may come back.
     #[error(
         "the collector failed (HTTP {status}: {body}); results stay spooled and will be retried"
     )]
@@ -142,6 +182,8 @@ pub enum UploadError {
         status: StatusCode,
         /// The start of the answer's body.
         body: String,
+        /// The collector's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
     },
     /// A 2xx whose body is not an ack of this batch.
     #[error(
@@ -216,6 +258,9 @@ impl Uploader {
     pub async fn upload_once(&mut self, spool: &Spool) -> Result<Outcome, UploadError> {
         let result = self.try_upload(spool).await;
         match &result {
+            Ok(Outcome::Uploaded(report)) if report.unanswered > 0 => {
+                self.failures = self.failures.saturating_add(1);
+            }
             Ok(_) => self.failures = 0,
             Err(_) => self.failures = self.failures.saturating_add(1),
         }
@@ -230,19 +275,21 @@ impl Uploader {
         let mut ids = Vec::with_capacity(spooled.len());
         let mut results = Vec::with_capacity(spooled.len());
         for s in spooled {
-            match RawValue::from_string(s.json) {
-                Ok(raw) => {
+            match readable(&s.json, s.result_id) {
+                Ok(()) => {
                     ids.push(s.result_id);
-                    results.push(raw);
+                    results.push(RawValue::from_string(s.json).map_err(|e| {
+                        UploadError::BadAck(format!("a checked result is not JSON: {e}"))
+                    })?);
                 }
-                Err(e) => {
-                    // Cannot happen short of disk corruption; keep the row
-                    // for inspection rather than blocking every upload.
-                    tracing::error!(result_id = %s.result_id, "spooled result is not JSON ({e}); quarantined");
+                Err((field, reason)) => {
+                    // A disk error or a hand edit: sending it would only be
+                    // refused, and it must not block the results behind it.
+                    tracing::error!(result_id = %s.result_id, field, "spooled result unreadable ({reason}); quarantined");
                     spool.quarantine(
                         s.result_id,
-                        "",
-                        &format!("corrupt in the local spool: {e}"),
+                        &field,
+                        &format!("unreadable in the local spool: {reason}"),
                     )?;
                 }
             }
@@ -269,23 +316,33 @@ impl Uploader {
             sent_at: OffsetDateTime::now_utc(),
             results,
         };
+        let body = serde_json::to_vec(&batch)
+            .map_err(|e| UploadError::BadAck(format!("cannot serialize the batch: {e}")))?;
+        let bytes = body.len();
         let url = &self.cfg.endpoint;
-        let network = |source| UploadError::Network {
-            url: url.clone(),
-            source,
-        };
-        let response = self
+        let response = match self
             .client
             .post(url.clone())
             .bearer_auth(self.cfg.token.expose())
-            .json(&batch)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await
-            .map_err(network)?;
+        {
+            Ok(response) => response,
+            Err(source) => return Err(self.broken(source, ids.len(), bytes)),
+        };
         let status = response.status();
-        let body = response.bytes().await.map_err(network)?;
+        let retry_after = retry_after(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| UploadError::Network {
+                url: url.clone(),
+                source,
+            })?;
         if !status.is_success() {
-            return Err(self.refusal(spool, status, &body, &ids)?);
+            return Err(self.refusal(spool, status, &body, &ids, retry_after)?);
         }
         let ack: UploadAck = decode_slice(&body).map_err(|e| UploadError::BadAck(e.to_string()))?;
         if ack.batch_id != batch_id {
@@ -299,6 +356,25 @@ impl Uploader {
         Ok(Outcome::Uploaded(report))
     }
 
+    /// The error for a request that got no answer; halves the batch when
+    /// the connection broke during a large body.
+    fn broken(&mut self, source: reqwest::Error, size: usize, bytes: usize) -> UploadError {
+        let mid_request = !source.is_connect() && !source.is_timeout();
+        if mid_request && size > 1 && bytes >= RESET_SUGGESTS_TOO_LARGE {
+            self.batch_size = (size / 2).max(1);
+            return UploadError::Reset {
+                size,
+                bytes,
+                next: self.batch_size,
+                source,
+            };
+        }
+        UploadError::Network {
+            url: self.cfg.endpoint.clone(),
+            source,
+        }
+    }
+
     /// The error for a non-2xx answer; shrinks the batch on 413.
     fn refusal(
         &mut self,
@@ -306,6 +382,7 @@ impl Uploader {
         status: StatusCode,
         body: &[u8],
         ids: &[Uuid],
+        retry_after: Option<Duration>,
     ) -> Result<UploadError, SpoolError> {
         let body = excerpt(body);
         Ok(match status {
@@ -330,8 +407,24 @@ impl Uploader {
                 )?;
                 UploadError::Rejected { status, body }
             }
-            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-                UploadError::Server { status, body }
+            s if is_transient(s) => UploadError::Server {
+                status,
+                body,
+                retry_after,
+            },
+            StatusCode::BAD_REQUEST => {
+                // The collector could not read one result of the batch: set
+                // that one aside, so that the others go through next time.
+                if let Some(i) = mentioned_position(&body).filter(|i| *i < ids.len()) {
+                    tracing::warn!(result_id = %ids[i], "the collector cannot read this result (HTTP 400); quarantined");
+                    spool.quarantine(ids[i], &format!("results[{i}]"), &body)?;
+                    return Ok(UploadError::Server {
+                        status,
+                        body,
+                        retry_after: None,
+                    });
+                }
+                UploadError::Rejected { status, body }
             }
             _ => UploadError::Rejected { status, body },
         })
@@ -345,15 +438,42 @@ impl Uploader {
             UploadError::Unauthorized { .. }
             | UploadError::Rejected { .. }
             | UploadError::Client(_) => max.mul_f64(rng.random_range(0.9..=1.0)),
-            UploadError::TooLarge { .. } => self.cfg.min_backoff.min(max),
-            _ => {
-                let exponent = self.failures.saturating_sub(1).min(30);
-                let ceiling = self.cfg.min_backoff.saturating_mul(1 << exponent).min(max);
-                // "Equal jitter": half fixed, half random, so that agents that
-                // failed together do not retry together.
-                ceiling.mul_f64(rng.random_range(0.5..=1.0))
+            UploadError::TooLarge { .. } | UploadError::Reset { .. } => {
+                self.cfg.min_backoff.min(max)
             }
+            UploadError::Server {
+                retry_after: Some(wait),
+                ..
+            } => (*wait).clamp(self.cfg.min_backoff.min(max), max),
+            _ => self.growing_backoff(rng),
         }
+    }
+
+    /// How long to wait before the next [`Self::upload_once`] after `result`:
+    /// the idle interval when there was nothing to send, nothing after a
+    /// complete upload, a backoff after a failure or after an ack that left
+    /// results out (they would go out again at once otherwise).
+    pub fn wait_after(
+        &self,
+        result: &Result<Outcome, UploadError>,
+        rng: &mut impl Rng,
+    ) -> Duration {
+        match result {
+            Ok(Outcome::Idle) => self.cfg.idle_interval,
+            Ok(Outcome::Uploaded(report)) if report.unanswered > 0 => self.growing_backoff(rng),
+            Ok(Outcome::Uploaded(_)) => Duration::ZERO,
+            Err(error) => self.backoff(error, rng),
+        }
+    }
+
+    /// Exponential in the failures in a row, from `min_backoff` to `max_backoff`.
+    fn growing_backoff(&self, rng: &mut impl Rng) -> Duration {
+        let max = self.cfg.max_backoff;
+        let exponent = self.failures.saturating_sub(1).min(30);
+        let ceiling = self.cfg.min_backoff.saturating_mul(1 << exponent).min(max);
+        // "Equal jitter": half fixed, half random, so that agents that
+        // failed together do not retry together.
+        ceiling.mul_f64(rng.random_range(0.5..=1.0))
     }
 }
 
@@ -378,22 +498,40 @@ fn apply_ack(
     spool.ack(&accepted)?;
     let mut answered: HashSet<Uuid> = accepted.iter().copied().collect();
     let mut refused = 0;
+    let mut unattributed: Option<&Refusal> = None;
     for refusal in &ack.refused {
-        let Some(id) = refusal.id.filter(|id| sent.contains(id)) else {
+        let Some(id) = attribute(refusal, ids, &sent) else {
             tracing::warn!(
                 %batch_id, field = %refusal.field, reason = %refusal.reason,
-                "the collector refused a result it could not name; it stays spooled"
+                "the collector refused a result it did not name"
             );
+            unattributed.get_or_insert(refusal);
             continue;
         };
+        if !answered.insert(id) {
+            continue;
+        }
         tracing::warn!(result_id = %id, field = %refusal.field, reason = %refusal.reason, "the collector refused a result; quarantined");
         spool.quarantine(id, &refusal.field, &refusal.reason)?;
-        answered.insert(id);
         refused += 1;
+    }
+    if let Some(refusal) = unattributed {
+        // Which result it meant is unknown, but it is among those the ack
+        // does not account for; sent again, they would be refused again.
+        let reason = format!(
+            "refused by the collector without naming the result, with others of its batch {batch_id}: {}",
+            refusal.reason
+        );
+        for id in ids.iter().filter(|id| !answered.contains(id)) {
+            tracing::warn!(result_id = %id, %batch_id, "result not accounted for by an ack with an unnamed refusal; quarantined");
+            spool.quarantine(*id, &refusal.field, &reason)?;
+            refused += 1;
+        }
+        answered.extend(ids.iter().copied());
     }
     let unanswered = ids.len() - answered.len();
     if unanswered > 0 {
-        tracing::warn!(%batch_id, unanswered, "the ack does not mention every result; those stay spooled");
+        tracing::warn!(%batch_id, unanswered, "the ack does not mention every result; those stay spooled and go again after a wait");
     }
     spool.set_pause_until(ack.pause_until)?;
     if let Some(until) = ack.pause_until {
@@ -418,8 +556,73 @@ fn apply_ack(
     })
 }
 
+/// The result a refusal is about: its id when that is in the batch, else
+/// its position in the field path (`results[3].target`).
+fn attribute(refusal: &Refusal, ids: &[Uuid], sent: &HashSet<Uuid>) -> Option<Uuid> {
+    if let Some(id) = refusal.id {
+        return sent.contains(&id).then_some(id);
+    }
+    let rest = refusal.field.strip_prefix("results[")?;
+    let index: usize = rest[..rest.find(']')?].parse().ok()?;
+    ids.get(index).copied()
+}
+
+/// The `i` of the first `results[i]` in a collector's message.
+fn mentioned_position(text: &str) -> Option<usize> {
+    let start = text.find("results[")? + "results[".len();
+    let rest = &text[start..];
+    rest[..rest.find(']')?].parse().ok()
+}
+
+/// Whether a status means "try again soon": the collector timed out, is
+/// overloaded or failed, none of which says anything about the results.
+fn is_transient(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    // An HTTP date ends in "GMT", which RFC 2822 parsers read as +0000.
+    let numeric = value.strip_suffix("GMT").map(|v| format!("{v}+0000"));
+    let at = OffsetDateTime::parse(
+        numeric.as_deref().unwrap_or(value),
+        &time::format_description::well_known::Rfc2822,
+    )
+    .ok()?;
+    Some(Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO))
+}
+
+/// Whether a spooled result still reads as the result it was spooled as;
+/// the field at fault and why otherwise.
+fn readable(json: &str, row_id: Uuid) -> Result<(), (String, String)> {
+    let record: ResultRecord =
+        decode(json).map_err(|e: DecodeError| (e.field().to_owned(), e.to_string()))?;
+    if record.result_id() != row_id {
+        return Err((
+            "result_id".to_owned(),
+            format!(
+                "the result's id {} is not its spool row's {row_id}",
+                record.result_id()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    // The collector's words end up on terminals (`status`, logs).
+    let text = printable(text.trim());
     let text = text.trim();
     if text.is_empty() {
         return "empty body".to_owned();
@@ -441,19 +644,17 @@ pub async fn upload_loop(
     cfg: UploaderConfig,
     shutdown: CancellationToken,
 ) -> Result<(), UploadError> {
-    let idle = cfg.idle_interval;
     let mut uploader = Uploader::new(cfg)?;
     while !shutdown.is_cancelled() {
         let result = tokio::select! {
             () = shutdown.cancelled() => break,
             result = uploader.upload_once(&spool) => result,
         };
-        let wait = match result {
-            Ok(Outcome::Idle) => idle,
-            Ok(Outcome::Uploaded(_)) => Duration::ZERO,
+        let wait = uploader.wait_after(&result, &mut rand::rng());
+        match &result {
+            Ok(_) => {}
             Err(error) => {
-                let wait = uploader.backoff(&error, &mut rand::rng());
-                match &error {
+                match error {
                     UploadError::Unauthorized { .. }
                     | UploadError::Rejected { .. }
                     | UploadError::Spool(_) => {
@@ -464,9 +665,8 @@ pub async fn upload_loop(
                 if let Err(e) = spool.set_last_error(&format!("upload: {error}")) {
                     tracing::error!("cannot record the error in the spool: {e}");
                 }
-                wait
             }
-        };
+        }
         if !wait.is_zero() {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -608,6 +808,33 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(reqwest::header::RETRY_AFTER, "120".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_mins(2)));
+        let soon = OffsetDateTime::now_utc() + time::Duration::minutes(10);
+        let date = soon
+            .format(time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            ))
+            .unwrap();
+        headers.insert(reqwest::header::RETRY_AFTER, date.parse().unwrap());
+        let wait = retry_after(&headers).expect("an HTTP date");
+        assert!(
+            wait > Duration::from_secs(500) && wait <= Duration::from_mins(10),
+            "{wait:?}"
+        );
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "a date past");
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
     fn backoff_grows_to_the_cap_with_jitter() {
         let c = config("[\"175.45.176.0/22\"]", "[\"175.45.176.0/24\"]");
         let mut cfg = UploaderConfig::from_config(&c);
@@ -617,6 +844,7 @@ mod tests {
         let server = UploadError::Server {
             status: StatusCode::BAD_GATEWAY,
             body: String::new(),
+            retry_after: None,
         };
         let mut rng = rand::rng();
         for failures in 1..=10 {
