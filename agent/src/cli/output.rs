@@ -143,9 +143,10 @@ mod tests {
 
     #[test]
     fn remote_names_cannot_drive_the_terminal() {
-        let mut trace: TraceResult =
-            nkpath_proto::decode(include_str!("../../proto/tests/golden/trace_result.json"))
-                .unwrap();
+        let mut trace: TraceResult = nkpath_proto::decode(include_str!(
+            "../../../proto/tests/golden/trace_result.json"
+        ))
+        .unwrap();
         let annotation = trace
             .annotations
             .iter_mut()

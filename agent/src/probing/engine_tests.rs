@@ -13,10 +13,10 @@ use nkpath_proto::{Protocol, StopReason, TraceResult};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::simnet::{End, HOP_DELAY, Node, Route, SentProbe, SimNet};
 use crate::engine::{self, AgentIdentity, EngineConfig, FlowChoice, RunStats};
 use crate::pacing::Rates;
 use crate::parking::{PILOTS_PER_PREFIX, patience};
-use super::simnet::{End, HOP_DELAY, Node, Route, SentProbe, SimNet};
 use crate::targets::Allowlist;
 use crate::trace::TraceSettings;
 

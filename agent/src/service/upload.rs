@@ -238,6 +238,9 @@ impl Uploader {
             .user_agent(concat!("nkpath-agent/", env!("CARGO_PKG_VERSION")))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
+            // The collector closes a connection idle for its header timeout (10 s by
+            // default): reusing one it may be closing would fail a request for nothing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(UploadError::Client)?;
         Ok(Self {
