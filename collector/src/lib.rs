@@ -31,6 +31,7 @@ pub mod analysis;
 pub mod bgp;
 pub mod db;
 pub mod export;
+pub mod fleet;
 pub mod import;
 pub mod mrt;
 pub mod report;

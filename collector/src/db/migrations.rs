@@ -15,6 +15,9 @@
 //!   `as_adjacencies` (adjacent AS pairs of every loaded IPv4 path, for the border rule). An
 //!   upgraded database starts with no adjacencies: files loaded before v5 only contribute
 //!   their target paths to the border rule until they are loaded again into a new database.
+//! - v6: fleet scheduling (`fleet_agents`, `fleet_bookings`, `fleet_done`, `fleet_live`,
+//!   `fleet_batches`; see `fleet::store`). An upgraded database starts with no bookings and
+//!   no counted work: results stored before v6 are not counted.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -26,7 +29,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::DbError;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 5;
+pub const CURRENT_VERSION: u32 = 6;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -237,6 +240,58 @@ CREATE TABLE as_adjacencies (
 ) WITHOUT ROWID;
 ";
 
+/// The tables of v6: fleet scheduling (`fleet::store`).
+const FLEET_V6: &str = "
+-- Each agent's vantage: the origin AS of the address it last uploaded from (NULL: no BGP
+-- or Cymru data maps it), looked up again when the address changes.
+CREATE TABLE fleet_agents (
+    agent        TEXT PRIMARY KEY,
+    address      TEXT NOT NULL,
+    vantage_asn  INTEGER,
+    looked_up_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Work booked by the scheduler: the agent traces `address` (inside `net`, a target /24) in
+-- collector round `round` (UNIX time / round length). vantage is 'AS<n>' or 'unknown:<agent>';
+-- probes is the agent's measured cost per target when booked.
+CREATE TABLE fleet_bookings (
+    round     INTEGER NOT NULL,
+    agent     TEXT NOT NULL,
+    vantage   TEXT NOT NULL,
+    net       TEXT NOT NULL,
+    address   TEXT NOT NULL,
+    probes    INTEGER NOT NULL,
+    booked_at TEXT NOT NULL,
+    PRIMARY KEY (round, agent, net)
+) WITHOUT ROWID;
+CREATE INDEX fleet_bookings_by_agent ON fleet_bookings (agent, round);
+
+-- Work done, counted from uploaded results: per minute of the results' start (UNIX time /
+-- 60), agent and target /24, the traces and their probes, the ping results and their pings.
+CREATE TABLE fleet_done (
+    minute       INTEGER NOT NULL,
+    agent        TEXT NOT NULL,
+    net          TEXT NOT NULL,
+    traces       INTEGER NOT NULL,
+    trace_probes INTEGER NOT NULL,
+    pings        INTEGER NOT NULL,
+    ping_probes  INTEGER NOT NULL,
+    PRIMARY KEY (minute, agent, net)
+) WITHOUT ROWID;
+CREATE INDEX fleet_done_by_agent ON fleet_done (agent, minute);
+
+-- Target hosts that answered an uploaded ping, and when last (RFC 3339 UTC).
+CREATE TABLE fleet_live (
+    address   TEXT PRIMARY KEY,
+    last_seen TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Upload batches already counted into fleet_done (a retried batch is counted once).
+CREATE TABLE fleet_batches (
+    batch_id TEXT PRIMARY KEY
+) WITHOUT ROWID;
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -289,7 +344,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(BGP_V2)?;
     tx.execute_batch(UPLOADS_V3)?;
     tx.execute_batch(CYMRU_CACHE_V4)?;
-    tx.execute_batch(BGP_V5)
+    tx.execute_batch(BGP_V5)?;
+    tx.execute_batch(FLEET_V6)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -305,6 +361,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         2 => tx.execute_batch(UPLOADS_V3),
         3 => tx.execute_batch(CYMRU_CACHE_V4),
         4 => tx.execute_batch(BGP_V5),
+        5 => tx.execute_batch(FLEET_V6),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

@@ -1,0 +1,1 @@
+//! `nkpath-collector fleet`.
