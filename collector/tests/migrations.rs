@@ -327,3 +327,45 @@ fn the_database_is_in_wal_mode() {
     assert_eq!(mode, "wal");
     let _ = common::dump_all(&db);
 }
+
+#[test]
+fn version_5_upgrades_in_place_keeps_its_agents_and_gains_the_fleet_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&fixture("schema_v5.sql"))
+        .unwrap();
+
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    let agents = db.agents().unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(
+        agents[0].last_address,
+        Some("198.51.100.9".parse().unwrap())
+    );
+    // v6: nothing booked or counted yet; scheduling is off until turned on.
+    for table in [
+        "fleet_agents",
+        "fleet_bookings",
+        "fleet_done",
+        "fleet_live",
+        "fleet_batches",
+    ] {
+        let n: i64 = db
+            .conn()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    assert!(!nkpath_collector::fleet::store::enabled(db.conn()).unwrap());
+    // The vantage lookup reads the BGP data and the Cymru cache v5 stored.
+    let origin = |a: &str| nkpath_collector::fleet::store::origin_of(db.conn(), a.parse().unwrap());
+    assert_eq!(origin("175.45.177.9").unwrap(), Some(131_279));
+    assert_eq!(origin("198.51.100.9").unwrap(), Some(4837));
+    assert_eq!(origin("192.0.2.1").unwrap(), None);
+
+    let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
+    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+}

@@ -34,6 +34,7 @@ const COST_SAMPLE: u32 = 50;
 
 const KEY_ROUND: &str = "fleet_round_s";
 const KEY_CAP: &str = "fleet_cap_pps";
+const KEY_ENABLED: &str = "fleet_schedule";
 
 /// Shortest round the setting takes (the agents' shortest interval).
 pub const MIN_ROUND_SECS: u32 = 60;
@@ -67,6 +68,23 @@ pub fn set_budget(conn: &Connection, budget: Budget) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether the collector schedules the fleet (`fleet --schedule on`); off until turned
+/// on, so that upgrading a collector does not change what its agents do.
+pub fn enabled(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(crate::settings::get(conn, KEY_ENABLED)?.is_some_and(|v| v == "on"))
+}
+
+/// Turns scheduling on or off. Off, acks carry no assignment: each agent keeps the last one
+/// it got until it expires, then probes its own targets.
+pub fn set_enabled(conn: &Connection, on: bool) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![KEY_ENABLED, if on { "on" } else { "off" }],
+    )?;
+    Ok(())
+}
+
 /// What the acknowledgement of an upload carries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assignment {
@@ -77,8 +95,9 @@ pub struct Assignment {
     pub pause_until: Option<OffsetDateTime>,
 }
 
-/// Counts the batch's work, then returns the agent's next assignment, booking one if it
-/// has none after the current round. Run after the batch's results are committed.
+/// Counts the batch's work, then, when scheduling is on, returns the agent's next
+/// assignment, booking one if it has none after the current round (an empty assignment
+/// when off). Run after the batch's results are committed.
 pub fn assign(
     conn: &mut Connection,
     agent: &str,
@@ -88,6 +107,10 @@ pub fn assign(
 ) -> rusqlite::Result<Assignment> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     count_batch(&tx, agent, batch_id)?;
+    if !enabled(&tx)? {
+        tx.commit()?;
+        return Ok(Assignment::default());
+    }
     let budget = budget(&tx)?;
     let now_round = budget.round_at(now.unix_timestamp());
     let slot = match booked_after(&tx, agent, now_round)? {
@@ -109,6 +132,24 @@ pub fn assign(
     };
     tx.commit()?;
     Ok(to_assignment(&slot, budget, now))
+}
+
+/// Sets the ack's `targets` and `pause_until` from [`assign`]. A failure is logged and the
+/// ack left without them: the results are stored whatever the scheduler says, and the
+/// agent keeps its current list.
+pub fn fill_ack(
+    db: &mut crate::Db,
+    agent: &str,
+    peer: Option<IpAddr>,
+    ack: &mut nkpath_proto::UploadAck,
+) {
+    match assign(db.conn_mut(), agent, peer, ack.batch_id, ack.received_at) {
+        Ok(a) => {
+            ack.targets = a.targets;
+            ack.pause_until = a.pause_until;
+        }
+        Err(e) => tracing::error!(agent, "fleet scheduling failed, no assignment sent: {e}"),
+    }
 }
 
 fn to_assignment(slot: &Slot, budget: Budget, now: OffsetDateTime) -> Assignment {
@@ -246,6 +287,13 @@ fn calendar(
         })
         .collect();
     let mut calendar = Calendar::new(budget, SEED, targets);
+    let vantages: i64 = conn.query_row(
+        "SELECT count(DISTINCT coalesce('AS' || vantage_asn, 'unknown:' || agent))
+         FROM fleet_agents",
+        [],
+        |r| r.get(0),
+    )?;
+    calendar.set_vantages(u64::try_from(vantages).unwrap_or(1));
     for b in bookings_where(conn, "round > ?1", [to_i64(now_round)])? {
         calendar.book(&b);
     }
@@ -271,9 +319,8 @@ fn calendar(
 /// Hosts that answered a ping in the last [`LIVE_FOR`].
 fn live_hosts(conn: &Connection, now: OffsetDateTime) -> rusqlite::Result<Vec<Ipv4Addr>> {
     let since = format_time(now - LIVE_FOR);
-    let mut stmt = conn.prepare_cached(
-        "SELECT address FROM fleet_live WHERE last_seen >= ?1 ORDER BY address",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT address FROM fleet_live WHERE last_seen >= ?1 ORDER BY address")?;
     let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
     Ok(rows
         .filter_map(|r| r.ok().and_then(|a| a.parse().ok()))

@@ -362,7 +362,8 @@ async fn upload(
                 peer,
                 window,
             };
-            let ack = ingest::ingest(db, &batch, &arrival)?;
+            let mut ack = ingest::ingest(db, &batch, &arrival)?;
+            crate::fleet::store::fill_ack(db, &agent.name, peer, &mut ack);
             let (offset_ms, flagged) = ingest::clock_offset(batch.sent_at, received_at);
             tracing::info!(
                 agent = %agent.name, batch_id = %batch.batch_id, ?peer, results,

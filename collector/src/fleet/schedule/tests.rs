@@ -17,7 +17,10 @@ fn targets() -> Vec<TargetNet> {
         .map(|(i, net)| TargetNet {
             net,
             live: if i == 0 {
-                vec!["175.45.176.7".parse().unwrap(), "175.45.176.9".parse().unwrap()]
+                vec![
+                    "175.45.176.7".parse().unwrap(),
+                    "175.45.176.9".parse().unwrap(),
+                ]
             } else {
                 Vec::new()
             },
@@ -249,7 +252,11 @@ fn a_tight_budget_is_never_exceeded_and_every_pair_still_gets_its_turn() {
         // 50 ASes of at most 64 probes (the cost booked before it is measured) fit in 4
         // rounds of 900 probes: every pair is traced at least once every 4 rounds.
         assert!(f.longest_gap <= 4, "longest gap {}", f.longest_gap);
-        assert!(f.min_pairs_covered * 4 >= f.pairs, "{}", f.min_pairs_covered);
+        assert!(
+            f.min_pairs_covered * 4 >= f.pairs,
+            "{}",
+            f.min_pairs_covered
+        );
         if agents == 10 {
             assert_eq!(f.fully_covered_rounds, f.rounds, "10 ASes fit");
         }

@@ -1,0 +1,209 @@
+//! Fleet scheduling through the upload API (`oneshot`, with the peer address a real
+//! connection would give): what each agent's ack asks it to trace, and when.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use ipnet::Ipv4Net;
+use nkpath_collector::Db;
+use nkpath_collector::analysis::cymru::CymruAnswer;
+use nkpath_collector::analysis::cymru_cache::CymruCache;
+use nkpath_collector::fleet::schedule::Budget;
+use nkpath_collector::fleet::store;
+use nkpath_collector::server::{AppState, app};
+use nkpath_proto::{UploadAck, decode_slice};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower::ServiceExt as _;
+use uuid::Uuid;
+
+const ROUND: Budget = Budget {
+    round_secs: 60,
+    cap_pps: 10.0,
+};
+
+/// One upload of a single ping result (4 pings to 175.45.176.1, 3 answered); the same
+/// batch id gives the same batch, as an agent's retry sends it.
+fn batch(agent: &str, batch_id: Uuid) -> Vec<u8> {
+    static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let now = START.get_or_init(|| OffsetDateTime::now_utc().format(&Rfc3339).unwrap());
+    json!({
+        "schema_version": "1.0",
+        "agent_id": agent,
+        "agent_version": "0.1.0",
+        "batch_id": batch_id,
+        "sent_at": now,
+        "results": [{
+            "kind": "ping",
+            "schema_version": "1.0",
+            "result_id": Uuid::from_u128(batch_id.as_u128() ^ 1),
+            "agent_id": agent,
+            "agent_version": "0.1.0",
+            "round_id": batch_id,
+            "source": "10.0.0.2",
+            "target": "175.45.176.1",
+            "started_at": now,
+            "sent": 4,
+            "received": 3,
+            "rtts_us": [1000, 1100, 1200]
+        }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+struct Fleet {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    app: Router,
+    tokens: Vec<(String, String, SocketAddr)>,
+}
+
+impl Fleet {
+    /// Agents a1 and a2 in AS64500, b1 in AS64501 (Team Cymru answers in the cache).
+    fn new(schedule: bool) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("collector.db");
+        let mut db = Db::open(&path).unwrap();
+        let mut tokens = Vec::new();
+        for (name, addr, asn) in [
+            ("a1", "192.0.2.1", 64_500),
+            ("a2", "192.0.2.2", 64_500),
+            ("b1", "198.51.100.1", 64_501),
+        ] {
+            let token = db.add_agent(name).unwrap().token.expose().to_owned();
+            CymruCache::new(db.conn())
+                .put(
+                    addr.parse().unwrap(),
+                    &CymruAnswer {
+                        origins: vec![asn],
+                        prefix: Some(format!("{addr}/24").parse::<Ipv4Net>().unwrap().trunc()),
+                    },
+                    OffsetDateTime::now_utc(),
+                )
+                .unwrap();
+            tokens.push((
+                name.to_owned(),
+                token,
+                SocketAddr::new(addr.parse().unwrap(), 40_000),
+            ));
+        }
+        store::set_budget(db.conn(), ROUND).unwrap();
+        store::set_enabled(db.conn(), schedule).unwrap();
+        let app = app(AppState::with_limits(db, 1 << 20, Duration::from_secs(10)));
+        Fleet {
+            _dir: dir,
+            path,
+            app,
+            tokens,
+        }
+    }
+
+    async fn upload(&self, agent: &str, batch_id: Uuid) -> UploadAck {
+        let (_, token, peer) = self.tokens.iter().find(|t| t.0 == agent).unwrap();
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/v1/results")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(batch(agent, batch_id)))
+            .unwrap();
+        request.extensions_mut().insert(ConnectInfo(*peer));
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        decode_slice(&body).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        count(&self.path, sql)
+    }
+}
+
+fn count(path: &Path, sql: &str) -> i64 {
+    Db::open(path)
+        .unwrap()
+        .conn()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The start of the round after the one holding `t`.
+fn next_round(t: OffsetDateTime) -> OffsetDateTime {
+    let k = ROUND.round_at(t.unix_timestamp());
+    OffsetDateTime::from_unix_timestamp(ROUND.round_start(k + 1)).unwrap()
+}
+
+#[tokio::test]
+async fn agents_of_one_as_take_turns_and_each_as_traces_every_24() {
+    let fleet = Fleet::new(true);
+    let a1 = fleet.upload("a1", Uuid::new_v4()).await;
+    let a2 = fleet.upload("a2", Uuid::new_v4()).await;
+    let b1 = fleet.upload("b1", Uuid::new_v4()).await;
+
+    // a1 and b1 (different ASes) both trace one address of each /24 of the /22 next round;
+    // the pinged host that answered is the one traced in its /24.
+    for ack in [&a1, &b1] {
+        assert_eq!(
+            ack.pause_until,
+            Some(next_round(ack.received_at)),
+            "{ack:?}"
+        );
+        let targets = ack.targets.clone().unwrap();
+        assert_eq!(targets.len(), 4, "{targets:?}");
+        assert!(
+            targets.contains(&"175.45.176.1/32".to_owned()),
+            "{targets:?}"
+        );
+        let block: Ipv4Net = "175.45.176.0/22".parse().unwrap();
+        for t in &targets {
+            let net: Ipv4Net = t.parse().unwrap();
+            assert!(net.prefix_len() == 32 && block.contains(&net), "{t}");
+        }
+    }
+    // a2 shares a1's AS: it waits for the round after.
+    let a1_round = a1.pause_until.unwrap();
+    assert_eq!(
+        a2.pause_until,
+        Some(a1_round + time::Duration::seconds(60)),
+        "{a2:?}"
+    );
+    assert_eq!(a2.targets.as_ref().map(Vec::len), Some(4));
+
+    // Asking again before its round gives the same booking, not a second one.
+    let again = fleet.upload("a1", Uuid::new_v4()).await;
+    assert_eq!(
+        (again.targets, again.pause_until),
+        (a1.targets, a1.pause_until)
+    );
+    assert_eq!(fleet.count("SELECT count(*) FROM fleet_bookings"), 12);
+}
+
+#[tokio::test]
+async fn a_retried_batch_is_counted_once() {
+    let fleet = Fleet::new(true);
+    let id = Uuid::new_v4();
+    fleet.upload("a1", id).await;
+    fleet.upload("a1", id).await;
+    assert_eq!(
+        fleet.count("SELECT sum(ping_probes) FROM fleet_done WHERE agent = 'a1'"),
+        4
+    );
+}
+
+#[tokio::test]
+async fn with_scheduling_off_acks_carry_nothing_but_work_is_counted() {
+    let fleet = Fleet::new(false);
+    let ack = fleet.upload("a1", Uuid::new_v4()).await;
+    assert_eq!((ack.targets, ack.pause_until), (None, None));
+    assert_eq!(fleet.count("SELECT sum(ping_probes) FROM fleet_done"), 4);
+    assert_eq!(fleet.count("SELECT count(*) FROM fleet_bookings"), 0);
+}
