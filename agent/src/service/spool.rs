@@ -202,12 +202,35 @@ pub struct State {
     /// clipped to the allowlist when used
     /// ([`crate::upload::effective_targets`]).
     pub targets_override: Option<Vec<String>>,
+    /// When the collector last sent `targets_override`.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub targets_received_at: Option<OffsetDateTime>,
 }
+
+/// Agent rounds a collector assignment stays in force after it arrived (or after the pause
+/// that came with it ended): an agent cut off from its collector keeps to its last
+/// assignment that long, then probes its own configured targets.
+pub const ASSIGNMENT_ROUNDS: u32 = 3;
 
 impl State {
     /// The pause in force at `now`, if any.
     pub fn paused_at(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.pause_until.filter(|until| *until > now)
+    }
+
+    /// The collector's target list if it is still in force at `now` for an agent whose
+    /// rounds are `interval` apart (see [`ASSIGNMENT_ROUNDS`]). A list of unknown age is
+    /// not in force.
+    pub fn assignment_at(
+        &self,
+        now: OffsetDateTime,
+        interval: std::time::Duration,
+    ) -> Option<&[String]> {
+        let list = self.targets_override.as_deref()?;
+        let received = self.targets_received_at?;
+        let from = self.pause_until.map_or(received, |p| p.max(received));
+        let ttl = time::Duration::try_from(interval * ASSIGNMENT_ROUNDS).ok()?;
+        (now <= from + ttl).then_some(list)
     }
 }
 
@@ -218,6 +241,7 @@ mod keys {
     pub const SPOOL_FULL: &str = "spool_full";
     pub const PAUSE_UNTIL: &str = "pause_until";
     pub const TARGETS: &str = "targets_override";
+    pub const TARGETS_AT: &str = "targets_received_at";
 }
 
 /// The spool. Share it as `Arc<Spool>`: the one connection is behind a
@@ -535,6 +559,9 @@ impl Spool {
                 .get::<String>(keys::PAUSE_UNTIL)?
                 .and_then(|t| parse_time(&t).ok()),
             targets_override: self.get(keys::TARGETS)?,
+            targets_received_at: self
+                .get::<String>(keys::TARGETS_AT)?
+                .and_then(|t| parse_time(&t).ok()),
         })
     }
 
@@ -568,8 +595,11 @@ impl Spool {
         self.set(keys::PAUSE_UNTIL, text.as_ref())
     }
 
-    /// Records (or, with `None`, forgets) the collector's target list.
+    /// Records (or, with `None`, forgets) the collector's target list, stamped now (it
+    /// expires: [`State::assignment_at`]).
     pub fn set_targets_override(&self, targets: Option<&[String]>) -> Result<(), SpoolError> {
+        let at = targets.map(|_| format_time(OffsetDateTime::now_utc()));
+        self.set(keys::TARGETS_AT, at.as_ref())?;
         self.set(keys::TARGETS, targets.map(<[String]>::to_vec).as_ref())
     }
 

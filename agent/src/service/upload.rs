@@ -680,12 +680,19 @@ pub async fn upload_loop(
     Ok(())
 }
 
-/// The prefixes to probe: the collector's list when it sent one, clipped to
-/// the local allowlist (parts outside are dropped with a warning) and to
-/// [`MAX_TARGETS`] addresses; the configured targets otherwise, or when
-/// nothing of the collector's list is left.
+/// The prefixes to probe: the collector's list when it sent one that is still
+/// in force ([`State::assignment_at`]), clipped to the local allowlist (parts
+/// outside are dropped with a warning) and to [`MAX_TARGETS`] addresses; the
+/// configured targets otherwise, or when nothing of the collector's list is left.
 pub fn effective_targets(config: &Config, state: &State) -> Vec<Ipv4Net> {
-    let Some(list) = &state.targets_override else {
+    let now = OffsetDateTime::now_utc();
+    let Some(list) = state.assignment_at(now, config.schedule.interval) else {
+        if state.targets_override.is_some() {
+            tracing::info!(
+                "the collector's target list has expired (no new one for {} rounds): probing the configured targets",
+                crate::spool::ASSIGNMENT_ROUNDS
+            );
+        }
         return config.targets.clone();
     };
     let allow = config.allowlist.prefixes();
@@ -762,8 +769,27 @@ mod tests {
     fn with_override(list: &[&str]) -> State {
         State {
             targets_override: Some(list.iter().map(|s| (*s).to_owned()).collect()),
+            targets_received_at: Some(OffsetDateTime::now_utc()),
             ..State::default()
         }
+    }
+
+    #[test]
+    fn collector_targets_expire_when_no_new_ones_come() {
+        // Rounds every 15 minutes: an assignment holds 3 rounds after it arrived, or after
+        // the pause it came with.
+        let c = config("[\"175.45.176.0/22\"]", "[\"175.45.176.0/24\"]");
+        let now = OffsetDateTime::now_utc();
+        let mut state = with_override(&["175.45.177.9/32"]);
+        let assigned = nets(&["175.45.177.9/32"]);
+        assert_eq!(effective_targets(&c, &state), assigned);
+        state.targets_received_at = Some(now - time::Duration::minutes(46));
+        assert_eq!(effective_targets(&c, &state), c.targets);
+        state.pause_until = Some(now - time::Duration::minutes(40));
+        assert_eq!(effective_targets(&c, &state), assigned);
+        // Of unknown age (a spool written before assignments expired): not trusted.
+        state.targets_received_at = None;
+        assert_eq!(effective_targets(&c, &state), c.targets);
     }
 
     #[test]
