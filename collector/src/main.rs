@@ -64,6 +64,9 @@ enum Command {
     Report(nkpath_collector::report::cli::ReportCommand),
     /// Export CSV datasets (traces, hops, AS paths with verdicts, BGP upstreams).
     Export(nkpath_collector::report::cli::ExportArgs),
+    /// Fleet scheduling: settings (--schedule, --round, --cap) and the report of agents,
+    /// their vantage AS, booked and done work, and probes per /24 per hour against the cap.
+    Fleet(nkpath_collector::fleet::report::FleetArgs),
     /// IXP peering LAN prefixes for hop mapping.
     #[command(subcommand)]
     Ixp(nkpath_collector::report::cli::IxpCommand),
@@ -170,6 +173,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Export(args) => {
             nkpath_collector::report::cli::run_export(&db, &args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Fleet(args) => {
+            nkpath_collector::fleet::report::run(&db, &args).map(|()| ExitCode::SUCCESS)
         }
         Command::Ixp(command) => {
             nkpath_collector::report::cli::run_ixp(&db, &command).map(|()| ExitCode::SUCCESS)

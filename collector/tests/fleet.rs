@@ -207,3 +207,41 @@ async fn with_scheduling_off_acks_carry_nothing_but_work_is_counted() {
     assert_eq!(fleet.count("SELECT sum(ping_probes) FROM fleet_done"), 4);
     assert_eq!(fleet.count("SELECT count(*) FROM fleet_bookings"), 0);
 }
+
+#[tokio::test]
+async fn the_fleet_report_shows_vantages_bookings_and_probes_per_24() {
+    let fleet = Fleet::new(true);
+    fleet.upload("a1", Uuid::new_v4()).await;
+    fleet.upload("a2", Uuid::new_v4()).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
+        .arg("--db")
+        .arg(&fleet.path)
+        .args(["fleet", "--cap", "2", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let agents = &report["tables"][0]["rows"];
+    let a1 = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"] == "a1")
+        .unwrap();
+    assert_eq!(a1["vantage"], "AS64500");
+    assert_eq!(a1["probes"], 4);
+    assert!(a1["next_booked_round"].as_str().is_some_and(|s| !s.is_empty()));
+    let b1 = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"] == "b1")
+        .unwrap();
+    assert_eq!(b1["vantage"], "not yet seen");
+    let hourly = &report["tables"][1]["rows"][0];
+    assert_eq!(hourly["prefix"], "175.45.176.0/24");
+    assert_eq!(hourly["probes"], 8);
+    assert_eq!(hourly["agents"], 2);
+    // The cap given was stored: 2 probe/s is 7200 an hour.
+    assert_eq!(hourly["cap_per_hour"], 7200);
+}

@@ -1,1 +1,299 @@
-//! `nkpath-collector fleet`.
+//! `nkpath-collector fleet`: the fleet's settings, its agents (vantage AS, booked and done
+//! work) and the probes sent into each target /24 per hour against the cap.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+use time::OffsetDateTime;
+
+use super::store::{self, vantage_text};
+use crate::report::Table;
+use crate::results::format_time;
+
+/// The report over the `hours` before `now`.
+pub fn build(conn: &Connection, now: OffsetDateTime, hours: u32) -> rusqlite::Result<Vec<Table>> {
+    let budget = store::budget(conn)?;
+    let since = now - time::Duration::hours(i64::from(hours));
+    let notes = vec![
+        format!(
+            "scheduling {}; round {} s; cap {} probe/s per /24 averaged over a round ({} probes \
+             per round, {:.0} per hour)",
+            if store::enabled(conn)? { "on" } else { "off" },
+            budget.round_secs,
+            budget.cap_pps,
+            budget.probes_per_round(),
+            budget.cap_pps * 3600.0
+        ),
+        format!(
+            "work of the last {hours} h ({} to {}); probes are counted from the uploaded \
+             results (trace probes and liveness pings), by the results' start time",
+            format_time(since),
+            format_time(now)
+        ),
+    ];
+    let mut agents = agents_table(conn, since, now, budget)?;
+    agents.notes.clone_from(&notes);
+    let mut hourly = hourly_table(conn, since, now, budget.cap_pps)?;
+    hourly.notes = notes;
+    Ok(vec![agents, hourly])
+}
+
+#[derive(Default)]
+struct AgentRow {
+    vantage: String,
+    address: String,
+    booked: u64,
+    next_round: Option<i64>,
+    traces: u64,
+    probes: u64,
+}
+
+fn agents_table(
+    conn: &Connection,
+    since: OffsetDateTime,
+    now: OffsetDateTime,
+    budget: super::schedule::Budget,
+) -> rusqlite::Result<Table> {
+    let mut rows: BTreeMap<String, AgentRow> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT a.name, f.address, f.vantage_asn FROM agents a
+         LEFT JOIN fleet_agents f ON f.agent = a.name WHERE a.revoked_at IS NULL",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+        ))
+    })? {
+        let (name, address, asn) = row?;
+        let vantage = match (&address, asn) {
+            (_, Some(asn)) => format!("AS{asn}"),
+            (Some(_), None) => "unknown".to_owned(),
+            (None, None) => "not yet seen".to_owned(),
+        };
+        rows.insert(
+            name,
+            AgentRow {
+                vantage,
+                address: address.unwrap_or_default(),
+                ..AgentRow::default()
+            },
+        );
+    }
+    let (from_round, now_round) = (
+        budget.round_at(since.unix_timestamp()),
+        budget.round_at(now.unix_timestamp()),
+    );
+    for b in store::bookings_where(
+        conn,
+        "round >= ?1",
+        [i64::try_from(from_round).unwrap_or(i64::MAX)],
+    )? {
+        let row = rows.entry(b.agent.clone()).or_default();
+        if row.vantage.is_empty() {
+            row.vantage = vantage_text(&b.vantage);
+        }
+        if b.round <= now_round {
+            row.booked += 1;
+        } else {
+            let start = budget.round_start(b.round);
+            row.next_round = Some(row.next_round.map_or(start, |n| n.min(start)));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT agent, sum(traces), sum(trace_probes + ping_probes) FROM fleet_done
+         WHERE minute >= ?1 AND minute < ?2 GROUP BY agent",
+    )?;
+    for row in stmt.query_map(minutes(since, now), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (agent, traces, probes) = row?;
+        let row = rows.entry(agent).or_default();
+        row.traces = u64::try_from(traces).unwrap_or(0);
+        row.probes = u64::try_from(probes).unwrap_or(0);
+    }
+    let mut table = Table::new(
+        "Fleet agents: vantage AS, traces booked and done, probes sent",
+        &[
+            "agent",
+            "vantage",
+            "address",
+            "booked_traces",
+            "done_traces",
+            "probes",
+            "next_booked_round",
+        ],
+    );
+    for (agent, r) in rows {
+        table.push(vec![
+            agent,
+            r.vantage,
+            r.address,
+            r.booked.to_string(),
+            r.traces.to_string(),
+            r.probes.to_string(),
+            r.next_round
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+                .map(format_time)
+                .unwrap_or_default(),
+        ]);
+    }
+    Ok(table)
+}
+
+fn minutes(since: OffsetDateTime, now: OffsetDateTime) -> [i64; 2] {
+    [
+        since.unix_timestamp().div_euclid(60),
+        now.unix_timestamp().div_euclid(60) + 1,
+    ]
+}
+
+fn hourly_table(
+    conn: &Connection,
+    since: OffsetDateTime,
+    now: OffsetDateTime,
+    cap_pps: f64,
+) -> rusqlite::Result<Table> {
+    let mut stmt = conn.prepare(
+        "SELECT minute / 60, net, sum(traces), sum(trace_probes + ping_probes),
+                count(DISTINCT agent)
+         FROM fleet_done WHERE minute >= ?1 AND minute < ?2
+         GROUP BY minute / 60, net ORDER BY minute / 60, net",
+    )?;
+    let cap_per_hour = cap_pps * 3600.0;
+    let mut table = Table::new(
+        "Probes into each target /24 per hour, against the fleet-wide cap",
+        &[
+            "hour",
+            "prefix",
+            "agents",
+            "traces",
+            "probes",
+            "cap_per_hour",
+            "share_of_cap_pct",
+        ],
+    );
+    let [from, to] = minutes(since, now);
+    for row in stmt.query_map(params![from, to], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })? {
+        let (hour, net, traces, probes, agents) = row?;
+        let start = OffsetDateTime::from_unix_timestamp(hour * 3600)
+            .map(format_time)
+            .unwrap_or_default();
+        #[allow(clippy::cast_precision_loss, reason = "probe counts are far below 2^52")]
+        let share = if cap_per_hour > 0.0 {
+            format!("{:.1}", probes as f64 * 100.0 / cap_per_hour)
+        } else {
+            String::new()
+        };
+        table.push(vec![
+            start,
+            net,
+            agents.to_string(),
+            traces.to_string(),
+            probes.to_string(),
+            format!("{cap_per_hour:.0}"),
+            share,
+        ]);
+    }
+    Ok(table)
+}
+
+/// `nkpath-collector fleet`: changes the stored settings given, then prints the report.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// Turn fleet scheduling on or off (stored). Off (the default), acks carry no
+    /// assignment and every agent probes its own targets.
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    pub schedule: Option<String>,
+    /// Round length (stored): set it to the agents' round interval, e.g. 15m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_round)]
+    pub round: Option<u32>,
+    /// Fleet-wide cap (stored): probes per second into each target /24, averaged over a
+    /// round, all agents together.
+    #[arg(long, value_name = "PPS", value_parser = parse_cap)]
+    pub cap: Option<f64>,
+    /// Report the work of this many hours before now.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub hours: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::report::Format::Table)]
+    pub format: crate::report::Format,
+}
+
+/// Runs `fleet`.
+pub fn run(db: &crate::Db, args: &FleetArgs) -> anyhow::Result<()> {
+    let conn = db.conn();
+    if let Some(on) = &args.schedule {
+        store::set_enabled(conn, on == "on")?;
+    }
+    if args.round.is_some() || args.cap.is_some() {
+        let mut budget = store::budget(conn)?;
+        budget.round_secs = args.round.unwrap_or(budget.round_secs);
+        budget.cap_pps = args.cap.unwrap_or(budget.cap_pps);
+        store::set_budget(conn, budget)?;
+    }
+    let tables = build(conn, OffsetDateTime::now_utc(), args.hours)?;
+    print!("{}", crate::report::render(&tables, args.format)?);
+    Ok(())
+}
+
+fn parse_cap(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1000.0 => Ok(v),
+        _ => Err(format!(
+            "{text:?} is not a rate in probes per second above 0 and at most 1000 (e.g. 1 or 0.5)"
+        )),
+    }
+}
+
+/// A round length as `90s`, `15m`, `1h` or plain seconds.
+pub fn parse_round(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let (digits, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |i| text.split_at(i));
+    let n: u32 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 15m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{text:?} is not a duration like 90s, 15m or 1h"))?;
+    if secs < store::MIN_ROUND_SECS {
+        return Err(format!(
+            "a round of {secs} s is shorter than the agents' shortest interval ({} s)",
+            store::MIN_ROUND_SECS
+        ));
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_lengths_parse() {
+        assert_eq!(parse_round("15m"), Ok(900));
+        assert_eq!(parse_round("1h"), Ok(3600));
+        assert_eq!(parse_round("90"), Ok(90));
+        assert!(parse_round("30s").unwrap_err().contains("shortest"));
+        assert!(parse_round("5 min").is_err());
+    }
+}
