@@ -219,7 +219,11 @@ async fn the_fleet_report_shows_vantages_bookings_and_probes_per_24() {
         .args(["fleet", "--cap", "2", "--format", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let agents = &report["tables"][0]["rows"];
     let a1 = agents
@@ -230,7 +234,11 @@ async fn the_fleet_report_shows_vantages_bookings_and_probes_per_24() {
         .unwrap();
     assert_eq!(a1["vantage"], "AS64500");
     assert_eq!(a1["probes"], 4);
-    assert!(a1["next_booked_round"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        a1["next_booked_round"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
     let b1 = agents
         .as_array()
         .unwrap()

@@ -192,7 +192,10 @@ fn hourly_table(
         let start = OffsetDateTime::from_unix_timestamp(hour * 3600)
             .map(format_time)
             .unwrap_or_default();
-        #[allow(clippy::cast_precision_loss, reason = "probe counts are far below 2^52")]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "probe counts are far below 2^52"
+        )]
         let share = if cap_per_hour > 0.0 {
             format!("{:.1}", probes as f64 * 100.0 / cap_per_hour)
         } else {
