@@ -113,22 +113,21 @@ pub fn assign(
     }
     let budget = budget(&tx)?;
     let now_round = budget.round_at(now.unix_timestamp());
-    let slot = match booked_after(&tx, agent, now_round)? {
-        Some(slot) => slot,
-        None => {
-            let vantage = vantage(&tx, agent, peer, now)?;
-            let mut calendar = calendar(&tx, budget, now_round, now)?;
-            let slot = calendar.next_slot(&Request {
-                agent,
-                vantage: &vantage,
-                cost: measured_cost(&tx, agent)?.unwrap_or(DEFAULT_COST),
-                now_round,
-            });
-            if let Slot::Work { bookings, .. } = &slot {
-                store_bookings(&tx, bookings, now)?;
-            }
-            slot
+    let slot = if let Some(slot) = booked_after(&tx, agent, now_round)? {
+        slot
+    } else {
+        let vantage = vantage(&tx, agent, peer, now)?;
+        let mut calendar = calendar(&tx, budget, now_round, now)?;
+        let slot = calendar.next_slot(&Request {
+            agent,
+            vantage: &vantage,
+            cost: measured_cost(&tx, agent)?.unwrap_or(DEFAULT_COST),
+            now_round,
+        });
+        if let Slot::Work { bookings, .. } = &slot {
+            store_bookings(&tx, bookings, now)?;
         }
+        slot
     };
     tx.commit()?;
     Ok(to_assignment(&slot, budget, now))
@@ -472,13 +471,6 @@ struct CountedHop {
 /// target /24) and its answering hosts to `fleet_live`, once per batch id.
 fn count_batch(conn: &Connection, agent: &str, batch_id: Uuid) -> rusqlite::Result<()> {
     let batch = batch_id.hyphenated().to_string();
-    let fresh = conn.execute(
-        "INSERT OR IGNORE INTO fleet_batches (batch_id) VALUES (?1)",
-        [&batch],
-    )?;
-    if fresh == 0 {
-        return Ok(()); // a retried batch: counted when it first arrived
-    }
     let mut stmt = conn.prepare_cached(
         "SELECT r.kind, r.target, r.started_at, r.json FROM receipts c
          JOIN results r ON r.result_id = c.result_id
@@ -489,6 +481,16 @@ fn count_batch(conn: &Connection, agent: &str, batch_id: Uuid) -> rusqlite::Resu
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok(()); // nothing new was stored: nothing to count, and nothing changes
+    }
+    let fresh = conn.execute(
+        "INSERT OR IGNORE INTO fleet_batches (batch_id) VALUES (?1)",
+        [&batch],
+    )?;
+    if fresh == 0 {
+        return Ok(()); // a retried batch: counted when it first arrived
+    }
     let mut add = conn.prepare_cached(
         "INSERT INTO fleet_done (minute, agent, net, traces, trace_probes, pings, ping_probes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
