@@ -25,9 +25,12 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-/// How far ahead (in rounds) a slot is searched for. An agent that finds none is paused for
-/// this long.
+/// How far ahead (in rounds) a slot is searched for.
 pub const HORIZON_ROUNDS: u64 = 10_000;
+
+/// How long (in rounds) an agent for which no slot fits is paused before it asks again
+/// (a day of 15-minute rounds).
+pub const IDLE_ROUNDS: u64 = 96;
 
 /// The fleet-wide probe budget per target /24.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -149,8 +152,8 @@ pub enum Slot {
         /// The bookings made.
         bookings: Vec<Booking>,
     },
-    /// Nothing fits before `until` (the agent costs more than a round's budget, or the
-    /// horizon is fully booked): pause until then.
+    /// Nothing fits within [`HORIZON_ROUNDS`] (the agent costs more than a round's budget,
+    /// or the horizon is fully booked): pause until `until`, then ask again.
     Idle {
         /// First round to ask again in.
         until: u64,
@@ -290,7 +293,7 @@ impl Calendar {
             }
         }
         Slot::Idle {
-            until: request.now_round + HORIZON_ROUNDS,
+            until: request.now_round + IDLE_ROUNDS,
         }
     }
 }

@@ -318,7 +318,7 @@ fn an_agent_costing_more_than_a_round_is_paused() {
     assert_eq!(
         slot,
         Slot::Idle {
-            until: 3 + HORIZON_ROUNDS
+            until: 3 + IDLE_ROUNDS
         }
     );
 }
