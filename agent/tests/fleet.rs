@@ -386,6 +386,9 @@ fn adding_agents_keeps_the_probes_per_24_and_every_as_covered() {
             p1[net], p2[net]
         );
     }
+    for ((round, net, src), n) in &counts {
+        println!("  round {round} {net}/24 from {src}: {n} probes");
+    }
     for round in phase1.iter().chain(&phase2) {
         for net in &nets {
             let ases: BTreeSet<u32> = counts
