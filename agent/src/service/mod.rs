@@ -24,29 +24,77 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use nkpath_proto::{ResultRecord, StopReason, TraceResult};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::annotate::AnnotateError;
 use crate::annotate::{Annotator, AnnotatorConfig};
 use crate::config::Config;
+use crate::engine::EngineError;
 use crate::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
+use crate::liveness::LivenessError;
 use crate::liveness::{self, Pinger, SweepOptions};
 use crate::pacing::Pacer;
+use crate::sockets::SocketError;
 use crate::sockets::{AsyncSockets, RawSockets};
-use crate::spool::{RoundSummary, Spool};
-use crate::spool_writer::SpoolWriter;
-use crate::targets;
-use crate::upload::UploaderConfig;
+use crate::spool::{RoundSummary, Spool, SpoolError};
+use crate::spool_writer::{SpoolWriter, WriterGone};
+use crate::targets::{self, TargetError};
+use crate::upload::{UploadError, UploaderConfig};
 
 /// How often a full spool is complained about in the log.
 const SPOOL_FULL_WARNING_EVERY: Duration = Duration::from_hours(1);
 
 /// How long `--rounds N` waits for the spool to drain before exiting.
 const DRAIN_WAIT: Duration = Duration::from_mins(2);
+
+/// Why the service stopped. A socket or spool failure ends the process: its supervisor
+/// (systemd) restarts it with fresh sockets, and nothing spooled is lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The raw sockets could not be set up for async use.
+    #[error(transparent)]
+    Sockets(#[from] SocketError),
+    /// The spool writer thread could not be started.
+    #[error("starting the spool writer thread: {0}")]
+    WriterThread(std::io::Error),
+    /// The spool writer thread stopped.
+    #[error(transparent)]
+    WriterGone(#[from] WriterGone),
+    /// The DNS annotator could not be started.
+    #[error("starting the DNS annotator: {0}")]
+    Annotator(#[from] AnnotateError),
+    /// The spool failed.
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
+    /// Storing a round's pings or traces failed.
+    #[error("spooling {what}: {source}")]
+    Spooling {
+        /// `pings` or `results`.
+        what: &'static str,
+        /// Why.
+        source: SpoolError,
+    },
+    /// The targets could not be expanded.
+    #[error(transparent)]
+    Targets(#[from] TargetError),
+    /// The liveness sweep failed.
+    #[error("liveness sweep: {0}")]
+    Liveness(#[from] LivenessError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The uploader failed.
+    #[error("the uploader failed: {0}")]
+    Upload(#[from] UploadError),
+    /// The uploader task panicked or was cancelled.
+    #[error("the uploader task failed: {0}")]
+    UploaderTask(tokio::task::JoinError),
+}
 
 /// Everything `run` needs that had to be prepared while privileged.
 pub struct Prepared {
@@ -62,7 +110,7 @@ pub struct Prepared {
 
 /// Runs rounds until SIGTERM/SIGINT, or until `rounds` rounds are done and
 /// their results uploaded (for demos and tests).
-pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> {
+pub async fn run(prepared: Prepared, rounds: Option<u32>) -> Result<(), ServiceError> {
     let Prepared {
         config,
         sockets,
@@ -71,7 +119,7 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> 
     } = prepared;
     let sockets = Arc::new(sockets.into_async(config.allowlist.clone())?);
     let writer = SpoolWriter::start(Arc::clone(&spool), spool_writer::DEFAULT_CAPACITY)
-        .context("starting the spool writer thread")?;
+        .map_err(ServiceError::WriterThread)?;
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
 
@@ -85,8 +133,7 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> 
         resolver: config.dns.resolver,
         query_timeout: config.dns.timeout,
         ..AnnotatorConfig::default()
-    })
-    .context("starting the DNS annotator")?;
+    })?;
 
     tracing::info!("{}", config.summary());
     let mut rounds_done = 0u32;
@@ -142,8 +189,8 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> anyhow::Result<()> 
     uploader_stop.cancel();
     match uploader.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e).context("the uploader failed"),
-        Err(e) => Err(anyhow::anyhow!("the uploader task failed: {e}")),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(ServiceError::UploaderTask(e)),
     }
 }
 
@@ -156,7 +203,7 @@ fn may_start_round(
     config: &Config,
     spool: &Spool,
     last_full_warning: &mut Option<Instant>,
-) -> anyhow::Result<RoundGate> {
+) -> Result<RoundGate, ServiceError> {
     let state = spool.state()?;
     if let Some(until) = state.paused_at(OffsetDateTime::now_utc()) {
         tracing::info!(%until, "paused by the collector: skipping this round");
@@ -186,7 +233,7 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
-    async fn run(&self, pacer: &mut Pacer) -> anyhow::Result<RoundSummary> {
+    async fn run(&self, pacer: &mut Pacer) -> Result<RoundSummary, ServiceError> {
         let config = self.config;
         let round_id = Uuid::new_v4();
         let started_at = OffsetDateTime::now_utc();
@@ -223,7 +270,10 @@ impl Round<'_> {
                 // writer thread: a spool that fails ends the round here.
                 let written = self.writer.flush().await?;
                 if let Some(e) = written.error {
-                    return Err(anyhow::Error::from(e).context("spooling pings"));
+                    return Err(ServiceError::Spooling {
+                        what: "pings",
+                        source: e,
+                    });
                 }
                 pings = written.pings;
                 liveness::choose_trace_targets(&results, &all_targets)
@@ -267,7 +317,10 @@ impl Round<'_> {
         }
         let written = self.writer.flush().await?;
         if let Some(e) = written.error {
-            return Err(anyhow::Error::from(e).context("spooling results"));
+            return Err(ServiceError::Spooling {
+                what: "results",
+                source: e,
+            });
         }
         let traces = written.traces;
         Ok(RoundSummary {

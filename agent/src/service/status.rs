@@ -166,9 +166,20 @@ impl StatusReport {
     }
 }
 
+/// Why `nkpath-agent status` cannot report.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The configuration file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The spool cannot be read.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
 /// `nkpath-agent status --config FILE [--json]`: loads the configuration,
 /// reads the spool and returns the text to print.
-pub fn run(config_path: &Path, json: bool) -> anyhow::Result<String> {
+pub fn run(config_path: &Path, json: bool) -> Result<String, StatusError> {
     let config = crate::config::load(config_path)?;
     let report = gather(&config, OffsetDateTime::now_utc())?;
     Ok(if json {
