@@ -723,7 +723,8 @@ mod tests {
                             reply: Some(reply(a)),
                         },
                     ],
-                })
+                inherited: None,
+})
                 .collect(),
             stop_reason: StopReason::Reached,
             annotations: Vec::new(),

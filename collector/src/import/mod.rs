@@ -453,7 +453,8 @@ mod tests {
                     }),
                 })
                 .collect(),
-        }
+        inherited: None,
+}
     }
 
     #[test]
