@@ -160,6 +160,10 @@ pub struct ProbeArgs {
     /// Identifier of this agent in the results [default: the host name].
     #[arg(long, env = "NKPATH_AGENT_ID")]
     pub agent_id: Option<String>,
+    /// Probe every hop with each trace's own flow: no stop set, no hop taken
+    /// from another trace of the survey (more probes).
+    #[arg(long)]
+    pub no_stop_set: bool,
 }
 
 /// `nkpath-agent trace`.
@@ -273,6 +277,7 @@ impl ProbeArgs {
             },
             round_id: uuid::Uuid::new_v4(),
             flow,
+            stop_set: !self.no_stop_set,
         };
         Ok(Plan {
             engine,

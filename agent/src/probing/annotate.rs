@@ -723,8 +723,8 @@ mod tests {
                             reply: Some(reply(a)),
                         },
                     ],
-                inherited: None,
-})
+                    inherited: None,
+                })
                 .collect(),
             stop_reason: StopReason::Reached,
             annotations: Vec::new(),

@@ -14,9 +14,16 @@
 //! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` when
 //! nothing deeper shows up in time ([`crate::parking`] decides, /24 by /24). Silent
 //! TTLs at or below the horizon do not count toward the gap.
+//!
+//! With a stop set ([`crate::stop_set`]) a trace may start deeper than the first
+//! TTL ([`Trace::start_at`]): once its start TTL is resolved it probes backward,
+//! one TTL at a time, until its own reply at some TTL lets it take the hops below
+//! from other traces ([`StopCheck`]), then goes on forward from its start TTL.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
+
+use std::collections::BTreeMap;
 
 use nkpath_proto::{Hop, Probe, Reply, StopReason};
 use tokio::time::Instant;
@@ -119,6 +126,24 @@ pub fn answering_hop(probe_ttl: u8, reply: &Reply) -> u8 {
     probe_ttl.saturating_sub(spare).max(1)
 }
 
+/// Whether a trace probing backward may stop, asked by [`Trace::want_with`]:
+/// its own probe with `ttl` got a time exceeded from `address`.
+pub trait StopCheck {
+    /// The hops below `ttl` to take from other traces, marked inherited, when
+    /// the trace may stop probing backward at `ttl`; `None` to probe further back.
+    fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Vec<Hop>>;
+}
+
+/// No stop set: a trace probes every TTL itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoStopSet;
+
+impl StopCheck for NoStopSet {
+    fn inherit_below(&self, _ttl: u8, _address: Ipv4Addr) -> Option<Vec<Hop>> {
+        None
+    }
+}
+
 /// What the trace wants the engine to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -178,6 +203,13 @@ pub struct Trace {
     forced_steps: u8,
     first_sent: Option<Instant>,
     stop: Option<StopReason>,
+    /// Whether the backward probing below the start TTL is decided (always,
+    /// for a trace that starts at the first TTL).
+    backward_decided: bool,
+    /// While probing backward: the start TTL and its `sent_at_ttl`, to go on from.
+    backward: Option<(u8, u8)>,
+    /// Hops taken from other traces, below the TTL where backward probing stopped.
+    inherited: Vec<Hop>,
 }
 
 impl Trace {
@@ -194,7 +226,31 @@ impl Trace {
             forced_steps: 0,
             first_sent: None,
             stop: None,
+            backward_decided: true,
+            backward: None,
+            inherited: Vec::new(),
         }
+    }
+
+    /// Starts the trace at `ttl` instead of the first TTL (a TTL its survey
+    /// found shared by its /24's paths); TTLs below are probed backward as far
+    /// as the stop set requires. Only before the first probe; clamped to the
+    /// settings' range.
+    pub fn start_at(&mut self, ttl: u8) {
+        if self.first_sent.is_some() {
+            return;
+        }
+        let ttl = ttl.clamp(self.settings.first_ttl, self.settings.max_ttl);
+        self.ttl = ttl;
+        // The TTLs below were answered by the traces that settled them: silence
+        // at the start TTL counts toward the gap from there, as it would have.
+        self.last_answered_ttl = ttl - 1;
+        self.backward_decided = ttl == self.settings.first_ttl;
+    }
+
+    /// Whether the trace has sent no probe yet.
+    pub fn unstarted(&self) -> bool {
+        self.first_sent.is_none()
     }
 
     /// The target address.
@@ -243,14 +299,26 @@ impl Trace {
             .and_then(|i| self.probes.get(i))
     }
 
+    /// The attempt number of the probe with this identity.
+    pub fn attempt_of(&self, identity: u16) -> Option<u8> {
+        self.probe(identity).map(|p| p.attempt)
+    }
+
     fn at_current_ttl(&self) -> impl Iterator<Item = &SentProbe> {
+        // Not only the trailing probes: after backward probing, the start TTL's
+        // probes lie before those of the TTLs below it.
         let ttl = self.ttl;
-        self.probes.iter().rev().take_while(move |p| p.ttl == ttl)
+        self.probes.iter().rev().filter(move |p| p.ttl == ttl)
     }
 
     /// Decides what to do next at time `now`, advancing TTLs and stopping as the
     /// rules say. Call it after every event.
     pub fn want(&mut self, now: Instant) -> Want {
+        self.want_with(now, &NoStopSet)
+    }
+
+    /// Like [`Self::want`], with a stop set that may end backward probing.
+    pub fn want_with(&mut self, now: Instant, stops: &impl StopCheck) -> Want {
         loop {
             if self.stop.is_some() {
                 return Want::Done;
@@ -286,7 +354,50 @@ impl Trace {
                 let budget_end = self.first_sent.map(|f| f + self.settings.time_budget);
                 return Want::Wait(budget_end.map_or(deadline, |end| deadline.min(end)));
             }
-            self.finish_hop(now);
+            if self.backward.is_some() {
+                self.finish_backward_hop(stops);
+            } else if !self.backward_decided {
+                self.decide_backward(stops);
+            } else {
+                self.finish_hop(now);
+            }
+        }
+    }
+
+    /// The start TTL is resolved: stop there if the stop set allows, else probe
+    /// the TTL below. Its forward rules apply once backward probing is over.
+    fn decide_backward(&mut self, stops: &impl StopCheck) {
+        self.backward_decided = true;
+        if !self.stops_here(stops) && self.ttl > self.settings.first_ttl {
+            self.backward = Some((self.ttl, self.sent_at_ttl));
+            self.ttl -= 1;
+            self.sent_at_ttl = 0;
+        }
+    }
+
+    fn finish_backward_hop(&mut self, stops: &impl StopCheck) {
+        if !self.stops_here(stops) && self.ttl > self.settings.first_ttl {
+            self.ttl -= 1;
+            self.sent_at_ttl = 0;
+        } else if let Some((ttl, sent)) = self.backward.take() {
+            self.ttl = ttl;
+            self.sent_at_ttl = sent;
+        }
+    }
+
+    /// Whether this trace's own time exceeded at the current TTL is in the stop
+    /// set; if so, takes the hops below from it.
+    fn stops_here(&mut self, stops: &impl StopCheck) -> bool {
+        let transit = self.at_current_ttl().find_map(|p| match &p.reply {
+            Some((reply, ReplyClass::Transit)) => Some(reply.address),
+            _ => None,
+        });
+        match transit.and_then(|address| stops.inherit_below(self.ttl, address)) {
+            Some(hops) => {
+                self.inherited = hops;
+                true
+            }
+            None => false,
         }
     }
 
@@ -326,11 +437,17 @@ impl Trace {
     /// Marks the probes whose wait has ended by `now` as unanswered and
     /// returns how many it marked.
     pub fn expire(&mut self, now: Instant) -> usize {
+        self.expire_noting(now, &mut Vec::new())
+    }
+
+    /// Like [`Self::expire`], and appends the TTL of each probe it marked to `silent`.
+    pub fn expire_noting(&mut self, now: Instant, silent: &mut Vec<u8>) -> usize {
         let timeout = self.settings.timeout;
         let mut expired = 0;
         for probe in self.probes.iter_mut().filter(|p| !p.resolved()) {
             if probe.sent_at + timeout <= now {
                 probe.timed_out = true;
+                silent.push(probe.ttl);
                 expired += 1;
             }
         }
@@ -434,28 +551,31 @@ impl Trace {
         }
     }
 
-    /// The hops as the wire format carries them: one entry per TTL probed, in
-    /// order, each probe with its send time relative to the first probe.
+    /// The hops as the wire format carries them: one entry per TTL probed or
+    /// inherited, in TTL order; each probe of this trace with its send time
+    /// relative to the first probe.
     pub fn hops(&self) -> Vec<Hop> {
         let Some(start) = self.first_sent else {
             return Vec::new();
         };
-        let mut hops: Vec<Hop> = Vec::new();
+        let mut hops: BTreeMap<u8, Hop> = BTreeMap::new();
         for probe in &self.probes {
-            if hops.last().is_none_or(|h| h.ttl != probe.ttl) {
-                hops.push(Hop {
-                    ttl: probe.ttl,
-                    probes: Vec::new(),
-                });
-            }
-            let hop = hops.last_mut().expect("pushed above");
+            let hop = hops.entry(probe.ttl).or_insert_with(|| Hop {
+                ttl: probe.ttl,
+                probes: Vec::new(),
+                inherited: None,
+            });
             hop.probes.push(Probe {
                 attempt: probe.attempt,
                 sent_at_us: probe.sent_at.saturating_duration_since(start).as_micros() as u64,
                 reply: probe.reply.as_ref().map(|(r, _)| r.clone()),
             });
         }
-        hops
+        for hop in &self.inherited {
+            // A TTL this trace probed itself is never replaced by another's.
+            hops.entry(hop.ttl).or_insert_with(|| hop.clone());
+        }
+        hops.into_values().collect()
     }
 }
 

@@ -178,6 +178,8 @@ pub struct Probing {
     pub max_ttl: u8,
     /// Most probes awaiting an answer at once.
     pub max_in_flight: usize,
+    /// Probe the hops a round's traces share once (Doubletree stop sets).
+    pub stop_set: bool,
 }
 
 impl Probing {
