@@ -453,8 +453,8 @@ mod tests {
                     }),
                 })
                 .collect(),
-        inherited: None,
-}
+            inherited: None,
+        }
     }
 
     #[test]
