@@ -878,6 +878,109 @@ mod tests {
         assert_eq!(trace.want(now), Want::Done);
     }
 
+    /// A stop set that knows the interface `10.0.0.<ttl>` at the TTLs in `known`.
+    struct Known(Vec<u8>);
+
+    impl StopCheck for Known {
+        fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Vec<Hop>> {
+            (self.0.contains(&ttl) && address == Ipv4Addr::new(10, 0, 0, ttl)).then(|| {
+                (1..ttl)
+                    .map(|t| Hop {
+                        ttl: t,
+                        probes: Vec::new(),
+                        inherited: Some(nkpath_proto::InheritedFrom {
+                            target: Ipv4Addr::new(175, 45, 176, 200),
+                            flow: nkpath_proto::FlowId::Icmp {
+                                icmp_type: 8,
+                                icmp_code: 0,
+                                checksum: 1,
+                            },
+                        }),
+                    })
+                    .collect()
+            })
+        }
+    }
+
+    /// Runs a trace started at `start` against a path of transit hops `10.0.0.<ttl>`
+    /// up to `reach` (the target answers there); returns it and the TTLs in
+    /// sending order.
+    fn run_from(start: u8, reach: u8, silent: &[u8], stops: &Known) -> (Trace, Vec<u8>) {
+        let mut trace = Trace::new(TARGET, TraceSettings::SURVEY);
+        trace.start_at(start);
+        let mut now = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..1000 {
+            match trace.want_with(now, stops) {
+                Want::Done => return (trace, sent),
+                Want::Parked => trace.give_up(),
+                Want::Send { ttl } => {
+                    let id = trace.next_identity();
+                    trace.sent(ttl, now);
+                    sent.push(ttl);
+                    if silent.contains(&ttl) {
+                        continue;
+                    }
+                    let (r, class) = if ttl >= reach {
+                        (reply(TARGET.octets(), 0), Reached)
+                    } else {
+                        (reply([10, 0, 0, ttl], 11), Transit)
+                    };
+                    trace.reply(id, r, class);
+                }
+                Want::Wait(at) => {
+                    now = at;
+                    trace.expire(now);
+                }
+            }
+        }
+        panic!("trace never finished");
+    }
+
+    #[test]
+    fn a_trace_started_deeper_probes_backward_until_the_stop_set() {
+        // Its own reply at the start TTL is known: nothing to probe below.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![4]));
+        assert_eq!(sent, [4, 5, 6]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
+        let hops = trace.hops();
+        assert_eq!(
+            hops.iter().map(|h| h.ttl).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        let inherited: Vec<u8> = hops
+            .iter()
+            .filter(|h| h.inherited.is_some())
+            .map(|h| h.ttl)
+            .collect();
+        assert_eq!(inherited, [1, 2, 3]);
+
+        // Only TTL 2 is known: back from 4 to 2, then on from 5.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![2]));
+        assert_eq!(sent, [4, 3, 2, 5, 6]);
+        let hops = trace.hops();
+        assert_eq!(hops.len(), 6);
+        assert!(hops[0].inherited.is_some() && hops[1..].iter().all(|h| h.inherited.is_none()));
+
+        // Nothing known (or a silent TTL in the way): back to the first TTL.
+        let (trace, sent) = run_from(4, 6, &[3], &Known(vec![3]));
+        assert_eq!(sent, [4, 3, 2, 1, 5, 6]);
+        assert!(trace.hops().iter().all(|h| h.inherited.is_none()));
+
+        // The target answers at the start TTL: the trace still finds the hops below.
+        let (trace, sent) = run_from(4, 4, &[], &Known(vec![2]));
+        assert_eq!(sent, [4, 3, 2]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
+    }
+
+    #[test]
+    fn a_silent_start_counts_toward_the_gap_from_the_start_ttl() {
+        let (trace, sent) = run_from(4, 64, &[4, 5, 6, 7, 8, 9, 10], &Known(vec![]));
+        // Backward to TTL 1 (nothing known), then forward until 5 silent TTLs.
+        assert_eq!(sent, [4, 3, 2, 1, 5, 6, 7, 8]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::GapLimit));
+    }
+
     #[test]
     fn validates_settings() {
         assert!(TraceSettings::SURVEY.validate().is_ok());
