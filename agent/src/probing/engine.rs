@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nkpath_proto::{
-    FlowId, Hop, InheritedFrom, Probe, ProbeParams, Protocol, Reply, SCHEMA_VERSION, TraceResult,
+    FlowId, InheritedFrom, Probe, ProbeParams, Protocol, Reply, SCHEMA_VERSION, TraceResult,
 };
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -39,7 +39,7 @@ use crate::probing::stop_set::{SCOUTS_PER_PREFIX, StopSet};
 use crate::sockets::SocketError;
 use crate::start_order;
 use crate::targets::Slash24;
-use crate::trace::{Disposition, ReplyClass, StopCheck, Trace, TraceSettings, Want};
+use crate::trace::{Below, Disposition, ReplyClass, StopCheck, Trace, TraceSettings, Want};
 
 /// The ICMP echo identifiers of Paris probes come from this range; liveness pings
 /// use the other half, so neither ever mistakes the other's replies for its own.
@@ -785,7 +785,7 @@ struct PrefixStops<'a> {
 }
 
 impl StopCheck for PrefixStops<'_> {
-    fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Vec<Hop>> {
+    fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Below> {
         self.set?.inherit_below(self.s24, ttl, address)
     }
 }

@@ -4,17 +4,19 @@
 //! Paths from one vantage point into a /24 share their first hops. The first
 //! traces toward a /24 (its *scouts*, [`SCOUTS_PER_PREFIX`]) probe every TTL with
 //! their own flows; what they see settles TTLs. The other traces of the /24
-//! start at the deepest TTL settled from the first hop down ([`StopSet::start_ttl`]),
-//! probe backward from there only until their own reply at some TTL is the settled
-//! interface of that TTL, and take the hops below from the traces that probed them
-//! ([`StopSet::inherit_below`]); the result marks them inherited, never observed.
+//! start at the deepest settled TTL ([`StopSet::start_ttl`]), probe backward from
+//! there only until their own reply at some TTL is the settled interface of that
+//! TTL, then take the settled TTLs below from the traces that probed them and probe
+//! the unsettled ones themselves ([`StopSet::inherit_below`]); the result marks
+//! inherited hops as such, never as observed.
 //!
 //! A TTL is *settled* for a /24 when at least [`WITNESSES`] probes of distinct
 //! traces (distinct Paris flows) got a time exceeded there, all from one
 //! interface, and few stayed silent. So a load balancer near the source, whose
 //! branches answer from different interfaces, leaves its TTLs unsettled as soon
 //! as two branches were seen, and every trace then probes them itself: a trace
-//! never inherits a hop of a branch its own flow may not take. Residual risk: an
+//! never inherits a hop of a branch its own flow may not take. (Where the branches
+//! merge again, every witness saw the same interface: that TTL is settled.) Residual risk: an
 //! equal-cost branch that none of the witnesses took (with two branches, one
 //! chance in 2^(WITNESSES-1), 1 in 32,768), or one whose router never answers but answers
 //! rarely enough to pass the silence rule.
@@ -23,6 +25,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use nkpath_proto::{Hop, InheritedFrom, Probe};
+
+use crate::probing::trace::Below;
 
 use crate::targets::Slash24;
 
@@ -126,40 +130,45 @@ impl StopSet {
         }
     }
 
-    /// The deepest TTL settled together with every TTL below it: where the
-    /// other traces of the /24 start. `first_ttl` when nothing is settled.
+    /// The deepest settled TTL: where the other traces of the /24 start.
+    /// `first_ttl` when nothing is settled.
     pub fn start_ttl(&self, s24: Slash24, first_ttl: u8) -> u8 {
-        let settled = self
+        let deepest = self
             .facts(s24)
             .iter()
-            .take_while(|f| f.settled().is_some())
-            .count();
-        u8::try_from(settled).unwrap_or(u8::MAX).max(first_ttl)
+            .rposition(|f| f.settled().is_some())
+            .map_or(0, |i| i + 1);
+        u8::try_from(deepest).unwrap_or(u8::MAX).max(first_ttl)
     }
 
     /// When `address` answering a trace's own probe at `ttl` is the settled
-    /// interface of that TTL, and every TTL below is settled too: the hops below,
-    /// each as the trace that first saw it recorded it, marked inherited. `None`
-    /// means "probe further back".
-    pub fn inherit_below(&self, s24: Slash24, ttl: u8, address: Ipv4Addr) -> Option<Vec<Hop>> {
+    /// interface of that TTL: the settled TTLs below, each hop as the trace that
+    /// first saw it recorded it, marked inherited; the unsettled ones (a load
+    /// balancer, silence, too little seen) for the trace to probe itself. `None`
+    /// means "probe the TTL below and ask again".
+    ///
+    /// Inheriting a settled TTL above an unsettled one is sound for the same
+    /// reason as below it: every witness, whichever branch its flow took below,
+    /// saw the one interface there.
+    pub fn inherit_below(&self, s24: Slash24, ttl: u8, address: Ipv4Addr) -> Option<Below> {
         let facts = self.facts(s24);
         let index = usize::from(ttl).checked_sub(1)?;
-        let below = facts.get(..index)?;
         let here = facts.get(index)?.settled()?;
         if here.address != address {
             return None;
         }
-        below
-            .iter()
-            .zip(1u8..)
-            .map(|(f, ttl)| {
-                f.settled().map(|w| Hop {
+        let mut below = Below::default();
+        for (ttl, f) in (1u8..).zip(&facts[..index]) {
+            match f.settled() {
+                Some(w) => below.inherited.push(Hop {
                     ttl,
                     probes: vec![w.probe.clone()],
                     inherited: Some(w.from),
-                })
-            })
-            .collect()
+                }),
+                None => below.to_probe.push(ttl),
+            }
+        }
+        Some(below)
     }
 }
 
@@ -227,14 +236,19 @@ mod tests {
 
         let set = observed(16, 4, |_, _| 0);
         assert_eq!(set.start_ttl(s24(), 1), 4);
-        let hops = set.inherit_below(s24(), 4, router(4, 0)).unwrap();
+        let below = set.inherit_below(s24(), 4, router(4, 0)).unwrap();
+        assert!(below.to_probe.is_empty());
+        let hops = below.inherited;
         assert_eq!(hops.iter().map(|h| h.ttl).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(hops.iter().all(|h| h.inherited == Some(from(0))));
         assert_eq!(hops[2].addresses(), [router(3, 0)]);
         // Another interface at the settled TTL: probe further back.
         assert_eq!(set.inherit_below(s24(), 4, router(4, 1)), None);
         // Nothing to inherit below TTL 1, and the start stays within the settings.
-        assert_eq!(set.inherit_below(s24(), 1, router(1, 0)), Some(Vec::new()));
+        assert_eq!(
+            set.inherit_below(s24(), 1, router(1, 0)),
+            Some(Below::default())
+        );
         assert_eq!(set.start_ttl(s24(), 5), 5);
         // Other /24s know nothing yet.
         let other = Slash24::of(Ipv4Addr::new(10, 9, 1, 0));
@@ -242,15 +256,23 @@ mod tests {
     }
 
     #[test]
-    fn two_branches_at_a_ttl_settle_nothing_at_or_above_it() {
+    fn two_branches_at_a_ttl_leave_it_to_every_trace() {
         // ECMP at TTL 2: half the flows see 10.1.1.2; the branches merge at 3.
         let set = observed(32, 4, |t, ttl| u8::from(ttl == 2 && t % 2 == 1));
-        assert_eq!(set.start_ttl(s24(), 1), 1);
-        assert_eq!(set.inherit_below(s24(), 4, router(4, 0)), None);
-        assert_eq!(set.inherit_below(s24(), 3, router(3, 0)), None);
-        // Below the balancer the path is one: a trace that reached TTL 1 itself
-        // stops there.
-        assert_eq!(set.inherit_below(s24(), 1, router(1, 0)), Some(Vec::new()));
+        assert_eq!(set.start_ttl(s24(), 1), 4);
+        let below = set.inherit_below(s24(), 4, router(4, 0)).unwrap();
+        assert_eq!(
+            below.to_probe,
+            [2],
+            "the balancer's TTL is probed by each trace"
+        );
+        assert_eq!(
+            below.inherited.iter().map(|h| h.ttl).collect::<Vec<_>>(),
+            [1, 3]
+        );
+        // Either branch's interface at TTL 2 is no stop.
+        assert_eq!(set.inherit_below(s24(), 2, router(2, 0)), None);
+        assert_eq!(set.inherit_below(s24(), 2, router(2, 1)), None);
     }
 
     #[test]
@@ -260,9 +282,12 @@ mod tests {
         for _ in 0..4 {
             set.observe_silence(s24(), 2);
         }
-        assert_eq!(set.start_ttl(s24(), 1), 3, "four silences to 16 replies");
+        let below = set.inherit_below(s24(), 3, router(3, 0)).unwrap();
+        assert!(below.to_probe.is_empty(), "four silences to 16 replies");
         set.observe_silence(s24(), 2);
-        assert_eq!(set.start_ttl(s24(), 1), 1);
-        assert_eq!(set.inherit_below(s24(), 3, router(3, 0)), None);
+        assert_eq!(
+            set.inherit_below(s24(), 3, router(3, 0)).unwrap().to_probe,
+            [2]
+        );
     }
 }

@@ -126,12 +126,22 @@ pub fn answering_hop(probe_ttl: u8, reply: &Reply) -> u8 {
     probe_ttl.saturating_sub(spare).max(1)
 }
 
+/// What a trace does below the TTL where its own reply met the stop set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Below {
+    /// Hops to take from other traces, marked inherited.
+    pub inherited: Vec<Hop>,
+    /// TTLs the trace must still probe itself (no single interface known there:
+    /// a load balancer, or too little seen).
+    pub to_probe: Vec<u8>,
+}
+
 /// Whether a trace probing backward may stop, asked by [`Trace::want_with`]:
 /// its own probe with `ttl` got a time exceeded from `address`.
 pub trait StopCheck {
-    /// The hops below `ttl` to take from other traces, marked inherited, when
-    /// the trace may stop probing backward at `ttl`; `None` to probe further back.
-    fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Vec<Hop>>;
+    /// What to do below `ttl` when the trace may stop probing backward one TTL
+    /// at a time there; `None` to probe the TTL below and ask again.
+    fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Below>;
 }
 
 /// No stop set: a trace probes every TTL itself.
@@ -139,9 +149,20 @@ pub trait StopCheck {
 pub struct NoStopSet;
 
 impl StopCheck for NoStopSet {
-    fn inherit_below(&self, _ttl: u8, _address: Ipv4Addr) -> Option<Vec<Hop>> {
+    fn inherit_below(&self, _ttl: u8, _address: Ipv4Addr) -> Option<Below> {
         None
     }
+}
+
+/// A trace probing below its start TTL.
+#[derive(Debug)]
+struct Backward {
+    /// The start TTL and its `sent_at_ttl`, to go on forward from.
+    resume: (u8, u8),
+    /// Still probing one TTL down at a time until the stop set answers.
+    searching: bool,
+    /// TTLs left to probe once it has, popped from the back.
+    to_probe: Vec<u8>,
 }
 
 /// What the trace wants the engine to do next.
@@ -206,8 +227,8 @@ pub struct Trace {
     /// Whether the backward probing below the start TTL is decided (always,
     /// for a trace that starts at the first TTL).
     backward_decided: bool,
-    /// While probing backward: the start TTL and its `sent_at_ttl`, to go on from.
-    backward: Option<(u8, u8)>,
+    /// While probing below the start TTL.
+    backward: Option<Backward>,
     /// Hops taken from other traces, below the TTL where backward probing stopped.
     inherited: Vec<Hop>,
 }
@@ -364,41 +385,66 @@ impl Trace {
         }
     }
 
-    /// The start TTL is resolved: stop there if the stop set allows, else probe
-    /// the TTL below. Its forward rules apply once backward probing is over.
+    /// The start TTL is resolved: ask the stop set, then probe below as it says
+    /// (or one TTL down at a time when it knows nothing yet). The start TTL's
+    /// forward rules apply once backward probing is over.
     fn decide_backward(&mut self, stops: &impl StopCheck) {
         self.backward_decided = true;
-        if !self.stops_here(stops) && self.ttl > self.settings.first_ttl {
-            self.backward = Some((self.ttl, self.sent_at_ttl));
-            self.ttl -= 1;
-            self.sent_at_ttl = 0;
-        }
+        self.backward = Some(Backward {
+            resume: (self.ttl, self.sent_at_ttl),
+            searching: true,
+            to_probe: Vec::new(),
+        });
+        self.finish_backward_hop(stops);
     }
 
     fn finish_backward_hop(&mut self, stops: &impl StopCheck) {
-        if !self.stops_here(stops) && self.ttl > self.settings.first_ttl {
-            self.ttl -= 1;
+        let below = self.stop_here(stops);
+        let first_ttl = self.settings.first_ttl;
+        let ttl = self.ttl;
+        let Some(back) = self.backward.as_mut() else {
+            return;
+        };
+        if back.searching {
+            if let Some(below) = below {
+                back.searching = false;
+                back.to_probe = below.to_probe;
+                // Highest TTL first, as the search went.
+                back.to_probe.sort_unstable();
+                self.inherited = below.inherited;
+            } else if ttl > first_ttl {
+                self.ttl -= 1;
+                self.sent_at_ttl = 0;
+                return;
+            }
+        }
+        let back = self.backward.as_mut().expect("checked above");
+        if !back.searching
+            && let Some(next) = back.to_probe.pop()
+        {
+            self.ttl = next;
             self.sent_at_ttl = 0;
-        } else if let Some((ttl, sent)) = self.backward.take() {
+        } else if let Some(Backward {
+            resume: (ttl, sent),
+            ..
+        }) = self.backward.take()
+        {
             self.ttl = ttl;
             self.sent_at_ttl = sent;
         }
     }
 
-    /// Whether this trace's own time exceeded at the current TTL is in the stop
-    /// set; if so, takes the hops below from it.
-    fn stops_here(&mut self, stops: &impl StopCheck) -> bool {
+    /// What the stop set says below the current TTL, if this trace's own time
+    /// exceeded there is in it (only while searching).
+    fn stop_here(&self, stops: &impl StopCheck) -> Option<Below> {
+        if !self.backward.as_ref().is_some_and(|b| b.searching) {
+            return None;
+        }
         let transit = self.at_current_ttl().find_map(|p| match &p.reply {
             Some((reply, ReplyClass::Transit)) => Some(reply.address),
             _ => None,
-        });
-        match transit.and_then(|address| stops.inherit_below(self.ttl, address)) {
-            Some(hops) => {
-                self.inherited = hops;
-                true
-            }
-            None => false,
-        }
+        })?;
+        stops.inherit_below(self.ttl, transit)
     }
 
     /// Records that the probe asked for by [`Want::Send`] left at `now` with
@@ -882,9 +928,16 @@ mod tests {
     struct Known(Vec<u8>);
 
     impl StopCheck for Known {
-        fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Vec<Hop>> {
-            (self.0.contains(&ttl) && address == Ipv4Addr::new(10, 0, 0, ttl)).then(|| {
-                (1..ttl)
+        fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Below> {
+            if !(self.0.contains(&ttl) && address == Ipv4Addr::new(10, 0, 0, ttl)) {
+                return None;
+            }
+            // Every known TTL below is inherited, the others probed.
+            let (known, unknown): (Vec<u8>, Vec<u8>) = (1..ttl).partition(|t| self.0.contains(t));
+            Some(Below {
+                to_probe: unknown,
+                inherited: known
+                    .into_iter()
                     .map(|t| Hop {
                         ttl: t,
                         probes: Vec::new(),
@@ -897,7 +950,7 @@ mod tests {
                             },
                         }),
                     })
-                    .collect()
+                    .collect(),
             })
         }
     }
@@ -939,8 +992,8 @@ mod tests {
 
     #[test]
     fn a_trace_started_deeper_probes_backward_until_the_stop_set() {
-        // Its own reply at the start TTL is known: nothing to probe below.
-        let (trace, sent) = run_from(4, 6, &[], &Known(vec![4]));
+        // Its own reply at the start TTL is known, and every TTL below.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![1, 2, 3, 4]));
         assert_eq!(sent, [4, 5, 6]);
         assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
         let hops = trace.hops();
@@ -955,8 +1008,19 @@ mod tests {
             .collect();
         assert_eq!(inherited, [1, 2, 3]);
 
-        // Only TTL 2 is known: back from 4 to 2, then on from 5.
-        let (trace, sent) = run_from(4, 6, &[], &Known(vec![2]));
+        // TTL 2 has no single interface (a load balancer): probed, the rest inherited.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![1, 3, 4]));
+        assert_eq!(sent, [4, 2, 5, 6]);
+        let inherited: Vec<u8> = trace
+            .hops()
+            .iter()
+            .filter(|h| h.inherited.is_some())
+            .map(|h| h.ttl)
+            .collect();
+        assert_eq!(inherited, [1, 3]);
+
+        // Only TTLs 1 and 2 are known: back from 4 to 2, then on from 5.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![1, 2]));
         assert_eq!(sent, [4, 3, 2, 5, 6]);
         let hops = trace.hops();
         assert_eq!(hops.len(), 6);
@@ -968,7 +1032,7 @@ mod tests {
         assert!(trace.hops().iter().all(|h| h.inherited.is_none()));
 
         // The target answers at the start TTL: the trace still finds the hops below.
-        let (trace, sent) = run_from(4, 4, &[], &Known(vec![2]));
+        let (trace, sent) = run_from(4, 4, &[], &Known(vec![1, 2]));
         assert_eq!(sent, [4, 3, 2]);
         assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
     }
