@@ -362,6 +362,24 @@ mod tests {
         assert_eq!(plan.engine.settings.attempts, 3);
         assert_eq!(plan.engine.protocol, Protocol::Icmp);
         assert_eq!(plan.targets, [Ipv4Addr::new(175, 45, 176, 1)]);
+        assert!(plan.engine.stop_set);
+    }
+
+    #[test]
+    fn no_stop_set_turns_the_stop_set_off() {
+        let cli = parse(&[
+            "nkpath-agent",
+            "survey",
+            "--out",
+            "x.jsonl",
+            "--agent-id",
+            "t1",
+            "--no-stop-set",
+        ]);
+        let Command::Survey(args) = cli.command else {
+            panic!()
+        };
+        assert!(!args.plan().unwrap().engine.stop_set);
     }
 
     #[test]
