@@ -81,6 +81,7 @@ fn run_job(job: &Job) -> Vec<Annotated> {
             settings: TraceSettings::SURVEY,
             rates: Rates::default(),
             max_in_flight: engine::DEFAULT_MAX_IN_FLIGHT,
+            stop_set: false,
             identity: AgentIdentity {
                 agent_id: "test".into(),
                 agent_version: "0".into(),

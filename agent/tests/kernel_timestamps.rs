@@ -102,6 +102,7 @@ fn run_job(job: &Job) -> Outcome {
             settings: TraceSettings::SURVEY,
             rates: Rates::new(MAX_PPS, MAX_PPS).unwrap(),
             max_in_flight: engine::DEFAULT_MAX_IN_FLIGHT,
+            stop_set: false,
             identity: AgentIdentity {
                 agent_id: "test".into(),
                 agent_version: "0".into(),

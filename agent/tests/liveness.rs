@@ -147,6 +147,7 @@ fn run_job(job: Job) -> Outcome {
                 settings: TraceSettings::SURVEY,
                 rates,
                 max_in_flight: engine::DEFAULT_MAX_IN_FLIGHT,
+                stop_set: false,
                 identity: identity(),
                 round_id,
                 flow: FlowChoice::default(),

@@ -132,6 +132,7 @@ pub fn export(
         "asn",
         "ixp",
         "name",
+        "inherited_from",
     ])?;
     let mut paths = writer(dir, "as_paths.csv")?;
     paths.write_record([
@@ -226,6 +227,7 @@ pub fn export(
                     },
                     r.and_then(|r| names.get(&r.address).cloned())
                         .unwrap_or_default(),
+                    opt(hop.inherited.map(|from| from.target)),
                 ])?;
                 summary.hops += 1;
             }

@@ -39,12 +39,17 @@
 //! - Durations are integers with their unit in the name (`timeout_ms`,
 //!   `rtt_us`); `sent_at_us` counts from the trace's `started_at`.
 //! - Optional values are written as `null`, except these, which are left out
-//!   when empty: `mpls_labels`, `annotations`, `pause_until`, `targets`.
+//!   when empty: `mpls_labels`, `annotations`, `pause_until`, `targets`,
+//!   `inherited`.
 //!
 //! # Versioning
 //!
 //! `schema_version` is `"MAJOR.MINOR"`; this build writes
-//! [`SCHEMA_VERSION`] (`"1.0"`).
+//! [`SCHEMA_VERSION`] (`"1.1"`).
+//!
+//! - `1.1` adds `hops[].inherited` (optional): a hop the trace took from
+//!   another trace of the same survey (a Doubletree stop set) instead of
+//!   probing it with its own flow; it names that trace's target and flow.
 //!
 //! - A **minor** version only adds optional fields. Decoders ignore fields
 //!   they do not know (no type here denies unknown fields), so a `1.0` reader
@@ -130,8 +135,8 @@ pub use flow::{FlowId, Protocol};
 pub use ping::PingResult;
 pub use record::ResultRecord;
 pub use trace::{
-    AnnotationSource, Hop, HopAnnotation, MplsLabel, Probe, ProbeParams, Reply, StopReason,
-    TraceResult,
+    AnnotationSource, Hop, HopAnnotation, InheritedFrom, MplsLabel, Probe, ProbeParams, Reply,
+    StopReason, TraceResult,
 };
 pub use upload::{Refusal, UploadAck, UploadBatch};
 pub use validate::{Validate, ValidationError};

@@ -110,8 +110,26 @@ pub struct Probe {
 pub struct Hop {
     /// The probes' IP TTL. A trace's hops are sorted by TTL, each TTL once.
     pub ttl: u8,
-    /// The probes, in order of `attempt`.
+    /// The probes, in order of `attempt`. For an inherited hop, the probes of
+    /// the trace it was inherited from (their `sent_at_us` count from that
+    /// trace's start, not this one's).
     pub probes: Vec<Probe>,
+    /// Set when this trace did not probe this TTL itself but took the hop from
+    /// another trace of the same survey (a Doubletree stop set, schema 1.1):
+    /// the hop was *inferred*, not observed with this trace's flow. Absent
+    /// from the JSON for a hop the trace probed itself (and in 1.0 documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherited: Option<InheritedFrom>,
+}
+
+/// The trace an inherited [`Hop`] came from: the same agent and round probed
+/// that TTL toward `target` with `flow` and got the hop's replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InheritedFrom {
+    /// The target of the trace that probed the hop.
+    pub target: Ipv4Addr,
+    /// That trace's flow identifier.
+    pub flow: FlowId,
 }
 
 /// Where a [`HopAnnotation`] came from.
@@ -189,6 +207,11 @@ impl TraceResult {
 }
 
 impl Hop {
+    /// Whether this trace probed the hop with its own flow (not inherited).
+    pub fn is_observed(&self) -> bool {
+        self.inherited.is_none()
+    }
+
     /// The addresses that answered at this TTL, each once, in order of first
     /// reply. More than one means a load balancer or a path change.
     pub fn addresses(&self) -> Vec<Ipv4Addr> {

@@ -114,6 +114,7 @@ impl Validate for TraceResult {
         let mut previous_ttl = None;
         for (i, hop) in self.hops.iter().enumerate() {
             check_hop(hop, previous_ttl, &self.params).map_err(|e| e.within(Index("hops", i)))?;
+            check_inherited(hop, self.protocol).map_err(|e| e.within(Index("hops", i)))?;
             previous_ttl = Some(hop.ttl);
         }
         check_count("annotations", self.annotations.len(), &limits::ANNOTATIONS)?;
@@ -163,6 +164,21 @@ fn check_hop(
         previous_attempt = probe.attempt;
     }
     Ok(())
+}
+
+/// An inherited hop came from a trace of the same protocol: a flow of
+/// another protocol would name no trace of the survey.
+fn check_inherited(hop: &Hop, protocol: crate::Protocol) -> Result<(), ValidationError> {
+    match hop.inherited {
+        Some(from) if from.flow.protocol() != protocol => Err(ValidationError::new(
+            "inherited.flow.protocol",
+            format!(
+                "{}, but the trace's protocol is {protocol}: a hop is inherited only from a trace of the same protocol",
+                from.flow.protocol()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_probe(

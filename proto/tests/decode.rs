@@ -585,8 +585,34 @@ fn tcp_reply_rules_name_the_field() {
             ("hops[0].probes[0].attempt", |t| {
                 t.hops[0].probes[0].attempt = 2;
             }),
+            ("hops[0].inherited.flow.protocol", |t| {
+                if let Some(from) = t.hops[0].inherited.as_mut() {
+                    from.flow = FlowId::Udp {
+                        src_port: 40_001,
+                        dst_port: 33434,
+                    };
+                }
+            }),
         ],
     );
+}
+
+/// A 1.0 document (no `inherited`) still decodes into this build, every hop
+/// observed; a 1.1 hop's `inherited` is ignored by a reader that ignores
+/// unknown fields, as a 1.0 reader does.
+#[test]
+fn hops_without_inherited_decode_as_observed() {
+    let mut doc = to_value(&common::tcp_trace());
+    set(&mut doc, "/schema_version", Value::from("1.0"));
+    doc["hops"][0].as_object_mut().unwrap().remove("inherited");
+    let trace: TraceResult = decode_value(&doc).unwrap();
+    assert!(trace.hops.iter().all(nkpath_proto::Hop::is_observed));
+    let inherited = common::tcp_trace();
+    assert!(
+        !inherited.hops[0].is_observed(),
+        "the sample inherits hop 1"
+    );
+    assert!(inherited.hops[1].is_observed());
 }
 
 #[test]

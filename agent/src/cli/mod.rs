@@ -160,6 +160,10 @@ pub struct ProbeArgs {
     /// Identifier of this agent in the results [default: the host name].
     #[arg(long, env = "NKPATH_AGENT_ID")]
     pub agent_id: Option<String>,
+    /// Probe every hop with each trace's own flow: no stop set, no hop taken
+    /// from another trace of the survey (more probes).
+    #[arg(long)]
+    pub no_stop_set: bool,
 }
 
 /// `nkpath-agent trace`.
@@ -273,6 +277,7 @@ impl ProbeArgs {
             },
             round_id: uuid::Uuid::new_v4(),
             flow,
+            stop_set: !self.no_stop_set,
         };
         Ok(Plan {
             engine,
@@ -357,6 +362,24 @@ mod tests {
         assert_eq!(plan.engine.settings.attempts, 3);
         assert_eq!(plan.engine.protocol, Protocol::Icmp);
         assert_eq!(plan.targets, [Ipv4Addr::new(175, 45, 176, 1)]);
+        assert!(plan.engine.stop_set);
+    }
+
+    #[test]
+    fn no_stop_set_turns_the_stop_set_off() {
+        let cli = parse(&[
+            "nkpath-agent",
+            "survey",
+            "--out",
+            "x.jsonl",
+            "--agent-id",
+            "t1",
+            "--no-stop-set",
+        ]);
+        let Command::Survey(args) = cli.command else {
+            panic!()
+        };
+        assert!(!args.plan().unwrap().engine.stop_set);
     }
 
     #[test]

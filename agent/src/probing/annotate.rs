@@ -723,6 +723,7 @@ mod tests {
                             reply: Some(reply(a)),
                         },
                     ],
+                    inherited: None,
                 })
                 .collect(),
             stop_reason: StopReason::Reached,

@@ -10,13 +10,20 @@
 //! timing), expires probes whose wait is over, starts new traces, and sends the
 //! probes the traces want in random order, as far as the rate caps and the cap
 //! on probes in flight allow.
+//!
+//! With the stop set on ([`EngineConfig::stop_set`], [`crate::stop_set`]), the
+//! first traces of each /24 (its scouts) probe every TTL; the others are held
+//! until the scouts are through, then start at the deepest TTL the scouts
+//! settled and probe backward only until their own reply meets the stop set.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nkpath_proto::{FlowId, ProbeParams, Protocol, Reply, SCHEMA_VERSION, TraceResult};
+use nkpath_proto::{
+    FlowId, InheritedFrom, Probe, ProbeParams, Protocol, Reply, SCHEMA_VERSION, TraceResult,
+};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use time::OffsetDateTime;
@@ -28,10 +35,11 @@ use crate::network::Network;
 use crate::pacing::{Pacer, Rates};
 use crate::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
 use crate::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
+use crate::probing::stop_set::{SCOUTS_PER_PREFIX, StopSet};
 use crate::sockets::SocketError;
 use crate::start_order;
 use crate::targets::Slash24;
-use crate::trace::{Disposition, ReplyClass, Trace, TraceSettings, Want};
+use crate::trace::{Below, Disposition, ReplyClass, StopCheck, Trace, TraceSettings, Want};
 
 /// The ICMP echo identifiers of Paris probes come from this range; liveness pings
 /// use the other half, so neither ever mistakes the other's replies for its own.
@@ -83,6 +91,9 @@ pub struct EngineConfig {
     pub round_id: Uuid,
     /// Flow fixed by the user, if any.
     pub flow: FlowChoice,
+    /// Probe the hops a survey's traces share once (Doubletree stop sets, see
+    /// [`crate::stop_set`]); off, every trace probes every TTL with its own flow.
+    pub stop_set: bool,
 }
 
 /// What a run did, for the summary line.
@@ -229,6 +240,12 @@ struct Engine<'a, N> {
     /// The /24s where some trace parked: their traces wait out silent TTLs, so
     /// the rest of them start first (see [`crate::start_order`]).
     slow: HashSet<Slash24>,
+    /// What the traces' own probes saw, TTL by TTL, per /24 (stop set on).
+    stops: StopSet,
+    /// Per /24: its scouts, the traces that probe every TTL (stop set on).
+    scouts: HashMap<Slash24, Vec<usize>>,
+    /// Traces that have sent nothing, held until their /24's scouts are through.
+    held: Vec<usize>,
     in_flight: usize,
     pacer: &'a mut Pacer,
     wall_start: OffsetDateTime,
@@ -279,6 +296,9 @@ impl<'a, N: Network> Engine<'a, N> {
             ended: HashSet::new(),
             explorations: HashMap::new(),
             slow: HashSet::new(),
+            stops: StopSet::new(),
+            scouts: HashMap::new(),
+            held: Vec::new(),
             in_flight: 0,
             pacer,
             wall_start: OffsetDateTime::now_utc(),
@@ -302,6 +322,7 @@ impl<'a, N: Network> Engine<'a, N> {
             }
             let now = Instant::now();
             self.expire(now);
+            self.release_held();
             self.start_traces();
             let (sendable, mut wake) = self.collect(now, on_result);
             let settled = self.settle_parked(now, on_result);
@@ -309,7 +330,11 @@ impl<'a, N: Network> Engine<'a, N> {
                 continue;
             }
             wake = earliest(wake, settled.wake);
-            if self.active.is_empty() && self.waiting.is_empty() && self.parked.is_empty() {
+            if self.active.is_empty()
+                && self.waiting.is_empty()
+                && self.parked.is_empty()
+                && self.held.is_empty()
+            {
                 break;
             }
             let sent_any = self.send_some(sendable, &mut wake).await?;
@@ -333,12 +358,70 @@ impl<'a, N: Network> Engine<'a, N> {
     }
 
     fn expire(&mut self, now: Instant) {
+        let mut silent = Vec::new();
         for &i in &self.active {
             let slot = &mut self.slots[i];
-            let expired = slot.trace.expire(now);
+            silent.clear();
+            let expired = slot.trace.expire_noting(now, &mut silent);
             slot.in_flight -= expired;
             self.in_flight -= expired;
+            if self.cfg.stop_set {
+                let s24 = Slash24::of(slot.trace.target());
+                for &ttl in &silent {
+                    self.stops.observe_silence(s24, ttl);
+                }
+            }
         }
+    }
+
+    /// Decides how a trace that has sent nothing starts (stop set on): as one of
+    /// its /24's scouts from the first TTL, at the TTL its scouts settled once
+    /// they are through, or not yet (`false`: hold it).
+    fn may_start(&mut self, i: usize) -> bool {
+        let s24 = self.prefix_of(i);
+        if !self.cfg.stop_set
+            || self.per_prefix.get(&s24).copied().unwrap_or(0) <= SCOUTS_PER_PREFIX
+        {
+            return true;
+        }
+        let scouts = self.scouts.entry(s24).or_default();
+        if scouts.contains(&i) {
+            return true;
+        }
+        if scouts.len() < SCOUTS_PER_PREFIX {
+            scouts.push(i);
+            return true;
+        }
+        if !self.scouts_through(s24) {
+            return false;
+        }
+        let ttl = self.stops.start_ttl(s24, self.cfg.settings.first_ttl);
+        self.slots[i].trace.start_at(ttl);
+        true
+    }
+
+    /// Whether every scout of the /24 has ended or parked: what they settled is
+    /// all the other traces can learn from them.
+    fn scouts_through(&self, s24: Slash24) -> bool {
+        self.scouts.get(&s24).is_some_and(|scouts| {
+            scouts.iter().all(|&s| {
+                let trace = &self.slots[s].trace;
+                trace.stop_reason().is_some() || trace.is_parked()
+            })
+        })
+    }
+
+    /// Held traces whose /24's scouts are through go back to the waiting ones.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let (release, hold): (Vec<usize>, Vec<usize>) = held
+            .into_iter()
+            .partition(|&i| self.scouts_through(self.prefix_of(i)));
+        self.held = hold;
+        self.waiting.extend(release);
     }
 
     fn start_traces(&mut self) {
@@ -389,7 +472,16 @@ impl<'a, N: Network> Engine<'a, N> {
         let mut wake: Option<Instant> = None;
         let mut still_active = Vec::with_capacity(self.active.len());
         for i in std::mem::take(&mut self.active) {
-            match self.slots[i].trace.want(now) {
+            if self.slots[i].trace.unstarted() && !self.may_start(i) {
+                // Still live: it waits, like a trace not yet started.
+                self.held.push(i);
+                continue;
+            }
+            let stops = PrefixStops {
+                set: self.cfg.stop_set.then_some(&self.stops),
+                s24: self.prefix_of(i),
+            };
+            match self.slots[i].trace.want_with(now, &stops) {
                 Want::Done => {
                     let result = self.result_of(i);
                     let s24 = Slash24::of(result.target);
@@ -615,6 +707,14 @@ impl<'a, N: Network> Engine<'a, N> {
         );
         let from = record.address;
         let hop = crate::trace::answering_hop(ttl, &record);
+        let witness = (self.cfg.stop_set && class == ReplyClass::Transit).then(|| {
+            let started = slot.trace.first_sent().unwrap_or(sent_at);
+            Probe {
+                attempt: slot.trace.attempt_of(identity).unwrap_or(1),
+                sent_at_us: sent_at.saturating_duration_since(started).as_micros() as u64,
+                reply: Some(record.clone()),
+            }
+        });
         match slot.trace.reply(identity, record, class) {
             Disposition::Recorded => {
                 slot.in_flight -= 1;
@@ -624,6 +724,14 @@ impl<'a, N: Network> Engine<'a, N> {
                 *deepest = (*deepest).max(hop);
                 if self.sockets.allowlist().allows(from) {
                     self.pacer.learn_boundary(target, ttl);
+                }
+                if let Some(probe) = witness {
+                    let from_trace = InheritedFrom {
+                        target,
+                        flow: flow_id(&self.slots[i].flow),
+                    };
+                    self.stops
+                        .observe_reply(Slash24::of(target), ttl, from, probe, from_trace);
                 }
             }
             Disposition::Duplicate => self.stats.duplicates += 1,
@@ -667,6 +775,18 @@ impl<'a, N: Network> Engine<'a, N> {
                 .unwrap_or(nkpath_proto::StopReason::Cancelled),
             annotations: Vec::new(),
         }
+    }
+}
+
+/// The stop set as one trace's /24 sees it; `None` when the stop set is off.
+struct PrefixStops<'a> {
+    set: Option<&'a StopSet>,
+    s24: Slash24,
+}
+
+impl StopCheck for PrefixStops<'_> {
+    fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Below> {
+        self.set?.inherit_below(self.s24, ttl, address)
     }
 }
 

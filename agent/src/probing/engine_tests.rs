@@ -52,6 +52,7 @@ fn config(pps: u32, per_prefix_pps: u32) -> EngineConfig {
         settings: TraceSettings::SURVEY,
         rates: Rates::new(pps, per_prefix_pps).unwrap(),
         max_in_flight: engine::DEFAULT_MAX_IN_FLIGHT,
+        stop_set: false,
         identity: AgentIdentity {
             agent_id: "sim".into(),
             agent_version: "0".into(),
@@ -468,4 +469,226 @@ async fn under_per_flow_ecmp_each_trace_follows_one_branch() {
     }
     // 31 random flows all on one of two branches: one chance in 2^30.
     assert_eq!(branches_used.len(), 2, "every flow hashed to one branch");
+}
+
+// ------------------------------------------------------------------ stop sets
+
+fn with_stop_set(cfg: EngineConfig) -> EngineConfig {
+    EngineConfig {
+        stop_set: true,
+        ..cfg
+    }
+}
+
+/// The TTLs of a result's hops that were inherited, not probed by its flow.
+fn inherited_ttls(result: &TraceResult) -> Vec<u8> {
+    result
+        .hops
+        .iter()
+        .filter(|h| h.inherited.is_some())
+        .map(|h| h.ttl)
+        .collect()
+}
+
+/// Issue 9 item 2: paths into a /24 that share four hops. The scouts probe
+/// every TTL; every other trace starts at the deepest shared hop, finds its own
+/// reply there in the stop set, inherits the three hops below from a scout and
+/// probes only the rest: every target is reached with the same hop list as
+/// without the stop set, for far fewer probes.
+#[tokio::test(start_paused = true)]
+async fn a_shared_prefix_is_probed_once_with_the_stop_set() {
+    let routes = || {
+        vec![Route {
+            prefix: net("10.9.0.0/24"),
+            branches: vec![transit(0, 4)],
+            end: End::Answers,
+        }]
+    };
+    let targets = hosts("10.9.0.0/24");
+    let pps = 200;
+    let plain = survey(routes(), &targets, &config(pps, pps)).await;
+    let run = survey(routes(), &targets, &with_stop_set(config(pps, pps))).await;
+
+    let scouts = crate::probing::stop_set::SCOUTS_PER_PREFIX;
+    let full = 5;
+    let started_deeper = 2; // the shared hop at TTL 4, then the target
+    assert_eq!(plain.stats.probes_sent, (targets.len() * full) as u64);
+    assert_eq!(
+        run.stats.probes_sent,
+        (scouts * full + (targets.len() - scouts) * started_deeper) as u64
+    );
+    assert!(run.stats.probes_sent * 2 < plain.stats.probes_sent);
+
+    let plain_results = plain.by_target();
+    let mut inheriting = 0;
+    for result in run.by_target().values() {
+        nkpath_proto::Validate::validate(*result)
+            .unwrap_or_else(|e| panic!("{}: the collector would refuse it: {e}", result.target));
+        assert_eq!(result.stop_reason, StopReason::Reached, "{}", result.target);
+        assert_eq!(
+            answered(result),
+            answered(plain_results[&result.target]),
+            "{}: the same hops as when every trace probes every TTL",
+            result.target
+        );
+        let own: BTreeSet<u8> = run.probes_to(result.target).map(|p| p.ttl).collect();
+        let inherited = inherited_ttls(result);
+        if inherited.is_empty() {
+            assert_eq!(
+                own.len(),
+                full,
+                "{}: a scout probes every TTL",
+                result.target
+            );
+            continue;
+        }
+        inheriting += 1;
+        assert_eq!(inherited, [1, 2, 3], "{}", result.target);
+        assert_eq!(
+            own.into_iter().collect::<Vec<_>>(),
+            [4, 5],
+            "{}",
+            result.target
+        );
+        for hop in result.hops.iter().filter(|h| h.inherited.is_some()) {
+            let from = hop.inherited.unwrap();
+            assert_ne!(from.target, result.target);
+            assert!(
+                inherited_ttls(run.by_target()[&from.target]).is_empty(),
+                "{}: inherited from {}, which is no scout",
+                result.target,
+                from.target
+            );
+            assert_eq!(from.flow, run.by_target()[&from.target].flow);
+        }
+    }
+    assert_eq!(inheriting, targets.len() - scouts);
+    // Still about probes ÷ rate: the others wait only for the scouts' few hops.
+    let at_rate = Duration::from_secs_f64(run.stats.probes_sent as f64 / f64::from(pps));
+    assert!(
+        run.stats.elapsed <= at_rate + Duration::from_millis(100),
+        "{:?} for {} probes at {pps}/s",
+        run.stats.elapsed,
+        run.stats.probes_sent
+    );
+}
+
+/// Per-flow ECMP near the source: two branches at TTL 2 that merge at TTL 3.
+/// A trace that meets the shared TTL 3 cannot tell which branch its own flow
+/// took below, so it never inherits TTL 2: it probes back to TTL 1. Every hop
+/// a trace records, probed or inherited, lies on the branch its own flow takes.
+#[tokio::test(start_paused = true)]
+async fn ecmp_near_the_source_is_never_merged_by_the_stop_set() {
+    let branch = |b: u8| {
+        vec![
+            Node::router(Ipv4Addr::new(10, 1, 0, 1)),
+            Node::router(Ipv4Addr::new(10, 1, b, 2)),
+            Node::router(Ipv4Addr::new(10, 1, 0, 3)),
+            Node::router(Ipv4Addr::new(10, 1, 0, 4)),
+        ]
+    };
+    let routes = vec![Route {
+        prefix: net("10.9.3.0/24"),
+        branches: vec![branch(0), branch(1)],
+        end: End::Answers,
+    }];
+    let targets = hosts("10.9.3.0/24");
+    let run = survey(routes, &targets, &with_stop_set(config(200, 200))).await;
+    let mut branches_used = BTreeSet::new();
+    for result in run.by_target().values() {
+        let branches: BTreeSet<usize> = run.probes_to(result.target).map(|p| p.branch).collect();
+        assert_eq!(
+            branches.len(),
+            1,
+            "{} split over {branches:?}",
+            result.target
+        );
+        let b = *branches.first().unwrap() as u8;
+        branches_used.insert(b);
+        let expected = vec![
+            (1, Ipv4Addr::new(10, 1, 0, 1)),
+            (2, Ipv4Addr::new(10, 1, b, 2)),
+            (3, Ipv4Addr::new(10, 1, 0, 3)),
+            (4, Ipv4Addr::new(10, 1, 0, 4)),
+            (5, result.target),
+        ];
+        assert_eq!(answered(result), expected, "{}", result.target);
+        let inherited = inherited_ttls(result);
+        let own: BTreeSet<u8> = run.probes_to(result.target).map(|p| p.ttl).collect();
+        assert!(
+            own.contains(&2),
+            "{} did not probe the balancer's TTL",
+            result.target
+        );
+        assert!(
+            inherited.is_empty() || inherited == [1, 3],
+            "{} inherited {inherited:?}",
+            result.target
+        );
+        if !inherited.is_empty() {
+            assert_eq!(own.into_iter().collect::<Vec<_>>(), [2, 4, 5]);
+        }
+    }
+    assert_eq!(branches_used.len(), 2, "every flow hashed to one branch");
+    let scouts = crate::probing::stop_set::SCOUTS_PER_PREFIX;
+    assert_eq!(
+        run.stats.probes_sent,
+        (scouts * 5 + (targets.len() - scouts) * 3) as u64
+    );
+}
+
+/// A /24 silent behind its border, with the stop set: the traces after the
+/// scouts start at the border, inherit the hops before it, and still stop on
+/// the gap limit past it; parked traces end as promptly as without the stop set.
+#[tokio::test(start_paused = true)]
+async fn a_silent_slash24_still_ends_promptly_with_the_stop_set() {
+    let border = Ipv4Addr::new(10, 9, 0, 1);
+    let mut path = transit(0, 3);
+    path.push(Node::router(border));
+    let routes = || {
+        vec![Route {
+            prefix: net("10.9.1.0/24"),
+            branches: vec![path.clone()],
+            end: End::Silent,
+        }]
+    };
+    let targets = hosts("10.9.1.0/24");
+    let plain = survey(routes(), &targets, &config(200, 200)).await;
+    let cfg = with_stop_set(config(200, 200));
+    let settings = cfg.settings;
+    let run = survey(routes(), &targets, &cfg).await;
+
+    let border_ttl = 4;
+    for result in run.by_target().values() {
+        assert_eq!(
+            result.stop_reason,
+            StopReason::GapLimit,
+            "{}",
+            result.target
+        );
+        assert_eq!(answered(result).last(), Some(&(border_ttl, border)));
+        assert_eq!(
+            answered(result).len(),
+            usize::from(border_ttl),
+            "{}",
+            result.target
+        );
+        let inherited = inherited_ttls(result);
+        assert!(
+            inherited.is_empty() || inherited == [1, 2, 3],
+            "{inherited:?}"
+        );
+    }
+    let saved =
+        (targets.len() - crate::probing::stop_set::SCOUTS_PER_PREFIX) * usize::from(border_ttl - 1);
+    assert_eq!(
+        run.stats.probes_sent,
+        plain.stats.probes_sent - saved as u64
+    );
+    let last = run.last_probe();
+    assert!(
+        run.end() <= last + patience(settings.timeout) + settings.timeout,
+        "the survey ended {:?} after its last probe",
+        run.end() - last
+    );
 }

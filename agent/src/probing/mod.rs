@@ -3,7 +3,7 @@
 //! [`packet`] (probe and reply formats as typed views over bytes), [`trace`] (one Paris
 //! traceroute's state), [`engine`] (many traces at once over a [`network::Network`]),
 //! [`pacing`] (the agent's and each /24's rate caps), [`parking`] and [`start_order`] (which
-//! traces probe while others wait), [`sockets`] (the raw sockets, the one real
+//! traces probe while others wait), [`stop_set`] (hops shared by a survey's traces, probed once), [`sockets`] (the raw sockets, the one real
 //! [`network::Network`]), [`privilege`] (dropping root once they are open), [`targets`] (the
 //! allowlist no probe may leave), [`liveness`] (ping sweeps) and [`annotate`] (hop names and
 //! origin ASes over DNS).
@@ -22,5 +22,6 @@ pub mod privilege;
 mod simnet;
 pub mod sockets;
 pub mod start_order;
+pub mod stop_set;
 pub mod targets;
 pub mod trace;

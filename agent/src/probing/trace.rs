@@ -14,9 +14,16 @@
 //! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` when
 //! nothing deeper shows up in time ([`crate::parking`] decides, /24 by /24). Silent
 //! TTLs at or below the horizon do not count toward the gap.
+//!
+//! With a stop set ([`crate::stop_set`]) a trace may start deeper than the first
+//! TTL ([`Trace::start_at`]): once its start TTL is resolved it probes backward,
+//! one TTL at a time, until its own reply at some TTL lets it take the hops below
+//! from other traces ([`StopCheck`]), then goes on forward from its start TTL.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
+
+use std::collections::BTreeMap;
 
 use nkpath_proto::{Hop, Probe, Reply, StopReason};
 use tokio::time::Instant;
@@ -119,6 +126,45 @@ pub fn answering_hop(probe_ttl: u8, reply: &Reply) -> u8 {
     probe_ttl.saturating_sub(spare).max(1)
 }
 
+/// What a trace does below the TTL where its own reply met the stop set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Below {
+    /// Hops to take from other traces, marked inherited.
+    pub inherited: Vec<Hop>,
+    /// TTLs the trace must still probe itself (no single interface known there:
+    /// a load balancer, or too little seen).
+    pub to_probe: Vec<u8>,
+}
+
+/// Whether a trace probing backward may stop, asked by [`Trace::want_with`]:
+/// its own probe with `ttl` got a time exceeded from `address`.
+pub trait StopCheck {
+    /// What to do below `ttl` when the trace may stop probing backward one TTL
+    /// at a time there; `None` to probe the TTL below and ask again.
+    fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Below>;
+}
+
+/// No stop set: a trace probes every TTL itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoStopSet;
+
+impl StopCheck for NoStopSet {
+    fn inherit_below(&self, _ttl: u8, _address: Ipv4Addr) -> Option<Below> {
+        None
+    }
+}
+
+/// A trace probing below its start TTL.
+#[derive(Debug)]
+struct Backward {
+    /// The start TTL and its `sent_at_ttl`, to go on forward from.
+    resume: (u8, u8),
+    /// Still probing one TTL down at a time until the stop set answers.
+    searching: bool,
+    /// TTLs left to probe once it has, popped from the back.
+    to_probe: Vec<u8>,
+}
+
 /// What the trace wants the engine to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -178,6 +224,13 @@ pub struct Trace {
     forced_steps: u8,
     first_sent: Option<Instant>,
     stop: Option<StopReason>,
+    /// Whether the backward probing below the start TTL is decided (always,
+    /// for a trace that starts at the first TTL).
+    backward_decided: bool,
+    /// While probing below the start TTL.
+    backward: Option<Backward>,
+    /// Hops taken from other traces, below the TTL where backward probing stopped.
+    inherited: Vec<Hop>,
 }
 
 impl Trace {
@@ -194,7 +247,31 @@ impl Trace {
             forced_steps: 0,
             first_sent: None,
             stop: None,
+            backward_decided: true,
+            backward: None,
+            inherited: Vec::new(),
         }
+    }
+
+    /// Starts the trace at `ttl` instead of the first TTL (a TTL its survey
+    /// found shared by its /24's paths); TTLs below are probed backward as far
+    /// as the stop set requires. Only before the first probe; clamped to the
+    /// settings' range.
+    pub fn start_at(&mut self, ttl: u8) {
+        if self.first_sent.is_some() {
+            return;
+        }
+        let ttl = ttl.clamp(self.settings.first_ttl, self.settings.max_ttl);
+        self.ttl = ttl;
+        // The TTLs below were answered by the traces that settled them: silence
+        // at the start TTL counts toward the gap from there, as it would have.
+        self.last_answered_ttl = ttl - 1;
+        self.backward_decided = ttl == self.settings.first_ttl;
+    }
+
+    /// Whether the trace has sent no probe yet.
+    pub fn unstarted(&self) -> bool {
+        self.first_sent.is_none()
     }
 
     /// The target address.
@@ -243,14 +320,26 @@ impl Trace {
             .and_then(|i| self.probes.get(i))
     }
 
+    /// The attempt number of the probe with this identity.
+    pub fn attempt_of(&self, identity: u16) -> Option<u8> {
+        self.probe(identity).map(|p| p.attempt)
+    }
+
     fn at_current_ttl(&self) -> impl Iterator<Item = &SentProbe> {
+        // Not only the trailing probes: after backward probing, the start TTL's
+        // probes lie before those of the TTLs below it.
         let ttl = self.ttl;
-        self.probes.iter().rev().take_while(move |p| p.ttl == ttl)
+        self.probes.iter().rev().filter(move |p| p.ttl == ttl)
     }
 
     /// Decides what to do next at time `now`, advancing TTLs and stopping as the
     /// rules say. Call it after every event.
     pub fn want(&mut self, now: Instant) -> Want {
+        self.want_with(now, &NoStopSet)
+    }
+
+    /// Like [`Self::want`], with a stop set that may end backward probing.
+    pub fn want_with(&mut self, now: Instant, stops: &impl StopCheck) -> Want {
         loop {
             if self.stop.is_some() {
                 return Want::Done;
@@ -286,8 +375,76 @@ impl Trace {
                 let budget_end = self.first_sent.map(|f| f + self.settings.time_budget);
                 return Want::Wait(budget_end.map_or(deadline, |end| deadline.min(end)));
             }
-            self.finish_hop(now);
+            if self.backward.is_some() {
+                self.finish_backward_hop(stops);
+            } else if !self.backward_decided {
+                self.decide_backward(stops);
+            } else {
+                self.finish_hop(now);
+            }
         }
+    }
+
+    /// The start TTL is resolved: ask the stop set, then probe below as it says
+    /// (or one TTL down at a time when it knows nothing yet). The start TTL's
+    /// forward rules apply once backward probing is over.
+    fn decide_backward(&mut self, stops: &impl StopCheck) {
+        self.backward_decided = true;
+        self.backward = Some(Backward {
+            resume: (self.ttl, self.sent_at_ttl),
+            searching: true,
+            to_probe: Vec::new(),
+        });
+        self.finish_backward_hop(stops);
+    }
+
+    fn finish_backward_hop(&mut self, stops: &impl StopCheck) {
+        let below = self.stop_here(stops);
+        let first_ttl = self.settings.first_ttl;
+        let ttl = self.ttl;
+        let Some(back) = self.backward.as_mut() else {
+            return;
+        };
+        if back.searching {
+            if let Some(below) = below {
+                back.searching = false;
+                back.to_probe = below.to_probe;
+                // Highest TTL first, as the search went.
+                back.to_probe.sort_unstable();
+                self.inherited = below.inherited;
+            } else if ttl > first_ttl {
+                self.ttl -= 1;
+                self.sent_at_ttl = 0;
+                return;
+            }
+        }
+        let back = self.backward.as_mut().expect("checked above");
+        if !back.searching
+            && let Some(next) = back.to_probe.pop()
+        {
+            self.ttl = next;
+            self.sent_at_ttl = 0;
+        } else if let Some(Backward {
+            resume: (ttl, sent),
+            ..
+        }) = self.backward.take()
+        {
+            self.ttl = ttl;
+            self.sent_at_ttl = sent;
+        }
+    }
+
+    /// What the stop set says below the current TTL, if this trace's own time
+    /// exceeded there is in it (only while searching).
+    fn stop_here(&self, stops: &impl StopCheck) -> Option<Below> {
+        if !self.backward.as_ref().is_some_and(|b| b.searching) {
+            return None;
+        }
+        let transit = self.at_current_ttl().find_map(|p| match &p.reply {
+            Some((reply, ReplyClass::Transit)) => Some(reply.address),
+            _ => None,
+        })?;
+        stops.inherit_below(self.ttl, transit)
     }
 
     /// Records that the probe asked for by [`Want::Send`] left at `now` with
@@ -326,11 +483,17 @@ impl Trace {
     /// Marks the probes whose wait has ended by `now` as unanswered and
     /// returns how many it marked.
     pub fn expire(&mut self, now: Instant) -> usize {
+        self.expire_noting(now, &mut Vec::new())
+    }
+
+    /// Like [`Self::expire`], and appends the TTL of each probe it marked to `silent`.
+    pub fn expire_noting(&mut self, now: Instant, silent: &mut Vec<u8>) -> usize {
         let timeout = self.settings.timeout;
         let mut expired = 0;
         for probe in self.probes.iter_mut().filter(|p| !p.resolved()) {
             if probe.sent_at + timeout <= now {
                 probe.timed_out = true;
+                silent.push(probe.ttl);
                 expired += 1;
             }
         }
@@ -434,28 +597,31 @@ impl Trace {
         }
     }
 
-    /// The hops as the wire format carries them: one entry per TTL probed, in
-    /// order, each probe with its send time relative to the first probe.
+    /// The hops as the wire format carries them: one entry per TTL probed or
+    /// inherited, in TTL order; each probe of this trace with its send time
+    /// relative to the first probe.
     pub fn hops(&self) -> Vec<Hop> {
         let Some(start) = self.first_sent else {
             return Vec::new();
         };
-        let mut hops: Vec<Hop> = Vec::new();
+        let mut hops: BTreeMap<u8, Hop> = BTreeMap::new();
         for probe in &self.probes {
-            if hops.last().is_none_or(|h| h.ttl != probe.ttl) {
-                hops.push(Hop {
-                    ttl: probe.ttl,
-                    probes: Vec::new(),
-                });
-            }
-            let hop = hops.last_mut().expect("pushed above");
+            let hop = hops.entry(probe.ttl).or_insert_with(|| Hop {
+                ttl: probe.ttl,
+                probes: Vec::new(),
+                inherited: None,
+            });
             hop.probes.push(Probe {
                 attempt: probe.attempt,
                 sent_at_us: probe.sent_at.saturating_duration_since(start).as_micros() as u64,
                 reply: probe.reply.as_ref().map(|(r, _)| r.clone()),
             });
         }
-        hops
+        for hop in &self.inherited {
+            // A TTL this trace probed itself is never replaced by another's.
+            hops.entry(hop.ttl).or_insert_with(|| hop.clone());
+        }
+        hops.into_values().collect()
     }
 }
 
@@ -756,6 +922,127 @@ mod tests {
         trace.give_up();
         assert_eq!(trace.stop_reason(), Some(StopReason::GapLimit));
         assert_eq!(trace.want(now), Want::Done);
+    }
+
+    /// A stop set that knows the interface `10.0.0.<ttl>` at the TTLs in `known`.
+    struct Known(Vec<u8>);
+
+    impl StopCheck for Known {
+        fn inherit_below(&self, ttl: u8, address: Ipv4Addr) -> Option<Below> {
+            if !(self.0.contains(&ttl) && address == Ipv4Addr::new(10, 0, 0, ttl)) {
+                return None;
+            }
+            // Every known TTL below is inherited, the others probed.
+            let (known, unknown): (Vec<u8>, Vec<u8>) = (1..ttl).partition(|t| self.0.contains(t));
+            Some(Below {
+                to_probe: unknown,
+                inherited: known
+                    .into_iter()
+                    .map(|t| Hop {
+                        ttl: t,
+                        probes: Vec::new(),
+                        inherited: Some(nkpath_proto::InheritedFrom {
+                            target: Ipv4Addr::new(175, 45, 176, 200),
+                            flow: nkpath_proto::FlowId::Icmp {
+                                icmp_type: 8,
+                                icmp_code: 0,
+                                checksum: 1,
+                            },
+                        }),
+                    })
+                    .collect(),
+            })
+        }
+    }
+
+    /// Runs a trace started at `start` against a path of transit hops `10.0.0.<ttl>`
+    /// up to `reach` (the target answers there); returns it and the TTLs in
+    /// sending order.
+    fn run_from(start: u8, reach: u8, silent: &[u8], stops: &Known) -> (Trace, Vec<u8>) {
+        let mut trace = Trace::new(TARGET, TraceSettings::SURVEY);
+        trace.start_at(start);
+        let mut now = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..1000 {
+            match trace.want_with(now, stops) {
+                Want::Done => return (trace, sent),
+                Want::Parked => trace.give_up(),
+                Want::Send { ttl } => {
+                    let id = trace.next_identity();
+                    trace.sent(ttl, now);
+                    sent.push(ttl);
+                    if silent.contains(&ttl) {
+                        continue;
+                    }
+                    let (r, class) = if ttl >= reach {
+                        (reply(TARGET.octets(), 0), Reached)
+                    } else {
+                        (reply([10, 0, 0, ttl], 11), Transit)
+                    };
+                    trace.reply(id, r, class);
+                }
+                Want::Wait(at) => {
+                    now = at;
+                    trace.expire(now);
+                }
+            }
+        }
+        panic!("trace never finished");
+    }
+
+    #[test]
+    fn a_trace_started_deeper_probes_backward_until_the_stop_set() {
+        // Its own reply at the start TTL is known, and every TTL below.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![1, 2, 3, 4]));
+        assert_eq!(sent, [4, 5, 6]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
+        let hops = trace.hops();
+        assert_eq!(
+            hops.iter().map(|h| h.ttl).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        let inherited: Vec<u8> = hops
+            .iter()
+            .filter(|h| h.inherited.is_some())
+            .map(|h| h.ttl)
+            .collect();
+        assert_eq!(inherited, [1, 2, 3]);
+
+        // TTL 2 has no single interface (a load balancer): probed, the rest inherited.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![1, 3, 4]));
+        assert_eq!(sent, [4, 2, 5, 6]);
+        let inherited: Vec<u8> = trace
+            .hops()
+            .iter()
+            .filter(|h| h.inherited.is_some())
+            .map(|h| h.ttl)
+            .collect();
+        assert_eq!(inherited, [1, 3]);
+
+        // Only TTLs 1 and 2 are known: back from 4 to 2, then on from 5.
+        let (trace, sent) = run_from(4, 6, &[], &Known(vec![1, 2]));
+        assert_eq!(sent, [4, 3, 2, 5, 6]);
+        let hops = trace.hops();
+        assert_eq!(hops.len(), 6);
+        assert!(hops[0].inherited.is_some() && hops[1..].iter().all(|h| h.inherited.is_none()));
+
+        // Nothing known (or a silent TTL in the way): back to the first TTL.
+        let (trace, sent) = run_from(4, 6, &[3], &Known(vec![3]));
+        assert_eq!(sent, [4, 3, 2, 1, 5, 6]);
+        assert!(trace.hops().iter().all(|h| h.inherited.is_none()));
+
+        // The target answers at the start TTL: the trace still finds the hops below.
+        let (trace, sent) = run_from(4, 4, &[], &Known(vec![1, 2]));
+        assert_eq!(sent, [4, 3, 2]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::Reached));
+    }
+
+    #[test]
+    fn a_silent_start_counts_toward_the_gap_from_the_start_ttl() {
+        let (trace, sent) = run_from(4, 64, &[4, 5, 6, 7, 8, 9, 10], &Known(vec![]));
+        // Backward to TTL 1 (nothing known), then forward until 5 silent TTLs.
+        assert_eq!(sent, [4, 3, 2, 1, 5, 6, 7, 8]);
+        assert_eq!(trace.stop_reason(), Some(StopReason::GapLimit));
     }
 
     #[test]

@@ -290,6 +290,7 @@ impl Round<'_> {
             identity,
             round_id,
             flow: FlowChoice::default(),
+            stop_set: config.probing.stop_set,
         };
         let mut reached = 0u64;
         let mut writer_gone: Option<spool_writer::WriterGone> = None;

@@ -16,6 +16,9 @@ pub struct EntryHop {
     /// Whether the reply quoted an MPLS label stack (RFC 4950): the hop is inside a tunnel
     /// whose other hops may be hidden.
     pub mpls: bool,
+    /// Whether the trace took this hop from another trace of its survey (a stop set) instead
+    /// of probing it with its own flow: a reply for mapping, not an observation of this path.
+    pub inherited: bool,
 }
 
 /// ICMP destination unreachable.
@@ -115,6 +118,12 @@ pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -
     let through_target = target_at.map_or(hops.len(), |i| i + 1);
     // `before` is a prefix of `hops`: the entry hop is `hops[at]`.
     for hop in &hops[at..through_target] {
+        if hop.inherited {
+            reasons.push(format!(
+                "TTL {} inherited from another trace's flow, not probed by this one",
+                hop.ttl
+            ));
+        }
         if hop.mpls {
             reasons.push(format!(
                 "TTL {} answered with an MPLS label stack: hops inside the tunnel are hidden",
@@ -169,6 +178,7 @@ mod tests {
             reply: class.map(|c| (Ipv4Addr::new(192, 0, 2, ttl), c)),
             icmp: Some((11, 0)),
             mpls: false,
+            inherited: false,
         }
     }
 
@@ -297,6 +307,29 @@ mod tests {
         hops[2].icmp = Some((3, 13));
         let e = infer_entry(&hops, NK, Some(24940));
         assert_eq!((e.asn, e.inferred), (Some(4837), false));
+    }
+
+    /// Issue 9: a hop taken from another trace's flow (a stop set) is a reply for mapping,
+    /// but an entry seen through one is inferred, not observed.
+    #[test]
+    fn inherited_hops_from_entry_to_target_make_it_inferred() {
+        let hops = as_hops(&[Some(64_500), Some(4837), Some(4837), Some(NK), Some(NK)]);
+        let observed = infer_entry(&hops, NK, Some(64_500));
+        assert_eq!((observed.asn, observed.inferred), (Some(4837), false));
+        for ttl in [3u8, 4] {
+            let mut with = hops.clone();
+            with[usize::from(ttl) - 1].inherited = true;
+            let e = infer_entry(&with, NK, Some(64_500));
+            assert_eq!((e.asn, e.inferred), (Some(4837), true), "TTL {ttl}");
+            assert!(e.reasons[0].contains("inherited"), "{:?}", e.reasons);
+        }
+        // Inherited hops before the entry hop, or past the target hop, change nothing.
+        let mut with = hops.clone();
+        with[0].inherited = true;
+        with[1].inherited = true;
+        with[4].inherited = true;
+        let e = infer_entry(&with, NK, Some(64_500));
+        assert_eq!((e.asn, e.inferred), (Some(4837), false), "{:?}", e.reasons);
     }
 
     #[test]

@@ -36,7 +36,10 @@
 //! that maps to a public AS other than the target AS. It is **inferred** (not observed) when
 //! between that hop and the target hop lies an IXP, private, shared, multi-origin or
 //! unmapped hop or a silent TTL, when a hop from the entry hop to the target hop quoted an
-//! MPLS label stack (RFC 4950: the tunnel hides hops), when the entry hop's mapping prefix
+//! MPLS label stack (RFC 4950: the tunnel hides hops), when a hop from the entry hop to the
+//! target hop was inherited (taken by the agent from another trace of its survey, a
+//! Doubletree stop set, instead of probed with this trace's flow; inherited hops count as
+//! replies for mapping everywhere else), when the entry hop's mapping prefix
 //! is flagged, or when the target AS never answers. It is **unknown** when there is no such
 //! hop, or when the only such hop is in the agent's own AS (the AS of its source address) and
 //! the target AS never answers: nothing was seen beyond the agent's AS.

@@ -71,6 +71,8 @@ pub struct AnalyzedHop {
     pub mpls_labels: usize,
     /// The mapping's evidence and caveats (prefix, peers that see it).
     pub mapping: Option<MappingNote>,
+    /// Taken from another trace of the survey, not probed by this trace's flow.
+    pub inherited: bool,
 }
 
 /// The comparison of the data-plane AS path with a collector peer in the agent's AS.
@@ -262,6 +264,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
                 name: reply.and_then(|r| names.get(&r.address).cloned()),
                 icmp: reply.and_then(|r| r.icmp_type.zip(r.icmp_code)),
                 mpls_labels: reply.map_or(0, |r| r.mpls_labels.len()),
+                inherited: !hop.is_observed(),
             });
         }
         let agent_asn = self.mapper.map(state, trace.source).asn();
@@ -272,6 +275,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
                 reply: h.address.zip(h.class.clone()),
                 icmp: h.icmp,
                 mpls: h.mpls_labels > 0,
+                inherited: h.inherited,
             })
             .collect();
         let mut entry = infer_entry(&entry_hops, target_asn, agent_asn);

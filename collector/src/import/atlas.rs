@@ -274,7 +274,11 @@ fn to_trace(
             summary.note("hops without any probe dropped");
             continue;
         }
-        hops.push(Hop { ttl, probes });
+        hops.push(Hop {
+            ttl,
+            probes,
+            inherited: None,
+        });
     }
     if !sent_any {
         return Ok(None);

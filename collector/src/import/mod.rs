@@ -453,6 +453,7 @@ mod tests {
                     }),
                 })
                 .collect(),
+            inherited: None,
         }
     }
 

@@ -367,7 +367,11 @@ impl ScamperConverter {
             } else {
                 probes(&replies, start, native, summary).map_err(|e| format!("ttl {ttl}: {e}"))?
             };
-            hops.push(Hop { ttl, probes });
+            hops.push(Hop {
+                ttl,
+                probes,
+                inherited: None,
+            });
         }
         let max_seen = hops.iter().map(|h| h.probes.len()).max().unwrap_or(1);
         let attempts = u8::try_from(max_seen)

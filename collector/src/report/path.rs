@@ -70,6 +70,9 @@ pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Opti
         if h.mpls_labels > 0 {
             note.push(format!("MPLS ({} labels)", h.mpls_labels));
         }
+        if h.inherited {
+            note.push("inherited".to_owned());
+        }
         if let Some((3, code)) = h.icmp {
             note.push(format!("unreachable code {code}"));
         }

@@ -9,9 +9,9 @@
 use std::net::Ipv4Addr;
 
 use nkpath_proto::{
-    AnnotationSource, FlowId, Hop, HopAnnotation, MplsLabel, PingResult, Probe, ProbeParams,
-    Protocol, Refusal, Reply, ResultRecord, SCHEMA_VERSION, StopReason, TraceResult, UploadAck,
-    UploadBatch,
+    AnnotationSource, FlowId, Hop, HopAnnotation, InheritedFrom, MplsLabel, PingResult, Probe,
+    ProbeParams, Protocol, Refusal, Reply, ResultRecord, SCHEMA_VERSION, StopReason, TraceResult,
+    UploadAck, UploadBatch,
 };
 use time::macros::datetime;
 use uuid::{Uuid, uuid};
@@ -107,6 +107,7 @@ pub fn trace() -> TraceResult {
                     probe(1, 0, Some(time_exceeded(gateway, 412, 64, 1))),
                     probe(2, 20_000, Some(time_exceeded(gateway, 398, 64, 1))),
                 ],
+                inherited: None,
             },
             Hop {
                 ttl: 2,
@@ -114,10 +115,12 @@ pub fn trace() -> TraceResult {
                     probe(1, 40_000, None),
                     probe(2, 2_040_000, Some(time_exceeded(transit, 8_120, 253, 1))),
                 ],
+                inherited: None,
             },
             Hop {
                 ttl: 3,
                 probes: vec![probe(1, 2_060_000, Some(in_tunnel))],
+                inherited: None,
             },
             Hop {
                 ttl: 4,
@@ -126,6 +129,7 @@ pub fn trace() -> TraceResult {
                     2_080_000,
                     Some(time_exceeded(border, 188_400, 249, 0)),
                 )],
+                inherited: None,
             },
             Hop {
                 ttl: 5,
@@ -143,6 +147,7 @@ pub fn trace() -> TraceResult {
                         mpls_labels: Vec::new(),
                     }),
                 )],
+                inherited: None,
             },
         ],
         stop_reason: StopReason::Reached,
@@ -194,6 +199,14 @@ pub fn tcp_trace() -> TraceResult {
                     0,
                     Some(time_exceeded(Ipv4Addr::new(198, 51, 100, 1), 405, 64, 1)),
                 )],
+                // Probed by another trace of the survey (a stop set): schema 1.1.
+                inherited: Some(InheritedFrom {
+                    target: Ipv4Addr::new(175, 45, 176, 9),
+                    flow: FlowId::Tcp {
+                        src_port: 40_001,
+                        dst_port: 80,
+                    },
+                }),
             },
             Hop {
                 ttl: 2,
@@ -211,6 +224,7 @@ pub fn tcp_trace() -> TraceResult {
                         mpls_labels: Vec::new(),
                     }),
                 )],
+                inherited: None,
             },
         ],
         annotations: Vec::new(),

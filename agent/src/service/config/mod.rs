@@ -178,6 +178,8 @@ pub struct Probing {
     pub max_ttl: u8,
     /// Most probes awaiting an answer at once.
     pub max_in_flight: usize,
+    /// Probe the hops a round's traces share once (Doubletree stop sets).
+    pub stop_set: bool,
 }
 
 impl Probing {
@@ -390,6 +392,7 @@ token = "s3cret"
         assert_eq!(c.schedule.interval, Duration::from_mins(15));
         assert_eq!(c.schedule.max_jitter(), Duration::from_secs(90));
         assert_eq!(c.probing.rates, Rates::default());
+        assert!(c.probing.stop_set, "stop sets are on unless turned off");
         assert_eq!(c.spool.path, Path::new(DEFAULT_SPOOL_PATH));
         assert_eq!(c.user, "nobody");
         assert_eq!(c.collector.token.expose(), "s3cret");
@@ -411,6 +414,9 @@ token = "s3cret"
         assert_eq!(c.protocol, Protocol::Icmp);
         assert!(c.liveness.enabled);
         assert_eq!(c.dns.resolver, None);
+        assert!(c.probing.stop_set);
+        let off = text.replace("stop_set = true", "stop_set = false");
+        assert!(!parse(&path, &off).unwrap().probing.stop_set);
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub(super) struct RawProbing {
     pub(super) gap_limit: i64,
     pub(super) max_ttl: i64,
     pub(super) max_in_flight: i64,
+    pub(super) stop_set: bool,
 }
 
 impl Default for RawProbing {
@@ -96,6 +97,7 @@ impl Default for RawProbing {
             gap_limit: survey.gap_limit.into(),
             max_ttl: survey.max_ttl.into(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT as i64,
+            stop_set: true,
         }
     }
 }

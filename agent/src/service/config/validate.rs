@@ -329,6 +329,7 @@ impl Validator<'_> {
             gap_limit: gap_limit?,
             max_ttl: max_ttl?,
             max_in_flight: max_in_flight?,
+            stop_set: raw.stop_set,
         })
     }
 
