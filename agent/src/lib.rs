@@ -8,11 +8,3 @@
 pub mod cli;
 pub mod probing;
 pub mod service;
-
-// The flat paths of the earlier layout, so that code written against them still builds.
-pub use cli::{commands, output};
-pub use probing::{
-    annotate, engine, liveness, network, pacing, packet, parking, privilege, sockets, start_order,
-    targets, trace,
-};
-pub use service::{config, spool, spool_writer, status, upload};

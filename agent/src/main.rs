@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use nkpath_agent::cli::commands;
 use nkpath_agent::cli::{Cli, Command};
-use nkpath_agent::liveness::Pinger;
-use nkpath_agent::privilege::drop_privileges;
+use nkpath_agent::probing::liveness::Pinger;
+use nkpath_agent::probing::privilege::drop_privileges;
+use nkpath_agent::probing::sockets::RawSockets;
+use nkpath_agent::service::spool::Spool;
 use nkpath_agent::service::{self, Prepared};
-use nkpath_agent::sockets::RawSockets;
-use nkpath_agent::spool::Spool;
-use nkpath_agent::{commands, config, status};
+use nkpath_agent::service::{config, status};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

@@ -19,12 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{render, vp_lock};
-use nkpath_agent::annotate::{AnnotateSummary, Annotator, AnnotatorConfig, CYMRU_ORIGIN_ZONE};
-use nkpath_agent::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
-use nkpath_agent::pacing::Rates;
-use nkpath_agent::sockets::RawSockets;
-use nkpath_agent::targets::Allowlist;
-use nkpath_agent::trace::TraceSettings;
+use nkpath_agent::probing::annotate::{
+    AnnotateSummary, Annotator, AnnotatorConfig, CYMRU_ORIGIN_ZONE,
+};
+use nkpath_agent::probing::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
+use nkpath_agent::probing::pacing::Rates;
+use nkpath_agent::probing::sockets::RawSockets;
+use nkpath_agent::probing::targets::Allowlist;
+use nkpath_agent::probing::trace::TraceSettings;
 use nkpath_proto::{AnnotationSource, Protocol, StopReason, TraceResult};
 use nkpath_testbed::Testbed;
 use serde::{Deserialize, Serialize};

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{assert_trace_matches, flow_query, render, vp_lock};
-use nkpath_agent::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
-use nkpath_agent::liveness::{self, Pinger, SweepOptions};
-use nkpath_agent::pacing::{Pacer, Rates};
-use nkpath_agent::sockets::RawSockets;
-use nkpath_agent::targets::Allowlist;
-use nkpath_agent::trace::TraceSettings;
+use nkpath_agent::probing::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
+use nkpath_agent::probing::liveness::{self, Pinger, SweepOptions};
+use nkpath_agent::probing::pacing::{Pacer, Rates};
+use nkpath_agent::probing::sockets::RawSockets;
+use nkpath_agent::probing::targets::Allowlist;
+use nkpath_agent::probing::trace::TraceSettings;
 use nkpath_proto::{PingResult, Protocol, TraceResult, Validate};
 use nkpath_testbed::Testbed;
 use serde::{Deserialize, Serialize};

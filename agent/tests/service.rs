@@ -25,7 +25,7 @@ use std::time::Duration;
 use common::{agent_command, run_agent, shared_testbed, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Group, Pid, User};
-use nkpath_agent::spool::RoundSummary;
+use nkpath_agent::service::spool::RoundSummary;
 use nkpath_testbed::{Options, Testbed, require_tools};
 use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;

@@ -17,9 +17,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
-use nkpath_agent::config::Token;
-use nkpath_agent::spool::Spool;
-use nkpath_agent::upload::{
+use nkpath_agent::service::config::Token;
+use nkpath_agent::service::spool::Spool;
+use nkpath_agent::service::upload::{
     self, Outcome, UploadError, Uploader, UploaderConfig, effective_targets,
 };
 use nkpath_proto::{PingResult, Refusal, ResultRecord, SCHEMA_VERSION, UploadAck, UploadBatch};
@@ -461,7 +461,7 @@ async fn pause_and_targets_from_the_ack_are_stored_and_clipped() {
 
     let text = "agent_id = \"t1\"\nallowlist = [\"175.45.176.0/22\"]\ntargets = [\"175.45.176.0/24\"]\n\
                 [collector]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n";
-    let config = nkpath_agent::config::parse(Path::new("agent.toml"), text).unwrap();
+    let config = nkpath_agent::service::config::parse(Path::new("agent.toml"), text).unwrap();
     // 8.8.8.0/24 dropped; the /21 clipped to the allowlist's /22, which holds the /24.
     assert_eq!(
         effective_targets(&config, &state),

@@ -16,9 +16,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use nkpath_agent::config::Token;
-use nkpath_agent::spool::Spool;
-use nkpath_agent::upload::{self, Outcome, UploadError, Uploader, UploaderConfig};
+use nkpath_agent::service::config::Token;
+use nkpath_agent::service::spool::Spool;
+use nkpath_agent::service::upload::{self, Outcome, UploadError, Uploader, UploaderConfig};
 use nkpath_proto::{PingResult, Refusal, ResultRecord, SCHEMA_VERSION, UploadAck, UploadBatch};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
@@ -149,12 +149,12 @@ fn sorted_strings(ids: &[Uuid]) -> Vec<String> {
     s
 }
 
-fn agent_config(spool: &Path) -> nkpath_agent::config::Config {
+fn agent_config(spool: &Path) -> nkpath_agent::service::config::Config {
     let text = format!(
         "agent_id = \"t1\"\n[collector]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n[spool]\npath = {:?}\n",
         spool.display().to_string()
     );
-    nkpath_agent::config::parse(Path::new("agent.toml"), &text).unwrap()
+    nkpath_agent::service::config::parse(Path::new("agent.toml"), &text).unwrap()
 }
 
 /// The storm of the issue: a collector that refuses every result without
@@ -187,7 +187,7 @@ async fn refusals_without_an_id_quarantine_the_batch_instead_of_a_retry_storm() 
     assert_eq!(quarantined_ids(&spool), sorted_strings(&ids));
 
     // `status` shows them, with the collector's reason.
-    let status = nkpath_agent::status::report(
+    let status = nkpath_agent::service::status::report(
         &agent_config(&dir.path().join("spool.db")),
         &spool,
         OffsetDateTime::now_utc(),
@@ -464,9 +464,12 @@ async fn unreadable_spool_rows_are_quarantined_and_uploads_go_on() {
     expected.sort();
     assert_eq!(bad, expected);
 
-    let status =
-        nkpath_agent::status::report(&agent_config(&path), &spool, OffsetDateTime::now_utc())
-            .unwrap();
+    let status = nkpath_agent::service::status::report(
+        &agent_config(&path),
+        &spool,
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
     assert_eq!(status.quarantined, 4);
     let text = status.render_text();
     assert!(text.contains("garbage"), "{text}");

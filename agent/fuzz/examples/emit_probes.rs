@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use nkpath_agent::packet::{
+use nkpath_agent::probing::packet::{
     Flow, MAX_PROBE_LEN, Port, ProbeIdentity, ProbeSpec, TimeToLive, build_probe,
 };
 

@@ -9,7 +9,7 @@
 use std::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
-use nkpath_agent::packet::{Flow, Port, Reply, probe_identity};
+use nkpath_agent::probing::packet::{Flow, Port, Reply, probe_identity};
 
 /// The flows of the captured seeds (see `examples/emit_probes.rs`), so that
 /// mutations of real replies also reach the matcher's success paths.

@@ -11,11 +11,11 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use nkpath_proto::TraceResult;
 
-use crate::annotate::{Annotator, AnnotatorConfig};
 use crate::cli::Plan;
-use crate::engine::{self, RunStats};
-use crate::output::render_trace;
-use crate::sockets::RawSockets;
+use crate::cli::output::render_trace;
+use crate::probing::annotate::{Annotator, AnnotatorConfig};
+use crate::probing::engine::{self, RunStats};
+use crate::probing::sockets::RawSockets;
 
 /// How long `trace --resolver` waits for names after the trace.
 const NAME_WAIT: Duration = Duration::from_secs(3);

@@ -14,14 +14,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nkpath_proto::Protocol;
 
-use crate::engine::{
+use crate::probing::engine::{
     AgentIdentity, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT, EngineConfig,
     FlowChoice,
 };
-use crate::pacing::{DEFAULT_PER_PREFIX_PPS, DEFAULT_PPS, Rates};
-use crate::privilege::DEFAULT_USER;
-use crate::targets::{self, Allowlist, DEFAULT_TARGET};
-use crate::trace::TraceSettings;
+use crate::probing::pacing::{DEFAULT_PER_PREFIX_PPS, DEFAULT_PPS, Rates};
+use crate::probing::privilege::DEFAULT_USER;
+use crate::probing::targets::{self, Allowlist, DEFAULT_TARGET};
+use crate::probing::trace::TraceSettings;
 
 /// nkpath-agent: measures, hop by hop, the paths from this machine into North
 /// Korea's address block (175.45.176.0/22, AS131279) with Paris traceroute.
@@ -72,7 +72,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// The agent's TOML configuration (see the documented example agent.toml).
-    #[arg(long, default_value = crate::config::DEFAULT_CONFIG_PATH, env = "NKPATH_CONFIG")]
+    #[arg(long, default_value = crate::service::config::DEFAULT_CONFIG_PATH, env = "NKPATH_CONFIG")]
     pub config: PathBuf,
 }
 

@@ -11,7 +11,7 @@
 //! probes the traces want in random order, as far as the rate caps and the cap
 //! on probes in flight allow.
 //!
-//! With the stop set on ([`EngineConfig::stop_set`], [`crate::stop_set`]), the
+//! With the stop set on ([`EngineConfig::stop_set`], [`crate::probing::stop_set`]), the
 //! first traces of each /24 (its scouts) probe every TTL; the others are held
 //! until the scouts are through, then start at the deepest TTL the scouts
 //! settled and probe backward only until their own reply meets the stop set.
@@ -31,15 +31,17 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::network::Network;
-use crate::pacing::{Pacer, Rates};
-use crate::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
-use crate::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
+use crate::probing::network::Network;
+use crate::probing::pacing::{Pacer, Rates};
+use crate::probing::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
+use crate::probing::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
+use crate::probing::sockets::SocketError;
+use crate::probing::start_order;
 use crate::probing::stop_set::{SCOUTS_PER_PREFIX, StopSet};
-use crate::sockets::SocketError;
-use crate::start_order;
-use crate::targets::Slash24;
-use crate::trace::{Below, Disposition, ReplyClass, StopCheck, Trace, TraceSettings, Want};
+use crate::probing::targets::Slash24;
+use crate::probing::trace::{
+    Below, Disposition, ReplyClass, StopCheck, Trace, TraceSettings, Want,
+};
 
 /// The ICMP echo identifiers of Paris probes come from this range; liveness pings
 /// use the other half, so neither ever mistakes the other's replies for its own.
@@ -92,7 +94,7 @@ pub struct EngineConfig {
     /// Flow fixed by the user, if any.
     pub flow: FlowChoice,
     /// Probe the hops a survey's traces share once (Doubletree stop sets, see
-    /// [`crate::stop_set`]); off, every trace probes every TTL with its own flow.
+    /// [`crate::probing::stop_set`]); off, every trace probes every TTL with its own flow.
     pub stop_set: bool,
 }
 
@@ -231,14 +233,14 @@ struct Engine<'a, N> {
     /// Traces per /24 in this run.
     per_prefix: HashMap<Slash24, usize>,
     /// Per /24: the deepest hop from which any of its traces got an answer
-    /// ([`crate::trace::answering_hop`]): its horizon.
+    /// ([`crate::probing::trace::answering_hop`]): its horizon.
     deepest: HashMap<Slash24, u8>,
     /// The /24s for which some trace ended on an answer (reached or unreachable).
     ended: HashSet<Slash24>,
     /// Per /24: its pilots past the gap limit at its current horizon.
     explorations: HashMap<Slash24, Exploration>,
     /// The /24s where some trace parked: their traces wait out silent TTLs, so
-    /// the rest of them start first (see [`crate::start_order`]).
+    /// the rest of them start first (see [`crate::probing::start_order`]).
     slow: HashSet<Slash24>,
     /// What the traces' own probes saw, TTL by TTL, per /24 (stop set on).
     stops: StopSet,
@@ -532,7 +534,7 @@ impl<'a, N: Network> Engine<'a, N> {
         self.active.push(i);
     }
 
-    /// Decides the fate of parked traces /24 by /24 (see [`crate::parking`]) and
+    /// Decides the fate of parked traces /24 by /24 (see [`crate::probing::parking`]) and
     /// applies it: resumed traces and pilots go back to the active ones, traces
     /// that give up are finished.
     fn settle_parked(&mut self, now: Instant, on_result: &mut impl FnMut(TraceResult)) -> Settled {
@@ -706,7 +708,7 @@ impl<'a, N: Network> Engine<'a, N> {
             arrival.at.saturating_duration_since(sent_at),
         );
         let from = record.address;
-        let hop = crate::trace::answering_hop(ttl, &record);
+        let hop = crate::probing::trace::answering_hop(ttl, &record);
         let witness = (self.cfg.stop_set && class == ReplyClass::Transit).then(|| {
             let started = slot.trace.first_sent().unwrap_or(sent_at);
             Probe {

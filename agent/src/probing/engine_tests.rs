@@ -14,14 +14,14 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::simnet::{End, HOP_DELAY, Node, Route, SentProbe, SimNet};
-use crate::engine::{self, AgentIdentity, EngineConfig, FlowChoice, RunStats};
-use crate::pacing::Rates;
-use crate::parking::{PILOTS_PER_PREFIX, patience};
-use crate::targets::Allowlist;
-use crate::trace::TraceSettings;
+use crate::probing::engine::{self, AgentIdentity, EngineConfig, FlowChoice, RunStats};
+use crate::probing::pacing::Rates;
+use crate::probing::parking::{PILOTS_PER_PREFIX, patience};
+use crate::probing::targets::Allowlist;
+use crate::probing::trace::TraceSettings;
 
 /// A rate at which pacing never holds a lone trace back.
-const FAST: u32 = crate::pacing::MAX_PPS;
+const FAST: u32 = crate::probing::pacing::MAX_PPS;
 
 /// The wait for the first token of a fresh pacer at [`FAST`] (1/rate), rounded
 /// up to tokio's timer resolution of 1 ms.

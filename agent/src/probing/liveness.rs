@@ -41,9 +41,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::engine::{AgentIdentity, PARIS_ICMP_IDS};
-use crate::pacing::Pacer;
-use crate::targets::{Allowlist, Slash24};
+use crate::probing::engine::{AgentIdentity, PARIS_ICMP_IDS};
+use crate::probing::pacing::Pacer;
+use crate::probing::targets::{Allowlist, Slash24};
 
 /// The ICMP echo identifiers of liveness pings: the half that Paris probes never use.
 pub const LIVENESS_ICMP_IDS: RangeInclusive<u16> = 0x0000..=0x7fff;
@@ -254,11 +254,12 @@ pub async fn sweep(
     let Some(&first) = targets.first() else {
         return Ok(Vec::new());
     };
-    let source =
-        crate::sockets::source_address_for(first).map_err(|source| LivenessError::NoSource {
+    let source = crate::probing::sockets::source_address_for(first).map_err(|source| {
+        LivenessError::NoSource {
             target: first,
             source,
-        })?;
+        }
+    })?;
 
     let mut queues = job_queues(targets, opts.count);
     let mut tallies = vec![Tally::default(); targets.len()];
@@ -470,7 +471,7 @@ pub fn choose_trace_targets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pacing::Rates;
+    use crate::probing::pacing::Rates;
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()

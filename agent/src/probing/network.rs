@@ -1,7 +1,7 @@
 //! What the probing engine needs from the network, as a trait: send a probe,
 //! receive a reply with its arrival time.
 //!
-//! The agent's raw sockets ([`crate::sockets::AsyncSockets`]) are the one real
+//! The agent's raw sockets ([`crate::probing::sockets::AsyncSockets`]) are the one real
 //! implementation; the unit tests drive the engine over a simulated network
 //! (`probing::simnet`, test-only) on tokio's paused clock, so parking, pilots, the per-/24
 //! horizon and pacing are tested without root and in virtual time. The engine is
@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::sockets::SocketError;
-use crate::targets::Allowlist;
+use crate::probing::sockets::SocketError;
+use crate::probing::targets::Allowlist;
 
 /// A datagram received into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::targets::Slash24;
+use crate::probing::targets::Slash24;
 
 /// The compiled-in ceiling of the agent's packet rate. No configuration, command
 /// line or collector instruction can raise the rate above it.

@@ -4,7 +4,7 @@
 //! how many of its traces still run) and its parked traces; [`Exploration::decide`]
 //! gives each parked trace its [`Fate`], and the engine applies it.
 //!
-//! Silence past the gap limit is ambiguous (see [`crate::trace`]): the end of the
+//! Silence past the gap limit is ambiguous (see [`crate::probing::trace`]): the end of the
 //! path, or routers that rate-limit their ICMP errors. Two things can tell them
 //! apart, and a parked trace waits for neither longer than a bounded time:
 //!
@@ -68,14 +68,14 @@ pub struct PrefixFacts {
 /// What becomes of one parked trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
-    /// Deeper TTLs answer for its /24: probe on ([`crate::trace::Trace::resume`]).
+    /// Deeper TTLs answer for its /24: probe on ([`crate::probing::trace::Trace::resume`]).
     Resume,
-    /// Push it one TTL further ([`crate::trace::Trace::force_step`]).
+    /// Push it one TTL further ([`crate::probing::trace::Trace::force_step`]).
     Pilot,
     /// Stay parked, until this deadline at most (none while pilots explore: they
     /// end within one gap limit of timeouts).
     Wait(Option<Instant>),
-    /// Stop with `gap_limit` ([`crate::trace::Trace::give_up`]).
+    /// Stop with `gap_limit` ([`crate::probing::trace::Trace::give_up`]).
     GiveUp,
 }
 
@@ -201,7 +201,7 @@ mod tests {
     use nkpath_proto::{Reply, StopReason};
 
     use super::*;
-    use crate::trace::{ReplyClass, Trace, TraceSettings, Want};
+    use crate::probing::trace::{ReplyClass, Trace, TraceSettings, Want};
 
     const TIMEOUT: Duration = Duration::from_secs(2);
 

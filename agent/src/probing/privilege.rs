@@ -1,7 +1,7 @@
 //! Giving up privileges once the raw sockets are open.
 //!
 //! The agent runs on strangers' servers, so it keeps as little power as it can:
-//! after [`crate::sockets::RawSockets::open`] it calls [`drop_privileges`], which
+//! after [`crate::probing::sockets::RawSockets::open`] it calls [`drop_privileges`], which
 //! leaves the process with no capability but `CAP_NET_RAW` (in the effective and
 //! permitted sets; nothing inheritable, nothing ambient, and — when the process
 //! may change it — nothing else in the bounding set), switches from root to an

@@ -25,9 +25,9 @@ use pnet_packet::util::checksum;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::network::{Network, Received};
-use crate::sockets::SocketError;
-use crate::targets::Allowlist;
+use crate::probing::network::{Network, Received};
+use crate::probing::sockets::SocketError;
+use crate::probing::targets::Allowlist;
 
 /// One-way delay of each hop.
 pub const HOP_DELAY: Duration = Duration::from_millis(1);

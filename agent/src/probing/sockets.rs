@@ -23,9 +23,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::network::{Network, Received, arrival_from_wall};
-use crate::pacing::{MAX_PPS, TokenBucket};
-use crate::targets::Allowlist;
+use crate::probing::network::{Network, Received, arrival_from_wall};
+use crate::probing::pacing::{MAX_PPS, TokenBucket};
+use crate::probing::targets::Allowlist;
 
 /// `IPPROTO_RAW`: a raw socket that sends whole IPv4 datagrams (implies `IP_HDRINCL`).
 const IPPROTO_RAW: i32 = 255;

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::time::Duration;
 
-use crate::targets::Slash24;
+use crate::probing::targets::Slash24;
 
 /// The position in `waiting` of the trace to start next, given the /24 of each
 /// waiting trace (`prefix_of`), the /24s known to be slow, how many traces each /24

@@ -28,7 +28,7 @@ use nkpath_proto::{Hop, InheritedFrom, Probe};
 
 use crate::probing::trace::Below;
 
-use crate::targets::Slash24;
+use crate::probing::targets::Slash24;
 
 /// Own replies from one interface, and from nowhere else, that settle a TTL.
 pub const WITNESSES: u32 = 16;

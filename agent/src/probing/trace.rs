@@ -12,10 +12,10 @@
 //! second per destination). So a trace that reaches its gap limit is *parked*,
 //! not stopped: the engine resumes it when other traces toward the same /24 show
 //! that deeper TTLs do answer (its *horizon*), and stops it with `gap_limit` when
-//! nothing deeper shows up in time ([`crate::parking`] decides, /24 by /24). Silent
+//! nothing deeper shows up in time ([`crate::probing::parking`] decides, /24 by /24). Silent
 //! TTLs at or below the horizon do not count toward the gap.
 //!
-//! With a stop set ([`crate::stop_set`]) a trace may start deeper than the first
+//! With a stop set ([`crate::probing::stop_set`]) a trace may start deeper than the first
 //! TTL ([`Trace::start_at`]): once its start TTL is resolved it probes backward,
 //! one TTL at a time, until its own reply at some TTL lets it take the hops below
 //! from other traces ([`StopCheck`]), then goes on forward from its start TTL.

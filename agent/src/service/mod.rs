@@ -30,20 +30,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::annotate::AnnotateError;
-use crate::annotate::{Annotator, AnnotatorConfig};
-use crate::config::Config;
-use crate::engine::EngineError;
-use crate::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
-use crate::liveness::LivenessError;
-use crate::liveness::{self, Pinger, SweepOptions};
-use crate::pacing::Pacer;
-use crate::sockets::SocketError;
-use crate::sockets::{AsyncSockets, RawSockets};
-use crate::spool::{RoundSummary, Spool, SpoolError};
-use crate::spool_writer::{SpoolWriter, WriterGone};
-use crate::targets::{self, TargetError};
-use crate::upload::{UploadError, UploaderConfig};
+use crate::probing::annotate::AnnotateError;
+use crate::probing::annotate::{Annotator, AnnotatorConfig};
+use crate::probing::engine::EngineError;
+use crate::probing::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
+use crate::probing::liveness::LivenessError;
+use crate::probing::liveness::{self, Pinger, SweepOptions};
+use crate::probing::pacing::Pacer;
+use crate::probing::sockets::SocketError;
+use crate::probing::sockets::{AsyncSockets, RawSockets};
+use crate::probing::targets::{self, TargetError};
+use crate::service::config::Config;
+use crate::service::spool::{RoundSummary, Spool, SpoolError};
+use crate::service::spool_writer::{SpoolWriter, WriterGone};
+use crate::service::upload::{UploadError, UploaderConfig};
 
 /// How often a full spool is complained about in the log.
 const SPOOL_FULL_WARNING_EVERY: Duration = Duration::from_hours(1);

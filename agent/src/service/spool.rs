@@ -200,7 +200,7 @@ pub struct State {
     pub pause_until: Option<OffsetDateTime>,
     /// Target prefixes the collector asked for, as it sent them; they are
     /// clipped to the allowlist when used
-    /// ([`crate::upload::effective_targets`]).
+    /// ([`crate::service::upload::effective_targets`]).
     pub targets_override: Option<Vec<String>>,
     /// When the collector last sent `targets_override`.
     #[serde(with = "time::serde::rfc3339::option", default)]

@@ -7,7 +7,7 @@
 //! front of a dedicated thread. A full queue blocks the producer (backpressure,
 //! never unbounded memory); a disk slow enough to fill it slows probing down,
 //! but RTTs stay right, because replies are dated by the kernel
-//! ([`crate::network::Received::at`]). [`SpoolWriter::flush`] waits until every
+//! ([`crate::probing::network::Received::at`]). [`SpoolWriter::flush`] waits until every
 //! result handed over before it is stored and reports what was; dropping the
 //! writer stores what is queued before it returns, so a clean stop loses nothing.
 
@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use nkpath_proto::ResultRecord;
 use tokio::sync::oneshot;
 
-use crate::spool::{Spool, SpoolError};
+use crate::service::spool::{Spool, SpoolError};
 
 /// Results queued at most: a round of a /22 is 1,024 traces, so a round's
 /// results fit while the disk catches up, in a few megabytes.

@@ -7,9 +7,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::Config;
-use crate::output::printable;
-use crate::spool::{ErrorNote, Quarantined, RoundSummary, Spool, SpoolError, UploadSummary};
+use crate::cli::output::printable;
+use crate::service::config::Config;
+use crate::service::spool::{
+    ErrorNote, Quarantined, RoundSummary, Spool, SpoolError, UploadSummary,
+};
 
 /// Quarantined results listed (with their ids) by `status`.
 pub const RECENT_QUARANTINE: usize = 5;
@@ -171,7 +173,7 @@ impl StatusReport {
 pub enum StatusError {
     /// The configuration file is unreadable or invalid.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::service::config::ConfigError),
     /// The spool cannot be read.
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -180,7 +182,7 @@ pub enum StatusError {
 /// `nkpath-agent status --config FILE [--json]`: loads the configuration,
 /// reads the spool and returns the text to print.
 pub fn run(config_path: &Path, json: bool) -> Result<String, StatusError> {
-    let config = crate::config::load(config_path)?;
+    let config = crate::service::config::load(config_path)?;
     let report = gather(&config, OffsetDateTime::now_utc())?;
     Ok(if json {
         report.to_json() + "\n"
@@ -206,7 +208,7 @@ mod tests {
             "agent_id = \"t1\"\n[collector]\nurl = \"https://c.example.org\"\ntoken = \"t\"\n[spool]\npath = {:?}\nmax_results = 2\n",
             spool_path.display().to_string()
         );
-        let config = crate::config::parse(Path::new("t.toml"), &text).unwrap();
+        let config = crate::service::config::parse(Path::new("t.toml"), &text).unwrap();
         assert!(matches!(
             gather(&config, OffsetDateTime::now_utc()),
             Err(SpoolError::Missing { .. })

@@ -46,10 +46,10 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::{Config, Token};
-use crate::output::printable;
-use crate::spool::{Spool, SpoolError, State, UploadSummary};
-use crate::targets::{self, MAX_TARGETS};
+use crate::cli::output::printable;
+use crate::probing::targets::{self, MAX_TARGETS};
+use crate::service::config::{Config, Token};
+use crate::service::spool::{Spool, SpoolError, State, UploadSummary};
 
 /// The collector's upload endpoint, relative to its base URL.
 pub const RESULTS_PATH: &str = "v1/results";
@@ -690,7 +690,7 @@ pub fn effective_targets(config: &Config, state: &State) -> Vec<Ipv4Net> {
         if state.targets_override.is_some() {
             tracing::info!(
                 "the collector's target list has expired (no new one for {} rounds): probing the configured targets",
-                crate::spool::ASSIGNMENT_ROUNDS
+                crate::service::spool::ASSIGNMENT_ROUNDS
             );
         }
         return config.targets.clone();
@@ -759,7 +759,7 @@ mod tests {
         let text = format!(
             "agent_id = \"t1\"\nallowlist = {allow}\ntargets = {targets}\n[collector]\nurl = \"http://127.0.0.1:1/base/\"\ntoken = \"t\"\n"
         );
-        crate::config::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        crate::service::config::parse(std::path::Path::new("t.toml"), &text).unwrap()
     }
 
     fn nets(list: &[&str]) -> Vec<Ipv4Net> {

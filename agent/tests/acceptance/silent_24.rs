@@ -11,7 +11,7 @@ use crate::common::{
     SurveySummary, agent_command, assert_trace_matches, flow_query, read_results, render,
     scratch_dir,
 };
-use nkpath_agent::parking::PILOTS_PER_PREFIX;
+use nkpath_agent::probing::parking::PILOTS_PER_PREFIX;
 use nkpath_proto::{StopReason, TraceResult};
 use nkpath_testbed::{Options, PathEnd, Scenario, Testbed};
 

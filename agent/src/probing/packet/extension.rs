@@ -313,7 +313,7 @@ impl<'a> IcmpErrorBody<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::test_util::hex;
+    use crate::probing::packet::test_util::hex;
 
     /// RFC 4950 extension structure with one MPLS object of two entries:
     /// label 16025 TC 0 S 0 TTL 1, then label 1 TC 5 S 1 TTL 254.

@@ -158,7 +158,7 @@ impl fmt::Debug for IcmpView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::test_util::hex;
+    use crate::probing::packet::test_util::hex;
 
     /// An echo reply: identifier 0x6e6b, sequence 5, data "ab".
     const ECHO_REPLY: &str = "0000 302d 6e6b 0005 6162";

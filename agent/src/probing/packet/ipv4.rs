@@ -286,7 +286,7 @@ impl ProbeIpv4Header {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::test_util::hex;
+    use crate::probing::packet::test_util::hex;
 
     /// A UDP probe's IPv4 header followed by 8 bytes of UDP header.
     const DATAGRAM: &str = "45000020 0007 0000 0311 0000 0a4d0102 0a4d0202

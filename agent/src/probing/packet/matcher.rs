@@ -109,9 +109,9 @@ fn identity_from_sequence(seq: u32, seq_base: u32) -> Option<ProbeIdentity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::probe::{MAX_PROBE_LEN, ProbeSpec, build_probe};
-    use crate::packet::test_util::*;
-    use crate::packet::types::{Port, TimeToLive};
+    use crate::probing::packet::probe::{MAX_PROBE_LEN, ProbeSpec, build_probe};
+    use crate::probing::packet::test_util::*;
+    use crate::probing::packet::types::{Port, TimeToLive};
 
     fn identity_of(fixture: &str, flow: &Flow, target: Ipv4Addr) -> Option<u16> {
         probe_identity(&Reply::parse(&hex(fixture)).unwrap(), flow, target)

@@ -30,7 +30,7 @@
 //!
 //! ```
 //! use std::net::Ipv4Addr;
-//! use nkpath_agent::packet::{
+//! use nkpath_agent::probing::packet::{
 //!     build_probe, probe_identity, Flow, Port, ProbeIdentity, ProbeSpec, Reply, TimeToLive,
 //!     MAX_PROBE_LEN,
 //! };
@@ -57,7 +57,7 @@
 //!     Err(error) if error.is_malformed() => { /* count as malformed */ }
 //!     Err(_) => { /* irrelevant traffic */ }
 //! }
-//! # Ok::<(), nkpath_agent::packet::PacketError>(())
+//! # Ok::<(), nkpath_agent::probing::packet::PacketError>(())
 //! ```
 
 mod checksum;

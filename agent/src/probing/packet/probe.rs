@@ -374,8 +374,8 @@ pub(super) mod tests {
     use pnet_packet::tcp::TcpPacket;
 
     use super::*;
-    use crate::packet::checksum::verifies;
-    use crate::packet::test_util::hex;
+    use crate::probing::packet::checksum::verifies;
+    use crate::probing::packet::test_util::hex;
 
     pub const SRC: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
     pub const DST: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 2);

@@ -354,9 +354,11 @@ fn reject_fragment(ip: &Ipv4View<'_>, what: &'static str, whole: bool) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::extension::ORIGINAL_DATAGRAM_MIN_LEN;
-    use crate::packet::icmp::{ICMP_ECHO_REQUEST, UNREACHABLE_ADMIN_PROHIBITED, UNREACHABLE_PORT};
-    use crate::packet::test_util::*;
+    use crate::probing::packet::extension::ORIGINAL_DATAGRAM_MIN_LEN;
+    use crate::probing::packet::icmp::{
+        ICMP_ECHO_REQUEST, UNREACHABLE_ADMIN_PROHIBITED, UNREACHABLE_PORT,
+    };
+    use crate::probing::packet::test_util::*;
 
     fn parse(fixture: &str) -> Reply {
         Reply::parse(&hex(fixture)).unwrap()

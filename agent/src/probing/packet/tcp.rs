@@ -100,7 +100,7 @@ impl fmt::Debug for TcpView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::test_util::hex;
+    use crate::probing::packet::test_util::hex;
 
     /// SYN-ACK from port 80 to 40002, seq 0x11223344, ack 0x6e6b0008, with
     /// an MSS option (data offset 6).

@@ -34,9 +34,9 @@ use ipnet::Ipv4Net;
 use nkpath_proto::Protocol;
 use rand::Rng;
 
-use crate::pacing::Rates;
-use crate::targets::Allowlist;
-use crate::trace::TraceSettings;
+use crate::probing::pacing::Rates;
+use crate::probing::targets::Allowlist;
+use crate::probing::trace::TraceSettings;
 
 /// Where `nkpath-agent run` looks for its configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nkpath/agent.toml";
@@ -365,7 +365,7 @@ pub(super) fn quoted(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
+    use crate::probing::engine::{DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
 
     const MINIMAL: &str = r#"
 agent_id = "vp-fra1"

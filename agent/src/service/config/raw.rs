@@ -8,11 +8,11 @@ use nkpath_proto::Protocol;
 use serde::Deserialize;
 
 use super::{DEFAULT_BATCH_SIZE, DEFAULT_SPOOL_MAX_RESULTS, DEFAULT_SPOOL_PATH};
-use crate::engine::DEFAULT_MAX_IN_FLIGHT;
-use crate::pacing::{DEFAULT_PER_PREFIX_PPS, DEFAULT_PPS};
-use crate::privilege::DEFAULT_USER;
-use crate::targets::DEFAULT_TARGET;
-use crate::trace::TraceSettings;
+use crate::probing::engine::DEFAULT_MAX_IN_FLIGHT;
+use crate::probing::pacing::{DEFAULT_PER_PREFIX_PPS, DEFAULT_PPS};
+use crate::probing::privilege::DEFAULT_USER;
+use crate::probing::targets::DEFAULT_TARGET;
+use crate::probing::trace::TraceSettings;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,9 +17,9 @@ use super::{
     Collector, Config, DEFAULT_SPOOL_PATH, Dns, Jitter, Liveness, MAX_IN_FLIGHT, MIN_INTERVAL,
     Probing, Schedule, SpoolSettings, Token, UploadSettings, quoted,
 };
-use crate::engine::{DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
-use crate::pacing::{MAX_PPS, Rates};
-use crate::targets::{self, Allowlist, DEFAULT_TARGET, MAX_TARGETS};
+use crate::probing::engine::{DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
+use crate::probing::pacing::{MAX_PPS, Rates};
+use crate::probing::targets::{self, Allowlist, DEFAULT_TARGET, MAX_TARGETS};
 
 /// Checks raw values one by one, recording a [`Problem`] for each bad one.
 pub(super) struct Validator<'t> {
