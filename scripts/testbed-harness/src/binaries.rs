@@ -26,24 +26,63 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 fn build(name: &str) -> PathBuf {
+    // A test binary lives in target/PROFILE/deps; the binaries in target/PROFILE.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/PROFILE");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-    let status = Command::new(cargo)
-        .args(["build", "-p", name, "--bin", name, "--manifest-path"])
-        .arg(&manifest)
+    // The same selection as `cargo test --workspace` (every binary, every test
+    // target), so that features resolve as they did for the running tests: the
+    // binaries are then already built and this is a no-op. `-p NAME` alone
+    // resolves features for that package only and recompiles it and its
+    // dependencies (about a minute per binary on two cores).
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--workspace",
+            "--bins",
+            "--tests",
+            "--manifest-path",
+        ])
+        .arg(&manifest);
+    // What cargo set for this test process describes this package, not the build:
+    // build scripts that watch these variables (ring's, cc's) would rerun.
+    for (var, _) in std::env::vars_os() {
+        if var.to_str().is_some_and(describes_the_running_test) {
+            build.env_remove(&var);
+        }
+    }
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let status = build
         .stdin(Stdio::null())
         .status()
         .expect("run cargo build");
     assert!(status.success(), "building {name} failed");
-    // A test binary lives in target/PROFILE/deps; the binaries in target/PROFILE.
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let built = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/PROFILE")
-        .join(name);
+    let built = profile_dir.join(name);
     assert!(built.is_file(), "{} missing", built.display());
     built
+}
+
+/// The variables cargo sets for a running test (`CARGO_PKG_NAME`, `OUT_DIR`, ...),
+/// as opposed to those that configure cargo (`CARGO_HOME`, `CARGO_TARGET_DIR`, ...).
+fn describes_the_running_test(var: &str) -> bool {
+    const PREFIXES: [&str; 5] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_CFG_",
+    ];
+    const NAMES: [&str; 4] = [
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    PREFIXES.iter().any(|p| var.starts_with(p)) || NAMES.contains(&var)
 }
 
 /// One copy per build (named by size and time) in the temporary directory,
