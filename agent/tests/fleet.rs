@@ -9,17 +9,16 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::collector::{Collector, chown_nobody};
 use common::{Capture, agent_command, shared_testbed, wait_for};
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Group, Pid, User};
+use nix::unistd::Pid;
 use nkpath_testbed::Testbed;
 use rusqlite::{Connection, OpenFlags};
 
@@ -38,10 +37,6 @@ const PHASE2_ROUNDS: u64 = 2;
 /// are the same, only the traced addresses of a /24 without a known live host rotate.
 /// Without scheduling, six agents would send twice what three send.
 const TOLERANCE: f64 = 0.25;
-
-fn collector_binary() -> PathBuf {
-    nkpath_testbed::workspace_binary("nkpath-collector")
-}
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -63,62 +58,7 @@ fn sleep_until_round(round: u64, secs: u64) {
     }
 }
 
-struct Collector {
-    node: String,
-    listen: SocketAddr,
-    db: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
 impl Collector {
-    fn cli(&self, tb: &Testbed, args: &[&str]) -> String {
-        let out = tb
-            .command(&self.node, collector_binary())
-            .arg("--db")
-            .arg(&self.db)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run nkpath-collector");
-        assert!(
-            out.status.success(),
-            "nkpath-collector {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn start(&mut self, tb: &Testbed) {
-        let log = File::create(&self.log).unwrap();
-        let mut child = tb
-            .command(&self.node, collector_binary())
-            .arg("--db")
-            .arg(&self.db)
-            .args(["serve", "--listen", &self.listen.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start nkpath-collector serve");
-        let stdout = child.stdout.take().unwrap();
-        self.child = Some(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let first = rx.recv_timeout(Duration::from_secs(30));
-        assert!(
-            first
-                .as_deref()
-                .is_ok_and(|l| l.starts_with("listening on")),
-            "the collector did not start: {first:?}\n{}",
-            fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
     fn query<T: rusqlite::types::FromSql>(&self, sql: &str) -> Vec<(String, T)> {
         let conn = Connection::open_with_flags(&self.db, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open the collector's database");
@@ -131,21 +71,6 @@ impl Collector {
     }
 }
 
-impl Drop for Collector {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn chown_nobody(path: &Path) {
-    let user = User::from_name("nobody").unwrap().expect("user nobody");
-    let group = Group::from_name("nogroup").unwrap().expect("group nogroup");
-    std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(group.gid.as_raw())).unwrap();
-}
-
 /// An agent running `nkpath-agent run` in its vantage point until dropped.
 struct Agent {
     name: String,
@@ -155,7 +80,7 @@ struct Agent {
 
 impl Agent {
     fn start(tb: &Testbed, work: &Path, collector: &Collector, name: &str, vp: &str) -> Agent {
-        let token = collector.cli(tb, &["agent", "add", name]).trim().to_owned();
+        let token = collector.add_agent(tb, name);
         let dir = work.join(name);
         fs::create_dir(&dir).unwrap();
         chown_nobody(&dir);
@@ -288,14 +213,7 @@ fn adding_agents_keeps_the_probes_per_24_and_every_as_covered() {
         .tempdir()
         .unwrap();
     fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let service = &tb.manifest().collector;
-    let mut collector = Collector {
-        node: service.node.clone(),
-        listen: SocketAddr::new(service.address.into(), 8461),
-        db: work.path().join("collector.db"),
-        log: work.path().join("collector.log"),
-        child: None,
-    };
+    let mut collector = Collector::new(tb, work.path(), 8461);
     // BGP data from the route collector maps each agent's address to its AS.
     let mut files: Vec<PathBuf> = tb
         .rib_dumps()

@@ -3,6 +3,7 @@
 //! with the paths the routing tables give.
 #![allow(dead_code)]
 
+pub mod collector;
 pub mod pcap;
 
 use std::collections::HashMap;
