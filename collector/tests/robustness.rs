@@ -5,15 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::server::Server;
 use nkpath_collector::Db;
 use nkpath_collector::server::{AppState, app};
 use nkpath_proto::{UploadAck, decode_slice};
@@ -417,54 +418,6 @@ fn agent_supplied_text_is_escaped_on_terminal_output() {
     );
 }
 
-/// A running `serve`; killed when dropped, its log printed if the test failed.
-struct Server {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(db: &Path, extra: &[&str]) -> Self {
-        let log = db.with_extension("serve.log");
-        let mut child = Command::new(BIN)
-            .arg("--db")
-            .arg(db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("listening on "),
-            "serve did not start: {line:?}; log: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        let addr = line.trim().rsplit("://").next().unwrap().to_owned();
-        Self { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- collector log:\n{}", self.log());
-        }
-    }
-}
-
 /// Whether the server closed `stream` (EOF or reset) rather than leaving it open until the
 /// generous read timeout; `false` means still open.
 fn closed_by_server(mut stream: &TcpStream) -> bool {
@@ -500,6 +453,7 @@ async fn half_sent_requests_are_closed_and_do_not_lock_others_out() {
     };
     let server = Server::start(
         &db,
+        "127.0.0.1:0",
         &[
             "--header-timeout",
             "2",

@@ -4,15 +4,15 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::server::Server;
 use nkpath_collector::Db;
 use nkpath_collector::server::{AppState, app};
 use nkpath_proto::{UploadAck, decode_slice};
@@ -522,62 +522,6 @@ fn add_agent(db: &Path, name: &str) -> String {
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 43, "{token}");
     token
-}
-
-/// A running `serve`; killed when dropped, its log printed if the test failed.
-struct Server {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(db: &Path, listen: &str, extra: &[&str]) -> Self {
-        let log = db.with_extension(format!("{}.log", Uuid::new_v4()));
-        let mut child = Command::new(BIN)
-            .arg("--db")
-            .arg(db)
-            .args(["serve", "--listen", listen])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit("://")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(
-            line.starts_with("listening on "),
-            "serve did not start: {line:?}; log: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        Self { child, addr, log }
-    }
-
-    fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.child.id() as i32)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- collector log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
 }
 
 #[test]

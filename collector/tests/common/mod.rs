@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod server;
 pub mod traces;
 
 use std::fmt::Write as _;

@@ -1,0 +1,64 @@
+//! A running `nkpath-collector serve` for the HTTP tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nkpath-collector");
+
+/// A running `serve`; killed when dropped, its log printed if the test failed.
+pub struct Server {
+    pub child: Child,
+    /// The address it listens on (`127.0.0.1:PORT`).
+    pub addr: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `serve --listen LISTEN EXTRA...` on `db` and waits for its "listening on" line.
+    pub fn start(db: &Path, listen: &str, extra: &[&str]) -> Self {
+        let log = db.with_extension(format!("{}.log", Uuid::new_v4()));
+        let mut child = Command::new(BIN)
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--listen", listen])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("listening on "),
+            "serve did not start: {line:?}; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let addr = line.trim().rsplit("://").next().unwrap().to_owned();
+        Self { child, addr, log }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- collector log:\n{}", self.log());
+        }
+    }
+}
