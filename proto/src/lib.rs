@@ -125,6 +125,7 @@ pub mod limits;
 mod ping;
 mod record;
 mod tagged;
+pub mod text;
 mod trace;
 mod upload;
 mod validate;

@@ -1,9 +1,9 @@
 //! Printing a trace the way traceroute users expect to read it.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use nkpath_proto::text::escape_control;
 use nkpath_proto::{FlowId, Reply, TraceResult};
 
 /// Renders a trace as traceroute does: one line per TTL, the address (and name
@@ -30,7 +30,7 @@ pub fn render_trace(result: &TraceResult) -> String {
                         let _ = write!(out, " {}", reply.address);
                         if let Some(name) = name_of(result, reply.address) {
                             // A PTR name is whatever the remote DNS says.
-                            let _ = write!(out, " ({})", printable(name));
+                            let _ = write!(out, " ({})", escape_control(name));
                         }
                         if let Some(asn) = asn_of(result, reply.address) {
                             let _ = write!(out, " [AS{asn}]");
@@ -56,24 +56,6 @@ pub fn render_trace(result: &TraceResult) -> String {
     }
     let _ = writeln!(out, "stop reason: {}", stop_reason_text(result));
     out
-}
-
-/// `text` with its control characters escaped (`\u{1b}`, `\n`…), for
-/// strings from outside (DNS names, the collector's messages) that are
-/// printed to a terminal, where an escape sequence would be obeyed.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
 }
 
 fn stop_reason_text(result: &TraceResult) -> String {
@@ -160,6 +142,6 @@ mod tests {
             text.contains(r"(evil\u{1b}[2J\u{1b}]0;owned\u{7}.example\r\n)"),
             "{text}"
         );
-        assert_eq!(printable("plain.example"), "plain.example");
+        assert_eq!(escape_control("plain.example"), "plain.example");
     }
 }

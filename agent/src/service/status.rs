@@ -7,11 +7,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cli::output::printable;
 use crate::service::config::Config;
 use crate::service::spool::{
     ErrorNote, Quarantined, RoundSummary, Spool, SpoolError, UploadSummary,
 };
+use nkpath_proto::text::escape_control;
 
 /// Quarantined results listed (with their ids) by `status`.
 pub const RECENT_QUARANTINE: usize = 5;
@@ -118,14 +118,14 @@ impl StatusReport {
             let field = if q.field.is_empty() {
                 String::new()
             } else {
-                format!(" {}:", printable(&q.field))
+                format!(" {}:", escape_control(&q.field))
             };
             line(format!(
                 "  {} {} {}:{field} {}",
                 when(q.quarantined_at),
-                printable(&q.kind),
-                printable(&q.result_id),
-                printable(&q.reason)
+                escape_control(&q.kind),
+                escape_control(&q.result_id),
+                escape_control(&q.reason)
             ));
         }
         line(match &self.last_round {
@@ -149,7 +149,11 @@ impl StatusReport {
             None => "last upload:  none yet".into(),
         });
         line(match &self.last_error {
-            Some(e) => format!("last error:   {}: {}", when(e.at), printable(&e.message)),
+            Some(e) => format!(
+                "last error:   {}: {}",
+                when(e.at),
+                escape_control(&e.message)
+            ),
             None => "last error:   none".into(),
         });
         if let Some(until) = self.paused_until {
@@ -161,7 +165,7 @@ impl StatusReport {
         if let Some(targets) = &self.targets_override {
             line(format!(
                 "targets:      {} (from the collector, clipped to the allowlist)",
-                printable(&targets.join(", "))
+                escape_control(&targets.join(", "))
             ));
         }
         out

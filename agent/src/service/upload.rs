@@ -46,10 +46,10 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::cli::output::printable;
 use crate::probing::targets::{self, MAX_TARGETS};
 use crate::service::config::{Config, Token};
 use crate::service::spool::{Spool, SpoolError, State, UploadSummary};
+use nkpath_proto::text::escape_control;
 
 /// The collector's upload endpoint, relative to its base URL.
 pub const RESULTS_PATH: &str = "v1/results";
@@ -625,14 +625,13 @@ fn readable(json: &str, row_id: Uuid) -> Result<(), (String, String)> {
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     // The collector's words end up on terminals (`status`, logs).
-    let text = printable(text.trim());
-    let text = text.trim();
+    let text = escape_control(text.trim());
     if text.is_empty() {
         return "empty body".to_owned();
     }
     match text.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
+        None => text.into_owned(),
     }
 }
 
