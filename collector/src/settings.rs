@@ -89,7 +89,7 @@ pub(crate) fn get(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Op
     .optional()
 }
 
-fn put(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+pub(crate) fn put(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

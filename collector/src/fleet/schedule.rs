@@ -320,7 +320,7 @@ pub fn split_into_24s(prefixes: &[Ipv4Net]) -> Vec<Ipv4Net> {
 
 /// The /24 holding `addr`.
 pub fn slash24(addr: Ipv4Addr) -> Ipv4Net {
-    Ipv4Net::new(addr, 24).map_or_else(|_| Ipv4Net::default(), |n| n.trunc())
+    crate::bgp::prefix::covering(addr, 24)
 }
 
 #[cfg(test)]

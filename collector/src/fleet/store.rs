@@ -15,6 +15,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::schedule::{Booking, Budget, Calendar, Request, Slot, TargetNet, Vantage, slash24};
+use crate::bgp::prefix::{covering, overlaps, to_parts};
+use crate::bgp::routeset::parse_asns;
 use crate::db::migrations::OPEN_UNTIL;
 use crate::results::{format_time, parse_time};
 
@@ -55,17 +57,8 @@ pub fn budget(conn: &Connection) -> rusqlite::Result<Budget> {
 
 /// Stores the round length and the cap. Bookings already made keep their rounds.
 pub fn set_budget(conn: &Connection, budget: Budget) -> rusqlite::Result<()> {
-    for (key, value) in [
-        (KEY_ROUND, budget.round_secs.to_string()),
-        (KEY_CAP, budget.cap_pps.to_string()),
-    ] {
-        conn.execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
-    }
-    Ok(())
+    crate::settings::put(conn, KEY_ROUND, &budget.round_secs.to_string())?;
+    crate::settings::put(conn, KEY_CAP, &budget.cap_pps.to_string())
 }
 
 /// Whether the collector schedules the fleet (`fleet --schedule on`); off until turned
@@ -77,12 +70,7 @@ pub fn enabled(conn: &Connection) -> rusqlite::Result<bool> {
 /// Turns scheduling on or off. Off, acks carry no assignment: each agent keeps the last one
 /// it got until it expires, then probes its own targets.
 pub fn set_enabled(conn: &Connection, on: bool) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![KEY_ENABLED, if on { "on" } else { "off" }],
-    )?;
-    Ok(())
+    crate::settings::put(conn, KEY_ENABLED, if on { "on" } else { "off" })
 }
 
 /// What the acknowledgement of an upload carries.
@@ -303,12 +291,11 @@ fn calendar(
             budget.round_start(last),
             budget.round_start(now_round),
         )?;
+        let nets: Vec<Ipv4Net> = calendar.targets().iter().map(|t| t.net).collect();
         for (net, probes) in spent {
             let over = probes.saturating_sub(budget.probes_per_round());
-            for t in calendar.targets().to_vec() {
-                if t.net.contains(&net.network()) || net.contains(&t.net.network()) {
-                    calendar.set_overspend(t.net, over);
-                }
+            for &t in nets.iter().filter(|&&t| overlaps(t, net)) {
+                calendar.set_overspend(t, over);
             }
         }
     }
@@ -429,7 +416,7 @@ pub fn origin_of(conn: &Connection, addr: Ipv4Addr) -> rusqlite::Result<Option<u
          WHERE p.collector_id = ?1 AND p.net = ?2 AND p.len = ?3 AND p.valid_until = ?4",
     )?;
     for len in (8u8..=32).rev() {
-        let net = Ipv4Net::new(addr, len).map_or(0, |n| u32::from(n.trunc().network()));
+        let (net, _) = to_parts(covering(addr, len));
         for &collector in &collectors {
             let origins: Option<String> = stmt
                 .query_row(params![collector, net, len, OPEN_UNTIL], |r| r.get(0))
@@ -443,11 +430,9 @@ pub fn origin_of(conn: &Connection, addr: Ipv4Addr) -> rusqlite::Result<Option<u
     Ok(cached.and_then(|c| c.answer.origins.iter().min().copied()))
 }
 
+/// The lowest of a route set's origins (`'4134 4837'`).
 fn lowest_asn(origins: &str) -> Option<u32> {
-    origins
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|s| s.parse().ok())
-        .min()
+    parse_asns(origins)?.into_iter().min()
 }
 
 /// The parts of a stored result that say how many probes it sent.

@@ -144,7 +144,8 @@ fn parse_time_at(s: &str, end_of_day: bool) -> Result<OffsetDateTime, String> {
     Ok(t.assume_utc())
 }
 
-fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+/// A time argument: RFC 3339, or a date (its midnight, UTC).
+pub(crate) fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
     parse_time_at(s, false)
 }
 

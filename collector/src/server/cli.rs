@@ -69,7 +69,7 @@ pub struct ServeArgs {
     pub max_connections_per_ip: usize,
 
     /// Results that started before this time (RFC 3339 or a date, UTC) are refused.
-    #[arg(long, value_name = "TIME", default_value = "2000-01-01", value_parser = parse_earliest)]
+    #[arg(long, value_name = "TIME", default_value = "2000-01-01", value_parser = crate::report::cli::parse_time)]
     pub earliest_result: OffsetDateTime,
 
     /// Results that started more than this many hours after the collector's clock are
@@ -83,17 +83,6 @@ fn positive(s: &str) -> Result<usize, String> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("'{s}' is not a positive whole number")),
     }
-}
-
-fn parse_earliest(s: &str) -> Result<OffsetDateTime, String> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t);
-    }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &fmt)
-        .map(|d| d.midnight().assume_utc())
-        .map_err(|_| format!("'{s}' is neither RFC 3339 (2000-01-01T00:00:00Z) nor a date"))
 }
 
 impl ServeArgs {
