@@ -263,8 +263,9 @@ impl Round<'_> {
                     round_id,
                 )
                 .await?;
-                for ping in &results {
-                    self.writer.put(ResultRecord::Ping(ping.clone()))?;
+                let chosen = liveness::choose_trace_targets(&results, &all_targets);
+                for ping in results {
+                    self.writer.put(ResultRecord::Ping(ping))?;
                 }
                 // The pings are stored before tracing starts, as before the
                 // writer thread: a spool that fails ends the round here.
@@ -276,7 +277,7 @@ impl Round<'_> {
                     });
                 }
                 pings = written.pings;
-                liveness::choose_trace_targets(&results, &all_targets)
+                chosen
             }
             None => all_targets,
         };

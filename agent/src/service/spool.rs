@@ -599,8 +599,13 @@ impl Spool {
     /// expires: [`State::assignment_at`]).
     pub fn set_targets_override(&self, targets: Option<&[String]>) -> Result<(), SpoolError> {
         let at = targets.map(|_| format_time(OffsetDateTime::now_utc()));
-        self.set(keys::TARGETS_AT, at.as_ref())?;
-        self.set(keys::TARGETS, targets.map(<[String]>::to_vec).as_ref())
+        let targets = targets.map(<[String]>::to_vec);
+        // One transaction: the list and its stamp change together, with one disk sync.
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.sql())?;
+        write_state(&tx, keys::TARGETS_AT, at.as_ref()).map_err(self.sql())?;
+        write_state(&tx, keys::TARGETS, targets.as_ref()).map_err(self.sql())?;
+        tx.commit().map_err(self.sql())
     }
 
     fn count(&self, sql: &str) -> Result<u64, SpoolError> {
@@ -625,21 +630,28 @@ impl Spool {
     }
 
     fn set<T: Serialize>(&self, key: &str, value: Option<&T>) -> Result<(), SpoolError> {
-        let conn = self.conn();
-        match value {
-            Some(value) => {
-                let text = serde_json::to_string(value).expect("state values serialize");
-                conn.execute(
-                    "INSERT INTO state (key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![key, text],
-                )
-            }
-            None => conn.execute("DELETE FROM state WHERE key = ?1", [key]),
-        }
-        .map_err(self.sql())?;
-        Ok(())
+        write_state(&self.conn(), key, value).map_err(self.sql())
     }
+}
+
+/// Stores (or, with `None`, deletes) one value of the `state` table, as JSON.
+fn write_state<T: Serialize>(
+    conn: &Connection,
+    key: &str,
+    value: Option<&T>,
+) -> rusqlite::Result<()> {
+    match value {
+        Some(value) => {
+            let text = serde_json::to_string(value).expect("state values serialize");
+            conn.execute(
+                "INSERT INTO state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, text],
+            )
+        }
+        None => conn.execute("DELETE FROM state WHERE key = ?1", [key]),
+    }?;
+    Ok(())
 }
 
 /// A configured connection to the spool at `path`, its schema migrated.
