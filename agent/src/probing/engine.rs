@@ -667,9 +667,9 @@ impl<'a, N: Network> Engine<'a, N> {
         let len = packet::build_probe(&spec, &mut self.buf).map_err(|e| {
             EngineError::Settings(format!("cannot build a probe for {}: {e}", spec.dst))
         })?;
-        self.sockets.send(spec.dst, &self.buf[..len]).await?;
+        let sent_at = self.sockets.send(spec.dst, &self.buf[..len]).await?;
         let slot = &mut self.slots[i];
-        slot.trace.sent(ttl, Instant::now());
+        slot.trace.sent(ttl, sent_at);
         slot.in_flight += 1;
         self.in_flight += 1;
         Ok(())

@@ -37,12 +37,15 @@ pub trait Network: Send + Sync + 'static {
     /// The source address probes toward `dst` carry.
     fn source_for(&self, dst: Ipv4Addr) -> io::Result<Ipv4Addr>;
 
-    /// Sends one IPv4 datagram (header included) to `dst`.
+    /// Sends one IPv4 datagram (header included) to `dst` and returns when it was handed
+    /// to the kernel: the instant just before the send call, after any wait for the rate
+    /// ceiling or socket buffer. RTTs count from it, so a stall after the call can never
+    /// shorten one (a reply's kernel timestamp never precedes its probe's).
     fn send(
         &self,
         dst: Ipv4Addr,
         datagram: &[u8],
-    ) -> impl Future<Output = Result<(), SocketError>> + Send;
+    ) -> impl Future<Output = Result<Instant, SocketError>> + Send;
 
     /// Packets sent so far.
     fn sent(&self) -> u64;

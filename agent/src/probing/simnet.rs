@@ -225,7 +225,7 @@ impl Network for SimNet {
         Ok(self.source)
     }
 
-    async fn send(&self, dst: Ipv4Addr, datagram: &[u8]) -> Result<(), SocketError> {
+    async fn send(&self, dst: Ipv4Addr, datagram: &[u8]) -> Result<Instant, SocketError> {
         if !self.allowlist.allows(dst) {
             return Err(SocketError::NotAllowed(dst));
         }
@@ -236,7 +236,7 @@ impl Network for SimNet {
                 let _ = inbox.send((at, reply));
             });
         }
-        Ok(())
+        Ok(Instant::now())
     }
 
     fn sent(&self) -> u64 {

@@ -201,8 +201,9 @@ impl GuardedSender {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Sends one IPv4 datagram (header included) to `dst`.
-    pub async fn send(&self, dst: Ipv4Addr, datagram: &[u8]) -> Result<(), SocketError> {
+    /// Sends one IPv4 datagram (header included) to `dst`; returns the instant just
+    /// before the send call (see [`Network::send`]).
+    pub async fn send(&self, dst: Ipv4Addr, datagram: &[u8]) -> Result<Instant, SocketError> {
         if !self.allowlist.allows(dst) {
             return Err(SocketError::NotAllowed(dst));
         }
@@ -217,8 +218,12 @@ impl GuardedSender {
                     op: "waiting to send",
                     source,
                 })?;
+            let at = Instant::now();
             match guard.try_io(|fd| fd.get_ref().send_to(datagram, &addr)) {
-                Ok(Ok(_)) => break,
+                Ok(Ok(_)) => {
+                    self.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(at);
+                }
                 Ok(Err(source)) => {
                     return Err(SocketError::Io {
                         op: "sendto",
@@ -228,8 +233,6 @@ impl GuardedSender {
                 Err(_would_block) => {}
             }
         }
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
 
     /// The pacer upstream keeps the configured (lower) rate; this is the backstop.
@@ -260,7 +263,7 @@ impl Network for AsyncSockets {
         &self,
         dst: Ipv4Addr,
         datagram: &[u8],
-    ) -> impl Future<Output = Result<(), SocketError>> + Send {
+    ) -> impl Future<Output = Result<Instant, SocketError>> + Send {
         self.sender.send(dst, datagram)
     }
 
