@@ -96,6 +96,18 @@ fn load_mrt(tb: &Testbed, db: &mut Db) {
     }
 }
 
+/// The announced-set changes within the transition window of `at`, for failure messages.
+fn changes_around(db: &Db, at: time::OffsetDateTime) -> String {
+    let window = time::Duration::seconds(AnalysisOptions::default().transition_window_s);
+    match nkpath_collector::bgp::timeline::upstream_changes(db, at - window, at + window) {
+        Ok(c) => format!(
+            "baseline at {:?}: {:?}\nchanges: {:#?}",
+            c.baseline_time, c.baseline, c.changes
+        ),
+        Err(e) => format!("changes unreadable: {e}"),
+    }
+}
+
 fn analyze(db: &Db) -> Vec<TraceAnalysis> {
     Analyzer::new(db, Mapper::default(), AnalysisOptions::default())
         .unwrap()
@@ -284,7 +296,8 @@ fn entry_as_and_verdict_follow_the_routing_tables() {
         assert_eq!(a.verdict.kind, s.rc.verdict(t.target, entry), "{what}");
         assert!(
             !a.transitional,
-            "no BGP change in the shared testbed: {what}"
+            "no BGP change in the shared testbed: {what}\n{}",
+            changes_around(&db, t.started_at)
         );
         verdicts
             .entry(&t.agent_id)
