@@ -15,8 +15,8 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::db::{Db, DbError};
 use crate::results::format_time;
+use crate::store::{Db, DbError};
 
 /// Random bytes in a token (256 bits).
 pub const TOKEN_BYTES: usize = 32;

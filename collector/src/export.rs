@@ -14,9 +14,9 @@ use serde::Serialize;
 use crate::analysis::TraceAnalysis;
 use crate::bgp::timeline::{loaded_span, walk_target_routes};
 use crate::bgp::{BgpError, format_unix};
-use crate::db::Db;
 use crate::results::format_time;
 use crate::settings::SettingsError;
+use crate::store::Db;
 
 /// Why an export could not be written. Files already written stay in the directory; the
 /// database is only read.

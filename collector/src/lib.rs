@@ -29,7 +29,6 @@ pub mod admission;
 pub mod agents;
 pub mod analysis;
 pub mod bgp;
-pub mod db;
 pub mod export;
 pub mod fleet;
 pub mod import;
@@ -38,6 +37,7 @@ pub mod report;
 pub mod results;
 pub mod server;
 pub mod settings;
+pub mod store;
 pub mod text;
 
-pub use db::{Db, DbError};
+pub use store::{Db, DbError};

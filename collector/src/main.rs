@@ -13,7 +13,7 @@ use nkpath_collector::import::{self, Format};
 use nkpath_collector::mrt::{self, LoadOptions, LoadOutcome};
 use nkpath_collector::settings::Target;
 use nkpath_collector::text::escape_control;
-use nkpath_collector::{Db, db};
+use nkpath_collector::{Db, store};
 
 /// Stores nkpath agents' traces, loads BGP data (MRT) and checks data-plane paths into the
 /// target network against the upstreams BGP announces.
@@ -21,7 +21,7 @@ use nkpath_collector::{Db, db};
 #[command(name = "nkpath-collector", version, about, long_about = None)]
 struct Cli {
     /// The database file (SQLite; created if missing, upgraded in place if older).
-    #[arg(long, global = true, env = "NKPATH_DB", default_value = db::DEFAULT_PATH)]
+    #[arg(long, global = true, env = "NKPATH_DB", default_value = store::DEFAULT_PATH)]
     db: PathBuf,
 
     #[command(subcommand)]

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use crate::admission::{Admission, TimeWindow, check_size};
-use crate::db::{Db, DbError};
+use crate::store::{Db, DbError};
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use ipnet::Ipv4Net;
 use rusqlite::OptionalExtension;
 
-use crate::db::{Db, DbError};
+use crate::store::{Db, DbError};
 
 /// The default target: North Korea's block.
 pub const DEFAULT_TARGET_PREFIX: &str = "175.45.176.0/22";

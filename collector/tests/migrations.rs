@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use nkpath_collector::db::CURRENT_VERSION;
+use nkpath_collector::store::CURRENT_VERSION;
 use nkpath_collector::{Db, DbError};
 use rusqlite::Connection;
 

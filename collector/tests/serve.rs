@@ -496,7 +496,7 @@ async fn health_reports_version_and_database() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         v["schema_version"],
-        json!(nkpath_collector::db::CURRENT_VERSION)
+        json!(nkpath_collector::store::CURRENT_VERSION)
     );
 }
 

@@ -126,6 +126,7 @@ mod ping;
 mod record;
 mod tagged;
 pub mod text;
+pub mod timestamp;
 mod trace;
 mod upload;
 mod validate;

@@ -14,7 +14,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::bgp::PrefixMap;
-use crate::db::Db;
+use crate::store::Db;
 
 const KEY: &str = "ixp_prefixes";
 

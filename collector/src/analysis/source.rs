@@ -11,7 +11,7 @@ use super::AnalysisError;
 use super::verdict::Adjacency;
 use crate::bgp::timeline::{UpstreamChanges, upstream_changes};
 use crate::bgp::{AsPath, BgpState};
-use crate::db::Db;
+use crate::store::Db;
 
 /// What the analysis needs of BGP data.
 pub trait BgpSource {

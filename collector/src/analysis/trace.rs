@@ -17,7 +17,7 @@ use crate::bgp::aspath::Segment;
 use crate::bgp::prefix::covering;
 use crate::bgp::timeline::UpstreamChanges;
 use crate::bgp::{AsPath, BgpState};
-use crate::db::Db;
+use crate::store::Db;
 
 /// Default transition window: 15 minutes.
 pub const DEFAULT_TRANSITION_WINDOW_S: i64 = 15 * 60;

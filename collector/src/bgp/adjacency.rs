@@ -16,7 +16,7 @@ use rusqlite::{Transaction, params};
 use super::aspath::AsPath;
 use super::state::BgpError;
 use crate::analysis::verdict::Adjacency;
-use crate::db::Db;
+use crate::store::Db;
 
 /// Adjacent pairs (a < b) seen in one file, with the first and last MRT time of each.
 #[derive(Debug, Default)]

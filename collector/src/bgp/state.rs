@@ -46,8 +46,8 @@ use super::replay::{
 use super::routeset::{RouteSet, parse_asns};
 use super::upstream::{AnnouncedUpstreams, Visibility};
 use super::{ESTABLISHED, unix_seconds};
-use crate::db::Db;
 use crate::settings::{SettingsError, Target};
+use crate::store::Db;
 
 /// The maximum replay age (seconds): updates are replayed over a base (a RIB dump, or a
 /// peer's session going to Established) only up to this long after it (see the module docs).

@@ -21,7 +21,7 @@ use super::state::{
 };
 use super::unix_seconds;
 use super::upstream::{AnnouncedUpstreams, Visibility};
-use crate::db::Db;
+use crate::store::Db;
 
 /// The target routes of every collector with data at one instant.
 #[derive(Debug, Default)]

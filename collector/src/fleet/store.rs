@@ -17,8 +17,8 @@ use uuid::Uuid;
 use super::schedule::{Booking, Budget, Calendar, Request, Slot, TargetNet, Vantage, slash24};
 use crate::bgp::prefix::{covering, overlaps, to_parts};
 use crate::bgp::routeset::parse_asns;
-use crate::db::migrations::OPEN_UNTIL;
 use crate::results::{format_time, parse_time};
+use crate::store::migrations::OPEN_UNTIL;
 
 /// Default collector round: the agents' default round interval (15 minutes).
 pub const DEFAULT_ROUND_SECS: u32 = 900;

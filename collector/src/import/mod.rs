@@ -30,8 +30,8 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::{Db, DbError};
 use crate::results::{RejectedLine, decode_line, store_result};
+use crate::store::{Db, DbError};
 
 pub use records::SplitError;
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Transaction, params};
 
-use crate::db::migrations::OPEN_UNTIL;
+use crate::store::migrations::OPEN_UNTIL;
 
 /// Inserts this dump (taken at `t`) into the collector's `prefix_origins` intervals. The
 /// dump may fall before, between or after the dumps already loaded: with `tp` the previous

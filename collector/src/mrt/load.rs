@@ -5,7 +5,7 @@
 //! damaged or cut compressed stream, I/O) aborts the file's transaction, so nothing of a bad
 //! file stays behind, and the error names the file and the decompressed offset of the record.
 //!
-//! What is kept (see the schema in [`crate::db::migrations`]):
+//! What is kept (see the schema in [`crate::store::migrations`]):
 //! - RIB dumps (TABLE_DUMP_V2, legacy TABLE_DUMP): for every IPv4 unicast prefix, the route
 //!   set of its origins per peer, merged into the collector's validity intervals
 //!   (`prefix_origins`); for prefixes overlapping the target prefixes, every route's full AS
@@ -38,8 +38,8 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::input::{self, Compression, TapState};
 use super::loader::Loader;
-use crate::db::{Db, DbError};
 use crate::settings::{SettingsError, Target, resolve_target};
+use crate::store::{Db, DbError};
 
 /// What `bgp load` is told besides the file.
 #[derive(Debug, Clone, Default)]

@@ -15,7 +15,7 @@ use crate::analysis::cymru_cache::CymruCache;
 use crate::analysis::ixp::{IxpTable, read_file};
 use crate::analysis::{AnalysisOptions, Analyzer, Mapper, TraceAnalysis};
 use crate::bgp::timeline::upstream_changes;
-use crate::db::Db;
+use crate::store::Db;
 
 /// Options shared by every report and the export.
 #[derive(Debug, Clone, Args)]

@@ -11,7 +11,7 @@ use crate::analysis::TraceAnalysis;
 use crate::analysis::trace::format_age;
 use crate::analysis::units::unit_entry;
 use crate::bgp::timeline::{loaded_span, visibility_over, walk_target_routes};
-use crate::db::Db;
+use crate::store::Db;
 
 /// How rows are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -14,7 +14,7 @@ use super::connections::{self, Caps};
 use super::{AppState, Config, DEFAULT_MAX_BODY, TlsConfig};
 use crate::admission::TimeWindow;
 use crate::bgp::BgpState;
-use crate::db::Db;
+use crate::store::Db;
 use crate::text::escape_control;
 
 /// Arguments of `serve`.

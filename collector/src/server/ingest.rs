@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 use crate::admission::{self, Admission, TimeWindow};
 use crate::agents::{Authenticated, record_upload};
-use crate::db::Db;
 use crate::results::{decode_line, format_time, store_result};
+use crate::store::Db;
 
 /// Clock offsets larger than this (either way) are flagged.
 pub const CLOCK_OFFSET_LIMIT_MS: i64 = 60_000;
@@ -66,7 +66,7 @@ pub fn ingest(
     // acknowledged): refusing every result for it would lose them.
     let targets = crate::settings::stored_target(&tx)
         .map_err(|e| match e {
-            crate::settings::SettingsError::Db(crate::db::DbError::Sqlite(e)) => e,
+            crate::settings::SettingsError::Db(crate::store::DbError::Sqlite(e)) => e,
             other => rusqlite::Error::ToSqlConversionFailure(other.into()),
         })?
         .unwrap_or_default()

@@ -48,7 +48,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::admission::TimeWindow;
 use crate::agents::{self, Authenticated};
-use crate::db::{Db, DbError};
+use crate::store::{Db, DbError};
 use connections::{Caps, LimitAcceptor, Limiter, RefusalLog};
 
 /// Largest request body accepted by default: 16 MiB.

@@ -1,15 +1,29 @@
-//! The collector's SQLite database: one file, WAL mode, schema versioned with
-//! `PRAGMA user_version` and upgraded in place (see [`migrations`]).
+//! The store: the collector's SQLite database, and the only room of the collector that speaks
+//! SQL. One file, WAL mode, schema versioned with `PRAGMA user_version` and upgraded in place
+//! (see [`migrations`]).
 //!
-//! Trace results are stored exactly as received and never rewritten ([`crate::results`]);
-//! BGP data is what `bgp load` kept from MRT files ([`crate::mrt`]). Everything derived from
-//! either can be rebuilt.
+//! Every other room reads and writes through typed methods: [`Db`] for reads and single
+//! statements, [`WriteTx`] for work that must land together (an upload, an import, an MRT
+//! file). One file per kind of data:
+//!
+//! - [`results`]: agents' and imported results, their receipts;
+//! - [`agents`]: upload tokens;
+//! - [`settings`]: the target network and other key/value settings;
+//! - [`bgp`]: what `bgp load` kept from MRT files, and the BGP state read back;
+//! - [`fleet`]: fleet scheduling's bookings and counted work;
+//! - [`caches`]: Team Cymru answers and the IXP table.
 
+pub mod agents;
+pub mod bgp;
+pub mod caches;
+pub mod fleet;
 pub mod migrations;
+pub mod results;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
 pub use migrations::CURRENT_VERSION;
 
@@ -157,6 +171,13 @@ impl Db {
         &self.conn
     }
 
+    /// The connection, for tests that check tables directly (feature `test-sql`, which only
+    /// the integration tests enable; unit tests have `cfg(test)`).
+    #[cfg(any(test, feature = "test-sql"))]
+    pub fn sql_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The underlying connection, for writing within this crate.
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
@@ -167,5 +188,38 @@ impl Db {
         Ok(self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+/// A write transaction (SQLite `BEGIN IMMEDIATE`: it holds the write lock from the start, so
+/// it never fails half-way on a lock). What is written through it lands at [`commit`] or, when
+/// it is dropped uncommitted (an error, a panic), not at all.
+///
+/// [`commit`]: WriteTx::commit
+#[derive(Debug)]
+pub struct WriteTx<'db> {
+    tx: Transaction<'db>,
+}
+
+impl Db {
+    /// Starts a write transaction.
+    pub fn write(&mut self) -> Result<WriteTx<'_>, DbError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(WriteTx { tx })
+    }
+}
+
+impl WriteTx<'_> {
+    /// Makes everything written through this transaction durable.
+    pub fn commit(self) -> Result<(), DbError> {
+        self.tx.commit()?;
+        Ok(())
+    }
+
+    /// The transaction's connection, for the store's own files.
+    fn sql(&self) -> &Connection {
+        &self.tx
     }
 }

@@ -1,0 +1,1 @@
+//! See the [store](super) overview.
