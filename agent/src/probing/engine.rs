@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::probing::network::Network;
-use crate::probing::sockets::SocketError;
+use crate::probing::network::SocketError;
 use crate::probing::pacing::{Pacer, Rates};
 use crate::probing::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
 use crate::probing::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
