@@ -8,7 +8,8 @@ use nkpath_proto::{FlowId, Reply, ReplyKind, TraceResult, UnreachableCode};
 
 /// Renders a trace as traceroute does: one line per TTL, the address (and name
 /// when known) each time it changes, the RTT of every probe, `*` for silence,
-/// and `!X`-style marks for unreachables.
+/// and `!X`-style marks for unreachables. Origin ASes are the collector's to
+/// say (from BGP data); the agent does not look them up.
 pub fn render_trace(result: &TraceResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -31,9 +32,6 @@ pub fn render_trace(result: &TraceResult) -> String {
                         if let Some(name) = name_of(result, reply.address) {
                             // A PTR name is whatever the remote DNS says.
                             let _ = write!(out, " ({})", escape_control(name));
-                        }
-                        if let Some(asn) = asn_of(result, reply.address) {
-                            let _ = write!(out, " [AS{asn}]");
                         }
                         last = Some(reply.address);
                     }
@@ -81,14 +79,6 @@ fn name_of(result: &TraceResult, addr: Ipv4Addr) -> Option<&str> {
         .iter()
         .find(|a| a.address == addr && a.name.is_some())
         .and_then(|a| a.name.as_deref())
-}
-
-fn asn_of(result: &TraceResult, addr: Ipv4Addr) -> Option<u32> {
-    result
-        .annotations
-        .iter()
-        .filter(|a| a.address == addr)
-        .find_map(|a| a.asn)
 }
 
 /// traceroute's marks: `!N` network, `!H` host, `!P` protocol unreachable,
