@@ -109,6 +109,7 @@
 
 pub mod cymru;
 pub mod entry;
+mod error;
 pub mod hopmap;
 pub mod ixp;
 pub mod source;
@@ -119,23 +120,7 @@ pub mod verdict;
 
 pub use entry::{Entry, EntryHop, infer_entry};
 
-use crate::bgp::BgpError;
-use crate::settings::SettingsError;
-
-/// Why traces could not be analysed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AnalysisError {
-    /// The BGP data could not be read.
-    #[error("reading BGP data: {0}")]
-    Bgp(#[from] BgpError),
-    /// The target settings could not be read.
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    /// A time the BGP data names cannot be represented (a corrupt stored row).
-    #[error("BGP data names time {0} (UNIX seconds), out of range: the database is damaged")]
-    TimeOutOfRange(i64),
-}
+pub use error::AnalysisError;
 pub use hopmap::{HopClass, Mapper};
 pub use source::{BgpSource, MemoryBgp};
 pub use trace::{AnalysisOptions, Analyzer, TraceAnalysis};

@@ -7,7 +7,7 @@
 
 use time::OffsetDateTime;
 
-use super::AnalysisError;
+use super::error::AnalysisError;
 use super::verdict::Adjacency;
 use crate::bgp::timeline::UpstreamChanges;
 use crate::bgp::{AsPath, BgpState};

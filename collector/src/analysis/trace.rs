@@ -8,8 +8,8 @@ use ipnet::Ipv4Net;
 use nkpath_proto::{Reply, ReplyKind, TraceResult};
 use time::OffsetDateTime;
 
-use super::AnalysisError;
 use super::entry::{Entry, EntryHop, infer_entry};
+use super::error::AnalysisError;
 use super::hopmap::{HopClass, Mapper, MappingNote};
 use super::source::BgpSource;
 use super::verdict::{Adjacency, AnnouncedPrefix, Verdict, VerdictKind, announced_for, verdict};
