@@ -8,6 +8,8 @@
 //! - [`server`]: the HTTP API agents upload to (`serve`); [`agents`]: their tokens.
 //! - [`bgp`]: the BGP state at a time t, announced upstreams of the target AS, their
 //!   visibility, and how they changed.
+//! - [`analysis`]: the pure analysis core (hop mapping, entry AS, verdicts); [`sources`]:
+//!   its inputs from the database, the DNS and files.
 //!
 //! ```no_run
 //! use nkpath_collector::{Db, bgp::BgpState, mrt};
@@ -37,6 +39,7 @@ pub mod report;
 pub mod results;
 pub mod server;
 pub mod settings;
+pub mod sources;
 pub mod store;
 pub mod text;
 

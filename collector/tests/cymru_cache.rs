@@ -13,8 +13,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nkpath_collector::Db;
-use nkpath_collector::analysis::cymru::{CymruLookup, DnsTxtResolver, OriginLookup};
-use nkpath_collector::analysis::cymru_cache::{CYMRU_CACHE_TTL, CymruCache};
+use nkpath_collector::analysis::cymru::{CymruAnswer, OriginLookup};
+use nkpath_collector::sources::cymru::CymruLookup;
+use nkpath_collector::sources::cymru_cache::{CYMRU_CACHE_TTL, CymruCache};
+use nkpath_collector::sources::dns::DnsTxtResolver;
 use time::OffsetDateTime;
 
 /// What the responder does with a name.
@@ -139,12 +141,12 @@ fn responder() -> Responder {
 fn run(db: &Db, server: SocketAddr) -> CymruLookup<'_> {
     CymruLookup::new(
         DnsTxtResolver::new(Some(server)).unwrap(),
-        Some(CymruCache::new(db.conn())),
+        Some(CymruCache::new(db)),
     )
 }
 
 fn stored(db: &Db, addr: &str) -> Option<(Option<String>, Option<String>, String)> {
-    db.conn()
+    db.sql_for_tests()
         .query_row(
             "SELECT origins, prefix, looked_up_at FROM cymru_cache WHERE address = ?1",
             [addr],
@@ -179,7 +181,7 @@ fn answers_are_stored_with_their_time_and_reused_without_dns() {
     let (origins, prefix, at) = stored(&db, KNOWN).expect("answer stored");
     assert_eq!(origins.as_deref(), Some("4837 4134"));
     assert_eq!(prefix.as_deref(), Some("62.115.1.0/24"));
-    let at = nkpath_collector::results::parse_time(&at).unwrap();
+    let at = nkpath_proto::timestamp::parse(&at).unwrap();
     assert!(before <= at && at <= after, "{at} not in {before}..{after}");
     // "Nothing known" is an answer too, stored without origins.
     let (origins, prefix, _) = stored(&db, NOTHING).expect("empty answer stored");
@@ -197,13 +199,13 @@ fn answers_are_stored_with_their_time_and_reused_without_dns() {
 fn a_stale_entry_is_looked_up_again_and_replaced() {
     let db = Db::open_in_memory().unwrap();
     let dns = responder();
-    let cache = CymruCache::new(db.conn());
+    let cache = CymruCache::new(&db);
     let old = OffsetDateTime::now_utc() - CYMRU_CACHE_TTL - time::Duration::hours(1);
     // An old answer that has since changed: the stale entry must not be used.
     cache
         .put(
             ip(KNOWN),
-            &nkpath_collector::analysis::cymru::CymruAnswer {
+            &CymruAnswer {
                 origins: vec![64_500],
                 prefix: Some("62.115.0.0/16".parse().unwrap()),
             },
@@ -215,7 +217,7 @@ fn a_stale_entry_is_looked_up_again_and_replaced() {
     cache
         .put(
             ip(NOTHING),
-            &nkpath_collector::analysis::cymru::CymruAnswer {
+            &CymruAnswer {
                 origins: vec![64_501],
                 prefix: Some("62.115.1.0/24".parse().unwrap()),
             },
@@ -242,7 +244,7 @@ fn a_failed_lookup_is_not_stored() {
     assert!(dns.queries() >= 1);
     assert_eq!(stored(&db, SILENT), None);
     let n: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM cymru_cache", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);

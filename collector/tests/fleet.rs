@@ -12,10 +12,10 @@ use axum::http::{Request, StatusCode, header};
 use ipnet::Ipv4Net;
 use nkpath_collector::Db;
 use nkpath_collector::analysis::cymru::CymruAnswer;
-use nkpath_collector::analysis::cymru_cache::CymruCache;
 use nkpath_collector::fleet::schedule::Budget;
 use nkpath_collector::fleet::store;
 use nkpath_collector::server::{AppState, app};
+use nkpath_collector::sources::cymru_cache::CymruCache;
 use nkpath_proto::{UploadAck, decode_slice};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -78,7 +78,7 @@ impl Fleet {
             ("b1", "198.51.100.1", 64_501),
         ] {
             let token = db.add_agent(name).unwrap().token.expose().to_owned();
-            CymruCache::new(db.conn())
+            CymruCache::new(&db)
                 .put(
                     addr.parse().unwrap(),
                     &CymruAnswer {

@@ -207,7 +207,7 @@ fn version_3_upgrades_in_place_keeps_its_uploads_and_gains_the_cymru_cache() {
         .query_row("SELECT count(*) FROM cymru_cache", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
-    let cache = nkpath_collector::analysis::cymru_cache::CymruCache::new(db.conn());
+    let cache = nkpath_collector::sources::cymru_cache::CymruCache::new(&db);
     let addr = "198.51.100.9".parse().unwrap();
     let answer = nkpath_collector::analysis::cymru::CymruAnswer {
         origins: vec![4837],

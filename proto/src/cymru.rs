@@ -1,5 +1,5 @@
-//! Team Cymru's IP-to-ASN answers, read the same way by the agent (hop
-//! annotations) and the collector (addresses no loaded BGP table covers).
+//! Team Cymru's IP-to-ASN answers, as the collector reads them for addresses
+//! no loaded BGP table covers (no I/O here: the collector asks the DNS).
 //!
 //! A TXT query for `D.C.B.A.origin.asn.cymru.com` answers one record per
 //! announced prefix covering the address:

@@ -23,8 +23,11 @@
 //! `"protocol"`), one [`Hop`] per TTL probed with every [`Probe`] sent and
 //! the [`Reply`] matched to it (`null` when the probe went unanswered),
 //! including the TTL quoted in ICMP errors and any MPLS label stack
-//! ([`MplsLabel`]), why the trace stopped ([`StopReason`]), and names and
-//! ASNs found for the addresses seen ([`HopAnnotation`]).
+//! ([`MplsLabel`]), why the trace stopped ([`StopReason`]), and names found
+//! for the addresses seen ([`HopAnnotation`]). What a reply means (time
+//! exceeded, which unreachable, echo reply, SYN-ACK or RST) is read from its
+//! raw numbers by [`Reply::kind`] into a [`ReplyKind`], the one decoding of
+//! them both sides use.
 //!
 //! # Conventions
 //!
@@ -124,6 +127,7 @@ mod flow;
 pub mod limits;
 mod ping;
 mod record;
+mod reply_kind;
 mod tagged;
 pub mod text;
 pub mod timestamp;
@@ -136,9 +140,10 @@ pub use decode::{DecodeError, Versioned, decode, decode_slice};
 pub use flow::{FlowId, Protocol};
 pub use ping::PingResult;
 pub use record::ResultRecord;
+pub use reply_kind::{ReplyKind, TcpFlags, UnreachableCode};
 pub use trace::{
-    AnnotationSource, Hop, HopAnnotation, InheritedFrom, MplsLabel, Probe, ProbeParams, Reply,
-    StopReason, TraceResult,
+    AnnotationSource, Hop, HopAnnotation, IMPORTED_SOURCES, InheritedFrom, MplsLabel, Probe,
+    ProbeParams, Reply, StopReason, TraceResult, imported_from,
 };
 pub use upload::{Refusal, UploadAck, UploadBatch};
 pub use validate::{Validate, ValidationError};

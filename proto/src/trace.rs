@@ -138,19 +138,25 @@ pub struct InheritedFrom {
 pub enum AnnotationSource {
     /// A reverse DNS (PTR) lookup.
     Ptr,
-    /// Team Cymru's IP-to-ASN DNS service.
+    /// Team Cymru's IP-to-ASN DNS service. Written by earlier agents (see
+    /// [`HopAnnotation::asn`]); still read so that their results decode.
     Cymru,
 }
 
-/// What the agent learnt about an address seen in a trace. It is a hint
-/// for reading the trace: the collector maps hops to ASes from BGP data.
+/// What the agent learnt about an address seen in a trace: its name, for
+/// reading the trace.
+///
+/// The collector maps hops to ASes from BGP data and its own lookups only: an
+/// ASN a volunteer's agent sends is never used for mapping or verdicts (a
+/// hostile agent could forge entry ASes). Current agents send PTR names only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HopAnnotation {
     /// The address annotated.
     pub address: Ipv4Addr,
     /// Its name (PTR record), if known.
     pub name: Option<String>,
-    /// Its origin AS, if known.
+    /// Its origin AS, as older agents looked it up (source `cymru`); current
+    /// agents leave it `null`, and the collector ignores it.
     pub asn: Option<u32>,
     /// Where the name or ASN came from.
     pub source: AnnotationSource,
@@ -196,7 +202,25 @@ pub struct TraceResult {
     pub annotations: Vec<HopAnnotation>,
 }
 
+/// The public sources the collector imports traces from, as an imported
+/// trace's `agent_id` names them before its colon (`atlas:5017/190`,
+/// `scamper:FILE`).
+pub const IMPORTED_SOURCES: [&str; 2] = ["atlas", "scamper"];
+
+/// The public source a trace with this `agent_id` was imported from (one of
+/// [`IMPORTED_SOURCES`]); `None` for an agent's own trace (an agent's id never
+/// holds a colon).
+pub fn imported_from(agent_id: &str) -> Option<&'static str> {
+    let (source, _) = agent_id.split_once(':')?;
+    IMPORTED_SOURCES.into_iter().find(|&name| name == source)
+}
+
 impl TraceResult {
+    /// The public source this trace was imported from, see [`imported_from`].
+    pub fn imported_from(&self) -> Option<&'static str> {
+        imported_from(&self.agent_id)
+    }
+
     /// Every reply received, in hop then attempt order.
     pub fn replies(&self) -> impl Iterator<Item = &Reply> {
         self.hops

@@ -183,8 +183,8 @@ pub struct TraceArgs {
     /// Print the trace result as JSON (the wire format) instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Look up hop names (PTR) and origin ASNs (Team Cymru TXT) at this DNS
-    /// server (IP or IP:PORT) and show them.
+    /// Look up hop names (PTR) at this DNS server (IP or IP:PORT) and show
+    /// them.
     #[arg(long, value_name = "ADDR", value_parser = parse_resolver)]
     pub resolver: Option<std::net::SocketAddr>,
 }

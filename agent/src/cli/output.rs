@@ -4,11 +4,12 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use nkpath_proto::text::escape_control;
-use nkpath_proto::{FlowId, Reply, TraceResult};
+use nkpath_proto::{FlowId, Reply, ReplyKind, TraceResult, UnreachableCode};
 
 /// Renders a trace as traceroute does: one line per TTL, the address (and name
 /// when known) each time it changes, the RTT of every probe, `*` for silence,
-/// and `!X`-style marks for unreachables.
+/// and `!X`-style marks for unreachables. Origin ASes are the collector's to
+/// say (from BGP data); the agent does not look them up.
 pub fn render_trace(result: &TraceResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -31,9 +32,6 @@ pub fn render_trace(result: &TraceResult) -> String {
                         if let Some(name) = name_of(result, reply.address) {
                             // A PTR name is whatever the remote DNS says.
                             let _ = write!(out, " ({})", escape_control(name));
-                        }
-                        if let Some(asn) = asn_of(result, reply.address) {
-                            let _ = write!(out, " [AS{asn}]");
                         }
                         last = Some(reply.address);
                     }
@@ -83,45 +81,50 @@ fn name_of(result: &TraceResult, addr: Ipv4Addr) -> Option<&str> {
         .and_then(|a| a.name.as_deref())
 }
 
-fn asn_of(result: &TraceResult, addr: Ipv4Addr) -> Option<u32> {
-    result
-        .annotations
-        .iter()
-        .filter(|a| a.address == addr)
-        .find_map(|a| a.asn)
-}
-
 /// traceroute's marks: `!N` network, `!H` host, `!P` protocol unreachable,
 /// `!X` administratively prohibited, `!<code>` otherwise; TCP answers by flags.
 fn mark(reply: &Reply) -> Option<String> {
-    if let Some(flags) = reply.tcp_flags {
-        const SYN: u8 = 0x02;
-        const RST: u8 = 0x04;
-        const ACK: u8 = 0x10;
-        return Some(if flags & RST != 0 {
-            "[RST]".into()
-        } else if flags & (SYN | ACK) == SYN | ACK {
-            "[SYN-ACK]".into()
-        } else {
-            format!("[flags {flags:#04x}]")
-        });
-    }
-    match (reply.icmp_type, reply.icmp_code) {
-        (Some(3), Some(code)) => Some(match code {
-            0 => "!N".into(),
-            1 => "!H".into(),
-            2 => "!P".into(),
-            3 => return None, // port unreachable: the normal end of a UDP trace
-            9 | 10 | 13 => "!X".into(),
-            other => format!("!<{other}>"),
+    match reply.kind()? {
+        ReplyKind::Tcp(flags) if flags.is_rst() => Some("[RST]".into()),
+        ReplyKind::Tcp(flags) if flags.is_syn_ack() => Some("[SYN-ACK]".into()),
+        ReplyKind::Tcp(flags) => Some(format!("[flags {:#04x}]", flags.0)),
+        ReplyKind::Unreachable(code) => Some(match code {
+            UnreachableCode::Net => "!N".into(),
+            UnreachableCode::Host => "!H".into(),
+            UnreachableCode::Protocol => "!P".into(),
+            // Port unreachable: the normal end of a UDP trace.
+            UnreachableCode::Port => return None,
+            code if code.is_filtered() => "!X".into(),
+            code => format!("!<{code}>"),
         }),
-        _ => None,
+        ReplyKind::TimeExceeded { .. } | ReplyKind::EchoReply | ReplyKind::OtherIcmp { .. } => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marks_follow_traceroute() {
+        let addr = Ipv4Addr::LOCALHOST;
+        let mark_of = |kind| mark(&Reply::new(addr, 1, 64, kind));
+        let unreachable = |code: u8| mark_of(ReplyKind::Unreachable(code.into()));
+        assert_eq!(unreachable(0).as_deref(), Some("!N"));
+        assert_eq!(unreachable(1).as_deref(), Some("!H"));
+        assert_eq!(unreachable(2).as_deref(), Some("!P"));
+        assert_eq!(unreachable(3), None);
+        for filtered in [9, 10, 13] {
+            assert_eq!(unreachable(filtered).as_deref(), Some("!X"));
+        }
+        assert_eq!(unreachable(4).as_deref(), Some("!<4>"));
+        let tcp = |flags| mark_of(ReplyKind::Tcp(nkpath_proto::TcpFlags(flags)));
+        assert_eq!(tcp(0x14).as_deref(), Some("[RST]"));
+        assert_eq!(tcp(0x12).as_deref(), Some("[SYN-ACK]"));
+        assert_eq!(tcp(0x01).as_deref(), Some("[flags 0x01]"));
+        assert_eq!(mark_of(ReplyKind::TimeExceeded { code: 0 }), None);
+        assert_eq!(mark_of(ReplyKind::EchoReply), None);
+    }
 
     #[test]
     fn remote_names_cannot_drive_the_terminal() {

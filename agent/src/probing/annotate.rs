@@ -1,5 +1,5 @@
-//! Hop annotation: the name (PTR) and origin AS (Team Cymru TXT) of the
-//! addresses a trace saw, looked up over DNS beside the probing, never in its way.
+//! Hop annotation: the name (PTR) of the addresses a trace saw, looked up over
+//! DNS beside the probing, never in its way.
 //!
 //! An [`Annotator`] owns a background task fed by a bounded queue. Asking for
 //! an address ([`Annotator::request`]) never waits: when the queue is full the
@@ -8,13 +8,9 @@
 //! [`Annotator::annotate`] requests every hop address of a trace, waits at most
 //! a given time, and fills the trace's `annotations` from the cache.
 //!
-//! The ASN is a hint for the reader of a trace: the collector maps hops to ASes
-//! from BGP data, not from these answers.
-//!
-//! Team Cymru's IP-to-ASN service answers a TXT query for the reversed address
-//! under `origin.asn.cymru.com` with `"ASN | PREFIX | CC | REGISTRY | DATE"`,
-//! e.g. `"131279 | 175.45.176.0/24 | KP | apnic | 2009-12-18"`; the first field
-//! lists several ASNs, separated by spaces, when a prefix has several origins.
+//! Names only: which AS a hop belongs to is the collector's to decide, from BGP
+//! data and its own lookups; it never takes an AS from an agent (a volunteer's
+//! agent could forge one), so the agent does not ask Team Cymru either.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -28,13 +24,10 @@ use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use nkpath_proto::{AnnotationSource, HopAnnotation, TraceResult, cymru};
+use nkpath_proto::{AnnotationSource, HopAnnotation, TraceResult};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::time::Instant;
-
-/// The zone of Team Cymru's origin-AS TXT records.
-pub use nkpath_proto::cymru::ORIGIN_ZONE as CYMRU_ORIGIN_ZONE;
 
 /// Default bound on one DNS query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -71,7 +64,7 @@ pub enum AnnotateError {
 pub struct AnnotatorConfig {
     /// The DNS server to ask; `None` uses the system's (`/etc/resolv.conf`).
     pub resolver: Option<SocketAddr>,
-    /// Bound on each query (PTR or TXT).
+    /// Bound on each query.
     pub query_timeout: Duration,
     /// How long answers, including "no such record", stay cached.
     pub cache_ttl: Duration,
@@ -133,25 +126,19 @@ impl<T> Answer<T> {
     }
 }
 
-/// Both lookups of one address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Resolved {
-    ptr: Answer<String>,
-    origin: Answer<u32>,
-}
+/// The lookup of one address: its PTR name.
+type Resolved = Answer<String>;
 
 /// What is known of one address, one annotation per source that answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Annotations {
     /// From the PTR record: `name` set, `asn` None.
     pub ptr: Option<HopAnnotation>,
-    /// From Team Cymru's origin TXT record: `asn` set, `name` None.
-    pub cymru: Option<HopAnnotation>,
 }
 
 impl Annotations {
     fn of(address: Ipv4Addr, resolved: &Resolved) -> Self {
-        let ptr = match &resolved.ptr {
+        let ptr = match resolved {
             Answer::Found(name, at) => Some(HopAnnotation {
                 address,
                 name: Some(name.clone()),
@@ -161,22 +148,12 @@ impl Annotations {
             }),
             _ => None,
         };
-        let cymru = match &resolved.origin {
-            Answer::Found(asn, at) => Some(HopAnnotation {
-                address,
-                name: None,
-                asn: Some(*asn),
-                source: AnnotationSource::Cymru,
-                resolved_at: *at,
-            }),
-            _ => None,
-        };
-        Self { ptr, cymru }
+        Self { ptr }
     }
 
-    /// The annotations, PTR first.
+    /// The annotations.
     pub fn into_vec(self) -> Vec<HopAnnotation> {
-        self.ptr.into_iter().chain(self.cymru).collect()
+        self.ptr.into_iter().collect()
     }
 }
 
@@ -196,7 +173,7 @@ impl Cache {
 
     fn insert(&mut self, addr: Ipv4Addr, resolved: Resolved, now: Instant, ttl: Duration) {
         // A failure is retried sooner: the resolver may be back.
-        let ttl = if resolved.ptr.failed() || resolved.origin.failed() {
+        let ttl = if resolved.failed() {
             ttl.min(FAILURE_TTL)
         } else {
             ttl
@@ -242,13 +219,11 @@ impl Shared {
     }
 }
 
-/// The two DNS questions the annotator asks, behind a trait so that the queue
-/// and cache are tested without a network.
+/// The DNS question the annotator asks, behind a trait so that the queue and
+/// cache are tested without a network.
 trait Lookups: Send + Sync + 'static {
     /// The PTR name of `addr`.
     fn ptr(&self, addr: Ipv4Addr) -> impl Future<Output = Answer<String>> + Send;
-    /// The origin AS of `addr` from Team Cymru's TXT record.
-    fn origin(&self, addr: Ipv4Addr) -> impl Future<Output = Answer<u32>> + Send;
 }
 
 /// What an [`Annotator::annotate`] call achieved.
@@ -256,11 +231,11 @@ trait Lookups: Send + Sync + 'static {
 pub struct AnnotateSummary {
     /// Distinct addresses in the trace's hops.
     pub addresses: usize,
-    /// Of these, how many had both lookups finished (answered or not) in time.
+    /// Of these, how many had their lookup finished (answered or not) in time.
     pub resolved: usize,
 }
 
-/// Looks up names and origin ASes of hop addresses in the background.
+/// Looks up names of hop addresses in the background.
 ///
 /// Create it inside the tokio runtime that will use it (it spawns its task
 /// there); it needs no privilege, so it may come after the privilege drop. The
@@ -341,7 +316,7 @@ impl Annotator {
 
     /// Requests every hop address of `trace`, waits at most `wait` for their
     /// lookups, and replaces `trace.annotations` with what is known then: per
-    /// address in hop order, a PTR annotation and a Cymru annotation when the
+    /// address in hop order, a PTR annotation when the
     /// source answered. Lookups still running go on and fill the cache.
     pub async fn annotate(&self, trace: &mut TraceResult, wait: Duration) -> AnnotateSummary {
         let addresses = hop_addresses(trace);
@@ -413,11 +388,8 @@ async fn work(
         let lookups = Arc::clone(&lookups);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let (ptr, origin) = tokio::join!(
-                bounded(timeout, lookups.ptr(addr)),
-                bounded(timeout, lookups.origin(addr)),
-            );
-            shared.store(addr, Resolved { ptr, origin });
+            let ptr = bounded(timeout, lookups.ptr(addr)).await;
+            shared.store(addr, ptr);
             drop(slot);
         });
     }
@@ -476,41 +448,6 @@ impl Lookups for HickoryLookups {
             Err(e) => negative(&e, addr, "PTR", self.timeout),
         }
     }
-
-    async fn origin(&self, addr: Ipv4Addr) -> Answer<u32> {
-        let name = cymru::origin_name(addr);
-        match self.resolver.txt_lookup(name.as_str()).await {
-            Ok(lookup) => {
-                let texts: Vec<String> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|record| match &record.data {
-                        // A TXT record may be split in several strings: they are one text.
-                        RData::TXT(txt) => Some(
-                            txt.txt_data
-                                .iter()
-                                .map(|s| String::from_utf8_lossy(s))
-                                .collect(),
-                        ),
-                        _ => None,
-                    })
-                    .collect();
-                if texts.is_empty() {
-                    return Answer::Absent;
-                }
-                let Some(origin) = cymru::best(texts.iter().map(String::as_str)) else {
-                    tracing::debug!(%addr, ?texts, "unparsable Team Cymru origin record");
-                    return Answer::Failed;
-                };
-                // A MOAS prefix: no one AS holds the address, and a hint must not pick one
-                // (the collector maps hops from BGP data itself).
-                origin.single_origin().map_or(Answer::Absent, |asn| {
-                    Answer::Found(asn, OffsetDateTime::now_utc())
-                })
-            }
-            Err(e) => negative(&e, addr, "TXT", self.timeout),
-        }
-    }
 }
 
 fn negative<T>(e: &NetError, addr: Ipv4Addr, what: &str, timeout: Duration) -> Answer<T> {
@@ -535,10 +472,7 @@ mod tests {
     }
 
     fn found() -> Resolved {
-        Resolved {
-            ptr: Answer::Found("r1.example.net".into(), OffsetDateTime::UNIX_EPOCH),
-            origin: Answer::Absent,
-        }
+        Answer::Found("r1.example.net".into(), OffsetDateTime::UNIX_EPOCH)
     }
 
     #[test]
@@ -563,11 +497,12 @@ mod tests {
     fn failures_are_cached_for_a_shorter_time() {
         let now = Instant::now();
         let mut cache = Cache::default();
-        let failed = Resolved {
-            ptr: Answer::Failed,
-            origin: Answer::Found(64_500, OffsetDateTime::UNIX_EPOCH),
-        };
-        cache.insert(ip("192.0.2.1"), failed, now, Duration::from_hours(1));
+        cache.insert(
+            ip("192.0.2.1"),
+            Answer::Failed,
+            now,
+            Duration::from_hours(1),
+        );
         assert!(
             cache
                 .get(ip("192.0.2.1"), now + FAILURE_TTL - Duration::from_secs(1))
@@ -580,7 +515,6 @@ mod tests {
     #[derive(Default)]
     struct Table {
         names: HashMap<Ipv4Addr, String>,
-        asns: HashMap<Ipv4Addr, u32>,
         asked: Mutex<Vec<Ipv4Addr>>,
     }
 
@@ -591,19 +525,11 @@ mod tests {
                 Answer::Found(n.clone(), OffsetDateTime::now_utc())
             })
         }
-        async fn origin(&self, addr: Ipv4Addr) -> Answer<u32> {
-            self.asns.get(&addr).map_or(Answer::Absent, |&a| {
-                Answer::Found(a, OffsetDateTime::now_utc())
-            })
-        }
     }
 
     impl Lookups for Arc<Table> {
         fn ptr(&self, addr: Ipv4Addr) -> impl Future<Output = Answer<String>> + Send {
             Table::ptr(self, addr)
-        }
-        fn origin(&self, addr: Ipv4Addr) -> impl Future<Output = Answer<u32>> + Send {
-            Table::origin(self, addr)
         }
     }
 
@@ -612,9 +538,6 @@ mod tests {
 
     impl Lookups for Dead {
         async fn ptr(&self, _: Ipv4Addr) -> Answer<String> {
-            std::future::pending().await
-        }
-        async fn origin(&self, _: Ipv4Addr) -> Answer<u32> {
             std::future::pending().await
         }
     }
@@ -662,7 +585,6 @@ mod tests {
         assert_eq!(*table.asked.lock().unwrap(), vec![ip("192.0.2.1")]);
         let known = annotator.lookup_now(ip("192.0.2.1")).unwrap();
         assert_eq!(known.ptr.unwrap().name.as_deref(), Some("a.example"));
-        assert_eq!(known.cymru, None);
     }
 
     fn trace_through(addrs: &[Ipv4Addr]) -> TraceResult {
@@ -732,14 +654,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn annotate_fills_one_entry_per_source_in_hop_order() {
+    async fn annotate_fills_one_name_per_address_in_hop_order() {
         let (r1, r2, target) = (ip("198.51.100.1"), ip("203.0.113.9"), ip("175.45.176.1"));
         let table = Table {
             names: HashMap::from([
                 (r1, "to-cu.nkbr.kptc.nkpath.test".to_owned()),
                 (r2, "r2.example".to_owned()),
             ]),
-            asns: HashMap::from([(r1, 4837), (target, 131_279)]),
             ..Table::default()
         };
         let annotator = Annotator::with_lookups(&AnnotatorConfig::default(), table);
@@ -766,9 +687,7 @@ mod tests {
                     None,
                     AnnotationSource::Ptr
                 ),
-                (r1, None, Some(4837), AnnotationSource::Cymru),
                 (r2, Some("r2.example"), None, AnnotationSource::Ptr),
-                (target, None, Some(131_279), AnnotationSource::Cymru),
             ]
         );
     }
@@ -814,10 +733,7 @@ mod tests {
         assert!(trace.annotations.is_empty());
         assert_eq!(
             annotator.lookup_now(ip("198.51.100.1")),
-            Some(Annotations {
-                ptr: None,
-                cymru: None
-            })
+            Some(Annotations { ptr: None })
         );
     }
 

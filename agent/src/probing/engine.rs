@@ -32,10 +32,10 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::probing::network::Network;
+use crate::probing::network::SocketError;
 use crate::probing::pacing::{Pacer, Rates};
 use crate::probing::packet::{self, Flow, Port, ProbeIdentity, ProbeSpec, TimeToLive};
 use crate::probing::parking::{self, Exploration, Fate, ParkedTrace, PrefixFacts};
-use crate::probing::sockets::SocketError;
 use crate::probing::start_order;
 use crate::probing::stop_set::{SCOUTS_PER_PREFIX, StopSet};
 use crate::probing::targets::Slash24;
@@ -866,90 +866,20 @@ fn reply_target(reply: &packet::Reply) -> Ipv4Addr {
 /// Turns a parsed reply into the wire record and decides what it says about the path.
 fn to_record(reply: &packet::Reply, target: Ipv4Addr, rtt: Duration) -> (Reply, ReplyClass) {
     let rtt_us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
-    let base = |address, reply_ttl: TimeToLive| Reply {
-        address,
-        rtt_us,
-        reply_ttl: reply_ttl.0,
-        icmp_type: None,
-        icmp_code: None,
-        tcp_flags: None,
-        quoted_ttl: None,
-        mpls_labels: Vec::new(),
+    let from = reply.sender();
+    let mut record = Reply::new(from, rtt_us, reply.reply_ttl().0, reply.kind());
+    record.quoted_ttl = reply.quote().map(|quote| quote.quoted_ttl.0);
+    record.mpls_labels = reply.mpls().iter().copied().map(mpls_label).collect();
+    let class = match reply {
+        packet::Reply::TimeExceeded { .. } => ReplyClass::Transit,
+        // From a router on the way, the probe was refused or had no route; from the target
+        // itself (protocol or port unreachable), it arrived.
+        packet::Reply::DestUnreachable { .. } if from != target => ReplyClass::Unreachable,
+        packet::Reply::DestUnreachable { .. }
+        | packet::Reply::EchoReply { .. }
+        | packet::Reply::Tcp { .. } => ReplyClass::Reached,
     };
-    let icmp_error = |icmp_type,
-                      from,
-                      reply_ttl,
-                      icmp_code,
-                      quote: &packet::QuotedProbe,
-                      mpls: &[packet::MplsLabelEntry]| {
-        let mut r = base(from, reply_ttl);
-        r.icmp_type = Some(icmp_type);
-        r.icmp_code = Some(icmp_code);
-        r.quoted_ttl = Some(quote.quoted_ttl.0);
-        r.mpls_labels = mpls.iter().copied().map(mpls_label).collect();
-        r
-    };
-    match reply {
-        packet::Reply::TimeExceeded {
-            from,
-            reply_ttl,
-            icmp_code,
-            quote,
-            mpls,
-            ..
-        } => (
-            icmp_error(
-                packet::ICMP_TIME_EXCEEDED,
-                *from,
-                *reply_ttl,
-                *icmp_code,
-                quote,
-                mpls,
-            ),
-            ReplyClass::Transit,
-        ),
-        packet::Reply::DestUnreachable {
-            from,
-            reply_ttl,
-            icmp_code,
-            quote,
-            mpls,
-            ..
-        } => {
-            let r = icmp_error(
-                packet::ICMP_DEST_UNREACHABLE,
-                *from,
-                *reply_ttl,
-                *icmp_code,
-                quote,
-                mpls,
-            );
-            let class = if *from == target {
-                ReplyClass::Reached
-            } else {
-                ReplyClass::Unreachable
-            };
-            (r, class)
-        }
-        packet::Reply::EchoReply {
-            from, reply_ttl, ..
-        } => {
-            let mut r = base(*from, *reply_ttl);
-            r.icmp_type = Some(packet::ICMP_ECHO_REPLY);
-            r.icmp_code = Some(0);
-            (r, ReplyClass::Reached)
-        }
-        packet::Reply::Tcp {
-            from,
-            reply_ttl,
-            flags,
-            ..
-        } => {
-            let mut r = base(*from, *reply_ttl);
-            r.tcp_flags = Some(flags.0);
-            (r, ReplyClass::Reached)
-        }
-    }
+    (record, class)
 }
 
 fn mpls_label(entry: packet::MplsLabelEntry) -> nkpath_proto::MplsLabel {

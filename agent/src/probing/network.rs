@@ -1,7 +1,8 @@
 //! What the probing engine needs from the network, as a trait: send a probe,
-//! receive a reply with its arrival time.
+//! receive a reply with its arrival time; and [`SocketError`], what goes wrong
+//! doing so.
 //!
-//! The agent's raw sockets ([`crate::probing::sockets::AsyncSockets`]) are the one real
+//! The agent's raw sockets (`sockets::AsyncSockets`) are the one real
 //! implementation; the unit tests drive the engine over a simulated network
 //! (`probing::simnet`, test-only) on tokio's paused clock, so parking, pilots, the per-/24
 //! horizon and pacing are tested without root and in virtual time. The engine is
@@ -15,8 +16,36 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::probing::sockets::SocketError;
 use crate::probing::targets::Allowlist;
+
+/// Errors of the network: opening the raw sockets, sending and receiving.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// Opening a raw socket failed, usually for lack of CAP_NET_RAW.
+    #[error(
+        "cannot open the raw {what} socket: {source}\n\
+         hint: the agent needs CAP_NET_RAW; run it as root (it drops to an unprivileged user \
+         at once) or grant the capability, e.g. with `setpriv --inh-caps +net_raw --ambient-caps +net_raw` \
+         or the systemd unit's AmbientCapabilities=CAP_NET_RAW"
+    )]
+    Open {
+        /// Which socket.
+        what: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The destination is outside the allowlist: a bug or a bad instruction, never sent.
+    #[error("refusing to send to {0}: outside the allowlist")]
+    NotAllowed(Ipv4Addr),
+    /// A socket operation failed after opening.
+    #[error("{op} on the raw socket failed: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
 
 /// A datagram received into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

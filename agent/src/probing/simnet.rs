@@ -25,8 +25,8 @@ use pnet_packet::util::checksum;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::probing::network::SocketError;
 use crate::probing::network::{Network, Received};
-use crate::probing::sockets::SocketError;
 use crate::probing::targets::Allowlist;
 
 /// One-way delay of each hop.

@@ -23,7 +23,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::probing::network::{Network, Received, arrival_from_wall};
+use crate::probing::network::{Network, Received, SocketError, arrival_from_wall};
 use crate::probing::pacing::{MAX_PPS, TokenBucket};
 use crate::probing::targets::Allowlist;
 
@@ -32,35 +32,6 @@ const IPPROTO_RAW: i32 = 255;
 
 /// Receive buffer asked for on the listening sockets: a survey's replies arrive in bursts.
 const RECV_BUFFER_BYTES: usize = 4 << 20;
-
-/// Errors of the socket layer.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// Opening a raw socket failed, usually for lack of CAP_NET_RAW.
-    #[error(
-        "cannot open the raw {what} socket: {source}\n\
-         hint: the agent needs CAP_NET_RAW; run it as root (it drops to an unprivileged user \
-         at once) or grant the capability, e.g. with `setpriv --inh-caps +net_raw --ambient-caps +net_raw` \
-         or the systemd unit's AmbientCapabilities=CAP_NET_RAW"
-    )]
-    Open {
-        /// Which socket.
-        what: &'static str,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The destination is outside the allowlist: a bug or a bad instruction, never sent.
-    #[error("refusing to send to {0}: outside the allowlist")]
-    NotAllowed(Ipv4Addr),
-    /// A socket operation failed after opening.
-    #[error("{op} on the raw socket failed: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The OS error.
-        source: io::Error,
-    },
-}
 
 /// The raw sockets, opened but not yet registered with a runtime.
 #[derive(Debug)]

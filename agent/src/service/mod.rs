@@ -36,8 +36,8 @@ use crate::probing::engine::EngineError;
 use crate::probing::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
 use crate::probing::liveness::LivenessError;
 use crate::probing::liveness::{self, Pinger, SweepOptions};
+use crate::probing::network::SocketError;
 use crate::probing::pacing::Pacer;
-use crate::probing::sockets::SocketError;
 use crate::probing::sockets::{AsyncSockets, RawSockets};
 use crate::probing::targets::{self, TargetError};
 use crate::service::config::Config;
@@ -336,7 +336,7 @@ impl Round<'_> {
     }
 }
 
-/// Adds the names and ASNs already known for the trace's hops and asks for
+/// Adds the names already known for the trace's hops and asks for
 /// the others, without waiting: a slow resolver never holds a result back;
 /// later traces through the same routers get the answers.
 pub fn annotate_from_cache(annotator: &Annotator, trace: &mut TraceResult) {

@@ -2,6 +2,8 @@
 
 use std::net::Ipv4Addr;
 
+use nkpath_proto::ReplyKind;
+
 use super::hopmap::HopClass;
 
 /// One TTL of a trace as the entry inference sees it.
@@ -11,28 +13,14 @@ pub struct EntryHop {
     pub ttl: u8,
     /// The first replying address and its class; `None` for a silent TTL.
     pub reply: Option<(Ipv4Addr, HopClass)>,
-    /// ICMP type and code of that reply, when it was an ICMP message.
-    pub icmp: Option<(u8, u8)>,
+    /// What that reply says (time exceeded, unreachable and which code, …).
+    pub kind: Option<ReplyKind>,
     /// Whether the reply quoted an MPLS label stack (RFC 4950): the hop is inside a tunnel
     /// whose other hops may be hidden.
     pub mpls: bool,
     /// Whether the trace took this hop from another trace of its survey (a stop set) instead
     /// of probing it with its own flow: a reply for mapping, not an observation of this path.
     pub inherited: bool,
-}
-
-/// ICMP destination unreachable.
-const ICMP_UNREACHABLE: u8 = 3;
-
-/// Whether an unreachable code says a router refused the probe or has no route (as opposed
-/// to the destination itself answering, codes 2 and 3: protocol and port unreachable).
-fn is_router_unreachable(code: u8) -> bool {
-    !matches!(code, 2 | 3)
-}
-
-/// Whether an unreachable code is administrative filtering (`!X`, `!N`/`!H` prohibited).
-fn is_filtered(code: u8) -> bool {
-    matches!(code, 9 | 10 | 13)
 }
 
 /// The entry AS of one trace.
@@ -145,13 +133,11 @@ pub fn infer_entry(hops: &[EntryHop], target_asn: u32, agent_asn: Option<u32>) -
 fn stopped_outside(hops: &[EntryHop]) -> Option<String> {
     let last = hops.iter().rev().find(|h| h.reply.is_some())?;
     let (address, class) = last.reply.as_ref()?;
-    let (ICMP_UNREACHABLE, code) = last.icmp? else {
-        return None;
-    };
-    if !is_router_unreachable(code) {
+    let code = last.kind?.unreachable()?;
+    if code.is_from_destination() {
         return None;
     }
-    let what = if is_filtered(code) {
+    let what = if code.is_filtered() {
         "filtered-in"
     } else {
         "unreachable-in"
@@ -168,6 +154,8 @@ fn stopped_outside(hops: &[EntryHop]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use nkpath_proto::UnreachableCode;
+
     use super::*;
 
     const NK: u32 = 131_279;
@@ -176,7 +164,7 @@ mod tests {
         EntryHop {
             ttl,
             reply: class.map(|c| (Ipv4Addr::new(192, 0, 2, ttl), c)),
-            icmp: Some((11, 0)),
+            kind: Some(ReplyKind::TimeExceeded { code: 0 }),
             mpls: false,
             inherited: false,
         }
@@ -279,7 +267,7 @@ mod tests {
     fn admin_prohibited_outside_the_target_means_the_trace_never_entered() {
         // As a real 2019 traceroute ends: `!X` from the upstream, the target never answers.
         let mut hops = as_hops(&[Some(24940), Some(1299), Some(4837)]);
-        hops[2].icmp = Some((3, 13));
+        hops[2].kind = Some(ReplyKind::Unreachable(UnreachableCode::AdminProhibited));
         let e = infer_entry(&hops, NK, Some(24940));
         assert_eq!(e.asn, None, "{e:?}");
         assert!(
@@ -289,7 +277,7 @@ mod tests {
         );
 
         // Host unreachable from a router: not filtering, but it did not enter either.
-        hops[2].icmp = Some((3, 1));
+        hops[2].kind = Some(ReplyKind::Unreachable(UnreachableCode::Host));
         let e = infer_entry(&hops, NK, Some(24940));
         assert_eq!(e.asn, None);
         assert!(
@@ -299,12 +287,12 @@ mod tests {
         );
 
         // Port unreachable is the destination's own answer (UDP traces): no such rule.
-        hops[2].icmp = Some((3, 3));
+        hops[2].kind = Some(ReplyKind::Unreachable(UnreachableCode::Port));
         assert_eq!(infer_entry(&hops, NK, Some(24940)).asn, Some(4837));
 
         // `!X` from inside the target AS: the trace did enter.
         let mut hops = as_hops(&[Some(24940), Some(4837), Some(NK)]);
-        hops[2].icmp = Some((3, 13));
+        hops[2].kind = Some(ReplyKind::Unreachable(UnreachableCode::AdminProhibited));
         let e = infer_entry(&hops, NK, Some(24940));
         assert_eq!((e.asn, e.inferred), (Some(4837), false));
     }

@@ -1,50 +1,24 @@
 //! IXP peering LAN prefixes: addresses there belong to an exchange, not to the AS whose
 //! router answers, so hop mapping marks them instead of forcing them into an AS.
 //!
-//! `nkpath-collector ixp load FILE...` reads PeeringDB `ixpfx.json` dumps (names come from
-//! `ixlan.json` and `ix.json` beside it when present) and PCH `ixp_subnets.csv` files, and
-//! stores the IPv4 prefixes in the `settings` table (key `ixp_prefixes`, JSON), replacing
-//! the previous list.
+//! [`IxpTable`] is the list as a value, with the longest-prefix match every hop takes;
+//! [`parse_ixp_list`] reads the text of a PeeringDB `ixpfx.json` dump (exchange names from
+//! `ixlan.json` and `ix.json`, [`PeeringDbNames`]) or a PCH `ixp_subnets.csv`. Reading the
+//! files and keeping the table in the database (`nkpath-collector ixp load FILE...`) is the
+//! adapter `sources::ixp` (outside the core).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::bgp::PrefixMap;
-use crate::store::Db;
 
-const KEY: &str = "ixp_prefixes";
-
-/// Why an IXP list could not be read or stored.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IxpError {
-    /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is neither a PeeringDB `ixpfx.json` dump nor a PCH `ixp_subnets.csv`.
-    #[error("{}: {reason}", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, and what was expected.
-        reason: String,
-    },
-    /// The stored list is malformed.
-    #[error("setting {KEY} in the database is malformed ({0}); load the IXP list again")]
-    Stored(serde_json::Error),
-    /// A database error.
-    #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
-}
+/// Why the text of an IXP list cannot be read: what is wrong, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IxpFormatError(String);
 
 /// One IXP peering LAN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,47 +61,26 @@ impl IxpTable {
             .longest_match(addr)
             .map(|(_, i)| &self.prefixes[*i])
     }
+}
 
-    /// The table stored in the database (empty when none was loaded).
-    pub fn stored(db: &Db) -> Result<Self, IxpError> {
-        let text: Option<String> = crate::settings::get(db.conn(), KEY)?;
-        let Some(text) = text else {
-            return Ok(Self::default());
-        };
-        let prefixes: Vec<IxpPrefix> = serde_json::from_str(&text).map_err(IxpError::Stored)?;
-        Ok(Self::new(prefixes))
-    }
-
-    /// Stores this table in the database, replacing the previous one.
-    pub fn store(&self, db: &Db) -> Result<(), IxpError> {
-        db.conn().execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [
-                KEY,
-                &serde_json::to_string(&self.prefixes).map_err(IxpError::Stored)?,
-            ],
-        )?;
-        Ok(())
+/// Reads the IXP prefixes of a PeeringDB `ixpfx.json` dump or a PCH `ixp_subnets.csv`
+/// (recognised by content: a JSON object is PeeringDB's). `names` gives the exchange of each
+/// PeeringDB ixlan id; without one, a prefix is named by its ixlan id. IPv6 rows are skipped.
+pub fn parse_ixp_list(
+    text: &str,
+    names: &PeeringDbNames,
+) -> Result<Vec<IxpPrefix>, IxpFormatError> {
+    if is_peeringdb(text) {
+        parse_peeringdb(text, names).map_err(IxpFormatError)
+    } else {
+        parse_pch(text).map_err(|e| IxpFormatError(format!("not a PCH ixp_subnets CSV: {e}")))
     }
 }
 
-/// Reads IXP prefixes from a PeeringDB `ixpfx.json` or a PCH `ixp_subnets.csv` (recognised by
-/// content). IPv6 rows are skipped.
-pub fn read_file(path: &Path) -> Result<Vec<IxpPrefix>, IxpError> {
-    let text = std::fs::read_to_string(path).map_err(|source| IxpError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let format = |reason: String| IxpError::Format {
-        path: path.to_owned(),
-        reason,
-    };
-    if text.trim_start().starts_with('{') {
-        read_peeringdb(path, &text).map_err(format)
-    } else {
-        read_pch(&text).map_err(|e| format(format!("not a PCH ixp_subnets CSV: {e}")))
-    }
+/// Whether `text` looks like a PeeringDB dump (JSON) rather than a PCH CSV: PeeringDB names
+/// its exchanges in other files ([`PeeringDbNames`]).
+pub fn is_peeringdb(text: &str) -> bool {
+    text.trim_start().starts_with('{')
 }
 
 #[derive(Deserialize)]
@@ -154,11 +107,10 @@ struct PdbIx {
     name: String,
 }
 
-fn read_peeringdb(path: &Path, text: &str) -> Result<Vec<IxpPrefix>, String> {
+fn parse_peeringdb(text: &str, names: &PeeringDbNames) -> Result<Vec<IxpPrefix>, String> {
     let dump: PdbDump<PdbPrefix> = serde_json::from_str(text).map_err(|e| {
         format!("not a PeeringDB ixpfx dump ({{\"data\": [{{\"prefix\": ...}}]}}): {e}")
     })?;
-    let names = peeringdb_names(path).unwrap_or_default();
     Ok(dump
         .data
         .into_iter()
@@ -166,7 +118,7 @@ fn read_peeringdb(path: &Path, text: &str) -> Result<Vec<IxpPrefix>, String> {
             let prefix: Ipv4Net = p.prefix.parse().ok()?;
             let name = p
                 .ixlan_id
-                .and_then(|id| names.get(&id).cloned())
+                .and_then(|id| names.0.get(&id).cloned())
                 .unwrap_or_else(|| match p.ixlan_id {
                     Some(id) => format!("PeeringDB ixlan {id}"),
                     None => "PeeringDB IXP".to_owned(),
@@ -179,24 +131,29 @@ fn read_peeringdb(path: &Path, text: &str) -> Result<Vec<IxpPrefix>, String> {
         .collect())
 }
 
-/// ixlan id → exchange name, from `ixlan.json` and `ix.json` beside the prefix dump.
-fn peeringdb_names(path: &Path) -> Option<HashMap<u64, String>> {
-    let dir = path.parent()?;
-    let ixlans: PdbDump<PdbIxlan> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("ixlan.json")).ok()?).ok()?;
-    let ixes: PdbDump<PdbIx> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("ix.json")).ok()?).ok()?;
-    let ix_names: HashMap<u64, String> = ixes.data.into_iter().map(|ix| (ix.id, ix.name)).collect();
-    Some(
-        ixlans
-            .data
-            .into_iter()
-            .filter_map(|lan| Some((lan.id, ix_names.get(&lan.ix_id)?.clone())))
-            .collect(),
-    )
+/// The exchange name of each PeeringDB ixlan id (an `ixpfx.json` dump names ixlans only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeeringDbNames(HashMap<u64, String>);
+
+impl PeeringDbNames {
+    /// The names from PeeringDB's `ixlan.json` and `ix.json` dumps; `None` when either is not
+    /// such a dump.
+    pub fn parse(ixlan_json: &str, ix_json: &str) -> Option<Self> {
+        let ixlans: PdbDump<PdbIxlan> = serde_json::from_str(ixlan_json).ok()?;
+        let ixes: PdbDump<PdbIx> = serde_json::from_str(ix_json).ok()?;
+        let ix_names: HashMap<u64, String> =
+            ixes.data.into_iter().map(|ix| (ix.id, ix.name)).collect();
+        Some(Self(
+            ixlans
+                .data
+                .into_iter()
+                .filter_map(|lan| Some((lan.id, ix_names.get(&lan.ix_id)?.clone())))
+                .collect(),
+        ))
+    }
 }
 
-fn read_pch(text: &str) -> Result<Vec<IxpPrefix>, String> {
+fn parse_pch(text: &str) -> Result<Vec<IxpPrefix>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -237,7 +194,7 @@ mod tests {
         let csv = "exchange_point_id, short_name, status, version, multicast, mlpa, subnet, participants\n\
                    2, NAP CABASE Buenos Aires, Active, IPv6, Unicast, None, 2001:13c7:6001::/64, 5\n\
                    2, NAP CABASE Buenos Aires, Active, IPv4, Unicast, None, 200.0.17.0/24, 71\n";
-        let table = IxpTable::new(read_pch(csv).unwrap());
+        let table = IxpTable::new(parse_pch(csv).unwrap());
         assert_eq!(table.prefixes().len(), 1);
         let hit = table.lookup("200.0.17.9".parse().unwrap()).unwrap();
         assert_eq!(hit.name, "NAP CABASE Buenos Aires");
@@ -258,17 +215,5 @@ mod tests {
         assert_eq!(name("80.81.194.7"), Some("DE-CIX LAN"));
         assert_eq!(name("80.81.193.7"), Some("DE-CIX wide"));
         assert_eq!(name("80.81.200.7"), None);
-    }
-
-    #[test]
-    fn stored_round_trip() {
-        let db = Db::open_in_memory().unwrap();
-        assert_eq!(IxpTable::stored(&db).unwrap(), IxpTable::default());
-        let table = IxpTable::new(vec![IxpPrefix {
-            prefix: "206.223.119.0/24".parse().unwrap(),
-            name: "Equinix Ashburn".into(),
-        }]);
-        table.store(&db).unwrap();
-        assert_eq!(IxpTable::stored(&db).unwrap(), table);
     }
 }

@@ -2,11 +2,21 @@
 //! announces that upstream.
 //!
 //! Everything here is computed on the fly from the stored results (the JSON of each trace as
-//! received) and the loaded BGP data; nothing derived is stored. The core
-//! ([`trace::Analyzer`]) takes traces and a [`BgpSource`] and reads no table: the database is
-//! one source, [`MemoryBgp`] (routes held in memory) another, so every rule below has unit
-//! tests without SQL. These definitions are the
-//! contract of every report and export:
+//! received) and the loaded BGP data; nothing derived is stored. This is a pure core: no
+//! database, no DNS, no runtime. [`trace::Analyzer`] takes traces as values and its other
+//! inputs through a trait or as a value: BGP data through a [`BgpSource`] (the database is
+//! one, [`MemoryBgp`], routes held in memory, another, so every rule below has unit tests
+//! without SQL), addresses BGP does not cover through an
+//! [`OriginLookup`](cymru::OriginLookup), IXP prefixes as an [`IxpTable`](ixp::IxpTable).
+//! The adapters that fill them from the database, the DNS and files live outside the core,
+//! in `sources/`.
+//!
+//! Modules: [`hopmap`] (hop-to-AS mapping), [`special`] (special-purpose address ranges),
+//! [`ixp`] (the IXP table), [`cymru`] (the origin lookup trait, Team Cymru answers read),
+//! [`entry`] (entry AS), [`verdict`] (announced sets, verdicts), [`source`] (the BGP source
+//! trait), [`trace`] (one trace through all of them), [`units`] (counting units).
+//!
+//! These definitions are the contract of every report and export:
 //!
 //! # Hop-to-AS mapping ([`hopmap`])
 //!
@@ -24,9 +34,13 @@
 //!    three or more is flagged ([`hopmap::MappingNote::thin`]).
 //! 4. Otherwise, when DNS lookups are on, Team Cymru's origin TXT record
 //!    (`D.C.B.A.origin.asn.cymru.com`, at `--resolver ADDR` or the system resolver; answers
-//!    stored in the database with their lookup time and reused for
-//!    [`CYMRU_CACHE_TTL`](cymru_cache::CYMRU_CACHE_TTL), failures not stored); else
+//!    stored in the database with their lookup time and reused for seven days,
+//!    `sources::cymru_cache::CYMRU_CACHE_TTL`, failures not stored); else
 //!    **unmapped**. With `--no-dns` the stored answers are not used either.
+//!
+//! Only the collector's own data maps a hop: the mapper sees the address alone. An origin AS
+//! an agent sends with its trace (older agents annotated hops from Team Cymru) is never
+//! read, so a volunteer cannot forge an entry AS.
 //!
 //! # Entry AS ([`entry`])
 //!
@@ -44,11 +58,12 @@
 //! hop, or when the only such hop is in the agent's own AS (the AS of its source address) and
 //! the target AS never answers: nothing was seen beyond the agent's AS.
 //!
-//! ICMP semantics: when the target AS never answers and the last reply of the trace is a
+//! ICMP semantics (each reply's meaning is [`nkpath_proto::ReplyKind`], read once from the
+//! wire numbers): when the target AS never answers and the last reply of the trace is a
 //! destination unreachable from a router (any code but 2 and 3, the destination's own
 //! protocol and port unreachable), the probes never entered the target AS as far as the data
-//! shows: the entry is unknown, reason `filtered-in ASn` (codes 9, 10, 13) or
-//! `unreachable-in ASn`, ASn being the AS the replying address maps to.
+//! shows: the entry is unknown, reason `filtered-in ASn` (administratively prohibited, codes
+//! 9, 10, 13) or `unreachable-in ASn`, ASn being the AS the replying address maps to.
 //!
 //! # Announced set ([`verdict`])
 //!
@@ -93,8 +108,8 @@
 //! inferred unless one of its traces with that entry AS was observed.
 
 pub mod cymru;
-pub mod cymru_cache;
 pub mod entry;
+mod error;
 pub mod hopmap;
 pub mod ixp;
 pub mod source;
@@ -105,23 +120,7 @@ pub mod verdict;
 
 pub use entry::{Entry, EntryHop, infer_entry};
 
-use crate::bgp::BgpError;
-use crate::settings::SettingsError;
-
-/// Why traces could not be analysed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AnalysisError {
-    /// The BGP data could not be read.
-    #[error("reading BGP data: {0}")]
-    Bgp(#[from] BgpError),
-    /// The target settings could not be read.
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    /// A time the BGP data names cannot be represented (a corrupt stored row).
-    #[error("BGP data names time {0} (UNIX seconds), out of range: the database is damaged")]
-    TimeOutOfRange(i64),
-}
+pub use error::AnalysisError;
 pub use hopmap::{HopClass, Mapper};
 pub use source::{BgpSource, MemoryBgp};
 pub use trace::{AnalysisOptions, Analyzer, TraceAnalysis};

@@ -1,17 +1,16 @@
-//! Where the analysis gets its BGP data.
+//! What the analysis needs of BGP data, as a trait.
 //!
 //! The analysis core ([`super::trace::Analyzer`]) takes traces and a [`BgpSource`]; it never
-//! reads a table. The database is one source (the store builds states from the loaded MRT
-//! files); [`MemoryBgp`] is another, built from routes in memory, so that every verdict rule
-//! can be tested without SQL.
+//! reads a table. The database is one source (`sources::bgp`, outside the core: states built
+//! from the loaded MRT files); [`MemoryBgp`] is another, built from routes in memory, so that
+//! every verdict rule can be tested without SQL.
 
 use time::OffsetDateTime;
 
-use super::AnalysisError;
+use super::error::AnalysisError;
 use super::verdict::Adjacency;
-use crate::bgp::timeline::{UpstreamChanges, upstream_changes};
+use crate::bgp::timeline::UpstreamChanges;
 use crate::bgp::{AsPath, BgpState};
-use crate::store::Db;
 
 /// What the analysis needs of BGP data.
 pub trait BgpSource {
@@ -39,36 +38,6 @@ pub trait BgpSource {
         from: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<UpstreamChanges, AnalysisError>;
-}
-
-impl BgpSource for Db {
-    fn target_asn(&self) -> Result<u32, AnalysisError> {
-        Ok(self.target()?.asn)
-    }
-
-    fn change_times(&self) -> Result<Vec<i64>, AnalysisError> {
-        Ok(crate::bgp::state::change_times(self)?)
-    }
-
-    fn state_at(
-        &self,
-        t: OffsetDateTime,
-        max_replay_age_s: i64,
-    ) -> Result<Option<BgpState>, AnalysisError> {
-        Ok(BgpState::at_with(self, t, max_replay_age_s)?)
-    }
-
-    fn adjacency(&self) -> Result<Adjacency, AnalysisError> {
-        Ok(crate::bgp::adjacency::load_adjacency(self)?)
-    }
-
-    fn upstream_changes(
-        &self,
-        from: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<UpstreamChanges, AnalysisError> {
-        Ok(upstream_changes(self, from, until)?)
-    }
 }
 
 /// BGP states held in memory (e.g. [`BgpState::from_rib`]), each valid from its time until

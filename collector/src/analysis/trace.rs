@@ -5,11 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use nkpath_proto::TraceResult;
+use nkpath_proto::{Reply, ReplyKind, TraceResult};
 use time::OffsetDateTime;
 
-use super::AnalysisError;
 use super::entry::{Entry, EntryHop, infer_entry};
+use super::error::AnalysisError;
 use super::hopmap::{HopClass, Mapper, MappingNote};
 use super::source::BgpSource;
 use super::verdict::{Adjacency, AnnouncedPrefix, Verdict, VerdictKind, announced_for, verdict};
@@ -17,7 +17,6 @@ use crate::bgp::aspath::Segment;
 use crate::bgp::prefix::covering;
 use crate::bgp::timeline::UpstreamChanges;
 use crate::bgp::{AsPath, BgpState};
-use crate::store::Db;
 
 /// Default transition window: 15 minutes.
 pub const DEFAULT_TRANSITION_WINDOW_S: i64 = 15 * 60;
@@ -65,8 +64,9 @@ pub struct AnalyzedHop {
     pub rtt_us: Option<u32>,
     /// Its name from the trace's annotations.
     pub name: Option<String>,
-    /// ICMP type and code of the first reply.
-    pub icmp: Option<(u8, u8)>,
+    /// What the first reply says (time exceeded, unreachable and which code, …; its
+    /// [`ReplyKind::icmp_type_code`] gives the numbers as received).
+    pub kind: Option<ReplyKind>,
     /// MPLS labels quoted in the first reply (RFC 4950).
     pub mpls_labels: usize,
     /// The mapping's evidence and caveats (prefix, peers that see it).
@@ -151,9 +151,9 @@ impl TraceAnalysis {
     }
 }
 
-/// Analyses traces against BGP data from a [`BgpSource`] (the database by default).
+/// Analyses traces against BGP data from a [`BgpSource`] (the database, or routes in memory).
 #[derive(Debug)]
-pub struct Analyzer<'a, S: BgpSource + ?Sized = Db> {
+pub struct Analyzer<'a, S: BgpSource + ?Sized> {
     bgp: &'a S,
     mapper: Mapper<'a>,
     options: AnalysisOptions,
@@ -240,11 +240,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
         let state = key
             .and_then(|k| self.states.get(&k))
             .and_then(Option::as_ref);
-        let names: HashMap<Ipv4Addr, String> = trace
-            .annotations
-            .iter()
-            .filter_map(|a| Some((a.address, a.name.clone()?)))
-            .collect();
+        let names = hop_names(&trace);
         let mut hops = Vec::with_capacity(trace.hops.len());
         for hop in &trace.hops {
             let reply = hop.probes.iter().find_map(|p| p.reply.as_ref());
@@ -262,7 +258,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
                 mapping,
                 rtt_us: reply.map(|r| r.rtt_us),
                 name: reply.and_then(|r| names.get(&r.address).cloned()),
-                icmp: reply.and_then(|r| r.icmp_type.zip(r.icmp_code)),
+                kind: reply.and_then(Reply::kind),
                 mpls_labels: reply.map_or(0, |r| r.mpls_labels.len()),
                 inherited: !hop.is_observed(),
             });
@@ -273,7 +269,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
             .map(|h| EntryHop {
                 ttl: h.ttl,
                 reply: h.address.zip(h.class.clone()),
-                icmp: h.icmp,
+                kind: h.kind,
                 mpls: h.mpls_labels > 0,
                 inherited: h.inherited,
             })
@@ -333,7 +329,18 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
 
 /// See [`TraceAnalysis::source_kind`].
 pub fn source_kind(agent_id: &str) -> &'static str {
-    crate::import::is_imported(agent_id).unwrap_or("agents")
+    nkpath_proto::imported_from(agent_id).unwrap_or("agents")
+}
+
+/// The names the agent found for the trace's addresses (PTR records), for reading the hops.
+/// Only names: an origin AS an agent sends beside them is never read here, so what a
+/// volunteer's agent claims cannot move a hop into an AS (the mapper sees the address only).
+fn hop_names(trace: &TraceResult) -> HashMap<Ipv4Addr, String> {
+    trace
+        .annotations
+        .iter()
+        .filter_map(|a| Some((a.address, a.name.clone()?)))
+        .collect()
 }
 
 /// A flagged mapping (one peer of many) of the entry hop makes the entry inferred.
@@ -621,6 +628,30 @@ mod tests {
             "{:?}",
             a.entry.reasons
         );
+    }
+
+    #[test]
+    fn an_origin_as_sent_by_the_agent_maps_nothing() {
+        // A hostile agent claims the unmapped hop is AS20485's, to forge the entry AS.
+        let hops = [
+            (1, "5.9.0.1", 11, 0),
+            (2, "219.158.1.1", 11, 0),
+            (3, "62.115.1.1", 11, 0),
+            (4, "175.45.176.9", 0, 0),
+        ];
+        let mut forged = trace(60, &hops);
+        forged.annotations.push(nkpath_proto::HopAnnotation {
+            address: "62.115.1.1".parse().unwrap(),
+            name: Some("ttk.example".into()),
+            asn: Some(20485),
+            source: nkpath_proto::AnnotationSource::Cymru,
+            resolved_at: forged.started_at,
+        });
+        let a = analyze(&bgp(&routes()), forged);
+        assert_eq!(a.hops[2].class, Some(HopClass::Unmapped));
+        assert_eq!(a.hops[2].name.as_deref(), Some("ttk.example"));
+        assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), true));
+        assert_eq!(a.data_path, [24_940, 4837, NK]);
     }
 
     #[test]

@@ -426,8 +426,8 @@ pub fn origin_of(conn: &Connection, addr: Ipv4Addr) -> rusqlite::Result<Option<u
             }
         }
     }
-    let cached = crate::analysis::cymru_cache::CymruCache::new(conn).get(addr)?;
-    Ok(cached.and_then(|c| c.answer.origins.iter().min().copied()))
+    let cached = crate::store::caches::cymru_answer(conn, addr)?;
+    Ok(cached.and_then(|c| c.origins.iter().min().copied()))
 }
 
 /// The lowest of a route set's origins (`'4134 4837'`).

@@ -67,11 +67,8 @@ impl fmt::Display for Format {
 /// traces (whose `agent_id` is `atlas:MSM/PRB` or `scamper:FILE`), `None` for an agent's.
 /// Reports use it to count imported traces apart from the agents' own.
 pub fn is_imported(agent_id: &str) -> Option<&'static str> {
-    let (source, _) = agent_id.split_once(':')?;
-    [Format::Atlas, Format::Scamper]
-        .into_iter()
-        .map(Format::as_str)
-        .find(|&name| name == source)
+    // The wire format owns the `SOURCE:ID` convention (and reports read it from there).
+    nkpath_proto::imported_from(agent_id)
 }
 
 /// What converting one public record gave.

@@ -10,11 +10,14 @@ use time::OffsetDateTime;
 
 use super::upstreams::{By, Count};
 use super::{Format, render};
-use crate::analysis::cymru::{CymruLookup, DnsTxtResolver, OriginLookup};
-use crate::analysis::cymru_cache::CymruCache;
-use crate::analysis::ixp::{IxpTable, read_file};
+use crate::analysis::cymru::OriginLookup;
+use crate::analysis::ixp::IxpTable;
 use crate::analysis::{AnalysisOptions, Analyzer, Mapper, TraceAnalysis};
 use crate::bgp::timeline::upstream_changes;
+use crate::sources::cymru::CymruLookup;
+use crate::sources::cymru_cache::CymruCache;
+use crate::sources::dns::DnsTxtResolver;
+use crate::sources::ixp::{read_file, store_table, stored_table};
 use crate::store::Db;
 
 /// Options shared by every report and the export.
@@ -174,7 +177,7 @@ impl AnalysisArgs {
                 DnsTxtResolver::new(self.resolver).context("cannot set up DNS lookups")?;
             Some(Box::new(CymruLookup::new(
                 resolver,
-                Some(CymruCache::new(db.conn())),
+                Some(CymruCache::new(db)),
             )))
         };
         if self.map_min_len > self.map_max_len {
@@ -184,7 +187,7 @@ impl AnalysisArgs {
                 self.map_max_len
             );
         }
-        Ok(Mapper::new(IxpTable::stored(db)?, fallback)
+        Ok(Mapper::new(stored_table(db)?, fallback)
             .with_prefix_lengths(self.map_min_len..=self.map_max_len))
     }
 
@@ -287,7 +290,7 @@ pub fn run_ixp(db: &Db, command: &IxpCommand) -> anyhow::Result<()> {
                 all.extend(prefixes);
             }
             let table = IxpTable::new(all);
-            table.store(db)?;
+            store_table(db, &table)?;
             println!("{} IXP prefixes stored", table.prefixes().len());
             Ok(())
         }

@@ -2,6 +2,8 @@
 
 use std::net::Ipv4Addr;
 
+use nkpath_proto::ReplyKind;
+
 use super::mismatches::set_label;
 use super::{Table, iso};
 use crate::analysis::TraceAnalysis;
@@ -73,7 +75,7 @@ pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Opti
         if h.inherited {
             note.push("inherited".to_owned());
         }
-        if let Some((3, code)) = h.icmp {
+        if let Some(code) = h.kind.and_then(ReplyKind::unreachable) {
             note.push(format!("unreachable code {code}"));
         }
         t.push(vec![

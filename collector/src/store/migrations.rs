@@ -205,7 +205,7 @@ CREATE INDEX receipts_flagged ON receipts (agent) WHERE clock_flagged;
 ";
 
 /// The table of v4: Team Cymru answers for hop addresses no loaded BGP table covered, so a
-/// later report need not ask again (see `analysis::cymru_cache`).
+/// later report need not ask again (see `store::caches`).
 const CYMRU_CACHE_V4: &str = "
 -- One row per address the DNS answered for. origins (e.g. '4134 4837') and prefix are NULL
 -- when the answer was that nothing is known; failed lookups (timeouts) are not stored.

@@ -8,6 +8,7 @@
 
 use std::net::Ipv4Addr;
 
+use nkpath_proto::{ReplyKind, UnreachableCode};
 use pnet_packet::icmp::IcmpPacket;
 use pnet_packet::icmp::echo_request::EchoRequestPacket;
 use pnet_packet::ip::IpNextHeaderProtocols;
@@ -263,6 +264,29 @@ impl Reply {
         match self {
             Self::TimeExceeded { quote, .. } | Self::DestUnreachable { quote, .. } => Some(quote),
             Self::EchoReply { .. } | Self::Tcp { .. } => None,
+        }
+    }
+
+    /// What the reply says, in the terms of the wire format (which the results
+    /// carry and the collector reads the same way).
+    #[must_use]
+    pub fn kind(&self) -> ReplyKind {
+        match self {
+            Self::TimeExceeded { icmp_code, .. } => ReplyKind::TimeExceeded { code: *icmp_code },
+            Self::DestUnreachable { icmp_code, .. } => {
+                ReplyKind::Unreachable(UnreachableCode::from(*icmp_code))
+            }
+            Self::EchoReply { .. } => ReplyKind::EchoReply,
+            Self::Tcp { flags, .. } => ReplyKind::Tcp(nkpath_proto::TcpFlags(flags.0)),
+        }
+    }
+
+    /// The MPLS label stack quoted in an ICMP error (RFC 4950), top first.
+    #[must_use]
+    pub fn mpls(&self) -> &[MplsLabelEntry] {
+        match self {
+            Self::TimeExceeded { mpls, .. } | Self::DestUnreachable { mpls, .. } => mpls,
+            Self::EchoReply { .. } | Self::Tcp { .. } => &[],
         }
     }
 }
