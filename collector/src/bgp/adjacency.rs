@@ -8,15 +8,53 @@
 //! Prepending is collapsed (`a a b` gives `a b`); an AS_SET breaks adjacency, as the order of
 //! its members is unknown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bgpkit_parser::models::{AsPathSegment, Attributes};
 use rusqlite::{Transaction, params};
 
-use super::aspath::AsPath;
+use super::aspath::{AsPath, Segment};
 use super::state::BgpError;
-use crate::analysis::verdict::Adjacency;
 use crate::store::Db;
+
+/// Adjacent AS pairs of loaded AS paths (both orders), for the border rule.
+#[derive(Debug, Clone, Default)]
+pub struct Adjacency {
+    pairs: HashSet<(u32, u32)>,
+}
+
+impl Adjacency {
+    /// Adds the adjacent pairs of a path (sets are skipped, prepending ignored).
+    pub fn add(&mut self, path: &AsPath) {
+        let mut previous: Option<u32> = None;
+        for segment in path.segments() {
+            match segment {
+                Segment::Seq(asns) => {
+                    for &a in asns {
+                        if let Some(p) = previous {
+                            self.add_pair(p, a);
+                        }
+                        previous = Some(a);
+                    }
+                }
+                Segment::Set(_) => previous = None,
+            }
+        }
+    }
+
+    /// Adds one adjacent pair (both orders); an AS is never adjacent to itself.
+    pub fn add_pair(&mut self, a: u32, b: u32) {
+        if a != b {
+            self.pairs.insert((a, b));
+            self.pairs.insert((b, a));
+        }
+    }
+
+    /// Whether `a` and `b` stand next to each other in some path.
+    pub fn adjacent(&self, a: u32, b: u32) -> bool {
+        self.pairs.contains(&(a, b))
+    }
+}
 
 /// Adjacent pairs (a < b) seen in one file, with the first and last MRT time of each.
 #[derive(Debug, Default)]

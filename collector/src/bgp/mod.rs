@@ -22,6 +22,7 @@ pub mod state;
 pub mod timeline;
 pub mod upstream;
 
+pub use adjacency::Adjacency;
 pub use aspath::AsPath;
 pub use prefix_map::PrefixMap;
 pub use state::{BgpError, BgpState, LpmMatch, PeerInfo, PeerRoute, StateSource};
