@@ -11,7 +11,6 @@
 use std::collections::{HashMap, HashSet};
 
 use bgpkit_parser::models::{AsPathSegment, Attributes};
-use rusqlite::{Transaction, params};
 
 use super::aspath::{AsPath, Segment};
 use super::state::BgpError;
@@ -109,19 +108,12 @@ impl AdjacencyCollector {
         self.pairs.len()
     }
 
-    /// Merges the pairs into `as_adjacencies`.
-    pub(crate) fn store(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO as_adjacencies (a, b, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (a, b) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
-                                              last_seen = max(last_seen, excluded.last_seen)",
-        )?;
-        let mut pairs: Vec<_> = self.pairs.iter().collect();
+    /// The pairs with their first and last time, in pair order (the order they are stored
+    /// in, so that the index is written in order).
+    pub(crate) fn sorted_pairs(&self) -> Vec<((u32, u32), (i64, i64))> {
+        let mut pairs: Vec<_> = self.pairs.iter().map(|(k, v)| (*k, *v)).collect();
         pairs.sort_unstable();
-        for ((a, b), (first, last)) in pairs {
-            stmt.execute(params![a, b, first, last])?;
-        }
-        Ok(())
+        pairs
     }
 }
 
