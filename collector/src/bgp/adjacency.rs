@@ -120,25 +120,17 @@ impl AdjacencyCollector {
 /// The adjacencies the border rule uses: every pair in `as_adjacencies`, and the pairs of the
 /// stored target paths (the only source for files loaded before schema v5).
 pub fn load_adjacency(db: &Db) -> Result<Adjacency, BgpError> {
-    let conn = db.conn();
     let mut adjacency = Adjacency::default();
-    let mut stmt = conn.prepare("SELECT a, b FROM as_adjacencies")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        adjacency.add_pair(r.get(0)?, r.get(1)?);
+    for (a, b) in db.as_adjacencies()? {
+        adjacency.add_pair(a, b);
     }
-    let mut stmt = conn.prepare(
-        "SELECT DISTINCT as_path FROM rib_routes
-         UNION SELECT DISTINCT as_path FROM bgp_updates WHERE as_path IS NOT NULL",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let text: String = r.get(0)?;
+    db.for_each_target_path(|text| {
         let path: AsPath = text
             .parse()
             .map_err(|e| BgpError::Malformed(format!("AS path {text:?}: {e}")))?;
         adjacency.add(&path);
-    }
+        Ok::<_, BgpError>(())
+    })?;
     Ok(adjacency)
 }
 
