@@ -1,10 +1,9 @@
 //! The record-by-record loader of one file: turns MRT records into rows of the file's write
 //! transaction.
 //!
-//! [`RecordLoader::on_record`] dispatches each record; RIB records are handled in
-//! [`super::rib`], BGP4MP records in [`super::updates`]. When the file ends, a RIB dump's
-//! origins are merged into the collector's validity intervals and the file's row is completed
-//! ([`RecordLoader::finish`]).
+//! [`RecordLoader::on_record`] dispatches each record to the methods of the RIB (`rib.rs`) and
+//! BGP4MP (`updates.rs`) records. When the file ends, a RIB dump's origins are merged into the
+//! collector's validity intervals and the file's row is completed ([`RecordLoader::finish`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

@@ -11,7 +11,7 @@
 //!
 //! Rows are plain values: a prefix is its network address and length as stored
 //! ([`StoredPrefix`]), an AS path or a route set is the text the room above wrote. Parsing
-//! them, and deciding what they mean, is the business of `crate::bgp` and `crate::mrt`.
+//! them, and deciding what they mean, is the business of the BGP and MRT rooms.
 
 pub mod intervals;
 pub mod load;
