@@ -22,7 +22,7 @@ use rusqlite::Connection;
 use super::{Db, DbError, WriteTx};
 
 pub use load::{CompletedFile, NewMrtFile, StoredPeer, UpdateRow};
-pub use read::{PeerRow, RibDump, RibRouteRow, SessionChangeRow, StoredUpdate};
+pub use read::{MrtFileRow, PeerRow, RibDump, RibRouteRow, SessionChangeRow, StoredUpdate};
 
 /// A prefix as stored: the network address as a big-endian `u32`, and the prefix length.
 pub type StoredPrefix = (u32, u8);

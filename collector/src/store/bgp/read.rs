@@ -1,14 +1,35 @@
 //! The rows the BGP state is built from: RIB dumps and their routes, prefix origins, update
-//! and state change events, peers, and the AS adjacencies.
+//! and state change events, peers, and the AS adjacencies; the loaded files as exports cite
+//! them, and the origins of a prefix in a collector's newest dump (fleet vantage points).
 //!
 //! Queries that may return millions of rows (a collector's updates, a full table's prefix
 //! origins) hand each row to a callback instead of collecting them, so that the room above
 //! builds its own structures in one pass.
 
-use rusqlite::{OptionalExtension as _, Row, params};
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{ESTABLISHED, StoredPrefix};
-use crate::store::{Db, DbError};
+use crate::store::migrations::OPEN_UNTIL;
+use crate::store::{Db, DbError, WriteTx};
+
+/// A loaded MRT file as exports cite it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MrtFileRow {
+    /// The file's name.
+    pub name: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// `rib` or `updates`.
+    pub kind: String,
+    /// `TABLE_DUMP_V2`, `TABLE_DUMP`, `BGP4MP` or `BGP`.
+    pub format: String,
+    /// The collector it was loaded for.
+    pub collector: String,
+    /// Earliest record timestamp (UNIX seconds).
+    pub first_time: i64,
+    /// Latest record timestamp (UNIX seconds).
+    pub last_time: i64,
+}
 
 /// A collector's RIB dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +394,81 @@ impl Db {
     }
 }
 
+fn collector_ids(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached("SELECT id FROM collectors ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect()
+}
+
+fn newest_dump_origins(
+    conn: &Connection,
+    collector_id: i64,
+    prefix: StoredPrefix,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT s.origins FROM prefix_origins p JOIN route_sets s ON s.id = p.route_set_id
+         WHERE p.collector_id = ?1 AND p.net = ?2 AND p.len = ?3 AND p.valid_until = ?4",
+    )?
+    .query_row(params![collector_id, prefix.0, prefix.1, OPEN_UNTIL], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+impl Db {
+    /// Every loaded MRT file, by first record time (then load order).
+    pub fn mrt_files(&self) -> Result<Vec<MrtFileRow>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time
+             FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
+             ORDER BY f.first_time, f.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(MrtFileRow {
+                name: r.get(0)?,
+                sha256: r.get(1)?,
+                kind: r.get(2)?,
+                format: r.get(3)?,
+                collector: r.get(4)?,
+                first_time: r.get(5)?,
+                last_time: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every collector id, ascending.
+    pub fn collector_ids(&self) -> Result<Vec<i64>, DbError> {
+        Ok(collector_ids(&self.conn)?)
+    }
+
+    /// The origins (as text) of `prefix` in the collector's newest RIB dump, if it holds
+    /// the prefix.
+    pub fn newest_dump_origins(
+        &self,
+        collector_id: i64,
+        prefix: StoredPrefix,
+    ) -> Result<Option<String>, DbError> {
+        Ok(newest_dump_origins(&self.conn, collector_id, prefix)?)
+    }
+}
+
+impl WriteTx<'_> {
+    /// Every collector id, ascending, as this transaction sees them.
+    pub fn collector_ids(&self) -> Result<Vec<i64>, DbError> {
+        Ok(collector_ids(self.sql())?)
+    }
+
+    /// [`Db::newest_dump_origins`] as this transaction sees it.
+    pub fn newest_dump_origins(
+        &self,
+        collector_id: i64,
+        prefix: StoredPrefix,
+    ) -> Result<Option<String>, DbError> {
+        Ok(newest_dump_origins(self.sql(), collector_id, prefix)?)
+    }
+}
+
 fn stored_update<'r>(r: &'r Row<'_>) -> rusqlite::Result<StoredUpdate<'r>> {
     Ok(StoredUpdate {
         time: r.get(0)?,
@@ -386,4 +482,65 @@ fn stored_update<'r>(r: &'r Row<'_>) -> rusqlite::Result<StoredUpdate<'r>> {
         is_target: r.get(9)?,
         as_path: optional_text(r, 10)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::store::bgp::NewMrtFile;
+
+    /// A RIB dump of collector `rc` at `time` holding 10.0.0.0/8 with the given origins.
+    fn load_dump(db: &mut Db, name: &str, time: i64, origins: &str) {
+        let tx = db.write().unwrap();
+        let collector_id = tx.collector_id("rc").unwrap();
+        let file = NewMrtFile {
+            collector_id,
+            name,
+            sha256: name,
+            compression: "none",
+            kind: "rib",
+            format: "TABLE_DUMP_V2",
+            dump_time: Some(time),
+            first_time: time,
+            file_bytes: 0,
+            loaded_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        tx.insert_mrt_file(&file).unwrap();
+        let set = tx
+            .insert_route_set(&format!("{origins}@0"), origins)
+            .unwrap();
+        tx.merge_rib_dump(collector_id, time, [((0x0a00_0000, 8), set)])
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn the_newest_dump_answers_for_origins_and_files_list_by_time() {
+        let mut db = Db::open_in_memory().unwrap();
+        load_dump(&mut db, "later", 200, "2");
+        load_dump(&mut db, "earlier", 100, "1");
+        let collectors = db.collector_ids().unwrap();
+        assert_eq!(collectors.len(), 1);
+        assert_eq!(
+            db.newest_dump_origins(collectors[0], (0x0a00_0000, 8))
+                .unwrap()
+                .as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            db.newest_dump_origins(collectors[0], (0x0b00_0000, 8))
+                .unwrap(),
+            None
+        );
+        let names: Vec<String> = db
+            .mrt_files()
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["earlier", "later"]);
+        assert_eq!(db.mrt_file_count().unwrap(), 2);
+    }
 }
