@@ -148,7 +148,7 @@ fn main() {
         let LoadOutcome::Loaded(s) = outcome else {
             panic!("{outcome:?}")
         };
-        db.conn()
+        db.sql_for_tests()
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .unwrap();
         let size = db_bytes(&db_path);
@@ -169,7 +169,7 @@ fn main() {
         previous = size;
     }
     let count = |table: &str| -> i64 {
-        db.conn()
+        db.sql_for_tests()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
     };

@@ -6,7 +6,7 @@
 use ipnet::Ipv4Net;
 use rusqlite::OptionalExtension;
 
-use crate::store::{Db, DbError};
+use crate::store::{Db, DbError, WriteTx};
 
 /// The default target: North Korea's block.
 pub const DEFAULT_TARGET_PREFIX: &str = "175.45.176.0/22";
@@ -100,7 +100,15 @@ pub(crate) fn put(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqli
 
 /// The stored target, if any.
 pub fn stored_target(conn: &rusqlite::Connection) -> Result<Option<Target>, SettingsError> {
-    let (Some(prefixes), Some(asn)) = (get(conn, KEY_PREFIXES)?, get(conn, KEY_ASN)?) else {
+    parse_target(get(conn, KEY_PREFIXES)?, get(conn, KEY_ASN)?)
+}
+
+/// The target of the stored settings' texts, if both are set.
+fn parse_target(
+    prefixes: Option<String>,
+    asn: Option<String>,
+) -> Result<Option<Target>, SettingsError> {
+    let (Some(prefixes), Some(asn)) = (prefixes, asn) else {
         return Ok(None);
     };
     let malformed_prefixes = || SettingsError::Malformed {
@@ -129,17 +137,16 @@ pub fn stored_target(conn: &rusqlite::Connection) -> Result<Option<Target>, Sett
 /// which is stored, unless BGP data already loaded was kept for a different target. Call it
 /// inside the load's transaction.
 pub(crate) fn resolve_target(
-    conn: &rusqlite::Connection,
+    tx: &WriteTx<'_>,
     wanted: Option<&Target>,
 ) -> Result<Target, SettingsError> {
-    let stored = stored_target(conn)?;
+    let stored = parse_target(tx.setting(KEY_PREFIXES)?, tx.setting(KEY_ASN)?)?;
     let target = match (stored, wanted) {
         (Some(stored), None) => return Ok(stored),
         (None, None) => Target::default(),
         (Some(stored), Some(wanted)) if same_target(&stored, wanted) => return Ok(stored),
         (Some(stored), Some(wanted)) => {
-            let loaded: i64 = conn.query_row("SELECT count(*) FROM mrt_files", [], |r| r.get(0))?;
-            if loaded > 0 {
+            if tx.mrt_file_count()? > 0 {
                 return Err(SettingsError::TargetConflict {
                     stored_prefixes: stored.prefixes_text(),
                     stored_asn: stored.asn,
@@ -151,8 +158,8 @@ pub(crate) fn resolve_target(
         }
         (None, Some(wanted)) => wanted.clone(),
     };
-    put(conn, KEY_PREFIXES, &target.prefixes_text())?;
-    put(conn, KEY_ASN, &target.asn.to_string())?;
+    tx.put_setting(KEY_PREFIXES, &target.prefixes_text())?;
+    tx.put_setting(KEY_ASN, &target.asn.to_string())?;
     Ok(target)
 }
 
@@ -179,27 +186,33 @@ mod tests {
 
     #[test]
     fn default_then_stored_then_conflict_only_with_data() {
-        let db = Db::open_in_memory().unwrap();
+        let mut db = Db::open_in_memory().unwrap();
         assert_eq!(db.target().unwrap(), Target::default());
         let custom = Target {
             prefixes: vec!["10.1.0.0/16".parse().unwrap()],
             asn: 64500,
         };
-        assert_eq!(resolve_target(db.conn(), Some(&custom)).unwrap(), custom);
-        assert_eq!(resolve_target(db.conn(), None).unwrap(), custom);
+        let resolve = |db: &mut Db, wanted: Option<&Target>| {
+            let tx = db.write().unwrap();
+            let resolved = resolve_target(&tx, wanted);
+            tx.commit().unwrap();
+            resolved
+        };
+        assert_eq!(resolve(&mut db, Some(&custom)).unwrap(), custom);
+        assert_eq!(resolve(&mut db, None).unwrap(), custom);
         // No BGP data yet: switching is allowed.
         assert_eq!(
-            resolve_target(db.conn(), Some(&Target::default())).unwrap(),
+            resolve(&mut db, Some(&Target::default())).unwrap(),
             Target::default()
         );
-        db.conn()
+        db.sql_for_tests()
             .execute_batch(
                 "INSERT INTO collectors (id, name) VALUES (1, 'c');
                  INSERT INTO mrt_files VALUES (1, 1, 'f', 'a', 'b', 'none', 'updates', 'BGP4MP',
                    NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
             )
             .unwrap();
-        let err = resolve_target(db.conn(), Some(&custom)).unwrap_err();
+        let err = resolve(&mut db, Some(&custom)).unwrap_err();
         assert!(err.to_string().contains("cannot switch"), "{err}");
     }
 }

@@ -182,14 +182,14 @@ fn every_real_file_loads_with_bgpdump_counts_or_fails_cleanly() {
             other => panic!("{other}"),
         }
         // What the summary says is what the database holds.
-        let rows: i64 = db.conn().query_row("SELECT count(*) FROM bgp_updates u JOIN mrt_files f ON f.id = u.file_id WHERE f.name = ?1", [&name], |r| r.get(0)).unwrap();
+        let rows: i64 = db.sql_for_tests().query_row("SELECT count(*) FROM bgp_updates u JOIN mrt_files f ON f.id = u.file_id WHERE f.name = ?1", [&name], |r| r.get(0)).unwrap();
         assert_eq!(
             rows as u64,
             s.announcements + s.withdrawals,
             "{name}: stored updates"
         );
         let stored: (i64, i64, String) = db
-            .conn()
+            .sql_for_tests()
             .query_row(
                 "SELECT records, prefixes, sha256 FROM mrt_files WHERE name = ?1",
                 [&name],
@@ -216,7 +216,7 @@ fn table_dump_v1_counts_match_sources() {
         ("TABLE_DUMP", 115_521, 36, 112_988)
     );
     let origin_rows: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM prefix_origins", [], |r| r.get(0))
         .unwrap();
     assert_eq!(origin_rows, 112_988);
@@ -349,7 +349,7 @@ fn plain_gzip_and_bzip2_load_identically() {
             let s = loaded(load(&mut db, &path).unwrap());
             assert_eq!(s.compression, label.replace("plain", "none"));
             // Blank what must differ (file hash, compression, size, load time).
-            db.conn()
+            db.sql_for_tests()
                 .execute_batch(
                     "UPDATE mrt_files SET sha256 = '', compression = 'none', file_bytes = 0,
                                           loaded_at = ''",
@@ -391,7 +391,7 @@ fn a_cut_rib_is_refused_whole_unless_truncation_is_accepted() {
         (9_073, 270_005, 35, 9_072)
     );
     let (truncated, records): (i64, i64) = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT truncated, records FROM mrt_files WHERE name = 'rib.20140523.0600_firstMB.bz2'",
             [],
@@ -439,13 +439,13 @@ fn the_border_rule_knows_adjacencies_of_paths_away_from_the_target() {
     // covers the target): bgpdump: ...|196.7.106.245|2905|0.0.0.0/0|2905 65023 16637|IGP|...
     assert_eq!(s.target_routes, 1);
     let target_path: String = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT as_path FROM rib_routes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(target_path, "2905 65023 16637");
     assert!(s.as_adjacencies > 1000, "{s:?}");
     let stored: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM as_adjacencies", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stored as u64, s.as_adjacencies);
@@ -454,7 +454,7 @@ fn the_border_rule_knows_adjacencies_of_paths_away_from_the_target() {
     assert!(adjacency.adjacent(701, 6453) && adjacency.adjacent(15169, 6453));
     assert!(!adjacency.adjacent(15169, 131_279));
     let (first, last): (i64, i64) = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT first_seen, last_seen FROM as_adjacencies WHERE a = 6453 AND b = 15169",
             [],

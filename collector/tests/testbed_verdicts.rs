@@ -272,7 +272,7 @@ fn entry_as_and_verdict_follow_the_routing_tables() {
     let analyses = analyze(&db);
     assert_eq!(analyses.len(), 3 * 4 * 8);
     let first_dump: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT min(dump_time) FROM mrt_files WHERE kind = 'rib'",
             [],
@@ -505,7 +505,7 @@ fn export_loads_back_with_csv_and_python() {
         serde_json::from_str(&fs::read_to_string(out.path().join("export.json")).unwrap()).unwrap();
     let files = meta["mrt_files"].as_array().unwrap();
     let loaded: usize = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM mrt_files", [], |r| r.get(0))
         .unwrap();
     assert_eq!(files.len(), loaded);
@@ -553,7 +553,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> Result<(), String>) {
 /// peer state changes, and the upstream changes computed over the whole span.
 fn bgp_diagnosis(db: &Db, prefix: Ipv4Net, changes: &UpstreamChanges) -> String {
     use std::fmt::Write as _;
-    let conn = db.conn();
+    let conn = db.sql_for_tests();
     let net = u32::from(prefix.network());
     let len = prefix.prefix_len();
     let mut out = String::new();

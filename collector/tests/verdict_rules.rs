@@ -254,7 +254,7 @@ fn real_rib_state(
     };
     mrt::load_file(&mut db, file, &options, None).unwrap();
     let dump_time: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT dump_time FROM mrt_files", [], |r| r.get(0))
         .unwrap();
     let state = nkpath_collector::bgp::BgpState::at(
@@ -275,7 +275,7 @@ fn thin_prefixes_are_judged_against_full_feed_peers_of_a_real_dump() {
     };
     let (db, state, _tmp) = real_rib_state(&dir.join("bview.20020722.2337.gz"), "rrc00", 3600);
     let peers: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM peers", [], |r| r.get(0))
         .unwrap();
     assert_eq!(peers, 36);

@@ -1,13 +1,13 @@
 //! Announced sets and verdicts (see the module docs of [`crate::analysis`]).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::bgp::aspath::Segment;
-use crate::bgp::{AsPath, BgpState};
+use crate::bgp::BgpState;
+pub use crate::bgp::adjacency::Adjacency;
 
 /// The verdict of one trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,45 +88,6 @@ pub fn announced_for(state: &BgpState, target: Ipv4Addr) -> Vec<AnnouncedPrefix>
         .collect();
     out.sort_by_key(|a| std::cmp::Reverse(a.prefix.prefix_len()));
     out
-}
-
-/// Adjacent AS pairs of loaded AS paths (both orders), for the border rule.
-#[derive(Debug, Clone, Default)]
-pub struct Adjacency {
-    pairs: HashSet<(u32, u32)>,
-}
-
-impl Adjacency {
-    /// Adds the adjacent pairs of a path (sets are skipped, prepending ignored).
-    pub fn add(&mut self, path: &AsPath) {
-        let mut previous: Option<u32> = None;
-        for segment in path.segments() {
-            match segment {
-                Segment::Seq(asns) => {
-                    for &a in asns {
-                        if let Some(p) = previous {
-                            self.add_pair(p, a);
-                        }
-                        previous = Some(a);
-                    }
-                }
-                Segment::Set(_) => previous = None,
-            }
-        }
-    }
-
-    /// Adds one adjacent pair (both orders); an AS is never adjacent to itself.
-    pub fn add_pair(&mut self, a: u32, b: u32) {
-        if a != b {
-            self.pairs.insert((a, b));
-            self.pairs.insert((b, a));
-        }
-    }
-
-    /// Whether `a` and `b` stand next to each other in some path.
-    pub fn adjacent(&self, a: u32, b: u32) -> bool {
-        self.pairs.contains(&(a, b))
-    }
 }
 
 /// The verdict for an entry AS given the announced sets (most specific first).

@@ -8,15 +8,52 @@
 //! Prepending is collapsed (`a a b` gives `a b`); an AS_SET breaks adjacency, as the order of
 //! its members is unknown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bgpkit_parser::models::{AsPathSegment, Attributes};
-use rusqlite::{Transaction, params};
 
-use super::aspath::AsPath;
+use super::aspath::{AsPath, Segment};
 use super::state::BgpError;
-use crate::analysis::verdict::Adjacency;
 use crate::store::Db;
+
+/// Adjacent AS pairs of loaded AS paths (both orders), for the border rule.
+#[derive(Debug, Clone, Default)]
+pub struct Adjacency {
+    pairs: HashSet<(u32, u32)>,
+}
+
+impl Adjacency {
+    /// Adds the adjacent pairs of a path (sets are skipped, prepending ignored).
+    pub fn add(&mut self, path: &AsPath) {
+        let mut previous: Option<u32> = None;
+        for segment in path.segments() {
+            match segment {
+                Segment::Seq(asns) => {
+                    for &a in asns {
+                        if let Some(p) = previous {
+                            self.add_pair(p, a);
+                        }
+                        previous = Some(a);
+                    }
+                }
+                Segment::Set(_) => previous = None,
+            }
+        }
+    }
+
+    /// Adds one adjacent pair (both orders); an AS is never adjacent to itself.
+    pub fn add_pair(&mut self, a: u32, b: u32) {
+        if a != b {
+            self.pairs.insert((a, b));
+            self.pairs.insert((b, a));
+        }
+    }
+
+    /// Whether `a` and `b` stand next to each other in some path.
+    pub fn adjacent(&self, a: u32, b: u32) -> bool {
+        self.pairs.contains(&(a, b))
+    }
+}
 
 /// Adjacent pairs (a < b) seen in one file, with the first and last MRT time of each.
 #[derive(Debug, Default)]
@@ -71,44 +108,29 @@ impl AdjacencyCollector {
         self.pairs.len()
     }
 
-    /// Merges the pairs into `as_adjacencies`.
-    pub(crate) fn store(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO as_adjacencies (a, b, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (a, b) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
-                                              last_seen = max(last_seen, excluded.last_seen)",
-        )?;
-        let mut pairs: Vec<_> = self.pairs.iter().collect();
+    /// The pairs with their first and last time, in pair order (the order they are stored
+    /// in, so that the index is written in order).
+    pub(crate) fn sorted_pairs(&self) -> Vec<((u32, u32), (i64, i64))> {
+        let mut pairs: Vec<_> = self.pairs.iter().map(|(k, v)| (*k, *v)).collect();
         pairs.sort_unstable();
-        for ((a, b), (first, last)) in pairs {
-            stmt.execute(params![a, b, first, last])?;
-        }
-        Ok(())
+        pairs
     }
 }
 
 /// The adjacencies the border rule uses: every pair in `as_adjacencies`, and the pairs of the
 /// stored target paths (the only source for files loaded before schema v5).
 pub fn load_adjacency(db: &Db) -> Result<Adjacency, BgpError> {
-    let conn = db.conn();
     let mut adjacency = Adjacency::default();
-    let mut stmt = conn.prepare("SELECT a, b FROM as_adjacencies")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        adjacency.add_pair(r.get(0)?, r.get(1)?);
+    for (a, b) in db.as_adjacencies()? {
+        adjacency.add_pair(a, b);
     }
-    let mut stmt = conn.prepare(
-        "SELECT DISTINCT as_path FROM rib_routes
-         UNION SELECT DISTINCT as_path FROM bgp_updates WHERE as_path IS NOT NULL",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let text: String = r.get(0)?;
+    db.for_each_target_path(|text| {
         let path: AsPath = text
             .parse()
             .map_err(|e| BgpError::Malformed(format!("AS path {text:?}: {e}")))?;
         adjacency.add(&path);
-    }
+        Ok::<_, BgpError>(())
+    })?;
     Ok(adjacency)
 }
 

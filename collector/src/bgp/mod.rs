@@ -22,6 +22,7 @@ pub mod state;
 pub mod timeline;
 pub mod upstream;
 
+pub use adjacency::Adjacency;
 pub use aspath::AsPath;
 pub use prefix_map::PrefixMap;
 pub use state::{BgpError, BgpState, LpmMatch, PeerInfo, PeerRoute, StateSource};
@@ -32,7 +33,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// BGP4MP state code of Established (RFC 6396 §4.4.1).
-pub const ESTABLISHED: u16 = 6;
+pub const ESTABLISHED: u16 = crate::store::bgp::ESTABLISHED;
 
 /// A UNIX time as RFC 3339 UTC (or the raw number if out of range).
 pub fn format_unix(t: i64) -> String {

@@ -34,7 +34,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 
 use ipnet::Ipv4Net;
-use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::aspath::AsPath;
@@ -44,10 +43,11 @@ use super::replay::{
     CollectorOrigins, Event, OriginsBuilder, PeerId, Replay, TargetRoutes, TimedEvent,
 };
 use super::routeset::{RouteSet, parse_asns};
+use super::unix_seconds;
 use super::upstream::{AnnouncedUpstreams, Visibility};
-use super::{ESTABLISHED, unix_seconds};
 use crate::settings::{SettingsError, Target};
-use crate::store::Db;
+use crate::store::bgp::{RibDump, StoredUpdate};
+use crate::store::{Db, DbError};
 
 /// The maximum replay age (seconds): updates are replayed over a base (a RIB dump, or a
 /// peer's session going to Established) only up to this long after it (see the module docs).
@@ -58,8 +58,8 @@ pub const MAX_REPLAY_AGE_S: i64 = 24 * 3600;
 #[non_exhaustive]
 pub enum BgpError {
     /// A database error.
-    #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// A stored value does not parse.
     #[error("malformed BGP data in the database: {0}")]
     Malformed(String),
@@ -157,25 +157,25 @@ impl BgpState {
         t: OffsetDateTime,
         max_replay_age_s: i64,
     ) -> Result<Option<Self>, BgpError> {
-        let conn = db.conn();
         let t = unix_seconds(t);
-        let dumps: HashMap<i64, LatestDump> = latest_dumps(conn, t)?
+        let dumps: HashMap<i64, RibDump> = db
+            .latest_rib_dumps(t)?
             .into_iter()
             .map(|d| (d.collector_id, d))
             .collect();
         let target = db.target()?;
-        let peers = load_peers(conn)?;
+        let peers = load_peers(db)?;
         let mut routes = TargetRoutes::default();
         let mut origins = Vec::new();
         let mut sources = Vec::new();
-        for (collector_id, collector) in collectors(conn)? {
+        for (collector_id, collector) in db.bgp_collectors()? {
             let dump = dumps.get(&collector_id);
             let mut collector_routes = TargetRoutes::default();
             if let Some(d) = dump {
-                load_rib_routes(conn, d.file_id, &mut collector_routes)?;
+                load_rib_routes(db, d.file_id, &mut collector_routes)?;
             }
             let from = dump.map_or(i64::MIN, |d| d.time);
-            let events = load_events(conn, collector_id, from, t, false)?;
+            let events = load_events(db, collector_id, from, t, false)?;
             let mut builder = OriginsBuilder::default();
             let mut replay = Replay::new(dump.map(|d| d.time), max_replay_age_s);
             for e in &events {
@@ -188,7 +188,7 @@ impl BgpState {
             }
             let dump = dump.filter(|_| replay.dump_used());
             let (base, sets) = match dump {
-                Some(d) => load_route_sets(conn, collector_id, d.time)?,
+                Some(d) => load_route_sets(db, collector_id, d.time)?,
                 None => (PrefixMap::new(), Vec::new()),
             };
             origins.push(builder.finish(base, sets));
@@ -196,7 +196,8 @@ impl BgpState {
             // Updates are known up to the end of the update files after the oldest base in
             // use, but never replayed beyond the maximum age after it.
             let since = replay.oldest_base().unwrap_or(t);
-            let data_until = updates_known_until(conn, collector_id, since, t)?
+            let data_until = db
+                .updates_known_until(collector_id, since, t)?
                 .map_or(since, |u| u.max(since))
                 .min(since.saturating_add(max_replay_age_s));
             sources.push(StateSource {
@@ -414,87 +415,28 @@ impl BgpState {
     }
 }
 
-/// A collector's RIB dump.
-#[derive(Debug, Clone)]
-pub(crate) struct LatestDump {
-    pub(crate) collector_id: i64,
-    /// `mrt_files.id`.
-    pub(crate) file_id: i64,
-    /// Its file name.
-    pub(crate) file: String,
-    /// Its time.
-    pub(crate) time: i64,
-}
-
-/// Every collector: (id, name), by name.
-pub(crate) fn collectors(conn: &Connection) -> Result<Vec<(i64, String)>, BgpError> {
-    let mut stmt = conn.prepare_cached("SELECT id, name FROM collectors ORDER BY name")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The last RIB dump at or before `t`, per collector.
-pub(crate) fn latest_dumps(conn: &Connection, t: i64) -> Result<Vec<LatestDump>, BgpError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.id, c.name, f.id, f.name, f.dump_time
-         FROM collectors c
-         JOIN mrt_files f ON f.collector_id = c.id
-         WHERE f.dump_time = (SELECT max(g.dump_time) FROM mrt_files g
-                              WHERE g.collector_id = c.id AND g.dump_time <= ?1)
-         ORDER BY c.name",
-    )?;
-    let rows = stmt.query_map([t], |r| {
-        Ok(LatestDump {
-            collector_id: r.get(0)?,
-            file_id: r.get(2)?,
-            file: r.get(3)?,
-            time: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The end of the newest update file of a collector that starts at or before `t` and ends
-/// at or after `since`; `None` when there is none.
-fn updates_known_until(
-    conn: &Connection,
-    collector_id: i64,
-    since: i64,
-    t: i64,
-) -> Result<Option<i64>, BgpError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT max(last_time) FROM mrt_files
-         WHERE collector_id = ?1 AND kind = 'updates' AND first_time <= ?3 AND last_time >= ?2",
-    )?;
-    Ok(stmt.query_row(params![collector_id, since, t], |r| r.get(0))?)
-}
-
 /// Every collector peer.
-pub(crate) fn load_peers(conn: &Connection) -> Result<HashMap<PeerId, PeerInfo>, BgpError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT p.id, c.name, c.id, p.peer_index, p.address, p.asn
-         FROM peers p JOIN collectors c ON c.id = p.collector_id",
-    )?;
-    let mut rows = stmt.query([])?;
+fn load_peers(db: &Db) -> Result<HashMap<PeerId, PeerInfo>, BgpError> {
     let mut out = HashMap::new();
-    while let Some(r) = rows.next()? {
-        let address: String = r.get(4)?;
+    for row in db.bgp_peers()? {
+        let address = row
+            .address
+            .parse()
+            .map_err(|_| BgpError::Malformed(format!("peer address {:?}", row.address)))?;
         let peer = PeerInfo {
-            id: r.get(0)?,
-            collector: r.get(1)?,
-            collector_id: r.get(2)?,
-            index: r.get(3)?,
-            address: address
-                .parse()
-                .map_err(|_| BgpError::Malformed(format!("peer address {address:?}")))?,
-            asn: r.get(5)?,
+            id: row.id,
+            collector: row.collector,
+            collector_id: row.collector_id,
+            index: row.index,
+            address,
+            asn: row.asn,
         };
         out.insert(peer.id, peer);
     }
     Ok(out)
 }
 
-fn prefix_of(net: u32, len: u8) -> Result<Ipv4Net, BgpError> {
+fn prefix_of((net, len): (u32, u8)) -> Result<Ipv4Net, BgpError> {
     from_parts(net, len).ok_or_else(|| BgpError::Malformed(format!("prefix length {len}")))
 }
 
@@ -505,97 +447,41 @@ fn parse_path(text: &str) -> Result<AsPath, BgpError> {
 
 /// Adds the target routes of a RIB dump.
 pub(crate) fn load_rib_routes(
-    conn: &Connection,
+    db: &Db,
     file_id: i64,
     routes: &mut TargetRoutes,
 ) -> Result<(), BgpError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT peer_id, net, len, path_id, as_path FROM rib_routes WHERE file_id = ?1",
-    )?;
-    let mut rows = stmt.query([file_id])?;
-    while let Some(r) = rows.next()? {
-        let prefix = prefix_of(r.get(1)?, r.get(2)?)?;
-        routes.announce(
-            r.get(0)?,
-            prefix,
-            r.get(3)?,
-            parse_path(&r.get::<_, String>(4)?)?,
-        );
+    for row in db.rib_routes(file_id)? {
+        let prefix = prefix_of(row.prefix)?;
+        routes.announce(row.peer_id, prefix, row.path_id, parse_path(&row.as_path)?);
     }
     Ok(())
 }
-
-/// The state changes that are events: a session leaving or reaching Established (`?4`).
-const SESSION_CHANGE: &str =
-    "((s.old_state = ?4 AND s.new_state != ?4) OR (s.new_state = ?4 AND s.old_state != ?4))";
 
 /// The BGP4MP events of a collector with `from <= time <= until`, in replay order (see the
 /// module docs for why a dump's own second is included). Among the state changes, only
 /// sessions leaving or reaching Established; only target-overlapping updates when
 /// `targets_only`.
 pub(crate) fn load_events(
-    conn: &Connection,
+    db: &Db,
     collector_id: i64,
     from: i64,
     until: i64,
     targets_only: bool,
 ) -> Result<Vec<TimedEvent>, BgpError> {
     let mut events = Vec::new();
-    // Two statements rather than a flag in SQL, so that the targets-only one can use the
-    // partial index on target updates.
-    let sql = if targets_only {
-        "SELECT u.time, u.file_id, u.seq, u.peer_id, p.peer_index, u.net, u.len, u.path_id,
-                u.origins, u.is_target, u.as_path
-         FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
-         WHERE p.collector_id = ?1 AND u.time >= ?2 AND u.time <= ?3 AND u.is_target"
-    } else {
-        "SELECT u.time, u.file_id, u.seq, u.peer_id, p.peer_index, u.net, u.len, u.path_id,
-                u.origins, u.is_target, u.as_path
-         FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
-         WHERE p.collector_id = ?1 AND u.time >= ?2 AND u.time <= ?3"
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![collector_id, from, until])?;
-    while let Some(r) = rows.next()? {
-        let origins: Option<String> = r.get(8)?;
-        let origins = match origins {
-            Some(text) => Some(
-                parse_asns(&text)
-                    .ok_or_else(|| BgpError::Malformed(format!("origins {text:?}")))?,
-            ),
-            None => None,
-        };
-        let path: Option<String> = r.get(10)?;
+    db.for_each_update(collector_id, from, until, targets_only, |u| {
+        events.push(update_event(collector_id, &u)?);
+        Ok::<_, BgpError>(())
+    })?;
+    for s in db.session_changes(collector_id, from, until)? {
+        let (peer, peer_index) = (s.peer_id, s.peer_index);
         events.push(TimedEvent {
-            time: r.get(0)?,
-            file_id: r.get(1)?,
-            seq: r.get(2)?,
+            time: s.time,
+            file_id: s.file_id,
+            seq: s.seq,
             collector: collector_id,
-            event: Event::Update {
-                peer: r.get(3)?,
-                peer_index: r.get(4)?,
-                prefix: prefix_of(r.get(5)?, r.get(6)?)?,
-                path_id: r.get(7)?,
-                origins,
-                target_path: path.as_deref().map(parse_path).transpose()?,
-                is_target: r.get(9)?,
-            },
-        });
-    }
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT s.time, s.file_id, s.seq, s.peer_id, p.peer_index, s.new_state = ?4
-         FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
-         WHERE p.collector_id = ?1 AND s.time >= ?2 AND s.time <= ?3 AND {SESSION_CHANGE}"
-    ))?;
-    let mut rows = stmt.query(params![collector_id, from, until, ESTABLISHED])?;
-    while let Some(r) = rows.next()? {
-        let (peer, peer_index) = (r.get(3)?, r.get(4)?);
-        events.push(TimedEvent {
-            time: r.get(0)?,
-            file_id: r.get(1)?,
-            seq: r.get(2)?,
-            collector: collector_id,
-            event: if r.get(5)? {
+            event: if s.up {
                 Event::SessionUp { peer, peer_index }
             } else {
                 Event::SessionDown { peer, peer_index }
@@ -606,72 +492,53 @@ pub(crate) fn load_events(
     Ok(events)
 }
 
-/// The time of the collector's first event (update, or session leaving or reaching
-/// Established) after `after`: when a base of time `after - max age` stops being used.
-pub(crate) fn first_event_after(
-    conn: &Connection,
-    collector_id: i64,
-    after: i64,
-) -> Result<Option<i64>, BgpError> {
-    // In time order from `after` (the time indexes), stopping at the collector's first row.
-    let mut stmt = conn.prepare_cached(
-        "SELECT u.time FROM bgp_updates u JOIN peers p ON p.id = u.peer_id
-         WHERE u.time > ?2 AND p.collector_id = ?1 ORDER BY u.time LIMIT 1",
-    )?;
-    let update: Option<i64> = stmt
-        .query_row(params![collector_id, after], |r| r.get(0))
-        .optional()?;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT s.time FROM peer_state_changes s JOIN peers p ON p.id = s.peer_id
-         WHERE s.time > ?2 AND p.collector_id = ?1 AND {} ORDER BY s.time LIMIT 1",
-        SESSION_CHANGE.replace("?4", "?3")
-    ))?;
-    let change: Option<i64> = stmt
-        .query_row(params![collector_id, after, ESTABLISHED], |r| r.get(0))
-        .optional()?;
-    Ok(update.into_iter().chain(change).min())
+/// A stored announcement or withdrawal as a replay event.
+fn update_event(collector_id: i64, u: &StoredUpdate<'_>) -> Result<TimedEvent, BgpError> {
+    let origins = match u.origins {
+        Some(text) => {
+            Some(parse_asns(text).ok_or_else(|| BgpError::Malformed(format!("origins {text:?}")))?)
+        }
+        None => None,
+    };
+    Ok(TimedEvent {
+        time: u.time,
+        file_id: u.file_id,
+        seq: u.seq,
+        collector: collector_id,
+        event: Event::Update {
+            peer: u.peer_id,
+            peer_index: u.peer_index,
+            prefix: prefix_of(u.prefix)?,
+            path_id: u.path_id,
+            origins,
+            target_path: u.as_path.map(parse_path).transpose()?,
+            is_target: u.is_target,
+        },
+    })
 }
 
 /// Every time (UNIX seconds, ascending) at which the BGP state may change: dump times, the
 /// first record of each file, updates and session changes.
 pub fn change_times(db: &Db) -> Result<Vec<i64>, BgpError> {
-    let mut times: Vec<i64> = db
-        .conn()
-        .prepare(
-            "SELECT dump_time FROM mrt_files WHERE dump_time IS NOT NULL
-             UNION SELECT first_time FROM mrt_files
-             UNION SELECT time FROM bgp_updates
-             UNION SELECT time FROM peer_state_changes",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    times.sort_unstable();
-    Ok(times)
+    Ok(db.bgp_change_times()?)
 }
 
 /// The route sets of every prefix in a collector's RIB dump taken at `dump_time`.
 fn load_route_sets(
-    conn: &Connection,
+    db: &Db,
     collector_id: i64,
     dump_time: i64,
 ) -> Result<(PrefixMap<u32>, Vec<RouteSet>), BgpError> {
     let mut base = PrefixMap::new();
     let mut index_of: HashMap<i64, u32> = HashMap::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT net, len, route_set_id FROM prefix_origins
-         WHERE collector_id = ?1 AND valid_from <= ?2 AND valid_until > ?2",
-    )?;
-    let mut rows = stmt.query(params![collector_id, dump_time])?;
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(2)?;
+    db.for_each_dump_prefix(collector_id, dump_time, |prefix, id| {
         let next = index_of.len() as u32;
         let index = *index_of.entry(id).or_insert(next);
-        base.insert_key((r.get(0)?, r.get(1)?), index);
-    }
+        base.insert_key(prefix, index);
+    })?;
     let mut sets = vec![RouteSet::default(); index_of.len()];
-    let mut stmt = conn.prepare_cached("SELECT by_peer FROM route_sets WHERE id = ?1")?;
     for (id, index) in index_of {
-        let text: String = stmt.query_row([id], |r| r.get(0))?;
+        let text = db.route_set_text(id)?;
         sets[index as usize] =
             RouteSet::decode(&text).map_err(|e| BgpError::Malformed(e.to_string()))?;
     }
@@ -691,7 +558,7 @@ mod tests {
     /// file spanning `updates` (first and last time).
     fn dump_at_1000_and_updates(updates: (i64, i64)) -> Db {
         let db = Db::open_in_memory().unwrap();
-        db.conn()
+        db.sql_for_tests()
             .execute_batch(&format!(
                 "INSERT INTO collectors (id, name) VALUES (1, 'rc');
                  INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',

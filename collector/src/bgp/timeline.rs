@@ -11,17 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::Ipv4Net;
-use rusqlite::params;
 use time::OffsetDateTime;
 
 use super::replay::{Event, Replay, TargetRoutes, TimedEvent};
-use super::state::{
-    BgpError, LatestDump, MAX_REPLAY_AGE_S, collectors, first_event_after, latest_dumps,
-    load_events, load_rib_routes,
-};
+use super::state::{BgpError, MAX_REPLAY_AGE_S, load_events, load_rib_routes};
 use super::unix_seconds;
 use super::upstream::{AnnouncedUpstreams, Visibility};
 use crate::store::Db;
+use crate::store::bgp::RibDump;
 
 /// The target routes of every collector with data at one instant.
 #[derive(Debug, Default)]
@@ -90,28 +87,27 @@ pub fn walk_target_routes(
     b: i64,
     mut visit: impl FnMut(i64, &TargetView, Option<i64>),
 ) -> Result<(), BgpError> {
-    let conn = db.conn();
     let max_age = MAX_REPLAY_AGE_S;
     let mut view = TargetView::default();
     let mut steps: Vec<(i64, u8, i64, i64, Step)> = Vec::new();
     // When the base of time `base` stops being used: its collector's first event after it
     // is older than the maximum age.
     let expire_step = |collector: i64, base: i64| -> Result<_, BgpError> {
-        Ok(
-            first_event_after(conn, collector, base.saturating_add(max_age))?
-                .filter(|t| *t <= b)
-                .map(|t| (t, 1, 0, 0, Step::Expire { collector })),
-        )
+        Ok(db
+            .first_bgp_event_after(collector, base.saturating_add(max_age))?
+            .filter(|t| *t <= b)
+            .map(|t| (t, 1, 0, 0, Step::Expire { collector })))
     };
-    let dumps: BTreeMap<i64, LatestDump> = latest_dumps(conn, a)?
+    let dumps: BTreeMap<i64, RibDump> = db
+        .latest_rib_dumps(a)?
         .into_iter()
         .map(|d| (d.collector_id, d))
         .collect();
-    for (collector, _) in collectors(conn)? {
+    for (collector, _) in db.bgp_collectors()? {
         let mut routes = TargetRoutes::default();
         let dump = dumps.get(&collector);
         if let Some(d) = dump {
-            load_rib_routes(conn, d.file_id, &mut routes)?;
+            load_rib_routes(db, d.file_id, &mut routes)?;
             steps.extend(expire_step(collector, d.time)?);
         }
         let replay = Replay::new(dump.map(|d| d.time), max_age);
@@ -119,34 +115,27 @@ pub fn walk_target_routes(
             .insert(collector, CollectorView { routes, replay });
         // Without a dump, sessions seen going to Established before `a` count too.
         let floor = dump.map_or(i64::MIN, |d| d.time);
-        for e in load_events(conn, collector, floor, b, true)? {
+        for e in load_events(db, collector, floor, b, true)? {
             if matches!(e.event, Event::SessionUp { .. }) {
                 steps.extend(expire_step(collector, e.time)?);
             }
             steps.push((e.time, 2, e.file_id, e.seq, Step::Event(e)));
         }
     }
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT collector_id, id, dump_time FROM mrt_files
-             WHERE dump_time > ?1 AND dump_time <= ?2 ORDER BY dump_time",
-        )?;
-        let mut rows = stmt.query(params![a, b])?;
-        while let Some(r) = rows.next()? {
-            let (collector, file_id, time): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            steps.extend(expire_step(collector, time)?);
-            steps.push((
-                time,
-                0,
+    for dump in db.rib_dumps_between(a, b)? {
+        let (collector, file_id, time) = (dump.collector_id, dump.file_id, dump.time);
+        steps.extend(expire_step(collector, time)?);
+        steps.push((
+            time,
+            0,
+            file_id,
+            0,
+            Step::Dump {
+                collector,
                 file_id,
-                0,
-                Step::Dump {
-                    collector,
-                    file_id,
-                    time,
-                },
-            ));
-        }
+                time,
+            },
+        ));
     }
     steps.sort_by_key(|(t, kind, file, seq, _)| (*t, *kind, *file, *seq));
 
@@ -161,7 +150,7 @@ pub fn walk_target_routes(
         if !matches!(step, Step::Expire { .. }) {
             last_file = Some(file);
         }
-        apply(conn, &mut view, t, step)?;
+        apply(db, &mut view, t, step)?;
     }
     visit(a, &view, last_file);
     while let Some((t, _, file, _, step)) = steps.next() {
@@ -170,7 +159,7 @@ pub fn walk_target_routes(
         if !matches!(step, Step::Expire { .. }) {
             last = Some(file);
         }
-        apply(conn, &mut view, t, step)?;
+        apply(db, &mut view, t, step)?;
         while let Some((_, _, file, _, step)) = steps.next_if(|(next, ..)| *next == t) {
             if dumped && matches!(step, Step::Event(_)) {
                 // The dump as taken, before the events of its second: they change it.
@@ -180,7 +169,7 @@ pub fn walk_target_routes(
             if !matches!(step, Step::Expire { .. }) {
                 last = Some(file);
             }
-            apply(conn, &mut view, t, step)?;
+            apply(db, &mut view, t, step)?;
         }
         last_file = last;
         visit(t, &view, last);
@@ -188,12 +177,7 @@ pub fn walk_target_routes(
     Ok(())
 }
 
-fn apply(
-    conn: &rusqlite::Connection,
-    view: &mut TargetView,
-    t: i64,
-    step: Step,
-) -> Result<(), BgpError> {
+fn apply(db: &Db, view: &mut TargetView, t: i64, step: Step) -> Result<(), BgpError> {
     match step {
         Step::Dump {
             collector,
@@ -201,7 +185,7 @@ fn apply(
             time,
         } => {
             let mut routes = TargetRoutes::default();
-            load_rib_routes(conn, file_id, &mut routes)?;
+            load_rib_routes(db, file_id, &mut routes)?;
             let replay = Replay::new(Some(time), MAX_REPLAY_AGE_S);
             view.collectors
                 .insert(collector, CollectorView { routes, replay });
@@ -424,18 +408,7 @@ pub fn upstream_changes(
 
 /// The span of loaded BGP data: earliest and latest MRT timestamps of all loaded files.
 pub fn loaded_span(db: &Db) -> Result<Option<(i64, i64)>, BgpError> {
-    Ok(db.conn().query_row(
-        "SELECT min(first_time), max(last_time) FROM mrt_files",
-        [],
-        |r| {
-            Ok(
-                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
-                    (Some(a), Some(b)) => Some((a, b)),
-                    _ => None,
-                },
-            )
-        },
-    )?)
+    Ok(db.loaded_bgp_span()?)
 }
 
 #[cfg(test)]

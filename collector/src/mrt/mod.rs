@@ -1,14 +1,24 @@
 //! Loading MRT files (RFC 6396) as RouteViews and RIPE RIS publish them: TABLE_DUMP_V2 and
 //! legacy TABLE_DUMP RIB dumps, BGP4MP update files; plain, gzip or bzip2.
+//!
+//! - [`load_file`] (in `load_file`): one file, all or nothing, in one write transaction of
+//!   the store; [`LoadOptions`] what it is told, [`LoadOutcome`] and [`FileSummary`] what it
+//!   reports, [`LoadError`] why it refused a file;
+//! - `record_loader`, `rib`, `updates`: the records of one file turned into rows;
+//! - [`input`]: opening, decompressing and hashing a file;
+//! - [`derive_collector`]: the route collector named by a file's name or path.
 
+mod collector_name;
+mod error;
 pub mod input;
-mod intervals;
-pub mod load;
-mod loader;
+mod load_file;
+mod record_loader;
 mod rib;
+mod summary;
 mod updates;
 
+pub use collector_name::{UNKNOWN_COLLECTOR, derive_collector};
+pub use error::LoadError;
 pub use input::Compression;
-pub use load::{
-    FileKind, FileSummary, LoadError, LoadOptions, LoadOutcome, derive_collector, load_file,
-};
+pub use load_file::{LoadOptions, load_file};
+pub use summary::{FileKind, FileSummary, LoadOutcome};

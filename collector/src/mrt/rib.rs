@@ -7,15 +7,14 @@ use bgpkit_parser::models::{
     Afi, Attributes, RibEntry, TableDumpMessage, TableDumpV2Message, TableDumpV2Type,
 };
 use ipnet::{IpNet, Ipv4Net};
-use rusqlite::params;
 
-use super::load::LoadError;
-use super::loader::{Loader, PeerSlot};
+use super::error::LoadError;
+use super::record_loader::{PeerSlot, RecordLoader};
 use crate::bgp::aspath::{AsPath, origins_of_attributes};
 use crate::bgp::prefix::{overlaps_any, to_parts};
 use crate::bgp::routeset::{RouteSet, join_asns};
 
-impl Loader<'_> {
+impl RecordLoader<'_, '_> {
     pub(super) fn on_table_dump_v2(
         &mut self,
         message: TableDumpV2Message,
@@ -140,13 +139,13 @@ impl Loader<'_> {
         if overlaps_any(prefix.trunc(), &self.target.prefixes) {
             let path = AsPath::from_attributes(attributes).unwrap_or_default();
             self.tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO rib_routes (file_id, peer_id, net, len, path_id, as_path)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                .insert_rib_route(
+                    self.summary.file_id,
+                    peer.id,
+                    key,
+                    path_id,
+                    &path.to_string(),
                 )
-                .and_then(|mut s| {
-                    s.execute(params![self.summary.file_id, peer.id, key.0, key.1, path_id, path.to_string()])
-                })
                 .map_err(|e| self.db_err(e))?;
             self.summary.target_routes += 1;
         }
@@ -169,16 +168,14 @@ impl Loader<'_> {
         if let Some(previous) = self.dump.get(&key).copied() {
             // The prefix came back after other prefixes (unsorted dump, or TABLE_DUMP entries
             // interleaved): merge with what it had.
-            let text: String = self
+            let text = self
                 .tx
-                .query_row(
-                    "SELECT by_peer FROM route_sets WHERE id = ?1",
-                    [previous],
-                    |r| r.get(0),
-                )
+                .route_set_text(previous)
                 .map_err(|e| self.db_err(e))?;
-            let old = RouteSet::decode(&text)
-                .map_err(|e| self.db_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            let old = RouteSet::decode(&text).map_err(|e| LoadError::MalformedStored {
+                file: self.file.clone(),
+                detail: format!("route set {previous}: {e}"),
+            })?;
             set = RouteSet::from_pairs(old.pairs().chain(set.pairs()));
         }
         let id = self.route_set_id(&set)?;
@@ -191,11 +188,10 @@ impl Loader<'_> {
         if let Some(id) = self.route_sets.get(&text) {
             return Ok(*id);
         }
-        self.tx
-            .prepare_cached("INSERT INTO route_sets (by_peer, origins) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![text, join_asns(&set.origins())]))
+        let id = self
+            .tx
+            .insert_route_set(&text, &join_asns(&set.origins()))
             .map_err(|e| self.db_err(e))?;
-        let id = self.tx.last_insert_rowid();
         self.route_sets.insert(text, id);
         Ok(id)
     }

@@ -5,13 +5,13 @@
 use bgpkit_parser::error::BgpValidationWarning;
 use bgpkit_parser::models::{Afi, BgpUpdateMessage, NetworkPrefix, Safi};
 use ipnet::{IpNet, Ipv4Net};
-use rusqlite::params;
 
-use super::load::LoadError;
-use super::loader::{Loader, PeerSlot};
+use super::error::LoadError;
+use super::record_loader::{PeerSlot, RecordLoader};
 use crate::bgp::aspath::{AsPath, origins_of_attributes};
 use crate::bgp::prefix::{overlaps_any, to_parts};
 use crate::bgp::routeset::join_asns;
+use crate::store::bgp::UpdateRow;
 
 /// Whether a BGP4MP/TABLE_DUMP NLRI list is IPv4 unicast, IPv6, or something else.
 enum Family {
@@ -28,7 +28,7 @@ fn family(afi: Afi, safi: Safi) -> Family {
     }
 }
 
-impl Loader<'_> {
+impl RecordLoader<'_, '_> {
     pub(super) fn on_state_change(
         &mut self,
         time: i64,
@@ -39,20 +39,7 @@ impl Loader<'_> {
         self.seq += 1;
         self.summary.state_changes += 1;
         self.tx
-            .prepare_cached(
-                "INSERT INTO peer_state_changes (file_id, seq, time, peer_id, old_state, new_state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    self.summary.file_id,
-                    self.seq,
-                    time,
-                    peer.id,
-                    old,
-                    new
-                ])
-            })
+            .insert_state_change(self.summary.file_id, self.seq, time, peer.id, old, new)
             .map_err(|e| self.db_err(e))?;
         Ok(())
     }
@@ -163,27 +150,18 @@ impl Loader<'_> {
             }
             None => self.summary.withdrawals += 1,
         }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO bgp_updates (file_id, seq, time, peer_id, net, len, path_id, origins,
-                                          is_target, as_path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    self.summary.file_id,
-                    self.seq,
-                    time,
-                    peer.id,
-                    key.0,
-                    key.1,
-                    path_id,
-                    announcement.map(|a| a.origins),
-                    is_target,
-                    announcement.and_then(|a| a.as_path),
-                ])
-            })
-            .map_err(|e| self.db_err(e))?;
+        let row = UpdateRow {
+            file_id: self.summary.file_id,
+            seq: self.seq,
+            time,
+            peer_id: peer.id,
+            prefix: key,
+            path_id,
+            origins: announcement.map(|a| a.origins),
+            is_target,
+            as_path: announcement.and_then(|a| a.as_path),
+        };
+        self.tx.insert_update(&row).map_err(|e| self.db_err(e))?;
         Ok(())
     }
 }

@@ -6,22 +6,35 @@
 //! the open rows and adds nothing, so two-hourly dumps of a stable table cost little. Dumps
 //! may be loaded in any order.
 
-use std::collections::HashMap;
+use rusqlite::{Connection, params};
 
-use rusqlite::{Transaction, params};
-
+use super::StoredPrefix;
 use crate::store::migrations::OPEN_UNTIL;
+use crate::store::{DbError, WriteTx};
 
-/// Inserts this dump (taken at `t`) into the collector's `prefix_origins` intervals. The
-/// dump may fall before, between or after the dumps already loaded: with `tp` the previous
-/// and `tn` the next dump time of the collector, rows spanning `t` that the dump does not
-/// confirm are split around it, rows starting at `tn` that it confirms are extended back
-/// to `t`, and the rest of the dump becomes new rows valid until `tn`.
-pub(super) fn merge_dump(
-    tx: &Transaction<'_>,
+impl WriteTx<'_> {
+    /// Merges a RIB dump of collector `collector_id` taken at `t` (every prefix with its route
+    /// set id) into the collector's validity intervals. The dump may fall before, between or
+    /// after the dumps already loaded: with `tp` the previous and `tn` the next dump time of
+    /// the collector, rows spanning `t` that the dump does not confirm are split around it,
+    /// rows starting at `tn` that it confirms are extended back to `t`, and the rest of the
+    /// dump becomes new rows valid until `tn`.
+    pub fn merge_rib_dump(
+        &self,
+        collector_id: i64,
+        t: i64,
+        dump: impl IntoIterator<Item = (StoredPrefix, i64)>,
+    ) -> Result<(), DbError> {
+        Ok(merge_dump(self.sql(), collector_id, t, dump)?)
+    }
+}
+
+/// See [`WriteTx::merge_rib_dump`].
+fn merge_dump(
+    tx: &Connection,
     collector_id: i64,
     t: i64,
-    dump: &HashMap<(u32, u8), i64>,
+    dump: impl IntoIterator<Item = (StoredPrefix, i64)>,
 ) -> rusqlite::Result<()> {
     let c = collector_id;
     let tp: Option<i64> = tx.query_row(
@@ -43,7 +56,7 @@ pub(super) fn merge_dump(
          DELETE FROM temp.new_dump;",
     )?;
     {
-        let mut rows: Vec<(&(u32, u8), &i64)> = dump.iter().collect();
+        let mut rows: Vec<(StoredPrefix, i64)> = dump.into_iter().collect();
         rows.sort_unstable();
         let mut insert =
             tx.prepare("INSERT INTO temp.new_dump (net, len, route_set_id) VALUES (?1, ?2, ?3)")?;
@@ -104,7 +117,8 @@ mod tests {
     /// Loads dumps (time, content) in the given order; returns all rows.
     fn load(order: &[(i64, Dump<'_>)]) -> Vec<(u32, u8, i64, i64, i64)> {
         let mut db = Db::open_in_memory().unwrap();
-        let tx = db.conn_mut().transaction().unwrap();
+        let write = db.write().unwrap();
+        let tx = write.sql();
         tx.execute_batch(
             "INSERT INTO collectors (id, name) VALUES (1, 'rc');
              INSERT INTO route_sets (id, by_peer, origins) VALUES
@@ -118,8 +132,9 @@ mod tests {
                 params![i as i64 + 1, time],
             )
             .unwrap();
-            let dump: HashMap<(u32, u8), i64> = rows.iter().copied().collect();
-            merge_dump(&tx, 1, *time, &dump).unwrap();
+            write
+                .merge_rib_dump(1, *time, rows.iter().copied())
+                .unwrap();
         }
         let mut stmt = tx
             .prepare(

@@ -1,19 +1,23 @@
-//! The per-file loader: turns MRT records into rows of the file's transaction.
+//! The record-by-record loader of one file: turns MRT records into rows of the file's write
+//! transaction.
 //!
-//! [`Loader::on_record`] dispatches each record; RIB records are handled in [`super::rib`],
-//! BGP4MP records in [`super::updates`], and a RIB dump's origins are merged into the
-//! collector's validity intervals by [`super::intervals`] when the file ends.
+//! [`RecordLoader::on_record`] dispatches each record to the methods of the RIB (`rib.rs`) and
+//! BGP4MP (`updates.rs`) records. When the file ends, a RIB dump's origins are merged into the
+//! collector's validity intervals and the file's row is completed ([`RecordLoader::finish`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use bgpkit_parser::models::{Bgp4MpEnum, BgpMessage, LegacyBgp, MrtMessage, MrtRecord, Peer};
-use rusqlite::{OptionalExtension, Transaction, params};
+use time::OffsetDateTime;
 
-use super::load::{FileKind, FileSummary, LoadError};
+use super::error::LoadError;
+use super::summary::{FileKind, FileSummary};
 use crate::bgp::adjacency::AdjacencyCollector;
 use crate::settings::Target;
+use crate::store::bgp::{CompletedFile, NewMrtFile, StoredPrefix};
+use crate::store::{DbError, WriteTx};
 
 /// The kind of file a record belongs in, and the MRT format name recorded for the file.
 fn classify(message: &MrtMessage) -> (FileKind, &'static str) {
@@ -37,8 +41,8 @@ pub(super) struct PeerSlot {
 }
 
 /// State of one file's load.
-pub(super) struct Loader<'a> {
-    pub(super) tx: &'a Transaction<'a>,
+pub(super) struct RecordLoader<'a, 'db> {
+    pub(super) tx: &'a WriteTx<'db>,
     pub(super) file: PathBuf,
     pub(super) collector_id: i64,
     pub(super) target: Target,
@@ -50,17 +54,17 @@ pub(super) struct Loader<'a> {
     /// The current PEER_INDEX_TABLE: file index → (address, ASN) and resolved slot.
     pub(super) peer_table: Vec<Option<(Peer, Option<PeerSlot>)>>,
     pub(super) seen_peers: HashSet<i64>,
-    pub(super) update_prefixes: HashSet<(u32, u8)>,
+    pub(super) update_prefixes: HashSet<StoredPrefix>,
     pub(super) seq: i64,
     /// A RIB dump of this collector at the same time is already loaded (its file name).
     pub(super) conflict: Option<String>,
     // RIB accumulation: the current prefix's (peer index, origins range) pairs.
-    pub(super) current: Option<(u32, u8)>,
+    pub(super) current: Option<StoredPrefix>,
     pub(super) current_pairs: Vec<(u32, u32, u32)>,
     pub(super) current_asns: Vec<u32>,
     pub(super) scratch: Vec<u32>,
     /// Prefix → route set id, for this dump.
-    pub(super) dump: HashMap<(u32, u8), i64>,
+    pub(super) dump: HashMap<StoredPrefix, i64>,
     /// Canonical route set text → id (existing and new).
     pub(super) route_sets: HashMap<String, i64>,
     /// MRT timestamp of the record being loaded.
@@ -69,50 +73,25 @@ pub(super) struct Loader<'a> {
     pub(super) adjacency: AdjacencyCollector,
 }
 
-impl<'a> Loader<'a> {
+impl<'a, 'db> RecordLoader<'a, 'db> {
     pub(super) fn new(
-        tx: &'a Transaction<'a>,
+        tx: &'a WriteTx<'db>,
         file: &Path,
         collector_id: i64,
         target: Target,
         summary: FileSummary,
-    ) -> rusqlite::Result<Self> {
+    ) -> Result<Self, DbError> {
         let mut peers = HashMap::new();
         let mut next_peer_index = 0;
-        {
-            let mut stmt = tx.prepare(
-                "SELECT id, peer_index, address, asn FROM peers WHERE collector_id = ?1",
-            )?;
-            let rows = stmt.query_map([collector_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, u32>(3)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, index, address, asn) = row?;
-                let address: IpAddr = address.parse().map_err(|_| {
-                    rusqlite::Error::InvalidColumnType(
-                        2,
-                        "address".into(),
-                        rusqlite::types::Type::Text,
-                    )
-                })?;
-                peers.insert((address, asn), PeerSlot { id, index });
-                next_peer_index = next_peer_index.max(index + 1);
-            }
+        for peer in tx.collector_peers(collector_id)? {
+            let slot = PeerSlot {
+                id: peer.id,
+                index: peer.index,
+            };
+            peers.insert((peer.address, peer.asn), slot);
+            next_peer_index = next_peer_index.max(peer.index + 1);
         }
-        let mut route_sets = HashMap::new();
-        {
-            let mut stmt = tx.prepare("SELECT id, by_peer FROM route_sets")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-            for row in rows {
-                let (id, text) = row?;
-                route_sets.insert(text, id);
-            }
-        }
+        let route_sets: HashMap<String, i64> = tx.route_sets()?.into_iter().collect();
         Ok(Self {
             tx,
             file: file.to_path_buf(),
@@ -138,10 +117,10 @@ impl<'a> Loader<'a> {
         })
     }
 
-    pub(super) fn db_err(&self, e: rusqlite::Error) -> LoadError {
+    pub(super) fn db_err(&self, source: DbError) -> LoadError {
         LoadError::Db {
             file: self.file.clone(),
-            source: e.into(),
+            source,
         }
     }
 
@@ -212,14 +191,9 @@ impl<'a> Loader<'a> {
             self.summary.last_time = time;
             if kind == FileKind::Rib {
                 self.summary.dump_time = Some(time);
-                let other: Option<String> = self
+                let other = self
                     .tx
-                    .query_row(
-                        "SELECT name FROM mrt_files WHERE collector_id = ?1 AND dump_time = ?2",
-                        params![self.collector_id, time],
-                        |r| r.get(0),
-                    )
-                    .optional()
+                    .rib_dump_file_at(self.collector_id, time)
                     .map_err(|e| self.db_err(e))?;
                 if let Some(other) = other {
                     // Either the same data in another file (another compression: skipped
@@ -228,29 +202,19 @@ impl<'a> Loader<'a> {
                     return Ok(());
                 }
             }
-            self.tx
-                .execute(
-                    "INSERT INTO mrt_files (collector_id, name, sha256, mrt_sha256, compression,
-                         kind, format, dump_time, first_time, last_time, file_bytes, mrt_bytes,
-                         records, peers, prefixes, rib_entries, announcements, withdrawals,
-                         state_changes, ipv6_skipped, other_skipped, malformed_nlri, loaded_at)
-                     VALUES (?1, ?2, ?3, 'pending:' || ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9,
-                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?10)",
-                    params![
-                        self.collector_id,
-                        self.summary.name,
-                        self.summary.sha256,
-                        self.summary.compression,
-                        kind.as_str(),
-                        format,
-                        self.summary.dump_time,
-                        time,
-                        i64::try_from(self.summary.file_bytes).unwrap_or(i64::MAX),
-                        crate::results::format_time(time::OffsetDateTime::now_utc()),
-                    ],
-                )
-                .map_err(|e| self.db_err(e))?;
-            self.summary.file_id = self.tx.last_insert_rowid();
+            let file = NewMrtFile {
+                collector_id: self.collector_id,
+                name: &self.summary.name,
+                sha256: &self.summary.sha256,
+                compression: self.summary.compression,
+                kind: kind.as_str(),
+                format,
+                dump_time: self.summary.dump_time,
+                first_time: time,
+                file_bytes: self.summary.file_bytes,
+                loaded_at: OffsetDateTime::now_utc(),
+            };
+            self.summary.file_id = self.tx.insert_mrt_file(&file).map_err(|e| self.db_err(e))?;
         } else if self.kind != Some(kind) {
             return Err(LoadError::Unsupported {
                 file: self.file.clone(),
@@ -274,16 +238,11 @@ impl<'a> Loader<'a> {
             return Ok(*slot);
         }
         let index = self.next_peer_index;
-        self.tx
-            .execute(
-                "INSERT INTO peers (collector_id, peer_index, address, asn) VALUES (?1, ?2, ?3, ?4)",
-                params![self.collector_id, index, address.to_string(), asn],
-            )
+        let id = self
+            .tx
+            .insert_peer(self.collector_id, index, address, asn)
             .map_err(|e| self.db_err(e))?;
-        let slot = PeerSlot {
-            id: self.tx.last_insert_rowid(),
-            index,
-        };
+        let slot = PeerSlot { id, index };
         self.next_peer_index += 1;
         self.peers.insert((address, asn), slot);
         self.seen_peers.insert(slot.id);
@@ -315,40 +274,37 @@ impl<'a> Loader<'a> {
             Some(FileKind::Rib) => self.dump.len() as u64,
             _ => self.update_prefixes.len() as u64,
         };
-        self.adjacency.store(self.tx).map_err(|e| self.db_err(e))?;
+        self.tx
+            .merge_as_adjacencies(self.adjacency.sorted_pairs())
+            .map_err(|e| self.db_err(e))?;
         self.summary.as_adjacencies = self.adjacency.len() as u64;
         if let Some(dump_time) = self.summary.dump_time {
-            super::intervals::merge_dump(self.tx, self.collector_id, dump_time, &self.dump)
+            let dump = self.dump.iter().map(|(prefix, id)| (*prefix, *id));
+            self.tx
+                .merge_rib_dump(self.collector_id, dump_time, dump)
                 .map_err(|e| self.db_err(e))?;
         }
         let s = &self.summary;
+        let completed = CompletedFile {
+            file_id: s.file_id,
+            mrt_sha256: &s.mrt_sha256,
+            first_time: s.first_time,
+            last_time: s.last_time,
+            mrt_bytes: s.mrt_bytes,
+            records: s.records,
+            peers: s.peers,
+            prefixes: s.prefixes,
+            rib_entries: s.rib_entries,
+            announcements: s.announcements,
+            withdrawals: s.withdrawals,
+            state_changes: s.state_changes,
+            ipv6_skipped: s.ipv6_skipped,
+            other_skipped: s.other_skipped,
+            malformed_nlri: s.malformed_nlri,
+            truncated: s.truncated_at.is_some(),
+        };
         self.tx
-            .execute(
-                "UPDATE mrt_files SET mrt_sha256 = ?2, first_time = ?3, last_time = ?4,
-                     mrt_bytes = ?5, records = ?6, peers = ?7, prefixes = ?8, rib_entries = ?9,
-                     announcements = ?10, withdrawals = ?11, state_changes = ?12,
-                     ipv6_skipped = ?13, other_skipped = ?14, malformed_nlri = ?15,
-                     truncated = ?16
-                 WHERE id = ?1",
-                params![
-                    s.file_id,
-                    s.mrt_sha256,
-                    s.first_time,
-                    s.last_time,
-                    s.mrt_bytes as i64,
-                    s.records as i64,
-                    s.peers as i64,
-                    s.prefixes as i64,
-                    s.rib_entries as i64,
-                    s.announcements as i64,
-                    s.withdrawals as i64,
-                    s.state_changes as i64,
-                    s.ipv6_skipped as i64,
-                    s.other_skipped as i64,
-                    s.malformed_nlri as i64,
-                    s.truncated_at.is_some(),
-                ],
-            )
+            .complete_mrt_file(&completed)
             .map_err(|e| self.db_err(e))?;
         Ok(self.summary)
     }

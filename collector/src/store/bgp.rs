@@ -1,1 +1,0 @@
-//! See the [store](super) overview.
