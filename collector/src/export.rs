@@ -16,7 +16,7 @@ use crate::bgp::timeline::{loaded_span, walk_target_routes};
 use crate::bgp::{BgpError, format_unix};
 use crate::results::format_time;
 use crate::settings::SettingsError;
-use crate::store::Db;
+use crate::store::{Db, DbError};
 
 /// Why an export could not be written. Files already written stay in the directory; the
 /// database is only read.
@@ -41,8 +41,8 @@ pub enum ExportError {
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// A database error.
-    #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The target settings could not be read.
     #[error(transparent)]
     Settings(#[from] SettingsError),
@@ -335,23 +335,21 @@ fn write_metadata(
     summary: &ExportSummary,
     params: Vec<(serde_json::Value, usize)>,
 ) -> Result<(), ExportError> {
-    let mut stmt = db.conn().prepare(
-        "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time
-         FROM mrt_files f JOIN collectors c ON c.id = f.collector_id ORDER BY f.first_time, f.id",
-    )?;
-    let files: Vec<serde_json::Value> = stmt
-        .query_map([], |r| {
-            Ok(serde_json::json!({
-                "name": r.get::<_, String>(0)?,
-                "sha256": r.get::<_, String>(1)?,
-                "kind": r.get::<_, String>(2)?,
-                "format": r.get::<_, String>(3)?,
-                "collector": r.get::<_, String>(4)?,
-                "first_time": format_unix(r.get(5)?),
-                "last_time": format_unix(r.get(6)?),
-            }))
-        })?
-        .collect::<Result<_, _>>()?;
+    let files: Vec<serde_json::Value> = db
+        .mrt_files()?
+        .into_iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name,
+                "sha256": f.sha256,
+                "kind": f.kind,
+                "format": f.format,
+                "collector": f.collector,
+                "first_time": format_unix(f.first_time),
+                "last_time": format_unix(f.last_time),
+            })
+        })
+        .collect();
     let target = db.target()?;
     let meta = serde_json::json!({
         "producer": "nkpath-collector export",
