@@ -4,8 +4,8 @@
 //! are fixed once BGP data is loaded: a database answers for one target.
 
 use ipnet::Ipv4Net;
-use rusqlite::OptionalExtension;
 
+use crate::store::settings::SettingsStore;
 use crate::store::{Db, DbError};
 
 /// The default target: North Korea's block.
@@ -75,32 +75,15 @@ pub enum SettingsError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for SettingsError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(e.into())
-    }
+/// Reads a setting (kept for rooms that still read through a raw connection).
+pub(crate) fn get(store: &impl SettingsStore, key: &str) -> Result<Option<String>, DbError> {
+    store.setting(key)
 }
 
-/// Reads a setting.
-pub(crate) fn get(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-        r.get(0)
-    })
-    .optional()
-}
-
-pub(crate) fn put(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [key, value],
-    )?;
-    Ok(())
-}
-
-/// The stored target, if any.
-pub fn stored_target(conn: &rusqlite::Connection) -> Result<Option<Target>, SettingsError> {
-    let (Some(prefixes), Some(asn)) = (get(conn, KEY_PREFIXES)?, get(conn, KEY_ASN)?) else {
+/// The stored target, if any, as `store` (the database or a write transaction) sees it.
+pub fn stored_target(store: &impl SettingsStore) -> Result<Option<Target>, SettingsError> {
+    let (Some(prefixes), Some(asn)) = (store.setting(KEY_PREFIXES)?, store.setting(KEY_ASN)?)
+    else {
         return Ok(None);
     };
     let malformed_prefixes = || SettingsError::Malformed {
@@ -129,17 +112,16 @@ pub fn stored_target(conn: &rusqlite::Connection) -> Result<Option<Target>, Sett
 /// which is stored, unless BGP data already loaded was kept for a different target. Call it
 /// inside the load's transaction.
 pub(crate) fn resolve_target(
-    conn: &rusqlite::Connection,
+    store: &impl SettingsStore,
     wanted: Option<&Target>,
 ) -> Result<Target, SettingsError> {
-    let stored = stored_target(conn)?;
+    let stored = stored_target(store)?;
     let target = match (stored, wanted) {
         (Some(stored), None) => return Ok(stored),
         (None, None) => Target::default(),
         (Some(stored), Some(wanted)) if same_target(&stored, wanted) => return Ok(stored),
         (Some(stored), Some(wanted)) => {
-            let loaded: i64 = conn.query_row("SELECT count(*) FROM mrt_files", [], |r| r.get(0))?;
-            if loaded > 0 {
+            if store.holds_bgp_data()? {
                 return Err(SettingsError::TargetConflict {
                     stored_prefixes: stored.prefixes_text(),
                     stored_asn: stored.asn,
@@ -151,8 +133,8 @@ pub(crate) fn resolve_target(
         }
         (None, Some(wanted)) => wanted.clone(),
     };
-    put(conn, KEY_PREFIXES, &target.prefixes_text())?;
-    put(conn, KEY_ASN, &target.asn.to_string())?;
+    store.put_setting(KEY_PREFIXES, &target.prefixes_text())?;
+    store.put_setting(KEY_ASN, &target.asn.to_string())?;
     Ok(target)
 }
 
@@ -169,7 +151,7 @@ fn same_target(a: &Target, b: &Target) -> bool {
 impl Db {
     /// The target stored in the database, or the default when none is stored yet.
     pub fn target(&self) -> Result<Target, SettingsError> {
-        Ok(stored_target(self.conn())?.unwrap_or_default())
+        Ok(stored_target(self)?.unwrap_or_default())
     }
 }
 
@@ -185,21 +167,21 @@ mod tests {
             prefixes: vec!["10.1.0.0/16".parse().unwrap()],
             asn: 64500,
         };
-        assert_eq!(resolve_target(db.conn(), Some(&custom)).unwrap(), custom);
-        assert_eq!(resolve_target(db.conn(), None).unwrap(), custom);
+        assert_eq!(resolve_target(&db, Some(&custom)).unwrap(), custom);
+        assert_eq!(resolve_target(&db, None).unwrap(), custom);
         // No BGP data yet: switching is allowed.
         assert_eq!(
-            resolve_target(db.conn(), Some(&Target::default())).unwrap(),
+            resolve_target(&db, Some(&Target::default())).unwrap(),
             Target::default()
         );
-        db.conn()
+        db.sql_for_tests()
             .execute_batch(
                 "INSERT INTO collectors (id, name) VALUES (1, 'c');
                  INSERT INTO mrt_files VALUES (1, 1, 'f', 'a', 'b', 'none', 'updates', 'BGP4MP',
                    NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
             )
             .unwrap();
-        let err = resolve_target(db.conn(), Some(&custom)).unwrap_err();
+        let err = resolve_target(&db, Some(&custom)).unwrap_err();
         assert!(err.to_string().contains("cannot switch"), "{err}");
     }
 }

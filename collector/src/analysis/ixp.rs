@@ -44,6 +44,9 @@ pub enum IxpError {
     /// A database error.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// A database error from the store.
+    #[error(transparent)]
+    Store(#[from] crate::store::DbError),
 }
 
 /// One IXP peering LAN.

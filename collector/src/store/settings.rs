@@ -1,7 +1,10 @@
 //! Key/value settings (`settings` table): the target network and other small values that
 //! rooms above keep as text (they own the key names and the meaning of the values).
+//!
+//! [`SettingsStore`] reads and writes them the same way on the database and inside a write
+//! transaction, so the rooms above parse a setting in one place whichever they hold.
 
-use rusqlite::{Connection, OptionalExtension as _};
+use rusqlite::{Connection, OptionalExtension as _, Transaction};
 
 use super::{Db, DbError, WriteTx};
 
@@ -19,6 +22,11 @@ fn put(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
         [key, value],
     )?;
     Ok(())
+}
+
+/// Whether BGP data was loaded: the target is fixed from then on (`settings::resolve_target`).
+fn holds_bgp_data(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM mrt_files)", [], |r| r.get(0))
 }
 
 impl Db {
@@ -42,5 +50,74 @@ impl WriteTx<'_> {
     /// Sets `key` to `value` when the transaction commits.
     pub fn put_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
         Ok(put(self.sql(), key, value)?)
+    }
+}
+
+/// Where settings are read and written: the database ([`Db`], each write committed at once)
+/// or a write transaction ([`WriteTx`], written when it commits).
+pub trait SettingsStore {
+    /// The value of setting `key`, if set.
+    fn setting(&self, key: &str) -> Result<Option<String>, DbError>;
+    /// Sets `key` to `value`.
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), DbError>;
+    /// Whether any BGP data (an MRT file) was loaded.
+    fn holds_bgp_data(&self) -> Result<bool, DbError>;
+}
+
+impl SettingsStore for Db {
+    fn setting(&self, key: &str) -> Result<Option<String>, DbError> {
+        Db::setting(self, key)
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
+        Db::put_setting(self, key, value)
+    }
+
+    fn holds_bgp_data(&self) -> Result<bool, DbError> {
+        Ok(holds_bgp_data(&self.conn)?)
+    }
+}
+
+impl SettingsStore for WriteTx<'_> {
+    fn setting(&self, key: &str) -> Result<Option<String>, DbError> {
+        WriteTx::setting(self, key)
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
+        WriteTx::put_setting(self, key, value)
+    }
+
+    fn holds_bgp_data(&self) -> Result<bool, DbError> {
+        Ok(holds_bgp_data(self.sql())?)
+    }
+}
+
+// For the rooms that still hold a raw connection or transaction (the MRT loader, the IXP
+// table) until they read and write through `Db` and `WriteTx`; remove with them.
+impl SettingsStore for Connection {
+    fn setting(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(get(self, key)?)
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
+        Ok(put(self, key, value)?)
+    }
+
+    fn holds_bgp_data(&self) -> Result<bool, DbError> {
+        Ok(holds_bgp_data(self)?)
+    }
+}
+
+impl SettingsStore for Transaction<'_> {
+    fn setting(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(get(self, key)?)
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
+        Ok(put(self, key, value)?)
+    }
+
+    fn holds_bgp_data(&self) -> Result<bool, DbError> {
+        Ok(holds_bgp_data(self)?)
     }
 }
