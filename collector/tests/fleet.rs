@@ -13,8 +13,8 @@ use ipnet::Ipv4Net;
 use nkpath_collector::Db;
 use nkpath_collector::analysis::cymru::CymruAnswer;
 use nkpath_collector::analysis::cymru_cache::CymruCache;
+use nkpath_collector::fleet::bookkeeping;
 use nkpath_collector::fleet::schedule::Budget;
-use nkpath_collector::fleet::store;
 use nkpath_collector::server::{AppState, app};
 use nkpath_proto::{UploadAck, decode_slice};
 use serde_json::json;
@@ -78,7 +78,7 @@ impl Fleet {
             ("b1", "198.51.100.1", 64_501),
         ] {
             let token = db.add_agent(name).unwrap().token.expose().to_owned();
-            CymruCache::new(db.conn())
+            CymruCache::new(db.sql_for_tests())
                 .put(
                     addr.parse().unwrap(),
                     &CymruAnswer {
@@ -94,8 +94,8 @@ impl Fleet {
                 SocketAddr::new(addr.parse().unwrap(), 40_000),
             ));
         }
-        store::set_budget(db.conn(), ROUND).unwrap();
-        store::set_enabled(db.conn(), schedule).unwrap();
+        bookkeeping::set_budget(&db, ROUND).unwrap();
+        bookkeeping::set_enabled(&db, schedule).unwrap();
         let app = app(AppState::with_limits(db, 1 << 20, Duration::from_secs(10)));
         Fleet {
             _dir: dir,
@@ -131,7 +131,7 @@ impl Fleet {
 fn count(path: &Path, sql: &str) -> i64 {
     Db::open(path)
         .unwrap()
-        .conn()
+        .sql_for_tests()
         .query_row(sql, [], |r| r.get(0))
         .unwrap()
 }

@@ -137,7 +137,10 @@ impl Fixture {
     }
 
     fn count(&self, sql: &str) -> i64 {
-        self.db().conn().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.db()
+            .sql_for_tests()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
     }
 }
 
@@ -320,7 +323,7 @@ async fn a_bad_result_is_refused_with_its_field_and_the_others_are_stored() {
 
     let stored: Vec<String> = f
         .db()
-        .conn()
+        .sql_for_tests()
         .prepare("SELECT result_id FROM results ORDER BY result_id")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -385,10 +388,14 @@ async fn different_content_under_a_stored_id_is_refused() {
     assert!(ack.refused[0].reason.contains("different content"));
     let json: String = f
         .db()
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT json FROM results", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(json, ping(id, "vp-1").to_string(), "the stored one is kept");
+    assert_eq!(
+        nkpath_proto::decode::<nkpath_proto::ResultRecord>(&json).unwrap(),
+        nkpath_proto::decode(&ping(id, "vp-1").to_string()).unwrap(),
+        "the stored one is kept"
+    );
 
     // The same id from another agent (with its own token and agent id): refused too.
     let (status, body) = f
@@ -451,7 +458,7 @@ async fn the_agent_clock_offset_is_stored_and_flagged_over_a_minute() {
     }
     let rows: Vec<(i64, bool, String, String)> = f
         .db()
-        .conn()
+        .sql_for_tests()
         .prepare(
             "SELECT clock_offset_ms, clock_flagged, sent_at, received_at FROM receipts
              ORDER BY received_at",
@@ -677,7 +684,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_result() {
         let check = Db::open(&db).unwrap();
         for id in &acked_before_kill {
             let n: i64 = check
-                .conn()
+                .sql_for_tests()
                 .query_row(
                     "SELECT count(*) FROM results WHERE result_id = ?1",
                     [id.to_string()],
@@ -715,7 +722,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_result() {
     );
     let check = Db::open(&db).unwrap();
     let stored: Vec<String> = check
-        .conn()
+        .sql_for_tests()
         .prepare("SELECT result_id FROM results")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -726,7 +733,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_result() {
     assert_eq!(stored.len(), all.len(), "no result stored twice");
     assert_eq!(stored_set, all);
     let receipts: i64 = check
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(receipts as usize, all.len(), "one receipt per result");

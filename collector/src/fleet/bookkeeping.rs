@@ -1,24 +1,26 @@
-//! The scheduler's inputs and outputs in the database: settings, each agent's vantage AS,
-//! the bookings, and the work agents actually did (counted from their uploaded results).
+//! The scheduler's bookkeeping: its settings, the work agents did (counted from their
+//! uploaded results), each agent's vantage AS, and the assignment an upload's
+//! acknowledgement carries. The tables are [`crate::store::fleet`]'s.
 //!
-//! [`assign`] is what the upload handler calls once a batch is stored: it counts the
-//! batch's probes, then answers with the agent's next booked round (booking one when it has
-//! none), as the acknowledgement's `targets` and `pause_until`.
+//! [`account_upload`] is what the upload handler calls inside the upload's transaction, once
+//! the batch's results are written: it counts the results the batch stored, then, when
+//! scheduling is on, answers with the agent's next booked round (booking one when it has
+//! none), as the acknowledgement's `targets` and `pause_until`. It runs in a savepoint, so
+//! that a failure of the fleet tables is logged and rolled back alone: the results commit
+//! whatever the scheduler does.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
-use rusqlite::{Connection, OptionalExtension as _, params};
-use serde::Deserialize;
+use nkpath_proto::ResultRecord;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::schedule::{Booking, Budget, Calendar, Request, Slot, TargetNet, Vantage, slash24};
-use crate::bgp::prefix::{covering, overlaps, to_parts};
-use crate::bgp::routeset::parse_asns;
-use crate::results::{format_time, parse_time};
-use crate::store::migrations::OPEN_UNTIL;
+use crate::bgp::prefix::overlaps;
+use crate::store::fleet::{BookingRow, Work};
+use crate::store::settings::SettingsStore;
+use crate::store::{DbError, WriteTx};
 
 /// Default collector round: the agents' default round interval (15 minutes).
 pub const DEFAULT_ROUND_SECS: u32 = 900;
@@ -42,11 +44,13 @@ const KEY_ENABLED: &str = "fleet_schedule";
 pub const MIN_ROUND_SECS: u32 = 60;
 
 /// The fleet's budget as stored (defaults when never set).
-pub fn budget(conn: &Connection) -> rusqlite::Result<Budget> {
-    let round_secs = crate::settings::get(conn, KEY_ROUND)?
+pub fn budget(settings: &impl SettingsStore) -> Result<Budget, DbError> {
+    let round_secs = settings
+        .setting(KEY_ROUND)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_ROUND_SECS);
-    let cap_pps = crate::settings::get(conn, KEY_CAP)?
+    let cap_pps = settings
+        .setting(KEY_CAP)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_CAP_PPS);
     Ok(Budget {
@@ -56,21 +60,21 @@ pub fn budget(conn: &Connection) -> rusqlite::Result<Budget> {
 }
 
 /// Stores the round length and the cap. Bookings already made keep their rounds.
-pub fn set_budget(conn: &Connection, budget: Budget) -> rusqlite::Result<()> {
-    crate::settings::put(conn, KEY_ROUND, &budget.round_secs.to_string())?;
-    crate::settings::put(conn, KEY_CAP, &budget.cap_pps.to_string())
+pub fn set_budget(settings: &impl SettingsStore, budget: Budget) -> Result<(), DbError> {
+    settings.put_setting(KEY_ROUND, &budget.round_secs.to_string())?;
+    settings.put_setting(KEY_CAP, &budget.cap_pps.to_string())
 }
 
 /// Whether the collector schedules the fleet (`fleet --schedule on`); off until turned
 /// on, so that upgrading a collector does not change what its agents do.
-pub fn enabled(conn: &Connection) -> rusqlite::Result<bool> {
-    Ok(crate::settings::get(conn, KEY_ENABLED)?.is_some_and(|v| v == "on"))
+pub fn enabled(settings: &impl SettingsStore) -> Result<bool, DbError> {
+    Ok(settings.setting(KEY_ENABLED)?.is_some_and(|v| v == "on"))
 }
 
 /// Turns scheduling on or off. Off, acks carry no assignment: each agent keeps the last one
 /// it got until it expires, then probes its own targets.
-pub fn set_enabled(conn: &Connection, on: bool) -> rusqlite::Result<()> {
-    crate::settings::put(conn, KEY_ENABLED, if on { "on" } else { "off" })
+pub fn set_enabled(settings: &impl SettingsStore, on: bool) -> Result<(), DbError> {
+    settings.put_setting(KEY_ENABLED, if on { "on" } else { "off" })
 }
 
 /// What the acknowledgement of an upload carries.
@@ -83,60 +87,75 @@ pub struct Assignment {
     pub pause_until: Option<OffsetDateTime>,
 }
 
-/// Counts the batch's work, then, when scheduling is on, returns the agent's next
-/// assignment, booking one if it has none after the current round (an empty assignment
-/// when off). Run after the batch's results are committed.
+/// An upload as the fleet's bookkeeping sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    /// The agent the token belongs to.
+    pub agent: &'a str,
+    /// The connection's peer address, when known.
+    pub peer: Option<IpAddr>,
+    /// The batch.
+    pub batch_id: Uuid,
+    /// The collector's clock when it arrived.
+    pub received_at: OffsetDateTime,
+}
+
+/// Counts the results `upload` newly stored, then, when scheduling is on, returns the
+/// agent's next assignment (an empty one when off). Runs inside the upload's transaction
+/// `tx`, after its results are written, in a savepoint: a failure is logged, its writes
+/// rolled back, and the ack goes without an assignment (the agent keeps its current list).
+pub fn account_upload(
+    tx: &WriteTx<'_>,
+    upload: &Upload<'_>,
+    stored: &[&ResultRecord],
+) -> Assignment {
+    let accounted = tx.in_savepoint(|tx| {
+        count_batch(tx, upload.agent, upload.batch_id, stored)?;
+        assign(tx, upload.agent, upload.peer, upload.received_at)
+    });
+    accounted.unwrap_or_else(|e| {
+        tracing::error!(
+            agent = upload.agent,
+            "fleet bookkeeping failed, rolled back (the results are stored; no assignment sent): {e}"
+        );
+        Assignment::default()
+    })
+}
+
+/// When scheduling is on, the agent's next assignment, booking one if it has none after the
+/// current round; an empty assignment when off.
 pub fn assign(
-    conn: &mut Connection,
+    tx: &WriteTx<'_>,
     agent: &str,
     peer: Option<IpAddr>,
-    batch_id: Uuid,
     now: OffsetDateTime,
-) -> rusqlite::Result<Assignment> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    count_batch(&tx, agent, batch_id)?;
-    if !enabled(&tx)? {
-        tx.commit()?;
+) -> Result<Assignment, DbError> {
+    if !enabled(tx)? {
         return Ok(Assignment::default());
     }
-    let budget = budget(&tx)?;
+    let budget = budget(tx)?;
     let now_round = budget.round_at(now.unix_timestamp());
-    let slot = if let Some(slot) = booked_after(&tx, agent, now_round)? {
-        slot
+    let slot = if let Some((round, rows)) = tx.bookings_of_agent_after(agent, now_round)? {
+        Slot::Work {
+            round,
+            bookings: rows.into_iter().map(to_booking).collect(),
+        }
     } else {
-        let vantage = vantage(&tx, agent, peer, now)?;
-        let mut calendar = calendar(&tx, budget, now_round, now)?;
+        let vantage = vantage(tx, agent, peer, now)?;
+        let mut calendar = calendar(tx, budget, now_round, now)?;
         let slot = calendar.next_slot(&Request {
             agent,
             vantage: &vantage,
-            cost: measured_cost(&tx, agent)?.unwrap_or(DEFAULT_COST),
+            cost: measured_cost(tx, agent)?.unwrap_or(DEFAULT_COST),
             now_round,
         });
         if let Slot::Work { bookings, .. } = &slot {
-            store_bookings(&tx, bookings, now)?;
+            let rows: Vec<BookingRow> = bookings.iter().map(to_row).collect();
+            tx.insert_bookings(&rows, now)?;
         }
         slot
     };
-    tx.commit()?;
     Ok(to_assignment(&slot, budget, now))
-}
-
-/// Sets the ack's `targets` and `pause_until` from [`assign`]. A failure is logged and the
-/// ack left without them: the results are stored whatever the scheduler says, and the
-/// agent keeps its current list.
-pub fn fill_ack(
-    db: &mut crate::Db,
-    agent: &str,
-    peer: Option<IpAddr>,
-    ack: &mut nkpath_proto::UploadAck,
-) {
-    match assign(db.conn_mut(), agent, peer, ack.batch_id, ack.received_at) {
-        Ok(a) => {
-            ack.targets = a.targets;
-            ack.pause_until = a.pause_until;
-        }
-        Err(e) => tracing::error!(agent, "fleet scheduling failed, no assignment sent: {e}"),
-    }
 }
 
 fn to_assignment(slot: &Slot, budget: Budget, now: OffsetDateTime) -> Assignment {
@@ -162,55 +181,27 @@ fn to_assignment(slot: &Slot, budget: Budget, now: OffsetDateTime) -> Assignment
     }
 }
 
-/// The agent's earliest booking after `now_round`, if any.
-fn booked_after(conn: &Connection, agent: &str, now_round: u64) -> rusqlite::Result<Option<Slot>> {
-    let round: Option<i64> = conn
-        .query_row(
-            "SELECT min(round) FROM fleet_bookings WHERE agent = ?1 AND round > ?2",
-            params![agent, to_i64(now_round)],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    let Some(round) = round else {
-        return Ok(None);
-    };
-    let bookings = bookings_where(conn, "agent = ?1 AND round = ?2", params![agent, round])?;
-    Ok(Some(Slot::Work {
-        round: u64::try_from(round).unwrap_or(0),
-        bookings,
-    }))
+/// A stored booking.
+pub fn to_booking(row: BookingRow) -> Booking {
+    Booking {
+        round: row.round,
+        vantage: parse_vantage(&row.vantage),
+        agent: row.agent,
+        net: row.net,
+        address: row.address,
+        probes: row.probes,
+    }
 }
 
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Bookings matching an SQL condition.
-pub fn bookings_where(
-    conn: &Connection,
-    condition: &str,
-    args: impl rusqlite::Params,
-) -> rusqlite::Result<Vec<Booking>> {
-    let sql = format!(
-        "SELECT round, agent, vantage, net, address, probes FROM fleet_bookings
-         WHERE {condition} ORDER BY round, agent, net"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(args, |r| {
-        let vantage: String = r.get(2)?;
-        let net: String = r.get(3)?;
-        let address: String = r.get(4)?;
-        Ok(Booking {
-            round: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
-            agent: r.get(1)?,
-            vantage: parse_vantage(&vantage),
-            net: net.parse().unwrap_or_default(),
-            address: address.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
-            probes: r.get::<_, i64>(5)?.try_into().unwrap_or(0),
-        })
-    })?;
-    rows.collect()
+fn to_row(booking: &Booking) -> BookingRow {
+    BookingRow {
+        round: booking.round,
+        agent: booking.agent.clone(),
+        vantage: vantage_text(&booking.vantage),
+        net: booking.net,
+        address: booking.address,
+        probes: booking.probes,
+    }
 }
 
 /// `AS123` or `unknown:AGENT`, as stored.
@@ -230,42 +221,19 @@ fn parse_vantage(text: &str) -> Vantage {
         )
 }
 
-fn store_bookings(
-    conn: &Connection,
-    bookings: &[Booking],
-    now: OffsetDateTime,
-) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR REPLACE INTO fleet_bookings (round, agent, vantage, net, address, probes, booked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for b in bookings {
-        stmt.execute(params![
-            to_i64(b.round),
-            b.agent,
-            vantage_text(&b.vantage),
-            b.net.to_string(),
-            b.address.to_string(),
-            to_i64(b.probes),
-            format_time(now),
-        ])?;
-    }
-    Ok(())
-}
-
 /// The calendar of the rounds after `now_round`: targets, live hosts, bookings, and the
 /// overspend of the last full round.
 fn calendar(
-    conn: &Connection,
+    tx: &WriteTx<'_>,
     budget: Budget,
     now_round: u64,
     now: OffsetDateTime,
-) -> rusqlite::Result<Calendar> {
-    let target = crate::settings::stored_target(conn)
+) -> Result<Calendar, DbError> {
+    let target = crate::settings::stored_target(tx)
         .ok()
         .flatten()
         .unwrap_or_default();
-    let live = live_hosts(conn, now)?;
+    let live = tx.live_hosts(now - LIVE_FOR)?;
     let targets = super::schedule::split_into_24s(&target.prefixes)
         .into_iter()
         .map(|net| TargetNet {
@@ -274,23 +242,13 @@ fn calendar(
         })
         .collect();
     let mut calendar = Calendar::new(budget, SEED, targets);
-    let vantages: i64 = conn.query_row(
-        "SELECT count(DISTINCT coalesce('AS' || vantage_asn, 'unknown:' || agent))
-         FROM fleet_agents",
-        [],
-        |r| r.get(0),
-    )?;
-    calendar.set_vantages(u64::try_from(vantages).unwrap_or(1));
-    for b in bookings_where(conn, "round > ?1", [to_i64(now_round)])? {
-        calendar.book(&b);
+    calendar.set_vantages(tx.vantage_count()?);
+    for row in tx.bookings_after(now_round)? {
+        calendar.book(&to_booking(row));
     }
     if now_round > 0 {
         let last = now_round - 1;
-        let spent = probes_between(
-            conn,
-            budget.round_start(last),
-            budget.round_start(now_round),
-        )?;
+        let spent = tx.probes_between(budget.round_start(last), budget.round_start(now_round))?;
         let nets: Vec<Ipv4Net> = calendar.targets().iter().map(|t| t.net).collect();
         for (net, probes) in spent {
             let over = probes.saturating_sub(budget.probes_per_round());
@@ -302,211 +260,80 @@ fn calendar(
     Ok(calendar)
 }
 
-/// Hosts that answered a ping in the last [`LIVE_FOR`].
-fn live_hosts(conn: &Connection, now: OffsetDateTime) -> rusqlite::Result<Vec<Ipv4Addr>> {
-    let since = format_time(now - LIVE_FOR);
-    let mut stmt = conn
-        .prepare_cached("SELECT address FROM fleet_live WHERE last_seen >= ?1 ORDER BY address")?;
-    let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
-    Ok(rows
-        .filter_map(|r| r.ok().and_then(|a| a.parse().ok()))
-        .collect())
-}
-
-/// Probes sent into each /24 by the fleet between two UNIX times (minute buckets).
-pub fn probes_between(
-    conn: &Connection,
-    from: i64,
-    to: i64,
-) -> rusqlite::Result<BTreeMap<Ipv4Net, u64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT net, sum(trace_probes + ping_probes) FROM fleet_done
-         WHERE minute >= ?1 AND minute < ?2 GROUP BY net",
-    )?;
-    let rows = stmt.query_map(params![from.div_euclid(60), to.div_euclid(60)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    let mut out = BTreeMap::new();
-    for row in rows {
-        let (net, probes) = row?;
-        if let Ok(net) = net.parse() {
-            out.insert(net, u64::try_from(probes).unwrap_or(0));
-        }
-    }
-    Ok(out)
-}
-
 /// Probes per target the agent sent lately (pings and trace probes per traced target),
 /// rounded up; `None` before it traced anything.
-fn measured_cost(conn: &Connection, agent: &str) -> rusqlite::Result<Option<u64>> {
-    let (traces, probes): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT sum(traces), sum(trace_probes + ping_probes) FROM (
-             SELECT traces, trace_probes, ping_probes FROM fleet_done
-             WHERE agent = ?1 AND traces > 0 ORDER BY minute DESC LIMIT ?2)",
-        params![agent, COST_SAMPLE],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let (Some(traces), Some(probes)) = (traces, probes) else {
-        return Ok(None);
-    };
-    let (traces, probes) = (
-        u64::try_from(traces).unwrap_or(0),
-        u64::try_from(probes).unwrap_or(0),
-    );
-    Ok((traces > 0).then(|| probes.div_ceil(traces)))
+fn measured_cost(tx: &WriteTx<'_>, agent: &str) -> Result<Option<u64>, DbError> {
+    Ok(tx
+        .recent_trace_work(agent, COST_SAMPLE)?
+        .and_then(|(traces, probes)| (traces > 0).then(|| probes.div_ceil(traces))))
 }
 
 /// The agent's vantage: the origin AS of its upload address (the peer address, else the
 /// last one recorded), from the newest loaded RIB dumps, else the Team Cymru cache;
 /// looked up again when the address changes.
 fn vantage(
-    conn: &Connection,
+    tx: &WriteTx<'_>,
     agent: &str,
     peer: Option<IpAddr>,
     now: OffsetDateTime,
-) -> rusqlite::Result<Vantage> {
-    let address = match peer {
+) -> Result<Vantage, DbError> {
+    let address: Option<Ipv4Addr> = match peer {
         Some(IpAddr::V4(a)) => Some(a),
-        _ => conn
-            .query_row(
-                "SELECT last_address FROM agents WHERE name = ?1",
-                [agent],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten()
-            .and_then(|a| a.parse().ok()),
+        _ => tx.last_address(agent)?.and_then(|a| a.parse().ok()),
     };
     let Some(address) = address else {
         return Ok(Vantage::Unknown(agent.to_owned()));
     };
-    let cached: Option<(String, Option<i64>)> = conn
-        .query_row(
-            "SELECT address, vantage_asn FROM fleet_agents WHERE agent = ?1",
-            [agent],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let asn = match cached {
-        Some((a, Some(asn))) if a == address.to_string() => u32::try_from(asn).ok(),
+    let asn = match tx.cached_vantage(agent)? {
+        Some(cached) if cached.asn.is_some() && cached.address == address.to_string() => cached.asn,
         _ => {
-            let asn = origin_of(conn, address)?;
-            conn.execute(
-                "INSERT INTO fleet_agents (agent, address, vantage_asn, looked_up_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (agent) DO UPDATE SET address = excluded.address,
-                     vantage_asn = excluded.vantage_asn, looked_up_at = excluded.looked_up_at",
-                params![agent, address.to_string(), asn, format_time(now)],
-            )?;
+            let asn = tx.fleet_origin_of(address)?;
+            tx.cache_vantage(agent, address, asn, now)?;
             asn
         }
     };
     Ok(asn.map_or_else(|| Vantage::Unknown(agent.to_owned()), Vantage::As))
 }
 
-/// The origin AS of `addr`: longest match (/32 to /8) in any collector's newest RIB dump,
-/// else the Team Cymru cache; the lowest ASN when several originate it.
-pub fn origin_of(conn: &Connection, addr: Ipv4Addr) -> rusqlite::Result<Option<u32>> {
-    let collectors: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM collectors ORDER BY id")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.origins FROM prefix_origins p JOIN route_sets s ON s.id = p.route_set_id
-         WHERE p.collector_id = ?1 AND p.net = ?2 AND p.len = ?3 AND p.valid_until = ?4",
-    )?;
-    for len in (8u8..=32).rev() {
-        let (net, _) = to_parts(covering(addr, len));
-        for &collector in &collectors {
-            let origins: Option<String> = stmt
-                .query_row(params![collector, net, len, OPEN_UNTIL], |r| r.get(0))
-                .optional()?;
-            if let Some(asn) = origins.and_then(|o| lowest_asn(&o)) {
-                return Ok(Some(asn));
-            }
-        }
-    }
-    let cached = crate::analysis::cymru_cache::CymruCache::new(conn).get(addr)?;
-    Ok(cached.and_then(|c| c.answer.origins.iter().min().copied()))
-}
-
-/// The lowest of a route set's origins (`'4134 4837'`).
-fn lowest_asn(origins: &str) -> Option<u32> {
-    parse_asns(origins)?.into_iter().min()
-}
-
-/// The parts of a stored result that say how many probes it sent.
-#[derive(Deserialize)]
-struct Counted {
-    #[serde(default)]
-    hops: Vec<CountedHop>,
-    #[serde(default)]
-    sent: u64,
-    #[serde(default)]
-    received: u64,
-}
-
-#[derive(Deserialize)]
-struct CountedHop {
-    #[serde(default)]
-    probes: Vec<serde::de::IgnoredAny>,
-}
-
-/// Adds the probes of a stored batch's results to `fleet_done` (per minute, agent and
-/// target /24) and its answering hosts to `fleet_live`, once per batch id.
-fn count_batch(conn: &Connection, agent: &str, batch_id: Uuid) -> rusqlite::Result<()> {
-    let batch = batch_id.hyphenated().to_string();
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.kind, r.target, r.started_at, r.json FROM receipts c
-         JOIN results r ON r.result_id = c.result_id
-         WHERE c.batch_id = ?1 AND c.agent = ?2",
-    )?;
-    let rows: Vec<(String, String, String, String)> = stmt
-        .query_map(params![batch, agent], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    if rows.is_empty() {
+/// Adds the probes of the results an upload newly stored to the counted work (per minute,
+/// agent and target /24) and its answering hosts to the live hosts, once per batch id.
+fn count_batch(
+    tx: &WriteTx<'_>,
+    agent: &str,
+    batch_id: Uuid,
+    stored: &[&ResultRecord],
+) -> Result<(), DbError> {
+    if stored.is_empty() {
         return Ok(()); // nothing new was stored: nothing to count, and nothing changes
     }
-    let fresh = conn.execute(
-        "INSERT OR IGNORE INTO fleet_batches (batch_id) VALUES (?1)",
-        [&batch],
-    )?;
-    if fresh == 0 {
+    if !tx.mark_batch_counted(batch_id)? {
         return Ok(()); // a retried batch: counted when it first arrived
     }
-    let mut add = conn.prepare_cached(
-        "INSERT INTO fleet_done (minute, agent, net, traces, trace_probes, pings, ping_probes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (minute, agent, net) DO UPDATE SET
-             traces = traces + excluded.traces,
-             trace_probes = trace_probes + excluded.trace_probes,
-             pings = pings + excluded.pings,
-             ping_probes = ping_probes + excluded.ping_probes",
-    )?;
-    let mut live = conn.prepare_cached(
-        "INSERT INTO fleet_live (address, last_seen) VALUES (?1, ?2)
-         ON CONFLICT (address) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-    )?;
-    for (kind, target, started_at, json) in rows {
-        let (Ok(target), Some(started), Ok(counted)) = (
-            target.parse::<Ipv4Addr>(),
-            parse_time(&started_at),
-            serde_json::from_str::<Counted>(&json),
-        ) else {
-            continue;
+    for record in stored {
+        let started = record.started_at();
+        let mut work = Work {
+            minute: started.unix_timestamp().div_euclid(60),
+            agent,
+            net: slash24(record.target()),
+            traces: 0,
+            trace_probes: 0,
+            pings: 0,
+            ping_probes: 0,
         };
-        let minute = started.unix_timestamp().div_euclid(60);
-        let net = slash24(target).to_string();
-        if kind == "ping" {
-            add.execute(params![minute, agent, net, 0, 0, 1, to_i64(counted.sent)])?;
-            if counted.received > 0 {
-                live.execute(params![target.to_string(), started_at])?;
+        match record {
+            ResultRecord::Ping(p) => {
+                work.pings = 1;
+                work.ping_probes = u64::from(p.sent);
+                tx.add_work(&work)?;
+                if p.received > 0 {
+                    tx.note_live(p.target, started)?;
+                }
             }
-        } else {
-            let probes: usize = counted.hops.iter().map(|h| h.probes.len()).sum();
-            add.execute(params![minute, agent, net, 1, probes, 0, 0])?;
+            ResultRecord::Trace(t) => {
+                work.traces = 1;
+                work.trace_probes = t.hops.iter().map(|h| h.probes.len() as u64).sum();
+                tx.add_work(&work)?;
+            }
         }
     }
     Ok(())
@@ -521,8 +348,6 @@ mod tests {
         for v in [Vantage::As(4837), Vantage::Unknown("vp-1".into())] {
             assert_eq!(parse_vantage(&vantage_text(&v)), v);
         }
-        assert_eq!(lowest_asn("4837 4134"), Some(4134));
-        assert_eq!(lowest_asn(""), None);
     }
 
     #[test]
