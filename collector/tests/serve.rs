@@ -371,6 +371,63 @@ async fn resending_a_result_is_accepted_without_a_second_copy() {
     assert_eq!(strip(&f.dump()), strip(&stored));
 }
 
+/// An agent upgraded before its collector: the fields this collector does not know are
+/// kept beside the result (up to 16 KiB per result), a result with more is refused alone.
+#[tokio::test]
+async fn fields_of_a_newer_minor_version_are_kept_and_too_many_are_refused() {
+    let f = Fixture::new();
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let mut newer = ping(ids[0], "vp-1");
+    newer["schema_version"] = json!("1.7");
+    newer["loss_pattern"] = json!({"bursts": [1, 2]});
+    let mut padded = ping(ids[1], "vp-1");
+    padded["small"] = json!(1);
+    padded["blob"] = json!("x".repeat(16 * 1024));
+    let ack = f
+        .upload(batch(
+            "vp-1",
+            &[newer.clone(), padded, ping(ids[2], "vp-1")],
+        ))
+        .await;
+    assert_eq!(ack.accepted, vec![ids[0], ids[2]]);
+    assert_eq!(ack.refused.len(), 1, "{:?}", ack.refused);
+    assert_eq!(ack.refused[0].id, Some(ids[1]));
+    assert_eq!(ack.refused[0].field, "results[1].blob");
+    assert!(
+        ack.refused[0].reason.contains("does not know"),
+        "{}",
+        ack.refused[0].reason
+    );
+
+    let (json, extra): (String, Option<String>) = f
+        .db()
+        .sql_for_tests()
+        .query_row(
+            "SELECT json, extra FROM results WHERE result_id = ?1",
+            [ids[0].to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(json.starts_with(r#"{"kind":"ping","#), "{json}");
+    assert_eq!(
+        extra.as_deref(),
+        Some(r#"{"/loss_pattern":{"bursts":[1,2]}}"#)
+    );
+    assert_eq!(
+        nkpath_collector::store::results::with_extra(&json, extra.as_deref()).unwrap(),
+        newer
+    );
+
+    // Sent again as it was: accepted, no second copy; with other unknown values: refused.
+    let again = f.upload(batch("vp-1", &[newer.clone()])).await;
+    assert_eq!(again.accepted, vec![ids[0]]);
+    newer["loss_pattern"] = json!({"bursts": [3]});
+    let changed = f.upload(batch("vp-1", &[newer])).await;
+    assert_eq!(changed.refused.len(), 1);
+    assert!(changed.refused[0].reason.contains("different content"));
+    assert_eq!(f.count("SELECT count(*) FROM results"), 2);
+}
+
 #[tokio::test]
 async fn different_content_under_a_stored_id_is_refused() {
     let f = Fixture::new();
