@@ -15,7 +15,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use nkpath_proto::{ResultRecord, ValidationError, limits};
+use nkpath_proto::{ResultRecord, ValidationError, limits, timestamp};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -54,17 +54,17 @@ impl TimeWindow {
         if started_at < self.earliest {
             return refuse(format!(
                 "{} is before {}: this collector stores no older results (check the agent's clock)",
-                crate::results::format_time(started_at),
-                crate::results::format_time(self.earliest)
+                timestamp::stored(started_at),
+                timestamp::stored(self.earliest)
             ));
         }
         if is_future(started_at, now, self.max_ahead) {
             return refuse(format!(
                 "{} is in the future: more than {} h after the collector's clock ({}); \
                  check the agent's clock",
-                crate::results::format_time(started_at),
+                timestamp::stored(started_at),
                 self.max_ahead.whole_hours(),
-                crate::results::format_time(now)
+                timestamp::stored(now)
             ));
         }
         Ok(())

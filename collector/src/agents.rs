@@ -11,11 +11,10 @@ use std::net::IpAddr;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
-use rusqlite::{Connection, OptionalExtension as _, params};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::results::format_time;
+use crate::store::agents::{TokenLookup, TokenState};
 use crate::store::{Db, DbError};
 
 /// Random bytes in a token (256 bits).
@@ -48,12 +47,6 @@ pub enum AgentError {
     /// A database error.
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-impl From<rusqlite::Error> for AgentError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(e.into())
-    }
 }
 
 /// A secret token, as printed once to the operator. Its `Debug` hides it.
@@ -148,32 +141,16 @@ impl Db {
         check_name(name)?;
         let token = Token::generate();
         let hash = token_hash(token.expose());
-        let now = format_time(OffsetDateTime::now_utc());
-        let tx = self
-            .conn_mut()
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<Option<String>> = tx
-            .query_row(
-                "SELECT revoked_at FROM agents WHERE name = ?1",
-                [name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let reenrolled = match existing {
+        let now = OffsetDateTime::now_utc();
+        let tx = self.write()?;
+        let reenrolled = match tx.token_state(name)? {
             None => {
-                tx.execute(
-                    "INSERT INTO agents (name, token_sha256, created_at) VALUES (?1, ?2, ?3)",
-                    params![name, hash, now],
-                )?;
+                tx.insert_agent(name, &hash, now)?;
                 false
             }
-            Some(None) => return Err(AgentError::Exists { name: name.into() }),
-            Some(Some(_)) => {
-                tx.execute(
-                    "UPDATE agents SET token_sha256 = ?2, created_at = ?3, revoked_at = NULL
-                     WHERE name = ?1",
-                    params![name, hash, now],
-                )?;
+            Some(TokenState::Valid) => return Err(AgentError::Exists { name: name.into() }),
+            Some(TokenState::Revoked) => {
+                tx.reenrol_agent(name, &hash, now)?;
                 true
             }
         };
@@ -184,25 +161,13 @@ impl Db {
     /// Revokes an agent's token: its uploads get 401 from then on. Its results stay.
     /// Returns `false` if it was already revoked.
     pub fn revoke_agent(&mut self, name: &str) -> Result<bool, AgentError> {
-        let now = format_time(OffsetDateTime::now_utc());
-        let tx = self
-            .conn_mut()
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<Option<String>> = tx
-            .query_row(
-                "SELECT revoked_at FROM agents WHERE name = ?1",
-                [name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let revoked = match existing {
+        let now = OffsetDateTime::now_utc();
+        let tx = self.write()?;
+        let revoked = match tx.token_state(name)? {
             None => return Err(AgentError::Unknown { name: name.into() }),
-            Some(Some(_)) => false,
-            Some(None) => {
-                tx.execute(
-                    "UPDATE agents SET revoked_at = ?2 WHERE name = ?1",
-                    params![name, now],
-                )?;
+            Some(TokenState::Revoked) => false,
+            Some(TokenState::Valid) => {
+                tx.revoke_token(name, now)?;
                 true
             }
         };
@@ -212,55 +177,30 @@ impl Db {
 
     /// Every agent, by name.
     pub fn agents(&self) -> Result<Vec<AgentInfo>, AgentError> {
-        let mut stmt = self.conn().prepare(
-            "SELECT name, created_at, revoked_at, last_seen_at, agent_version, last_address
-             FROM agents ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let address: Option<String> = r.get(5)?;
-            Ok(AgentInfo {
-                name: r.get(0)?,
-                created_at: r.get(1)?,
-                revoked_at: r.get(2)?,
-                last_seen_at: r.get(3)?,
-                agent_version: r.get(4)?,
-                last_address: address.and_then(|a| a.parse().ok()),
+        Ok(self
+            .agent_rows()?
+            .into_iter()
+            .map(|row| AgentInfo {
+                name: row.name,
+                created_at: row.created_at,
+                revoked_at: row.revoked_at,
+                last_seen_at: row.last_seen_at,
+                agent_version: row.agent_version,
+                last_address: row.last_address.and_then(|a| a.parse().ok()),
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect())
     }
 }
 
-/// The agent whose valid (not revoked) token is `token`, if any.
-pub fn authenticate(conn: &Connection, token: &str) -> rusqlite::Result<Option<Authenticated>> {
-    conn.prepare_cached("SELECT name FROM agents WHERE token_sha256 = ?1 AND revoked_at IS NULL")?
-        .query_row([token_hash(token)], |r| {
-            Ok(Authenticated { name: r.get(0)? })
-        })
-        .optional()
-}
-
-/// Records an upload of `name`: when, with which software version, from which address.
-/// Call within the upload's transaction.
-pub fn record_upload(
-    conn: &Connection,
-    name: &str,
-    at: OffsetDateTime,
-    agent_version: &str,
-    address: Option<IpAddr>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE agents SET last_seen_at = ?2, agent_version = ?3,
-                           last_address = coalesce(?4, last_address)
-         WHERE name = ?1",
-    )?
-    .execute(params![
-        name,
-        format_time(at),
-        agent_version,
-        address.map(|a| a.to_string())
-    ])?;
-    Ok(())
+/// The agent whose valid (not revoked) token is `token`, if any, looked up in `agents` (the
+/// database, or a [`crate::store::agents::TokenReader`]).
+pub fn authenticate(
+    agents: &impl TokenLookup,
+    token: &str,
+) -> Result<Option<Authenticated>, DbError> {
+    Ok(agents
+        .agent_with_token(&token_hash(token))?
+        .map(|name| Authenticated { name }))
 }
 
 #[cfg(test)]
@@ -300,9 +240,9 @@ mod tests {
         let mut db = Db::open_in_memory().unwrap();
         let added = db.add_agent("vp-1").unwrap();
         assert!(!added.reenrolled);
-        let who = authenticate(db.conn(), added.token.expose()).unwrap();
+        let who = authenticate(&db, added.token.expose()).unwrap();
         assert_eq!(who.unwrap().name, "vp-1");
-        assert!(authenticate(db.conn(), "nope").unwrap().is_none());
+        assert!(authenticate(&db, "nope").unwrap().is_none());
         assert!(matches!(
             db.add_agent("vp-1"),
             Err(AgentError::Exists { .. })
@@ -317,24 +257,12 @@ mod tests {
             db.revoke_agent("vp-2"),
             Err(AgentError::Unknown { .. })
         ));
-        assert!(
-            authenticate(db.conn(), added.token.expose())
-                .unwrap()
-                .is_none()
-        );
+        assert!(authenticate(&db, added.token.expose()).unwrap().is_none());
         // Enrolled again: only the new token works.
         let again = db.add_agent("vp-1").unwrap();
         assert!(again.reenrolled);
-        assert!(
-            authenticate(db.conn(), added.token.expose())
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            authenticate(db.conn(), again.token.expose())
-                .unwrap()
-                .is_some()
-        );
+        assert!(authenticate(&db, added.token.expose()).unwrap().is_none());
+        assert!(authenticate(&db, again.token.expose()).unwrap().is_some());
         let list = db.agents().unwrap();
         assert_eq!(list.len(), 1);
         assert!(list[0].revoked_at.is_none() && list[0].last_seen_at.is_none());

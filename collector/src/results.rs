@@ -1,20 +1,19 @@
-//! Trace and ping results from agents, stored exactly as received.
+//! Trace and ping results: importing nkpath JSON lines, and reading stored traces back for
+//! analysis.
 //!
-//! Each result is one row of `results`: the JSON text as it arrived, untouched, plus copies of
-//! a few fields for indexing. Analysis never rewrites these rows; every derived table can be
-//! rebuilt from them. A result is identified by its `result_id`: storing it again is a no-op.
+//! Each result is one row of `results`, in the one stored shape of [`crate::store::results`]:
+//! its `ResultRecord` as this build serialises it, the fields this build does not know kept
+//! beside it. Analysis never rewrites these rows; every derived table can be rebuilt from
+//! them. A result is identified by its `result_id`: storing it again is a no-op.
 
 use std::io::BufRead;
 
-use nkpath_proto::{ResultRecord, TraceResult, decode};
-use rusqlite::{Connection, TransactionBehavior, params};
+use nkpath_proto::{ResultRecord, TraceResult, decode, timestamp};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 
 use crate::admission::{Admission, TimeWindow, check_size};
+use crate::store::results::{Kind, StoredRecord};
 use crate::store::{Db, DbError};
-
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -56,70 +55,9 @@ pub enum ImportError {
     Settings(#[from] crate::settings::SettingsError),
 }
 
-impl From<rusqlite::Error> for ImportError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
-
-/// Decodes one line: a [`ResultRecord`] when it has a `"kind"` field, else a bare
-/// [`TraceResult`] (the agent's survey output).
-pub fn decode_line(line: &str) -> Result<ResultRecord, String> {
-    #[derive(serde::Deserialize)]
-    struct KindProbe {
-        kind: Option<serde::de::IgnoredAny>,
-    }
-    let probe: KindProbe = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-    let decoded = if probe.kind.is_some() {
-        decode::<ResultRecord>(line)
-    } else {
-        decode::<TraceResult>(line).map(ResultRecord::Trace)
-    };
-    decoded.map_err(|e| e.to_string())
-}
-
 /// `time` as stored in `started_at` and `received_at`: RFC 3339 UTC, six fraction digits.
 pub fn format_time(time: OffsetDateTime) -> String {
-    let fmt =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    time.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .expect("formattable date")
-}
-
-/// Stores one decoded result with its JSON text as received. Returns `false` when a result
-/// with the same id is already stored (it is left unchanged). Call within a transaction.
-pub fn store_result(
-    conn: &Connection,
-    json_as_received: &str,
-    record: &ResultRecord,
-    received_at: OffsetDateTime,
-) -> rusqlite::Result<bool> {
-    let (kind, protocol, source) = match record {
-        ResultRecord::Trace(t) => ("trace", t.protocol.to_string(), t.source),
-        // Pings are ICMP echo.
-        ResultRecord::Ping(p) => ("ping", "icmp".to_string(), p.source),
-    };
-    let changed = conn
-        .prepare_cached(
-            "INSERT INTO results (result_id, agent_id, round_id, target, source, protocol,
-                                  started_at, received_at, json, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (result_id) DO NOTHING",
-        )?
-        .execute(params![
-            record.result_id().hyphenated().to_string(),
-            record.agent_id(),
-            record.round_id().hyphenated().to_string(),
-            record.target().to_string(),
-            source.to_string(),
-            protocol,
-            format_time(record.started_at()),
-            format_time(received_at),
-            json_as_received,
-            kind,
-        ])?;
-    Ok(changed == 1)
+    timestamp::stored(time)
 }
 
 impl Db {
@@ -130,9 +68,7 @@ impl Db {
     /// transaction.
     pub fn import_results(&mut self, jsonl: impl BufRead) -> Result<ImportReport, ImportError> {
         let received_at = OffsetDateTime::now_utc();
-        let tx = self
-            .conn_mut()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write()?;
         let targets = crate::settings::stored_target(&tx)?
             .unwrap_or_default()
             .prefixes;
@@ -153,10 +89,9 @@ impl Db {
                 continue;
             }
             report.lines += 1;
-            let admitted = admit(text, &admission);
-            match admitted {
-                Ok(record) => {
-                    if store_result(&tx, text, &record, received_at)? {
+            match admit(text, &admission) {
+                Ok(stored) => {
+                    if tx.insert_result(&stored, received_at)? {
                         report.stored += 1;
                     } else {
                         report.already_stored += 1;
@@ -183,19 +118,11 @@ pub fn stored_traces(
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
 ) -> Result<Vec<TraceResult>, DbError> {
-    let since = since.map_or_else(String::new, format_time);
-    let until = until.map_or_else(|| "~".to_owned(), format_time);
-    let mut stmt = db.conn().prepare(
-        "SELECT result_id, json FROM results
-         WHERE kind = 'trace' AND started_at >= ?1 AND started_at <= ?2
-         ORDER BY started_at, result_id",
-    )?;
-    let mut rows = stmt.query([since, until])?;
-    let mut out = Vec::new();
     let now = OffsetDateTime::now_utc();
-    while let Some(r) = rows.next()? {
-        let (id, json): (String, String) = (r.get(0)?, r.get(1)?);
-        match decode_line(&json) {
+    let mut out = Vec::new();
+    for row in db.stored_results(Kind::Trace, since, until)? {
+        let id = &row.result_id;
+        match decode::<ResultRecord>(&row.json) {
             Ok(ResultRecord::Trace(t))
                 if crate::admission::is_future(
                     t.started_at,
@@ -206,7 +133,7 @@ pub fn stored_traces(
                 tracing::warn!(
                     "stored result {id} skipped: it started in the future ({}); \
                      its agent's clock was wrong",
-                    crate::report::iso(t.started_at)
+                    timestamp::display(t.started_at)
                 );
             }
             Ok(ResultRecord::Trace(t)) => out.push(t),
@@ -214,24 +141,27 @@ pub fn stored_traces(
             Err(e) => tracing::warn!(
                 "stored result {id} skipped: it no longer decodes ({}); \
                  it was stored by an older version or by hand",
-                crate::text::escape_control(&e)
+                crate::text::escape_control(&e.to_string())
             ),
         }
     }
     Ok(out)
 }
 
-/// A line decoded and checked against the rules of an upload, or why not.
-fn admit(text: &str, admission: &Admission) -> Result<ResultRecord, String> {
+/// A line decoded, normalised to the stored shape and checked against the rules of an
+/// upload, or why not.
+fn admit(text: &str, admission: &Admission) -> Result<StoredRecord, String> {
     check_size(text).map_err(|e| e.to_string())?;
-    let record = decode_line(text)?;
-    admission.check(&record).map_err(|e| e.to_string())?;
-    Ok(record)
+    let stored = StoredRecord::from_line(text).map_err(|e| e.to_string())?;
+    admission
+        .check(stored.record())
+        .map_err(|e| e.to_string())?;
+    Ok(stored)
 }
 
 /// Parses a stored `started_at`/`received_at`.
 pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
+    timestamp::parse(text)
 }
 
 #[cfg(test)]
@@ -251,11 +181,16 @@ mod tests {
 
     #[test]
     fn undecodable_lines_are_explained() {
+        let admission = Admission {
+            window: TimeWindow::default(),
+            targets: Vec::new(),
+            now: OffsetDateTime::now_utc(),
+        };
         assert!(
-            decode_line("not json")
+            admit("not json", &admission)
                 .unwrap_err()
                 .contains("invalid JSON")
         );
-        assert!(decode_line("{}").is_err());
+        assert!(admit("{}", &admission).is_err());
     }
 }

@@ -4,9 +4,9 @@
 //! are fixed once BGP data is loaded: a database answers for one target.
 
 use ipnet::Ipv4Net;
-use rusqlite::OptionalExtension;
 
-use crate::store::{Db, DbError, WriteTx};
+use crate::store::settings::SettingsStore;
+use crate::store::{Db, DbError};
 
 /// The default target: North Korea's block.
 pub const DEFAULT_TARGET_PREFIX: &str = "175.45.176.0/22";
@@ -75,40 +75,10 @@ pub enum SettingsError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for SettingsError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
-
-/// Reads a setting.
-pub(crate) fn get(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-        r.get(0)
-    })
-    .optional()
-}
-
-pub(crate) fn put(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [key, value],
-    )?;
-    Ok(())
-}
-
-/// The stored target, if any.
-pub fn stored_target(conn: &rusqlite::Connection) -> Result<Option<Target>, SettingsError> {
-    parse_target(get(conn, KEY_PREFIXES)?, get(conn, KEY_ASN)?)
-}
-
-/// The target of the stored settings' texts, if both are set.
-fn parse_target(
-    prefixes: Option<String>,
-    asn: Option<String>,
-) -> Result<Option<Target>, SettingsError> {
-    let (Some(prefixes), Some(asn)) = (prefixes, asn) else {
+/// The stored target, if any, as `store` (the database or a write transaction) sees it.
+pub fn stored_target(store: &impl SettingsStore) -> Result<Option<Target>, SettingsError> {
+    let (Some(prefixes), Some(asn)) = (store.setting(KEY_PREFIXES)?, store.setting(KEY_ASN)?)
+    else {
         return Ok(None);
     };
     let malformed_prefixes = || SettingsError::Malformed {
@@ -137,16 +107,16 @@ fn parse_target(
 /// which is stored, unless BGP data already loaded was kept for a different target. Call it
 /// inside the load's transaction.
 pub(crate) fn resolve_target(
-    tx: &WriteTx<'_>,
+    store: &impl SettingsStore,
     wanted: Option<&Target>,
 ) -> Result<Target, SettingsError> {
-    let stored = parse_target(tx.setting(KEY_PREFIXES)?, tx.setting(KEY_ASN)?)?;
+    let stored = stored_target(store)?;
     let target = match (stored, wanted) {
         (Some(stored), None) => return Ok(stored),
         (None, None) => Target::default(),
         (Some(stored), Some(wanted)) if same_target(&stored, wanted) => return Ok(stored),
         (Some(stored), Some(wanted)) => {
-            if tx.mrt_file_count()? > 0 {
+            if store.holds_bgp_data()? {
                 return Err(SettingsError::TargetConflict {
                     stored_prefixes: stored.prefixes_text(),
                     stored_asn: stored.asn,
@@ -158,8 +128,8 @@ pub(crate) fn resolve_target(
         }
         (None, Some(wanted)) => wanted.clone(),
     };
-    tx.put_setting(KEY_PREFIXES, &target.prefixes_text())?;
-    tx.put_setting(KEY_ASN, &target.asn.to_string())?;
+    store.put_setting(KEY_PREFIXES, &target.prefixes_text())?;
+    store.put_setting(KEY_ASN, &target.asn.to_string())?;
     Ok(target)
 }
 
@@ -176,7 +146,7 @@ fn same_target(a: &Target, b: &Target) -> bool {
 impl Db {
     /// The target stored in the database, or the default when none is stored yet.
     pub fn target(&self) -> Result<Target, SettingsError> {
-        Ok(stored_target(self.conn())?.unwrap_or_default())
+        Ok(stored_target(self)?.unwrap_or_default())
     }
 }
 
@@ -186,23 +156,17 @@ mod tests {
 
     #[test]
     fn default_then_stored_then_conflict_only_with_data() {
-        let mut db = Db::open_in_memory().unwrap();
+        let db = Db::open_in_memory().unwrap();
         assert_eq!(db.target().unwrap(), Target::default());
         let custom = Target {
             prefixes: vec!["10.1.0.0/16".parse().unwrap()],
             asn: 64500,
         };
-        let resolve = |db: &mut Db, wanted: Option<&Target>| {
-            let tx = db.write().unwrap();
-            let resolved = resolve_target(&tx, wanted);
-            tx.commit().unwrap();
-            resolved
-        };
-        assert_eq!(resolve(&mut db, Some(&custom)).unwrap(), custom);
-        assert_eq!(resolve(&mut db, None).unwrap(), custom);
+        assert_eq!(resolve_target(&db, Some(&custom)).unwrap(), custom);
+        assert_eq!(resolve_target(&db, None).unwrap(), custom);
         // No BGP data yet: switching is allowed.
         assert_eq!(
-            resolve(&mut db, Some(&Target::default())).unwrap(),
+            resolve_target(&db, Some(&Target::default())).unwrap(),
             Target::default()
         );
         db.sql_for_tests()
@@ -212,7 +176,7 @@ mod tests {
                    NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
             )
             .unwrap();
-        let err = resolve(&mut db, Some(&custom)).unwrap_err();
+        let err = resolve_target(&db, Some(&custom)).unwrap_err();
         assert!(err.to_string().contains("cannot switch"), "{err}");
     }
 }

@@ -12,8 +12,8 @@ use axum::http::{Request, StatusCode, header};
 use ipnet::Ipv4Net;
 use nkpath_collector::Db;
 use nkpath_collector::analysis::cymru::CymruAnswer;
+use nkpath_collector::fleet::bookkeeping;
 use nkpath_collector::fleet::schedule::Budget;
-use nkpath_collector::fleet::store;
 use nkpath_collector::server::{AppState, app};
 use nkpath_collector::sources::cymru_cache::CymruCache;
 use nkpath_proto::{UploadAck, decode_slice};
@@ -94,8 +94,8 @@ impl Fleet {
                 SocketAddr::new(addr.parse().unwrap(), 40_000),
             ));
         }
-        store::set_budget(db.conn(), ROUND).unwrap();
-        store::set_enabled(db.conn(), schedule).unwrap();
+        bookkeeping::set_budget(&db, ROUND).unwrap();
+        bookkeeping::set_enabled(&db, schedule).unwrap();
         let app = app(AppState::with_limits(db, 1 << 20, Duration::from_secs(10)));
         Fleet {
             _dir: dir,
@@ -131,7 +131,7 @@ impl Fleet {
 fn count(path: &Path, sql: &str) -> i64 {
     Db::open(path)
         .unwrap()
-        .conn()
+        .sql_for_tests()
         .query_row(sql, [], |r| r.get(0))
         .unwrap()
 }

@@ -24,7 +24,7 @@ fn jsonl() -> (String, Vec<String>) {
         t["result_id"] = format!("7f1c2d3e-4b5a-4c6d-8e7f-0000000000{i:02}").into();
         lines.push(serde_json::to_string(&t).unwrap());
     }
-    // Keys in an unusual order and extra spaces: must be stored byte for byte.
+    // Keys in an unusual order and extra spaces: stored in the canonical form all the same.
     let spaced = lines[1]
         .replacen('{', "{ ", 1)
         .replace(r#""agent_id":"#, r#""agent_id" :  "#);
@@ -56,7 +56,7 @@ fn import_is_idempotent_and_reports_the_bad_line() {
     assert_eq!((first.stored, first.already_stored), (6, 0));
 
     let count = |db: &Db| -> i64 {
-        db.conn()
+        db.sql_for_tests()
             .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
             .unwrap()
     };
@@ -69,9 +69,9 @@ fn import_is_idempotent_and_reports_the_bad_line() {
     );
     assert_eq!(count(&db), rows, "importing twice stores nothing new");
 
-    // Stored exactly as received, with indexed copies.
+    // Stored in the one stored shape (the tagged canonical record), with indexed copies.
     let (json, agent, protocol, kind): (String, String, String, String) = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT json, agent_id, protocol, kind FROM results
              WHERE result_id = '7f1c2d3e-4b5a-4c6d-8e7f-000000000001'",
@@ -79,13 +79,23 @@ fn import_is_idempotent_and_reports_the_bad_line() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .unwrap();
-    assert_eq!(json, lines[1]);
+    assert_eq!(
+        json,
+        nkpath_collector::store::results::StoredRecord::from_line(&lines[1])
+            .unwrap()
+            .json()
+    );
+    assert!(json.starts_with(r#"{"kind":"trace","#), "{json}");
+    assert_eq!(
+        nkpath_proto::decode::<nkpath_proto::ResultRecord>(&json).unwrap(),
+        nkpath_proto::ResultRecord::Trace(nkpath_proto::decode(&lines[1]).unwrap())
+    );
     assert_eq!(
         (agent.as_str(), protocol.as_str(), kind.as_str()),
         ("vp-fra1", "icmp", "trace")
     );
     let pings: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT count(*) FROM results WHERE kind = 'ping'",
             [],
@@ -94,7 +104,7 @@ fn import_is_idempotent_and_reports_the_bad_line() {
         .unwrap();
     assert_eq!(pings, 1);
     let bad: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT count(*) FROM results WHERE result_id LIKE '%0000000000ff'",
             [],

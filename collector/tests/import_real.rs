@@ -13,7 +13,7 @@ use std::process::Command;
 
 use nkpath_collector::Db;
 use nkpath_collector::import::{Format, ImportFileError, ImportSummary, import_file, is_imported};
-use nkpath_collector::results::decode_line;
+
 use nkpath_proto::{ResultRecord, StopReason, TraceResult};
 
 fn traceroute_dir() -> Option<PathBuf> {
@@ -39,20 +39,22 @@ fn have_warts2json() -> bool {
 /// Every stored trace, by agent id then start time.
 fn stored(db: &Db) -> Vec<TraceResult> {
     let mut stmt = db
-        .conn()
+        .sql_for_tests()
         .prepare("SELECT json FROM results ORDER BY agent_id, started_at, result_id")
         .unwrap();
     stmt.query_map([], |r| r.get::<_, String>(0))
         .unwrap()
-        .map(|json| match decode_line(&json.unwrap()).unwrap() {
-            ResultRecord::Trace(t) => t,
-            ResultRecord::Ping(_) => panic!("an import stored a ping"),
-        })
+        .map(
+            |json| match nkpath_proto::decode::<ResultRecord>(&json.unwrap()).unwrap() {
+                ResultRecord::Trace(t) => t,
+                ResultRecord::Ping(_) => panic!("an import stored a ping"),
+            },
+        )
         .collect()
 }
 
 fn row_count(db: &Db) -> i64 {
-    db.conn()
+    db.sql_for_tests()
         .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
         .unwrap()
 }

@@ -4,7 +4,9 @@
 //! - the store imports nothing from the collector's other rooms: it is the bottom floor;
 //! - the analysis core (`collector/src/analysis/`) does no I/O: it names no tokio, hickory,
 //!   rusqlite, `crate::db` or `crate::store`;
-//! - no two files of a crate import from each other (a two-file circle), in any crate.
+//! - no two files of a crate import from each other (a two-file circle), in any crate;
+//! - the collector's rooms stand on floors ([`COLLECTOR_FLOORS`]) and import only from rooms
+//!   on lower floors: no arrow runs back up.
 //!
 //! Imports are read as text: `use` declarations and inline paths starting with `crate::`,
 //! `super::` or `self::`, resolved to the file that defines the module they name. A path that
@@ -22,6 +24,25 @@ const CRATES: &[&str] = &[
     "agent/src",
     "collector/src",
     "scripts/testbed-harness/src",
+];
+
+/// The collector's rooms, bottom floor first: a room may import from the rooms of the floors
+/// below its own, never from its own floor or above (the crate root, `lib.rs` and `main.rs`,
+/// stands above them all). A new room gets its floor here, and the README's layout table.
+const COLLECTOR_FLOORS: &[&[&str]] = &[
+    // The database, and the pure helpers everything may use.
+    &["store", "text", "admission"],
+    // What the database holds, read as typed values.
+    &["settings", "agents"],
+    &["bgp", "results"],
+    // The analysis core (traces + BGP state -> verdicts) and MRT loading.
+    &["analysis", "mrt"],
+    // What feeds the core from outside (the database, DNS), imports, the data set.
+    &["sources", "import", "export"],
+    // What the operator reads and the agents talk to.
+    &["report"],
+    &["fleet"],
+    &["server"],
 ];
 
 fn workspace() -> PathBuf {
@@ -45,13 +66,13 @@ fn crate_sources(root: &Path) -> Vec<Source> {
     for entry_file in ["lib.rs", "main.rs"] {
         let file = root.join(entry_file);
         if file.exists() {
-            collect(root, &file, Vec::new(), &mut out);
+            collect(&file, &[], &mut out);
         }
     }
     out
 }
 
-fn collect(root: &Path, file: &Path, module: Vec<String>, out: &mut Vec<Source>) {
+fn collect(file: &Path, module: &[String], out: &mut Vec<Source>) {
     if out.iter().any(|s| s.file == file) {
         return;
     }
@@ -60,7 +81,7 @@ fn collect(root: &Path, file: &Path, module: Vec<String>, out: &mut Vec<Source>)
     let children = declared_modules(&code);
     out.push(Source {
         file: file.to_path_buf(),
-        module: module.clone(),
+        module: module.to_vec(),
         code,
     });
     // A file's child modules live beside it (mod.rs, lib.rs, main.rs) or in a folder of its
@@ -75,9 +96,9 @@ fn collect(root: &Path, file: &Path, module: Vec<String>, out: &mut Vec<Source>)
             dir.join(&child).join("mod.rs"),
         ];
         if let Some(found) = candidates.iter().find(|c| c.exists()) {
-            let mut path = module.clone();
+            let mut path = module.to_vec();
             path.push(child);
-            collect(root, found, path, out);
+            collect(found, &path, out);
         }
     }
 }
@@ -217,7 +238,7 @@ fn named_paths(source: &Source) -> Vec<Vec<String>> {
         if boundary && starts.iter().any(|s| rest.starts_with(s)) {
             let len = path_len(rest);
             for path in expand(&rest[..len]) {
-                if let Some(abs) = absolute(&source.module, &source.file, &path) {
+                if let Some(abs) = absolute(&source.module, &path) {
                     out.push(abs);
                 }
             }
@@ -280,8 +301,8 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// A path relative to `module` (in `file`) as an absolute module path.
-fn absolute(module: &[String], file: &Path, path: &[String]) -> Option<Vec<String>> {
+/// A path relative to `module` as an absolute module path.
+fn absolute(module: &[String], path: &[String]) -> Option<Vec<String>> {
     let (first, rest) = path.split_first()?;
     let mut base: Vec<String> = match first.as_str() {
         "crate" => Vec::new(),
@@ -298,7 +319,6 @@ fn absolute(module: &[String], file: &Path, path: &[String]) -> Option<Vec<Strin
         base.pop()?;
         rest = tail;
     }
-    let _ = file;
     base.extend(rest.iter().cloned());
     Some(base)
 }
@@ -355,7 +375,7 @@ fn reexports(source: &Source) -> Vec<Vec<String>> {
                 // `pub use child::Item` is relative to the module itself.
                 _ => std::iter::once("self".to_owned()).chain(p).collect(),
             };
-            if let Some(abs) = absolute(&source.module, &source.file, &rel) {
+            if let Some(abs) = absolute(&source.module, &rel) {
                 out.push(abs);
             }
         }
@@ -491,6 +511,50 @@ fn the_analysis_core_does_no_io() {
             }
         }
     }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
+fn floor_of(room: &str) -> Option<usize> {
+    COLLECTOR_FLOORS
+        .iter()
+        .position(|floor| floor.contains(&room))
+}
+
+#[test]
+fn no_arrow_runs_back_up() {
+    let sources = collector_sources();
+    let modules = index(&sources);
+    let mut offenders = Vec::new();
+    for source in &sources {
+        // The crate root re-exports and dispatches: it stands above every room.
+        let Some(room) = source.module.first() else {
+            continue;
+        };
+        let Some(floor) = floor_of(room) else {
+            offenders.push(format!(
+                "room {room} ({}) has no floor in COLLECTOR_FLOORS",
+                relative(&source.file)
+            ));
+            continue;
+        };
+        for path in named_paths(source) {
+            let Some(to) = target_file(&sources, &modules, &path) else {
+                continue;
+            };
+            let Some(to_room) = sources[to].module.first() else {
+                continue;
+            };
+            if to_room != room && floor_of(to_room).is_none_or(|f| f >= floor) {
+                offenders.push(format!(
+                    "{} -> {} ({room} may not import from {to_room})",
+                    relative(&source.file),
+                    relative(&sources[to].file)
+                ));
+            }
+        }
+    }
+    offenders.sort();
+    offenders.dedup();
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
 

@@ -101,7 +101,7 @@ fn version_1_upgrades_in_place_and_keeps_its_results() {
     let db = Db::open(&path).unwrap();
     assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
     let rows: Vec<(String, String, String)> = db
-        .conn()
+        .sql_for_tests()
         .prepare("SELECT result_id, kind, json FROM results ORDER BY result_id")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -124,14 +124,14 @@ fn version_1_upgrades_in_place_and_keeps_its_results() {
     // so does the Cymru cache.
     for table in ["agents", "receipts", "cymru_cache"] {
         let n: i64 = db
-            .conn()
+            .sql_for_tests()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0, "{table}");
     }
 
     let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
-    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
     drop(db);
     // Opening again is a no-op.
     assert_eq!(
@@ -152,7 +152,7 @@ fn version_2_upgrades_in_place_and_can_take_agents() {
     let mut db = Db::open(&path).unwrap();
     assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
     let (kind, json): (String, String) = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT kind, json FROM results", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
@@ -160,10 +160,10 @@ fn version_2_upgrades_in_place_and_can_take_agents() {
     assert_eq!(kind, "ping");
     assert!(json.starts_with(r#"{"kind":"ping""#), "json untouched");
     let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
-    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
     let added = db.add_agent("vp-fra1").unwrap();
     assert!(
-        nkpath_collector::agents::authenticate(db.conn(), added.token.expose())
+        nkpath_collector::agents::authenticate(&db, added.token.expose())
             .unwrap()
             .is_some()
     );
@@ -181,7 +181,7 @@ fn version_3_upgrades_in_place_keeps_its_uploads_and_gains_the_cymru_cache() {
     let db = Db::open(&path).unwrap();
     assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
     let (result_id, batch, offset): (String, String, i64) = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT r.result_id, c.batch_id, c.clock_offset_ms
              FROM results r JOIN receipts c USING (result_id)",
@@ -193,7 +193,7 @@ fn version_3_upgrades_in_place_keeps_its_uploads_and_gains_the_cymru_cache() {
     assert_eq!(batch, "b0000000-0000-4000-8000-000000000001");
     assert_eq!(offset, 500);
     let agent: Option<String> = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT last_seen_at FROM agents WHERE name = 'vp-fra1'",
             [],
@@ -203,7 +203,7 @@ fn version_3_upgrades_in_place_keeps_its_uploads_and_gains_the_cymru_cache() {
     assert_eq!(agent.as_deref(), Some("2025-03-01T00:01:00.000000Z"));
     // v4: the Cymru cache exists, starts empty and takes answers.
     let n: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM cymru_cache", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
@@ -218,7 +218,7 @@ fn version_3_upgrades_in_place_keeps_its_uploads_and_gains_the_cymru_cache() {
     assert_eq!(cache.fresh(addr, now).unwrap(), Some(answer));
 
     let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
-    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
     drop(db);
     assert_eq!(
         Db::open(&path).unwrap().schema_version().unwrap(),
@@ -239,7 +239,7 @@ fn version_4_upgrades_in_place_keeps_its_bgp_data_and_gains_adjacencies() {
     assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
     // The dump loaded by v4 is still the BGP state, and is not flagged as truncated.
     let (name, truncated): (String, i64) = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT name, truncated FROM mrt_files", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
@@ -256,7 +256,7 @@ fn version_4_upgrades_in_place_keeps_its_bgp_data_and_gains_adjacencies() {
     // v5: no adjacencies were kept for files loaded before it; the border rule still has the
     // target paths of those files.
     let n: i64 = db
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM as_adjacencies", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
@@ -265,7 +265,7 @@ fn version_4_upgrades_in_place_keeps_its_bgp_data_and_gains_adjacencies() {
     assert!(!adjacency.adjacent(3356, 131_279));
 
     let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
-    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
     drop(db);
     assert_eq!(
         Db::open(&path).unwrap().schema_version().unwrap(),
@@ -321,7 +321,7 @@ fn the_database_is_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().join("w.db")).unwrap();
     let mode: String = db
-        .conn()
+        .sql_for_tests()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
@@ -354,18 +354,108 @@ fn version_5_upgrades_in_place_keeps_its_agents_and_gains_the_fleet_tables() {
         "fleet_batches",
     ] {
         let n: i64 = db
-            .conn()
+            .sql_for_tests()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0, "{table}");
     }
-    assert!(!nkpath_collector::fleet::store::enabled(db.conn()).unwrap());
+    assert!(!nkpath_collector::fleet::bookkeeping::enabled(&db).unwrap());
     // The vantage lookup reads the BGP data and the Cymru cache v5 stored.
-    let origin = |a: &str| nkpath_collector::fleet::store::origin_of(db.conn(), a.parse().unwrap());
+    let origin = |a: &str| db.fleet_origin_of(a.parse().unwrap());
     assert_eq!(origin("175.45.177.9").unwrap(), Some(131_279));
     assert_eq!(origin("198.51.100.9").unwrap(), Some(4837));
     assert_eq!(origin("192.0.2.1").unwrap(), None);
 
     let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
-    assert_eq!(schema(db.conn()), schema(fresh.conn()));
+    assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
+}
+
+#[test]
+fn version_6_upgrades_its_results_to_the_one_stored_shape() {
+    use nkpath_collector::store::results::with_extra;
+    use nkpath_proto::{ResultRecord, TraceResult, decode};
+    use serde_json::{Value, json};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    let sql = fixture("schema_v6.sql");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&sql)
+        .unwrap();
+    // The texts v6 held, from the fixture's own rows.
+    let before: Vec<(String, String)> = Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT result_id, json FROM results ORDER BY result_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    let rows: Vec<(String, String, Option<String>)> = db
+        .sql_for_tests()
+        .prepare("SELECT result_id, json, extra FROM results ORDER BY result_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    let [bare, newer, ping, broken] = [&rows[0], &rows[1], &rows[2], &rows[3]];
+
+    // The bare import is now the tagged canonical record, nothing set aside.
+    assert!(bare.1.starts_with(r#"{"kind":"trace","#), "{}", bare.1);
+    assert_eq!(bare.2, None);
+    let ResultRecord::Trace(trace) = decode::<ResultRecord>(&bare.1).unwrap() else {
+        panic!("a trace");
+    };
+    assert_eq!(trace, decode::<TraceResult>(&before[0].1).unwrap());
+
+    // The newer agent's upload: canonical, its unknown fields kept beside it, and the two
+    // together are what it sent.
+    assert!(newer.1.starts_with(r#"{"kind":"trace","#));
+    let extra: Value = serde_json::from_str(newer.2.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        extra,
+        json!({"/hops/1/new_field": {"seen_by": "1.9", "n": [1, 2]}, "/newer_top": "kept"})
+    );
+    assert!(!newer.1.contains("new_field"));
+    let sent: Value = serde_json::from_str(&before[1].1).unwrap();
+    assert_eq!(with_extra(&newer.1, newer.2.as_deref()).unwrap(), sent);
+
+    // A tagged ping that v6 stored as sent stays the same record.
+    assert_eq!(
+        decode::<ResultRecord>(&ping.1).unwrap(),
+        decode::<ResultRecord>(&before[2].1).unwrap()
+    );
+    assert_eq!(ping.2, None);
+
+    // A row that does not decode is left as it was; readers still skip it.
+    assert_eq!(broken.1, before[3].1);
+    assert_eq!(broken.2, None);
+    let traces = nkpath_collector::results::stored_traces(&db, None, None).unwrap();
+    let ids: Vec<String> = traces.iter().map(|t| t.result_id.to_string()).collect();
+    assert_eq!(ids, [bare.0.clone(), newer.0.clone()]);
+
+    // The uploads' receipts and the fleet's counted work are kept.
+    let receipts: i64 = db
+        .sql_for_tests()
+        .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
+        .unwrap();
+    let counted: i64 = db
+        .sql_for_tests()
+        .query_row("SELECT sum(trace_probes) FROM fleet_done", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((receipts, counted), (1, 6));
+
+    let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
+    assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
+    drop(db);
+    assert_eq!(
+        Db::open(&path).unwrap().schema_version().unwrap(),
+        CURRENT_VERSION
+    );
 }

@@ -117,7 +117,7 @@ impl Fixture {
     fn stored_ids(&self) -> Vec<String> {
         Db::open(&self.path)
             .unwrap()
-            .conn()
+            .sql_for_tests()
             .prepare("SELECT result_id FROM results ORDER BY result_id")
             .unwrap()
             .query_map([], |r| r.get(0))
@@ -282,7 +282,7 @@ fn poisoned_db(dir: &Path) -> PathBuf {
     let good = trace(Uuid::new_v4(), "vp-fra1").to_string();
     let report = db.import_results(good.as_bytes()).unwrap();
     assert_eq!(report.stored, 1, "{report:?}");
-    db.conn()
+    db.sql_for_tests()
         .execute_batch(
             "INSERT INTO results (result_id, agent_id, round_id, target, source, protocol,
                                   started_at, received_at, json, kind)
@@ -363,7 +363,7 @@ fn agent_supplied_text_is_escaped_on_terminal_output() {
     evil["annotations"][0]["name"] = json!("gw\u{1b}[2J\u{1b}]0;owned\u{7}.example");
     let text = evil.to_string();
     assert_eq!(db.import_results(text.as_bytes()).unwrap().stored, 1);
-    db.conn()
+    db.sql_for_tests()
         .execute(
             "UPDATE agents SET agent_version = ?1, last_seen_at = '2025-01-01T00:00:00Z'",
             ["0.1.0\u{1b}[31m\tred\r\n"],

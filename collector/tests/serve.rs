@@ -137,7 +137,10 @@ impl Fixture {
     }
 
     fn count(&self, sql: &str) -> i64 {
-        self.db().conn().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.db()
+            .sql_for_tests()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
     }
 }
 
@@ -320,7 +323,7 @@ async fn a_bad_result_is_refused_with_its_field_and_the_others_are_stored() {
 
     let stored: Vec<String> = f
         .db()
-        .conn()
+        .sql_for_tests()
         .prepare("SELECT result_id FROM results ORDER BY result_id")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -368,6 +371,63 @@ async fn resending_a_result_is_accepted_without_a_second_copy() {
     assert_eq!(strip(&f.dump()), strip(&stored));
 }
 
+/// An agent upgraded before its collector: the fields this collector does not know are
+/// kept beside the result (up to 16 KiB per result), a result with more is refused alone.
+#[tokio::test]
+async fn fields_of_a_newer_minor_version_are_kept_and_too_many_are_refused() {
+    let f = Fixture::new();
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let mut newer = ping(ids[0], "vp-1");
+    newer["schema_version"] = json!("1.7");
+    newer["loss_pattern"] = json!({"bursts": [1, 2]});
+    let mut padded = ping(ids[1], "vp-1");
+    padded["small"] = json!(1);
+    padded["blob"] = json!("x".repeat(16 * 1024));
+    let ack = f
+        .upload(batch(
+            "vp-1",
+            &[newer.clone(), padded, ping(ids[2], "vp-1")],
+        ))
+        .await;
+    assert_eq!(ack.accepted, vec![ids[0], ids[2]]);
+    assert_eq!(ack.refused.len(), 1, "{:?}", ack.refused);
+    assert_eq!(ack.refused[0].id, Some(ids[1]));
+    assert_eq!(ack.refused[0].field, "results[1].blob");
+    assert!(
+        ack.refused[0].reason.contains("does not know"),
+        "{}",
+        ack.refused[0].reason
+    );
+
+    let (json, extra): (String, Option<String>) = f
+        .db()
+        .sql_for_tests()
+        .query_row(
+            "SELECT json, extra FROM results WHERE result_id = ?1",
+            [ids[0].to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(json.starts_with(r#"{"kind":"ping","#), "{json}");
+    assert_eq!(
+        extra.as_deref(),
+        Some(r#"{"/loss_pattern":{"bursts":[1,2]}}"#)
+    );
+    assert_eq!(
+        nkpath_collector::store::results::with_extra(&json, extra.as_deref()).unwrap(),
+        newer
+    );
+
+    // Sent again as it was: accepted, no second copy; with other unknown values: refused.
+    let again = f.upload(batch("vp-1", &[newer.clone()])).await;
+    assert_eq!(again.accepted, vec![ids[0]]);
+    newer["loss_pattern"] = json!({"bursts": [3]});
+    let changed = f.upload(batch("vp-1", &[newer])).await;
+    assert_eq!(changed.refused.len(), 1);
+    assert!(changed.refused[0].reason.contains("different content"));
+    assert_eq!(f.count("SELECT count(*) FROM results"), 2);
+}
+
 #[tokio::test]
 async fn different_content_under_a_stored_id_is_refused() {
     let f = Fixture::new();
@@ -385,10 +445,14 @@ async fn different_content_under_a_stored_id_is_refused() {
     assert!(ack.refused[0].reason.contains("different content"));
     let json: String = f
         .db()
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT json FROM results", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(json, ping(id, "vp-1").to_string(), "the stored one is kept");
+    assert_eq!(
+        nkpath_proto::decode::<nkpath_proto::ResultRecord>(&json).unwrap(),
+        nkpath_proto::decode(&ping(id, "vp-1").to_string()).unwrap(),
+        "the stored one is kept"
+    );
 
     // The same id from another agent (with its own token and agent id): refused too.
     let (status, body) = f
@@ -451,7 +515,7 @@ async fn the_agent_clock_offset_is_stored_and_flagged_over_a_minute() {
     }
     let rows: Vec<(i64, bool, String, String)> = f
         .db()
-        .conn()
+        .sql_for_tests()
         .prepare(
             "SELECT clock_offset_ms, clock_flagged, sent_at, received_at FROM receipts
              ORDER BY received_at",
@@ -677,7 +741,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_result() {
         let check = Db::open(&db).unwrap();
         for id in &acked_before_kill {
             let n: i64 = check
-                .conn()
+                .sql_for_tests()
                 .query_row(
                     "SELECT count(*) FROM results WHERE result_id = ?1",
                     [id.to_string()],
@@ -715,7 +779,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_result() {
     );
     let check = Db::open(&db).unwrap();
     let stored: Vec<String> = check
-        .conn()
+        .sql_for_tests()
         .prepare("SELECT result_id FROM results")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -726,7 +790,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_result() {
     assert_eq!(stored.len(), all.len(), "no result stored twice");
     assert_eq!(stored_set, all);
     let receipts: i64 = check
-        .conn()
+        .sql_for_tests()
         .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(receipts as usize, all.len(), "one receipt per result");

@@ -449,7 +449,7 @@ fn export_loads_back_with_csv_and_python() {
     let out = tempfile::tempdir().unwrap();
     let summary = nkpath_collector::export::export(&db, &analyses, out.path()).unwrap();
     let traces: usize = db
-        .conn()
+        .sql_for_tests()
         .query_row(
             "SELECT count(*) FROM results WHERE kind = 'trace'",
             [],
@@ -695,7 +695,7 @@ fn a_session_shut_and_restored_shows_in_changes_and_transitional_traces() {
     // holds the withdrawal and the re-announcement (poll, no fixed sleep).
     let jsonl: Vec<String> = {
         let mut stmt = db
-            .conn()
+            .sql_for_tests()
             .prepare("SELECT json FROM results ORDER BY started_at")
             .unwrap();
         stmt.query_map([], |r| r.get(0))

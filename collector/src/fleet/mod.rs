@@ -2,10 +2,11 @@
 //! into each target /24 stay under a fleet-wide cap however many agents join.
 //!
 //! - [`schedule`]: the pure scheduler (a calendar of booked work per round).
-//! - [`store`]: its settings, bookings and the work done, in the database, and the
-//!   assignment an upload's acknowledgement carries ([`store::assign`]).
+//! - [`bookkeeping`]: its settings, the work done, each agent's vantage, and the assignment
+//!   an upload's acknowledgement carries ([`bookkeeping::account_upload`]); the tables are
+//!   [`crate::store::fleet`]'s.
 //! - [`report`]: `nkpath-collector fleet`.
 
+pub mod bookkeeping;
 pub mod report;
 pub mod schedule;
-pub mod store;

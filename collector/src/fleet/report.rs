@@ -3,22 +3,32 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
+use nkpath_proto::timestamp;
 use time::OffsetDateTime;
 
-use super::store::{self, vantage_text};
+use super::bookkeeping::{self, to_booking, vantage_text};
+use crate::Db;
 use crate::report::Table;
-use crate::results::format_time;
+use crate::store::DbError;
+use crate::store::fleet::HourlyWork;
+
+fn format_time(t: OffsetDateTime) -> String {
+    timestamp::stored(t)
+}
 
 /// The report over the `hours` before `now`.
-pub fn build(conn: &Connection, now: OffsetDateTime, hours: u32) -> rusqlite::Result<Vec<Table>> {
-    let budget = store::budget(conn)?;
+pub fn build(db: &Db, now: OffsetDateTime, hours: u32) -> Result<Vec<Table>, DbError> {
+    let budget = bookkeeping::budget(db)?;
     let since = now - time::Duration::hours(i64::from(hours));
     let notes = vec![
         format!(
             "scheduling {}; round {} s; cap {} probe/s per /24 averaged over a round ({} probes \
              per round, {:.0} per hour)",
-            if store::enabled(conn)? { "on" } else { "off" },
+            if bookkeeping::enabled(db)? {
+                "on"
+            } else {
+                "off"
+            },
             budget.round_secs,
             budget.cap_pps,
             budget.probes_per_round(),
@@ -31,9 +41,9 @@ pub fn build(conn: &Connection, now: OffsetDateTime, hours: u32) -> rusqlite::Re
             format_time(now)
         ),
     ];
-    let mut agents = agents_table(conn, since, now, budget)?;
+    let mut agents = agents_table(db, since, now, budget)?;
     agents.notes.clone_from(&notes);
-    let mut hourly = hourly_table(conn, since, now, budget.cap_pps)?;
+    let mut hourly = hourly_table(db, since, now, budget.cap_pps)?;
     hourly.notes = notes;
     Ok(vec![agents, hourly])
 }
@@ -49,34 +59,23 @@ struct AgentRow {
 }
 
 fn agents_table(
-    conn: &Connection,
+    db: &Db,
     since: OffsetDateTime,
     now: OffsetDateTime,
     budget: super::schedule::Budget,
-) -> rusqlite::Result<Table> {
+) -> Result<Table, DbError> {
     let mut rows: BTreeMap<String, AgentRow> = BTreeMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT a.name, f.address, f.vantage_asn FROM agents a
-         LEFT JOIN fleet_agents f ON f.agent = a.name WHERE a.revoked_at IS NULL",
-    )?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-        ))
-    })? {
-        let (name, address, asn) = row?;
-        let vantage = match (&address, asn) {
+    for agent in db.fleet_agents()? {
+        let vantage = match (&agent.address, agent.asn) {
             (_, Some(asn)) => format!("AS{asn}"),
             (Some(_), None) => "unknown".to_owned(),
             (None, None) => "not yet seen".to_owned(),
         };
         rows.insert(
-            name,
+            agent.agent,
             AgentRow {
                 vantage,
-                address: address.unwrap_or_default(),
+                address: agent.address.unwrap_or_default(),
                 ..AgentRow::default()
             },
         );
@@ -85,11 +84,11 @@ fn agents_table(
         budget.round_at(since.unix_timestamp()),
         budget.round_at(now.unix_timestamp()),
     );
-    for b in store::bookings_where(
-        conn,
-        "round >= ?1",
-        [i64::try_from(from_round).unwrap_or(i64::MAX)],
-    )? {
+    for b in db
+        .fleet_bookings_from(from_round)?
+        .into_iter()
+        .map(to_booking)
+    {
         let row = rows.entry(b.agent.clone()).or_default();
         if row.vantage.is_empty() {
             row.vantage = vantage_text(&b.vantage);
@@ -101,21 +100,11 @@ fn agents_table(
             row.next_round = Some(row.next_round.map_or(start, |n| n.min(start)));
         }
     }
-    let mut stmt = conn.prepare(
-        "SELECT agent, sum(traces), sum(trace_probes + ping_probes) FROM fleet_done
-         WHERE minute >= ?1 AND minute < ?2 GROUP BY agent",
-    )?;
-    for row in stmt.query_map(minutes(since, now), |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (agent, traces, probes) = row?;
-        let row = rows.entry(agent).or_default();
-        row.traces = u64::try_from(traces).unwrap_or(0);
-        row.probes = u64::try_from(probes).unwrap_or(0);
+    let [from, to] = minutes(since, now);
+    for work in db.fleet_work_by_agent(from, to)? {
+        let row = rows.entry(work.agent).or_default();
+        row.traces = u64::try_from(work.traces).unwrap_or(0);
+        row.probes = u64::try_from(work.probes).unwrap_or(0);
     }
     let mut table = Table::new(
         "Fleet agents: vantage AS, traces booked and done, probes sent",
@@ -154,17 +143,11 @@ fn minutes(since: OffsetDateTime, now: OffsetDateTime) -> [i64; 2] {
 }
 
 fn hourly_table(
-    conn: &Connection,
+    db: &Db,
     since: OffsetDateTime,
     now: OffsetDateTime,
     cap_pps: f64,
-) -> rusqlite::Result<Table> {
-    let mut stmt = conn.prepare(
-        "SELECT minute / 60, net, sum(traces), sum(trace_probes + ping_probes),
-                count(DISTINCT agent)
-         FROM fleet_done WHERE minute >= ?1 AND minute < ?2
-         GROUP BY minute / 60, net ORDER BY minute / 60, net",
-    )?;
+) -> Result<Table, DbError> {
     let cap_per_hour = cap_pps * 3600.0;
     let mut table = Table::new(
         "Probes into each target /24 per hour, against the fleet-wide cap",
@@ -179,16 +162,14 @@ fn hourly_table(
         ],
     );
     let [from, to] = minutes(since, now);
-    for row in stmt.query_map(params![from, to], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
-    })? {
-        let (hour, net, traces, probes, agents) = row?;
+    for work in db.fleet_work_by_hour(from, to)? {
+        let HourlyWork {
+            hour,
+            net,
+            traces,
+            probes,
+            agents,
+        } = work;
         let start = OffsetDateTime::from_unix_timestamp(hour * 3600)
             .map(format_time)
             .unwrap_or_default();
@@ -238,17 +219,16 @@ pub struct FleetArgs {
 
 /// Runs `fleet`.
 pub fn run(db: &crate::Db, args: &FleetArgs) -> anyhow::Result<()> {
-    let conn = db.conn();
     if let Some(on) = &args.schedule {
-        store::set_enabled(conn, on == "on")?;
+        bookkeeping::set_enabled(db, on == "on")?;
     }
     if args.round.is_some() || args.cap.is_some() {
-        let mut budget = store::budget(conn)?;
+        let mut budget = bookkeeping::budget(db)?;
         budget.round_secs = args.round.unwrap_or(budget.round_secs);
         budget.cap_pps = args.cap.unwrap_or(budget.cap_pps);
-        store::set_budget(conn, budget)?;
+        bookkeeping::set_budget(db, budget)?;
     }
-    let tables = build(conn, OffsetDateTime::now_utc(), args.hours)?;
+    let tables = build(db, OffsetDateTime::now_utc(), args.hours)?;
     print!("{}", crate::report::render(&tables, args.format)?);
     Ok(())
 }
@@ -278,10 +258,10 @@ pub fn parse_round(text: &str) -> Result<u32, String> {
         _ => None,
     }
     .ok_or_else(|| format!("{text:?} is not a duration like 90s, 15m or 1h"))?;
-    if secs < store::MIN_ROUND_SECS {
+    if secs < bookkeeping::MIN_ROUND_SECS {
         return Err(format!(
             "a round of {secs} s is shorter than the agents' shortest interval ({} s)",
-            store::MIN_ROUND_SECS
+            bookkeeping::MIN_ROUND_SECS
         ));
     }
     Ok(secs)

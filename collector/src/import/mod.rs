@@ -2,8 +2,8 @@
 //! agents' own results so that reports and exports see them.
 //!
 //! Each public record is converted into the wire type agents send, [`TraceResult`], and
-//! stored through the same path as an agent's result ([`store_result`]), so analysis needs
-//! no second reader. What the public formats do not record is filled with documented
+//! stored in the same shape as an agent's result ([`StoredRecord`]), so analysis needs no
+//! second reader. What the public formats do not record is filled with documented
 //! stand-ins (see [`atlas`] and [`scamper`]); what they record is kept as it was.
 //!
 //! - The source is kept in `agent_id`: `atlas:MSM/PRB` or `scamper:FILE`; [`is_imported`]
@@ -24,13 +24,13 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use nkpath_proto::{Hop, StopReason, TraceResult};
-use rusqlite::TransactionBehavior;
+use nkpath_proto::{Hop, ResultRecord, StopReason, TraceResult};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::results::{RejectedLine, decode_line, store_result};
+use crate::results::RejectedLine;
+use crate::store::results::StoredRecord;
 use crate::store::{Db, DbError};
 
 pub use records::SplitError;
@@ -162,12 +162,6 @@ pub enum ImportFileError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for ImportFileError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
-
 /// Reads public records one by one; each format implements it.
 trait Converter {
     /// Converts one record, counting notes in `summary`. `Err` is a malformed record,
@@ -226,7 +220,7 @@ pub fn import_file(
             })
             .and_then(|value| converter.convert(&value, &mut summary))
             .and_then(|conversion| match conversion {
-                Conversion::Trace(trace) => to_stored_json(&trace).map(Some),
+                Conversion::Trace(trace) => to_stored(*trace).map(Some),
                 Conversion::Skip(Skip::Ipv6) => {
                     summary.skipped_ipv6 += 1;
                     Ok(None)
@@ -250,11 +244,9 @@ pub fn import_file(
         }
     }
     let received_at = OffsetDateTime::now_utc();
-    let tx = db
-        .conn_mut()
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for (json, record) in &traces {
-        if store_result(&tx, json, record, received_at)? {
+    let tx = db.write()?;
+    for trace in &traces {
+        if tx.insert_result(trace, received_at)? {
             summary.stored += 1;
         } else {
             summary.already_stored += 1;
@@ -334,13 +326,12 @@ fn utf8(file: &Path, bytes: Vec<u8>) -> Result<String, ImportFileError> {
     })
 }
 
-/// The JSON stored for a converted trace, decoded back as analysis will read it: a
-/// conversion that breaks a rule of the wire format is a malformed record here, not a row
-/// that fails later.
-fn to_stored_json(trace: &TraceResult) -> Result<(String, nkpath_proto::ResultRecord), String> {
-    let json = serde_json::to_string(trace).map_err(|e| format!("cannot serialize: {e}"))?;
-    let record = decode_line(&json).map_err(|e| format!("converted trace refused: {e}"))?;
-    Ok((json, record))
+/// A converted trace in its stored shape, checked as analysis will decode it: a conversion
+/// that breaks a rule of the wire format is a malformed record here, not a row that fails
+/// later.
+fn to_stored(trace: TraceResult) -> Result<StoredRecord, String> {
+    StoredRecord::from_record(&ResultRecord::Trace(trace))
+        .map_err(|e| format!("converted trace refused: {e}"))
 }
 
 /// A UUID derived from `parts`: SHA-256 over them (length-prefixed), truncated, marked as

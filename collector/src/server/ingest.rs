@@ -1,11 +1,13 @@
-//! Storing an upload batch: each result decoded on its own, all of the batch's stores in one
-//! transaction, committed before the ack is built.
+//! Storing an upload batch in two steps: [`prepare`] decodes and checks each result on its
+//! own, before the database is taken (the work that needs no stored data: size, wire format,
+//! unknown fields, agent id); [`ingest`] then stores what can be stored in one IMMEDIATE
+//! transaction, with the fleet's bookkeeping, committed before the ack is built.
 //!
 //! The idempotency key is (the token's agent, result id):
 //!
 //! | the result | answer |
 //! |---|---|
-//! | does not decode | refused, with the path of the field at fault |
+//! | does not decode, or carries over 16 KiB of fields this collector does not know | refused, with the path of the field at fault |
 //! | `agent_id` is not the token's agent | refused, field `results[i].agent_id` |
 //! | too big, outside the target prefixes or at an implausible time ([`crate::admission`]) | refused, with the field |
 //! | new id | stored, with a receipt; accepted |
@@ -15,16 +17,17 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use nkpath_proto::{Refusal, ResultRecord, SCHEMA_VERSION, UploadAck, UploadBatch, decode};
-use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use nkpath_proto::{Refusal, ResultRecord, SCHEMA_VERSION, UploadAck, UploadBatch};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::admission::{self, Admission, TimeWindow};
-use crate::agents::{Authenticated, record_upload};
-use crate::results::{decode_line, format_time, store_result};
-use crate::store::Db;
+use crate::agents::Authenticated;
+use crate::fleet::bookkeeping::{self, Upload};
+use crate::settings::SettingsError;
+use crate::store::results::{Receipt, StoredRecord};
+use crate::store::{Db, DbError, WriteTx};
 
 /// Clock offsets larger than this (either way) are flagged.
 pub const CLOCK_OFFSET_LIMIT_MS: i64 = 60_000;
@@ -50,25 +53,93 @@ pub fn clock_offset(sent_at: OffsetDateTime, received_at: OffsetDateTime) -> (i6
     (ms, ms.unsigned_abs() > CLOCK_OFFSET_LIMIT_MS.unsigned_abs())
 }
 
-/// Stores what can be stored of `batch` in one IMMEDIATE transaction and returns the ack.
-/// When this returns `Ok`, everything in `accepted` is committed (synchronous=FULL).
+/// A batch decoded: each result in its stored shape, or refused.
+#[derive(Debug)]
+pub struct PreparedBatch {
+    batch_id: Uuid,
+    sent_at: OffsetDateTime,
+    agent_version: String,
+    results: Vec<Result<StoredRecord, Refused>>,
+}
+
+/// A refused result: its id if readable, the field (relative to the result), the reason.
+#[derive(Debug)]
+struct Refused {
+    id: Option<Uuid>,
+    field: String,
+    reason: String,
+}
+
+/// Decodes and checks every result of `batch` as uploaded by `agent`: everything that needs
+/// no stored data, so that it runs before the database is taken.
+pub fn prepare(batch: &UploadBatch<Box<RawValue>>, agent: &Authenticated) -> PreparedBatch {
+    PreparedBatch {
+        batch_id: batch.batch_id,
+        sent_at: batch.sent_at,
+        agent_version: batch.agent_version.clone(),
+        results: batch
+            .results
+            .iter()
+            .map(|raw| prepare_one(raw.get(), &agent.name))
+            .collect(),
+    }
+}
+
+fn prepare_one(text: &str, agent: &str) -> Result<StoredRecord, Refused> {
+    if let Err(e) = admission::check_size(text) {
+        let reason = e.to_string();
+        return Err(Refused {
+            id: readable_id(text),
+            field: e.field,
+            reason,
+        });
+    }
+    let stored = StoredRecord::from_upload(text).map_err(|e| Refused {
+        id: readable_id(text),
+        field: e.field().to_owned(),
+        reason: e.to_string(),
+    })?;
+    let record = stored.record();
+    if record.agent_id() != agent {
+        return Err(Refused {
+            id: Some(record.result_id()),
+            field: "agent_id".into(),
+            reason: format!(
+                "the result is from agent {:?} but the token belongs to agent {:?}; an agent uploads only its own results",
+                record.agent_id(),
+                agent
+            ),
+        });
+    }
+    Ok(stored)
+}
+
+/// Why a batch could not be stored (nothing of it was).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A database error; the transaction was rolled back.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The stored target cannot be read: refusing every result for it would lose them.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+/// Stores what can be stored of `batch` in one IMMEDIATE transaction, counts it for the fleet
+/// (and books the agent's next round when scheduling is on) in the same transaction, and
+/// returns the ack. When this returns `Ok`, everything in `accepted` is committed
+/// (synchronous=FULL).
 pub fn ingest(
     db: &mut Db,
-    batch: &UploadBatch<Box<RawValue>>,
+    batch: &PreparedBatch,
     arrival: &Arrival<'_>,
-) -> rusqlite::Result<UploadAck> {
+) -> Result<UploadAck, IngestError> {
     let (offset_ms, flagged) = clock_offset(batch.sent_at, arrival.received_at);
-    let tx = db
-        .conn_mut()
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = db.write()?;
     // Read within the transaction: the stored target is the one in force for this batch. A
     // malformed stored target fails the batch like a database error (500, nothing
-    // acknowledged): refusing every result for it would lose them.
-    let targets = crate::settings::stored_target(&tx)
-        .map_err(|e| match e {
-            crate::settings::SettingsError::Db(crate::store::DbError::Sqlite(e)) => e,
-            other => rusqlite::Error::ToSqlConversionFailure(other.into()),
-        })?
+    // acknowledged).
+    let targets = crate::settings::stored_target(&tx)?
         .unwrap_or_default()
         .prefixes;
     let admission = Admission {
@@ -76,38 +147,57 @@ pub fn ingest(
         targets,
         now: arrival.received_at,
     };
-    let receipt = Receipt {
-        agent: &arrival.agent.name,
-        batch_id: batch.batch_id,
-        sent_at: batch.sent_at,
-        received_at: arrival.received_at,
-        offset_ms,
-        flagged,
-    };
+    let agent = arrival.agent.name.as_str();
     let mut accepted = Vec::new();
     let mut seen = HashSet::new();
     let mut refused = Vec::new();
-    for (i, raw) in batch.results.iter().enumerate() {
-        match store_one(&tx, raw, &receipt, &admission)? {
-            Ok(id) => {
+    let mut newly_stored: Vec<&ResultRecord> = Vec::new();
+    for (i, prepared) in batch.results.iter().enumerate() {
+        let stored = match prepared {
+            Ok(stored) => stored,
+            Err(refusal) => {
+                refused.push(refusal.within(i));
+                continue;
+            }
+        };
+        let id = stored.record().result_id();
+        match store_one(&tx, stored, &admission, agent)? {
+            Ok(fresh) => {
+                if fresh {
+                    tx.insert_receipt(&Receipt {
+                        result_id: id,
+                        agent,
+                        batch_id: batch.batch_id,
+                        sent_at: batch.sent_at,
+                        received_at: arrival.received_at,
+                        clock_offset_ms: offset_ms,
+                        clock_flagged: flagged,
+                    })?;
+                    newly_stored.push(stored.record());
+                }
                 if seen.insert(id) {
                     accepted.push(id);
                 }
             }
-            Err((id, field, reason)) => refused.push(Refusal {
-                id,
-                field: within(i, &field),
-                reason,
-            }),
+            Err(refusal) => refused.push(refusal.within(i)),
         }
     }
-    record_upload(
-        &tx,
-        &arrival.agent.name,
+    tx.record_upload(
+        agent,
         arrival.received_at,
         &batch.agent_version,
         arrival.peer,
     )?;
+    let assignment = bookkeeping::account_upload(
+        &tx,
+        &Upload {
+            agent,
+            peer: arrival.peer,
+            batch_id: batch.batch_id,
+            received_at: arrival.received_at,
+        },
+        &newly_stored,
+    );
     tx.commit()?;
     Ok(UploadAck {
         schema_version: SCHEMA_VERSION,
@@ -115,102 +205,58 @@ pub fn ingest(
         received_at: arrival.received_at,
         accepted,
         refused,
-        pause_until: None,
-        targets: None,
+        pause_until: assignment.pause_until,
+        targets: assignment.targets,
     })
 }
 
-struct Receipt<'a> {
-    agent: &'a str,
-    batch_id: Uuid,
-    sent_at: OffsetDateTime,
-    received_at: OffsetDateTime,
-    offset_ms: i64,
-    flagged: bool,
+impl Refused {
+    /// The refusal of the `i`th result of the batch.
+    fn within(&self, i: usize) -> Refusal {
+        Refusal {
+            id: self.id,
+            field: within(i, &self.field),
+            reason: self.reason.clone(),
+        }
+    }
 }
 
-/// A refused result: its id if readable, the field (relative to the result), the reason.
-type Refused = (Option<Uuid>, String, String);
-
-/// Stores one result, or says why not. The outer error is a database failure (the whole
-/// batch fails); the inner one a refusal of this result.
+/// Stores one decoded result (`Ok(true)`), finds it stored before (`Ok(false)`, a retry), or
+/// says why not. The outer error is a database failure (the whole batch fails).
 fn store_one(
-    conn: &Connection,
-    raw: &RawValue,
-    receipt: &Receipt<'_>,
+    tx: &WriteTx<'_>,
+    stored: &StoredRecord,
     admission: &Admission,
-) -> rusqlite::Result<Result<Uuid, Refused>> {
-    let text = raw.get();
-    if let Err(e) = admission::check_size(text) {
-        let reason = e.to_string();
-        return Ok(Err((readable_id(text), e.field, reason)));
-    }
-    let record = match decode::<ResultRecord>(text) {
-        Ok(record) => record,
-        Err(e) => {
-            return Ok(Err((
-                readable_id(text),
-                e.field().to_owned(),
-                e.to_string(),
-            )));
-        }
-    };
+    agent: &str,
+) -> Result<Result<bool, Refused>, DbError> {
+    let record = stored.record();
     let id = record.result_id();
-    if record.agent_id() != receipt.agent {
-        return Ok(Err((
-            Some(id),
-            "agent_id".into(),
-            format!(
-                "the result is from agent {:?} but the token belongs to agent {:?}; an agent uploads only its own results",
-                record.agent_id(),
-                receipt.agent
-            ),
-        )));
-    }
-    if let Err(e) = admission.check(&record) {
+    let refuse = |field: &str, reason: String| {
+        Ok(Err(Refused {
+            id: Some(id),
+            field: field.to_owned(),
+            reason,
+        }))
+    };
+    if let Err(e) = admission.check(record) {
         let reason = e.to_string();
-        return Ok(Err((Some(id), e.field, reason)));
+        return refuse(&e.field, reason);
     }
-    let key = id.hyphenated().to_string();
-    let stored: Option<(String, String)> = conn
-        .prepare_cached("SELECT agent_id, json FROM results WHERE result_id = ?1")?
-        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match stored {
-        None => {
-            store_result(conn, text, &record, receipt.received_at)?;
-            conn.prepare_cached(
-                "INSERT INTO receipts (result_id, agent, batch_id, sent_at, received_at,
-                                       clock_offset_ms, clock_flagged)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                key,
-                receipt.agent,
-                receipt.batch_id.hyphenated().to_string(),
-                format_time(receipt.sent_at),
-                format_time(receipt.received_at),
-                receipt.offset_ms,
-                receipt.flagged,
-            ])?;
-            Ok(Ok(id))
-        }
-        Some((agent, _)) if agent != receipt.agent => Ok(Err((
-            Some(id),
-            "result_id".into(),
+    match tx.existing_result(id)? {
+        // Stored as received now: the admission's clock.
+        None => Ok(Ok(tx.insert_result(stored, admission.now)?)),
+        Some(existing) if existing.agent_id != agent => refuse(
+            "result_id",
             format!("{id} is already stored for another agent; result ids must be unique"),
-        ))),
-        Some((_, json)) if json == text || decode_line(&json).is_ok_and(|s| s == record) => {
-            Ok(Ok(id))
-        }
-        Some(_) => Ok(Err((
-            Some(id),
-            "result_id".into(),
+        ),
+        Some(existing) if existing.holds(stored) => Ok(Ok(false)),
+        Some(_) => refuse(
+            "result_id",
             format!(
                 "{id} is already stored with different content; stored results never change, \
                  so a new measurement needs a new result_id"
             ),
-        ))),
+        ),
     }
 }
 

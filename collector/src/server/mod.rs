@@ -18,7 +18,9 @@
 //! in total and per source address.
 //!
 //! None of the 4xx answers stores anything. Errors are JSON: `{"error": "…"}`. Within a
-//! batch, results are decoded one by one and refused one by one ([`ingest`]).
+//! batch, results are decoded one by one and refused one by one ([`ingest`]), before the
+//! database is taken; the batch's results, receipts and fleet bookkeeping are then written
+//! in one transaction, one commit per upload.
 //!
 //! The router is built by [`app`], so tests drive it with `tower::ServiceExt::oneshot`;
 //! [`serve`] runs it on a socket, plain or TLS, until a shutdown signal.
@@ -40,7 +42,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nkpath_proto::{UploadAck, UploadBatch, decode_slice};
-use rusqlite::Connection;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use tower_http::timeout::TimeoutLayer;
@@ -48,6 +49,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::admission::TimeWindow;
 use crate::agents::{self, Authenticated};
+use crate::store::agents::TokenReader;
 use crate::store::{Db, DbError};
 use connections::{Caps, LimitAcceptor, Limiter, RefusalLog};
 
@@ -94,7 +96,7 @@ pub struct AppState {
 struct Inner {
     db: Mutex<Db>,
     /// The token checks' own read-only connection (`None` for an in-memory database).
-    reader: Option<Mutex<Connection>>,
+    reader: Option<Mutex<TokenReader>>,
     config: Config,
 }
 
@@ -134,7 +136,7 @@ impl AppState {
 
     /// State over `db` with these settings; opens the token checks' read-only connection.
     pub fn with_config(db: Db, config: Config) -> Result<Self, DbError> {
-        let reader = db.open_reader()?.map(Mutex::new);
+        let reader = db.open_token_reader()?.map(Mutex::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 db: Mutex::new(db),
@@ -155,14 +157,14 @@ impl AppState {
         let token = token.to_owned();
         if self.inner.reader.is_none() {
             return self
-                .with_db(move |db| agents::authenticate(db.conn(), &token))
+                .with_db(move |db| agents::authenticate(db, &token))
                 .await;
         }
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             let reader = state.inner.reader.as_ref().expect("checked above");
-            let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
-            agents::authenticate(&conn, &token)
+            let reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            agents::authenticate(&*reader, &token)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("token check failed: {e}")))?
@@ -171,13 +173,31 @@ impl AppState {
 
     /// Runs `f` on the database on a blocking thread (SQLite calls block, and a commit with
     /// synchronous=FULL waits for the disk).
-    async fn with_db<T, F>(&self, f: F) -> Result<T, ApiError>
+    async fn with_db<T, E, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Db) -> rusqlite::Result<T> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, E> + Send + 'static,
+    {
+        self.prepare_then_with_db(|| (), |db, ()| f(db)).await
+    }
+
+    /// Runs `prepare`, then `f` on the database with what it returned, on one blocking
+    /// thread. `prepare` runs before the database is taken: work that needs no stored data
+    /// (decoding an upload) does not hold up other uploads' transactions.
+    async fn prepare_then_with_db<P, T, E, F>(
+        &self,
+        prepare: impl FnOnce() -> P + Send + 'static,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce(&mut Db, P) -> Result<T, E> + Send + 'static,
     {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
+            let prepared = prepare();
             // A panic mid-transaction rolled it back when the transaction dropped: the
             // connection is still usable.
             let mut db = state
@@ -185,7 +205,7 @@ impl AppState {
                 .db
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            f(&mut db)
+            f(&mut db, prepared)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("database task failed: {e}")))?
@@ -353,38 +373,44 @@ async fn upload(
         );
     }
     let results = batch.results.len();
+    let (batch_id, sent_at) = (batch.batch_id, batch.sent_at);
     let window = state.inner.config.window;
+    let (decoding_as, storing_as) = (agent.clone(), agent.clone());
+    // Decoded before the database is taken; stored, counted and committed holding it.
     let ack = state
-        .with_db(move |db| {
-            let arrival = ingest::Arrival {
-                agent: &agent,
-                received_at,
-                peer,
-                window,
-            };
-            let mut ack = ingest::ingest(db, &batch, &arrival)?;
-            crate::fleet::store::fill_ack(db, &agent.name, peer, &mut ack);
-            let (offset_ms, flagged) = ingest::clock_offset(batch.sent_at, received_at);
-            tracing::info!(
-                agent = %agent.name, batch_id = %batch.batch_id, ?peer, results,
-                accepted = ack.accepted.len(), refused = ack.refused.len(),
-                clock_offset_ms = offset_ms, clock_flagged = flagged, "upload stored"
-            );
-            for r in &ack.refused {
-                tracing::warn!(agent = %agent.name, id = ?r.id, field = %r.field, "result refused: {}", r.reason);
-            }
-            if flagged {
-                tracing::warn!(agent = %agent.name, clock_offset_ms = offset_ms, "the agent's clock is off by more than 60 s");
-            }
-            Ok(ack)
-        })
+        .prepare_then_with_db(
+            move || ingest::prepare(&batch, &decoding_as),
+            move |db, prepared| {
+                let arrival = ingest::Arrival {
+                    agent: &storing_as,
+                    received_at,
+                    peer,
+                    window,
+                };
+                ingest::ingest(db, &prepared, &arrival)
+            },
+        )
         .await?;
+    let (offset_ms, flagged) = ingest::clock_offset(sent_at, received_at);
+    tracing::info!(
+        agent = %agent.name, %batch_id, ?peer, results,
+        accepted = ack.accepted.len(), refused = ack.refused.len(),
+        clock_offset_ms = offset_ms, clock_flagged = flagged, "upload stored"
+    );
+    for r in &ack.refused {
+        tracing::warn!(agent = %agent.name, id = ?r.id, field = %r.field, "result refused: {}", r.reason);
+    }
+    if flagged {
+        tracing::warn!(agent = %agent.name, clock_offset_ms = offset_ms, "the agent's clock is off by more than 60 s");
+    }
     Ok(Json(ack))
 }
 
 /// `GET /v1/health`.
 async fn health(State(state): State<AppState>) -> Response {
-    let checked = state.with_db(|db| Ok(db.schema_version())).await;
+    let checked = state
+        .with_db(|db| Ok::<_, DbError>(db.schema_version()))
+        .await;
     let (status, db, schema) = match checked {
         Ok(Ok(v)) => (StatusCode::OK, "ok".to_owned(), Some(v)),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None),
@@ -502,12 +528,8 @@ mod tests {
             let state = state.clone();
             std::thread::spawn(move || {
                 let mut db = state.inner.db.lock().unwrap();
-                let tx = db
-                    .conn_mut()
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .unwrap();
-                tx.execute("UPDATE agents SET agent_version = 'busy'", [])
-                    .unwrap();
+                let tx = db.write().unwrap();
+                tx.put_setting("busy", "1").unwrap();
                 held_tx.send(()).unwrap();
                 let done_while_held = done_rx.recv_timeout(Duration::from_mins(1)).is_ok();
                 drop(tx);

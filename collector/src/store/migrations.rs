@@ -16,8 +16,15 @@
 //!   upgraded database starts with no adjacencies: files loaded before v5 only contribute
 //!   their target paths to the border rule until they are loaded again into a new database.
 //! - v6: fleet scheduling (`fleet_agents`, `fleet_bookings`, `fleet_done`, `fleet_live`,
-//!   `fleet_batches`; see `fleet::store`). An upgraded database starts with no bookings and
+//!   `fleet_batches`; see `store::fleet`). An upgraded database starts with no bookings and
 //!   no counted work: results stored before v6 are not counted.
+//! - v7: one stored record shape ([`super::results`]). `results.json` had held the text as
+//!   received: a bare `TraceResult` from JSON lines imports, a tagged `ResultRecord` from
+//!   uploads. Every row is rewritten in place as this build serialises its `ResultRecord`
+//!   (tagged, canonical), and the fields of the old text that this build does not know go
+//!   to the new column `results.extra` (all of them: no limit applies to a row already
+//!   stored). A row that does not decode is left as it was; readers skip it with a warning,
+//!   as before.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -27,9 +34,10 @@ use std::path::Path;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::DbError;
+use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 6;
+pub const CURRENT_VERSION: u32 = 7;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -42,9 +50,10 @@ CREATE TABLE settings (
 ";
 
 const RESULTS: &str = "
--- One row per result, exactly as received: `json` is the text of the result, never rewritten.
--- The other columns are copies for indexing; started_at is normalised RFC 3339 UTC with six
--- fraction digits, so text order is time order.
+-- One row per result (store::results): `json` is the result as this build serialises its
+-- ResultRecord (tagged, canonical); `extra` (v7) the received fields it does not know, as an
+-- object of JSON Pointers into `json`, or NULL. The other columns are copies for indexing;
+-- started_at is normalised RFC 3339 UTC with six fraction digits, so text order is time order.
 CREATE TABLE results (
     result_id   TEXT PRIMARY KEY,
     agent_id    TEXT NOT NULL,
@@ -55,7 +64,8 @@ CREATE TABLE results (
     started_at  TEXT NOT NULL,
     received_at TEXT NOT NULL,
     json        TEXT NOT NULL,
-    kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'ping'))
+    kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'ping')),
+    extra       TEXT
 );
 CREATE INDEX results_by_round ON results (round_id);
 CREATE INDEX results_by_agent ON results (agent_id, started_at);
@@ -240,7 +250,7 @@ CREATE TABLE as_adjacencies (
 ) WITHOUT ROWID;
 ";
 
-/// The tables of v6: fleet scheduling (`fleet::store`).
+/// The tables of v6: fleet scheduling (`store::fleet`).
 const FLEET_V6: &str = "
 -- Each agent's vantage: the origin AS of the address it last uploaded from (NULL: no BGP
 -- or Cymru data maps it), looked up again when the address changes.
@@ -362,8 +372,34 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         3 => tx.execute_batch(CYMRU_CACHE_V4),
         4 => tx.execute_batch(BGP_V5),
         5 => tx.execute_batch(FLEET_V6),
+        6 => {
+            tx.execute_batch("ALTER TABLE results ADD COLUMN extra TEXT;")?;
+            normalise_stored_results(tx)
+        }
         _ => unreachable!("no upgrade from schema version {from}"),
     }
+}
+
+/// v7: every row of `results` in the one stored shape ([`StoredRecord`]); rows that do not
+/// decode are left as they are.
+fn normalise_stored_results(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String)> = tx
+        .prepare("SELECT result_id, json FROM results")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare("UPDATE results SET json = ?2, extra = ?3 WHERE result_id = ?1")?;
+    for (id, json) in rows {
+        match StoredRecord::from_stored_row(&json) {
+            Ok(stored) => {
+                update.execute(rusqlite::params![id, stored.json(), stored.extra()])?;
+            }
+            Err(e) => tracing::warn!(
+                "stored result {id} left as it was: it does not decode ({})",
+                nkpath_proto::text::escape_control(&e.to_string())
+            ),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

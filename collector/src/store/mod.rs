@@ -166,21 +166,11 @@ impl Db {
         &self.path
     }
 
-    /// The underlying connection, for reading (reports, exports, tests).
-    pub fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
     /// The connection, for tests that check tables directly (feature `test-sql`, which only
     /// the integration tests enable; unit tests have `cfg(test)`).
     #[cfg(any(test, feature = "test-sql"))]
     pub fn sql_for_tests(&self) -> &Connection {
         &self.conn
-    }
-
-    /// The underlying connection, for writing within this crate.
-    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
     }
 
     /// The schema version of the open database.
@@ -216,6 +206,26 @@ impl WriteTx<'_> {
     pub fn commit(self) -> Result<(), DbError> {
         self.tx.commit()?;
         Ok(())
+    }
+
+    /// Runs `work` in a savepoint of this transaction: when it fails, what it wrote is rolled
+    /// back and the rest of the transaction goes on as if it had not run.
+    pub fn in_savepoint<T>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.sql().execute_batch("SAVEPOINT nested")?;
+        match work(self) {
+            Ok(value) => {
+                self.sql().execute_batch("RELEASE nested")?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.sql()
+                    .execute_batch("ROLLBACK TO nested; RELEASE nested")?;
+                Err(e)
+            }
+        }
     }
 
     /// The transaction's connection, for the store's own files.

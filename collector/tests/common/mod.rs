@@ -42,7 +42,7 @@ pub fn shared_data(sub: &str) -> Option<PathBuf> {
 
 /// Every row of every table, in a stable order: equal strings mean equal databases.
 pub fn dump_all(db: &Db) -> String {
-    let conn = db.conn();
+    let conn = db.sql_for_tests();
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .unwrap()

@@ -394,13 +394,13 @@ impl Db {
     }
 }
 
-fn collector_ids(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+pub(in crate::store) fn collector_ids(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
     conn.prepare_cached("SELECT id FROM collectors ORDER BY id")?
         .query_map([], |r| r.get(0))?
         .collect()
 }
 
-fn newest_dump_origins(
+pub(in crate::store) fn newest_dump_origins(
     conn: &Connection,
     collector_id: i64,
     prefix: StoredPrefix,

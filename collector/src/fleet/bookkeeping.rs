@@ -1,0 +1,388 @@
+//! The scheduler's bookkeeping: its settings, the work agents did (counted from their
+//! uploaded results), each agent's vantage AS, and the assignment an upload's
+//! acknowledgement carries. The tables are [`crate::store::fleet`]'s.
+//!
+//! [`account_upload`] is what the upload handler calls inside the upload's transaction, once
+//! the batch's results are written: it counts the results the batch stored, then, when
+//! scheduling is on, answers with the agent's next booked round (booking one when it has
+//! none), as the acknowledgement's `targets` and `pause_until`. It runs in a savepoint, so
+//! that a failure of the fleet tables is logged and rolled back alone: the results commit
+//! whatever the scheduler does.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+use nkpath_proto::ResultRecord;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::schedule::{Booking, Budget, Calendar, Request, Slot, TargetNet, Vantage, slash24};
+use crate::bgp::prefix::overlaps;
+use crate::store::fleet::{BookingRow, Work};
+use crate::store::settings::SettingsStore;
+use crate::store::{DbError, WriteTx};
+
+/// Default collector round: the agents' default round interval (15 minutes).
+pub const DEFAULT_ROUND_SECS: u32 = 900;
+/// Default fleet-wide cap: 1 probe per second into each /24, averaged over a round.
+pub const DEFAULT_CAP_PPS: f64 = 1.0;
+/// Probes per target an agent is booked at until its results measured it: 3 pings and a
+/// trace of 20 hops with 3 attempts, rounded up.
+pub const DEFAULT_COST: u64 = 64;
+/// How long a host that answered a ping counts as live.
+pub const LIVE_FOR: time::Duration = time::Duration::days(7);
+/// The seed of the address rotation (fixed: bookings are reproducible).
+pub const SEED: u64 = 0x6e6b_7061_7468;
+/// How many recent per-minute rows of an agent measure its cost.
+const COST_SAMPLE: u32 = 50;
+
+const KEY_ROUND: &str = "fleet_round_s";
+const KEY_CAP: &str = "fleet_cap_pps";
+const KEY_ENABLED: &str = "fleet_schedule";
+
+/// Shortest round the setting takes (the agents' shortest interval).
+pub const MIN_ROUND_SECS: u32 = 60;
+
+/// The fleet's budget as stored (defaults when never set).
+pub fn budget(settings: &impl SettingsStore) -> Result<Budget, DbError> {
+    let round_secs = settings
+        .setting(KEY_ROUND)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_ROUND_SECS);
+    let cap_pps = settings
+        .setting(KEY_CAP)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CAP_PPS);
+    Ok(Budget {
+        round_secs,
+        cap_pps,
+    })
+}
+
+/// Stores the round length and the cap. Bookings already made keep their rounds.
+pub fn set_budget(settings: &impl SettingsStore, budget: Budget) -> Result<(), DbError> {
+    settings.put_setting(KEY_ROUND, &budget.round_secs.to_string())?;
+    settings.put_setting(KEY_CAP, &budget.cap_pps.to_string())
+}
+
+/// Whether the collector schedules the fleet (`fleet --schedule on`); off until turned
+/// on, so that upgrading a collector does not change what its agents do.
+pub fn enabled(settings: &impl SettingsStore) -> Result<bool, DbError> {
+    Ok(settings.setting(KEY_ENABLED)?.is_some_and(|v| v == "on"))
+}
+
+/// Turns scheduling on or off. Off, acks carry no assignment: each agent keeps the last one
+/// it got until it expires, then probes its own targets.
+pub fn set_enabled(settings: &impl SettingsStore, on: bool) -> Result<(), DbError> {
+    settings.put_setting(KEY_ENABLED, if on { "on" } else { "off" })
+}
+
+/// What the acknowledgement of an upload carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// The agent's targets for its next booked round (`a.b.c.d/32`), or `None` to leave
+    /// its list as it is.
+    pub targets: Option<Vec<String>>,
+    /// Not before the start of that round.
+    pub pause_until: Option<OffsetDateTime>,
+}
+
+/// An upload as the fleet's bookkeeping sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    /// The agent the token belongs to.
+    pub agent: &'a str,
+    /// The connection's peer address, when known.
+    pub peer: Option<IpAddr>,
+    /// The batch.
+    pub batch_id: Uuid,
+    /// The collector's clock when it arrived.
+    pub received_at: OffsetDateTime,
+}
+
+/// Counts the results `upload` newly stored, then, when scheduling is on, returns the
+/// agent's next assignment (an empty one when off). Runs inside the upload's transaction
+/// `tx`, after its results are written, in a savepoint: a failure is logged, its writes
+/// rolled back, and the ack goes without an assignment (the agent keeps its current list).
+pub fn account_upload(
+    tx: &WriteTx<'_>,
+    upload: &Upload<'_>,
+    stored: &[&ResultRecord],
+) -> Assignment {
+    let accounted = tx.in_savepoint(|tx| {
+        count_batch(tx, upload.agent, upload.batch_id, stored)?;
+        assign(tx, upload.agent, upload.peer, upload.received_at)
+    });
+    accounted.unwrap_or_else(|e| {
+        tracing::error!(
+            agent = upload.agent,
+            "fleet bookkeeping failed, rolled back (the results are stored; no assignment sent): {e}"
+        );
+        Assignment::default()
+    })
+}
+
+/// When scheduling is on, the agent's next assignment, booking one if it has none after the
+/// current round; an empty assignment when off.
+pub fn assign(
+    tx: &WriteTx<'_>,
+    agent: &str,
+    peer: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<Assignment, DbError> {
+    if !enabled(tx)? {
+        return Ok(Assignment::default());
+    }
+    let budget = budget(tx)?;
+    let now_round = budget.round_at(now.unix_timestamp());
+    let slot = if let Some((round, rows)) = tx.bookings_of_agent_after(agent, now_round)? {
+        Slot::Work {
+            round,
+            bookings: rows.into_iter().map(to_booking).collect(),
+        }
+    } else {
+        let vantage = vantage(tx, agent, peer, now)?;
+        let mut calendar = calendar(tx, budget, now_round, now)?;
+        let slot = calendar.next_slot(&Request {
+            agent,
+            vantage: &vantage,
+            cost: measured_cost(tx, agent)?.unwrap_or(DEFAULT_COST),
+            now_round,
+        });
+        if let Slot::Work { bookings, .. } = &slot {
+            let rows: Vec<BookingRow> = bookings.iter().map(to_row).collect();
+            tx.insert_bookings(&rows, now)?;
+        }
+        slot
+    };
+    Ok(to_assignment(&slot, budget, now))
+}
+
+fn to_assignment(slot: &Slot, budget: Budget, now: OffsetDateTime) -> Assignment {
+    let start = |round| {
+        OffsetDateTime::from_unix_timestamp(budget.round_start(round))
+            .ok()
+            .filter(|t| *t > now)
+    };
+    match slot {
+        Slot::Work { round, bookings } => Assignment {
+            targets: Some(
+                bookings
+                    .iter()
+                    .map(|b| format!("{}/32", b.address))
+                    .collect(),
+            ),
+            pause_until: start(*round),
+        },
+        Slot::Idle { until } => Assignment {
+            targets: None,
+            pause_until: start(*until),
+        },
+    }
+}
+
+/// A stored booking.
+pub fn to_booking(row: BookingRow) -> Booking {
+    Booking {
+        round: row.round,
+        vantage: parse_vantage(&row.vantage),
+        agent: row.agent,
+        net: row.net,
+        address: row.address,
+        probes: row.probes,
+    }
+}
+
+fn to_row(booking: &Booking) -> BookingRow {
+    BookingRow {
+        round: booking.round,
+        agent: booking.agent.clone(),
+        vantage: vantage_text(&booking.vantage),
+        net: booking.net,
+        address: booking.address,
+        probes: booking.probes,
+    }
+}
+
+/// `AS123` or `unknown:AGENT`, as stored.
+pub fn vantage_text(v: &Vantage) -> String {
+    match v {
+        Vantage::As(asn) => format!("AS{asn}"),
+        Vantage::Unknown(agent) => format!("unknown:{agent}"),
+    }
+}
+
+fn parse_vantage(text: &str) -> Vantage {
+    text.strip_prefix("AS")
+        .and_then(|n| n.parse().ok())
+        .map_or_else(
+            || Vantage::Unknown(text.trim_start_matches("unknown:").to_owned()),
+            Vantage::As,
+        )
+}
+
+/// The calendar of the rounds after `now_round`: targets, live hosts, bookings, and the
+/// overspend of the last full round.
+fn calendar(
+    tx: &WriteTx<'_>,
+    budget: Budget,
+    now_round: u64,
+    now: OffsetDateTime,
+) -> Result<Calendar, DbError> {
+    let target = crate::settings::stored_target(tx)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let live = tx.live_hosts(now - LIVE_FOR)?;
+    let targets = super::schedule::split_into_24s(&target.prefixes)
+        .into_iter()
+        .map(|net| TargetNet {
+            net,
+            live: live.iter().copied().filter(|a| net.contains(a)).collect(),
+        })
+        .collect();
+    let mut calendar = Calendar::new(budget, SEED, targets);
+    calendar.set_vantages(tx.vantage_count()?);
+    for row in tx.bookings_after(now_round)? {
+        calendar.book(&to_booking(row));
+    }
+    if now_round > 0 {
+        let last = now_round - 1;
+        let spent = tx.probes_between(budget.round_start(last), budget.round_start(now_round))?;
+        let nets: Vec<Ipv4Net> = calendar.targets().iter().map(|t| t.net).collect();
+        for (net, probes) in spent {
+            let over = probes.saturating_sub(budget.probes_per_round());
+            for &t in nets.iter().filter(|&&t| overlaps(t, net)) {
+                calendar.set_overspend(t, over);
+            }
+        }
+    }
+    Ok(calendar)
+}
+
+/// Probes per target the agent sent lately (pings and trace probes per traced target),
+/// rounded up; `None` before it traced anything.
+fn measured_cost(tx: &WriteTx<'_>, agent: &str) -> Result<Option<u64>, DbError> {
+    Ok(tx
+        .recent_trace_work(agent, COST_SAMPLE)?
+        .and_then(|(traces, probes)| (traces > 0).then(|| probes.div_ceil(traces))))
+}
+
+/// The agent's vantage: the origin AS of its upload address (the peer address, else the
+/// last one recorded), from the newest loaded RIB dumps, else the Team Cymru cache;
+/// looked up again when the address changes.
+fn vantage(
+    tx: &WriteTx<'_>,
+    agent: &str,
+    peer: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<Vantage, DbError> {
+    let address: Option<Ipv4Addr> = match peer {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => tx.last_address(agent)?.and_then(|a| a.parse().ok()),
+    };
+    let Some(address) = address else {
+        return Ok(Vantage::Unknown(agent.to_owned()));
+    };
+    let asn = match tx.cached_vantage(agent)? {
+        Some(cached) if cached.asn.is_some() && cached.address == address.to_string() => cached.asn,
+        _ => {
+            let asn = tx.fleet_origin_of(address)?;
+            tx.cache_vantage(agent, address, asn, now)?;
+            asn
+        }
+    };
+    Ok(asn.map_or_else(|| Vantage::Unknown(agent.to_owned()), Vantage::As))
+}
+
+/// Adds the probes of the results an upload newly stored to the counted work (per minute,
+/// agent and target /24) and its answering hosts to the live hosts, once per batch id.
+fn count_batch(
+    tx: &WriteTx<'_>,
+    agent: &str,
+    batch_id: Uuid,
+    stored: &[&ResultRecord],
+) -> Result<(), DbError> {
+    if stored.is_empty() {
+        return Ok(()); // nothing new was stored: nothing to count, and nothing changes
+    }
+    if !tx.mark_batch_counted(batch_id)? {
+        return Ok(()); // a retried batch: counted when it first arrived
+    }
+    for record in stored {
+        let started = record.started_at();
+        let mut work = Work {
+            minute: started.unix_timestamp().div_euclid(60),
+            agent,
+            net: slash24(record.target()),
+            traces: 0,
+            trace_probes: 0,
+            pings: 0,
+            ping_probes: 0,
+        };
+        match record {
+            ResultRecord::Ping(p) => {
+                work.pings = 1;
+                work.ping_probes = u64::from(p.sent);
+                tx.add_work(&work)?;
+                if p.received > 0 {
+                    tx.note_live(p.target, started)?;
+                }
+            }
+            ResultRecord::Trace(t) => {
+                work.traces = 1;
+                work.trace_probes = t.hops.iter().map(|h| h.probes.len() as u64).sum();
+                tx.add_work(&work)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vantages_round_trip_as_text() {
+        for v in [Vantage::As(4837), Vantage::Unknown("vp-1".into())] {
+            assert_eq!(parse_vantage(&vantage_text(&v)), v);
+        }
+    }
+
+    #[test]
+    fn work_becomes_host_prefixes_not_before_its_round() {
+        let budget = Budget {
+            round_secs: 60,
+            cap_pps: 1.0,
+        };
+        let now = OffsetDateTime::from_unix_timestamp(6_030).unwrap(); // round 100
+        let booking = |round| Booking {
+            round,
+            agent: "a".into(),
+            vantage: Vantage::As(1),
+            net: "175.45.176.0/24".parse().unwrap(),
+            address: "175.45.176.9".parse().unwrap(),
+            probes: 40,
+        };
+        let got = to_assignment(
+            &Slot::Work {
+                round: 101,
+                bookings: vec![booking(101)],
+            },
+            budget,
+            now,
+        );
+        assert_eq!(got.targets, Some(vec!["175.45.176.9/32".to_owned()]));
+        assert_eq!(
+            got.pause_until,
+            Some(OffsetDateTime::from_unix_timestamp(6_060).unwrap())
+        );
+        let idle = to_assignment(&Slot::Idle { until: 200 }, budget, now);
+        assert_eq!(idle.targets, None);
+        assert_eq!(
+            idle.pause_until,
+            Some(OffsetDateTime::from_unix_timestamp(12_000).unwrap())
+        );
+    }
+}
