@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
+use nkpath_proto::timestamp;
 use serde::Serialize;
 
 use crate::analysis::TraceAnalysis;
+use crate::bgp::BgpError;
 use crate::bgp::timeline::{loaded_span, walk_target_routes};
-use crate::bgp::{BgpError, format_unix};
-use crate::results::format_time;
 use crate::settings::SettingsError;
 use crate::store::{Db, DbError};
 
@@ -173,7 +173,7 @@ pub fn export(
             t.target.to_string(),
             t.protocol.to_string(),
             flow,
-            format_time(t.started_at),
+            timestamp::stored(t.started_at),
             serde_json::to_value(t.stop_reason)?
                 .as_str()
                 .unwrap_or_default()
@@ -239,7 +239,7 @@ pub fn export(
             t.result_id.to_string(),
             t.agent_id.clone(),
             t.target.to_string(),
-            format_time(t.started_at),
+            timestamp::stored(t.started_at),
             opt(a.agent_asn),
             asns(&a.data_path),
             opt(a.entry.asn),
@@ -317,8 +317,8 @@ fn write_bgp_upstreams(db: &Db, dir: &Path) -> Result<usize, ExportError> {
     rows.sort_by_key(|(key, start, ..)| (*start, *key));
     for ((prefix, up), start, end, n, d) in &rows {
         out.write_record([
-            format_unix(*start),
-            end.map_or_else(String::new, format_unix),
+            timestamp::display_unix(*start),
+            end.map_or_else(String::new, timestamp::display_unix),
             prefix.to_string(),
             up.to_string(),
             n.to_string(),
@@ -345,8 +345,8 @@ fn write_metadata(
                 "kind": f.kind,
                 "format": f.format,
                 "collector": f.collector,
-                "first_time": format_unix(f.first_time),
-                "last_time": format_unix(f.last_time),
+                "first_time": timestamp::display_unix(f.first_time),
+                "last_time": timestamp::display_unix(f.last_time),
             })
         })
         .collect();
@@ -354,7 +354,7 @@ fn write_metadata(
     let meta = serde_json::json!({
         "producer": "nkpath-collector export",
         "nkpath_version": env!("CARGO_PKG_VERSION"),
-        "generated_at": format_time(time::OffsetDateTime::now_utc()),
+        "generated_at": timestamp::stored(time::OffsetDateTime::now_utc()),
         "schema": "collector/EXPORTS.md of the nkpath repository",
         "target": {
             "prefixes": target.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),

@@ -8,12 +8,12 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ipnet::Ipv4Net;
-use nkpath_collector::bgp::format_unix;
 use nkpath_collector::import::{self, Format};
 use nkpath_collector::mrt::{self, LoadOptions, LoadOutcome};
 use nkpath_collector::settings::Target;
 use nkpath_collector::text::escape_control;
 use nkpath_collector::{Db, store};
+use nkpath_proto::timestamp;
 
 /// Stores nkpath agents' traces, loads BGP data (MRT) and checks data-plane paths into the
 /// target network against the upstreams BGP announces.
@@ -334,12 +334,12 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
 
 fn print_summary(file: &std::path::Path, s: &mrt::FileSummary) {
     let span = if s.first_time == s.last_time {
-        format_unix(s.first_time)
+        timestamp::display_unix(s.first_time)
     } else {
         format!(
             "{} to {}",
-            format_unix(s.first_time),
-            format_unix(s.last_time)
+            timestamp::display_unix(s.first_time),
+            timestamp::display_unix(s.last_time)
         )
     };
     let what = if s.kind == "rib" {

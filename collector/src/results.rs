@@ -55,11 +55,6 @@ pub enum ImportError {
     Settings(#[from] crate::settings::SettingsError),
 }
 
-/// `time` as stored in `started_at` and `received_at`: RFC 3339 UTC, six fraction digits.
-pub fn format_time(time: OffsetDateTime) -> String {
-    timestamp::stored(time)
-}
-
 impl Db {
     /// Imports a JSONL file of results (one [`TraceResult`] per line, or [`ResultRecord`]s
     /// with `"kind"`). Idempotent by result id. A line that fails decoding, or the rules an
@@ -159,25 +154,9 @@ fn admit(text: &str, admission: &Admission) -> Result<StoredRecord, String> {
     Ok(stored)
 }
 
-/// Parses a stored `started_at`/`received_at`.
-pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
-    timestamp::parse(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn stored_times_sort_as_text() {
-        let a = format_time(datetime!(2017-10-01 00:00:00 UTC));
-        let b = format_time(datetime!(2017-10-01 00:00:00.5 UTC));
-        let c = format_time(datetime!(2017-10-01 08:59:59 +09:00));
-        assert_eq!(a, "2017-10-01T00:00:00.000000Z");
-        assert!(a < b && c < a, "{a} {b} {c}");
-        assert_eq!(parse_time(&b), Some(datetime!(2017-10-01 00:00:00.5 UTC)));
-    }
 
     #[test]
     fn undecodable_lines_are_explained() {

@@ -725,7 +725,7 @@ fn an_update_file_alone_gives_the_routes_of_the_sessions_that_start_in_it() {
     nkpath_collector::export::export(&db, &[], out.path()).unwrap();
     let csv = std::fs::read_to_string(out.path().join("bgp_upstreams.csv")).unwrap();
     let rows: BTreeSet<String> = csv.lines().skip(1).map(str::to_owned).collect();
-    let iso = |t: u32| nkpath_collector::bgp::format_unix(i64::from(t));
+    let iso = |t: u32| nkpath_proto::timestamp::display_unix(i64::from(t));
     let expected: BTreeSet<String> = NK24S
         .iter()
         .map(|p| {

@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use nkpath_proto::ResultRecord;
+use nkpath_proto::{ResultRecord, timestamp};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::de::DeserializeOwned;
@@ -591,14 +591,14 @@ impl Spool {
 
     /// Records (or, with `None`, lifts) the collector's pause.
     pub fn set_pause_until(&self, until: Option<OffsetDateTime>) -> Result<(), SpoolError> {
-        let text = until.map(format_time);
+        let text = until.map(timestamp::precise);
         self.set(keys::PAUSE_UNTIL, text.as_ref())
     }
 
     /// Records (or, with `None`, forgets) the collector's target list, stamped now (it
     /// expires: [`State::assignment_at`]).
     pub fn set_targets_override(&self, targets: Option<&[String]>) -> Result<(), SpoolError> {
-        let at = targets.map(|_| format_time(OffsetDateTime::now_utc()));
+        let at = targets.map(|_| timestamp::precise(OffsetDateTime::now_utc()));
         let targets = targets.map(<[String]>::to_vec);
         // One transaction: the list and its stamp change together, with one disk sync.
         let mut conn = self.conn();
@@ -708,18 +708,17 @@ fn sql_error(path: &Path) -> impl Fn(rusqlite::Error) -> SpoolError + '_ {
     }
 }
 
-fn format_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("UTC times format as RFC 3339")
-}
-
 fn now_text() -> String {
-    format_time(OffsetDateTime::now_utc())
+    timestamp::precise(OffsetDateTime::now_utc())
 }
 
 fn parse_time(text: &str) -> rusqlite::Result<OffsetDateTime> {
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    timestamp::parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("'{text}' is not an RFC 3339 time").into(),
+        )
     })
 }
 

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::service::config::Config;
 use crate::service::spool::{
     ErrorNote, Quarantined, RoundSummary, Spool, SpoolError, UploadSummary,
 };
 use nkpath_proto::text::escape_control;
+use nkpath_proto::timestamp;
 
 /// Quarantined results listed (with their ids) by `status`.
 pub const RECENT_QUARANTINE: usize = 5;
@@ -76,10 +76,6 @@ pub fn report(
     })
 }
 
-fn when(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
-}
-
 impl StatusReport {
     /// The report as JSON (`status --json`).
     pub fn to_json(&self) -> String {
@@ -122,7 +118,7 @@ impl StatusReport {
             };
             line(format!(
                 "  {} {} {}:{field} {}",
-                when(q.quarantined_at),
+                timestamp::precise(q.quarantined_at),
                 escape_control(&q.kind),
                 escape_control(&q.result_id),
                 escape_control(&q.reason)
@@ -131,8 +127,8 @@ impl StatusReport {
         line(match &self.last_round {
             Some(r) => format!(
                 "last round:   {} to {}: {} traces ({} reached), {} pings",
-                when(r.started_at),
-                when(r.ended_at),
+                timestamp::precise(r.started_at),
+                timestamp::precise(r.ended_at),
                 r.traces,
                 r.reached,
                 r.pings
@@ -142,7 +138,7 @@ impl StatusReport {
         line(match &self.last_upload {
             Some(u) => format!(
                 "last upload:  {}: {} accepted, {} refused",
-                when(u.at),
+                timestamp::precise(u.at),
                 u.accepted,
                 u.refused
             ),
@@ -151,7 +147,7 @@ impl StatusReport {
         line(match &self.last_error {
             Some(e) => format!(
                 "last error:   {}: {}",
-                when(e.at),
+                timestamp::precise(e.at),
                 escape_control(&e.message)
             ),
             None => "last error:   none".into(),
@@ -159,7 +155,7 @@ impl StatusReport {
         if let Some(until) = self.paused_until {
             line(format!(
                 "paused until: {} (asked by the collector)",
-                when(until)
+                timestamp::precise(until)
             ));
         }
         if let Some(targets) = &self.targets_override {

@@ -537,7 +537,7 @@ mod tests {
             "flow": {"protocol": "icmp", "icmp_type": 8, "icmp_code": 0, "checksum": 7238},
             "params": {"attempts": 1, "timeout_ms": 2000, "gap_limit": 5, "first_ttl": 1,
                        "max_ttl": 30, "pps": 50, "per_prefix_pps": 1},
-            "started_at": started.format(&time::format_description::well_known::Rfc3339).unwrap(),
+            "started_at": nkpath_proto::timestamp::precise(started),
             "hops": hops, "stop_reason": "reached", "annotations": []
         });
         nkpath_proto::decode(&json.to_string()).unwrap()

@@ -30,18 +30,9 @@ pub use timeline::{UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
 pub use upstream::{AnnouncedUpstreams, Upstream, Visibility, upstream_of};
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// BGP4MP state code of Established (RFC 6396 §4.4.1).
 pub const ESTABLISHED: u16 = crate::store::bgp::ESTABLISHED;
-
-/// A UNIX time as RFC 3339 UTC (or the raw number if out of range).
-pub fn format_unix(t: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| d.format(&Rfc3339).ok())
-        .unwrap_or_else(|| t.to_string())
-}
 
 /// The UNIX second that contains `t` (MRT timestamps are whole seconds).
 pub fn unix_seconds(t: OffsetDateTime) -> i64 {

@@ -12,10 +12,6 @@ use crate::report::Table;
 use crate::store::DbError;
 use crate::store::fleet::HourlyWork;
 
-fn format_time(t: OffsetDateTime) -> String {
-    timestamp::stored(t)
-}
-
 /// The report over the `hours` before `now`.
 pub fn build(db: &Db, now: OffsetDateTime, hours: u32) -> Result<Vec<Table>, DbError> {
     let budget = bookkeeping::budget(db)?;
@@ -37,8 +33,8 @@ pub fn build(db: &Db, now: OffsetDateTime, hours: u32) -> Result<Vec<Table>, DbE
         format!(
             "work of the last {hours} h ({} to {}); probes are counted from the uploaded \
              results (trace probes and liveness pings), by the results' start time",
-            format_time(since),
-            format_time(now)
+            timestamp::stored(since),
+            timestamp::stored(now)
         ),
     ];
     let mut agents = agents_table(db, since, now, budget)?;
@@ -128,7 +124,7 @@ fn agents_table(
             r.probes.to_string(),
             r.next_round
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-                .map(format_time)
+                .map(timestamp::stored)
                 .unwrap_or_default(),
         ]);
     }
@@ -171,7 +167,7 @@ fn hourly_table(
             agents,
         } = work;
         let start = OffsetDateTime::from_unix_timestamp(hour * 3600)
-            .map(format_time)
+            .map(timestamp::stored)
             .unwrap_or_default();
         #[allow(
             clippy::cast_precision_loss,

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use super::{Table, as_label, iso};
+use nkpath_proto::timestamp;
+
+use super::{Table, as_label};
 use crate::analysis::TraceAnalysis;
 use crate::analysis::units::{UnitEntry, unit_entry};
-use crate::bgp::format_unix;
 use crate::bgp::timeline::UpstreamChanges;
 
 /// One round of one (agent, /24): when it started and its unit entry.
@@ -50,7 +51,7 @@ pub fn report(bgp: &UpstreamChanges, analyses: &[TraceAnalysis]) -> Vec<Table> {
     );
     if let Some(at) = bgp.baseline_time {
         t.notes
-            .push(format!("BGP baseline at {}:", format_unix(at)));
+            .push(format!("BGP baseline at {}:", timestamp::display_unix(at)));
         for (prefix, set) in &bgp.baseline {
             let list: Vec<String> = set.iter().map(|a| format!("AS{a}")).collect();
             t.notes.push(format!("  {prefix}: {}", list.join(" ")));
@@ -61,7 +62,7 @@ pub fn report(bgp: &UpstreamChanges, analyses: &[TraceAnalysis]) -> Vec<Table> {
         rows.push((
             c.time,
             vec![
-                format_unix(c.time),
+                timestamp::display_unix(c.time),
                 "bgp".into(),
                 c.prefix.to_string(),
                 format!("{}AS{}", if c.appeared { "+" } else { "-" }, c.upstream),
@@ -94,7 +95,7 @@ pub fn report(bgp: &UpstreamChanges, analyses: &[TraceAnalysis]) -> Vec<Table> {
             rows.push((
                 at.unix_timestamp(),
                 vec![
-                    iso(at),
+                    timestamp::display(at),
                     "data".into(),
                     format!("{agent} {net}"),
                     format!("{} -> {}", as_label(before.asn), as_label(after.asn)),

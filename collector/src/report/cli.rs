@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
+use nkpath_proto::timestamp::{self, DayEnd};
 use time::OffsetDateTime;
 
 use super::upstreams::{By, Count};
@@ -131,29 +132,14 @@ fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("'{s}' is not an IP address or IP:PORT"))
 }
 
-fn parse_time_at(s: &str, end_of_day: bool) -> Result<OffsetDateTime, String> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t);
-    }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(s, &fmt)
-        .map_err(|_| format!("'{s}' is neither RFC 3339 (2017-10-01T00:00:00Z) nor a date"))?;
-    let t = if end_of_day {
-        date.with_hms_nano(23, 59, 59, 999_999_999).expect("valid")
-    } else {
-        date.midnight()
-    };
-    Ok(t.assume_utc())
-}
-
 /// A time argument: RFC 3339, or a date (its midnight, UTC).
 pub(crate) fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
-    parse_time_at(s, false)
+    timestamp::parse_user(s, DayEnd::Start)
 }
 
+/// An end-of-period argument: RFC 3339, or a date (its last instant, UTC).
 fn parse_time_end(s: &str) -> Result<OffsetDateTime, String> {
-    parse_time_at(s, true)
+    timestamp::parse_user(s, DayEnd::End)
 }
 
 impl AnalysisArgs {

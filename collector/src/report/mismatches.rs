@@ -1,6 +1,8 @@
 //! `report mismatches`: every mismatch and ambiguous trace.
 
-use super::{Table, as_label, iso};
+use nkpath_proto::timestamp;
+
+use super::{Table, as_label};
 use crate::analysis::trace::format_age;
 use crate::analysis::{TraceAnalysis, VerdictKind};
 
@@ -51,7 +53,7 @@ pub fn report(analyses: &[TraceAnalysis]) -> Vec<Table> {
             continue;
         }
         t.push(vec![
-            iso(a.trace.started_at),
+            timestamp::display(a.trace.started_at),
             a.trace.agent_id.clone(),
             a.trace.target.to_string(),
             as_label(a.entry.asn),

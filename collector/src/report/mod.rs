@@ -12,8 +12,6 @@ pub mod upstreams;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::text::escape_control;
 
@@ -236,15 +234,6 @@ fn render_text(tables: &[Table]) -> String {
         }
     }
     out
-}
-
-/// RFC 3339 UTC, whole seconds.
-pub fn iso(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
 }
 
 /// `AS4837` or `unknown`.

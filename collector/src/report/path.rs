@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 use nkpath_proto::ReplyKind;
 
 use super::mismatches::set_label;
-use super::{Table, iso};
+use nkpath_proto::timestamp;
+
+use super::Table;
 use crate::analysis::TraceAnalysis;
 use crate::analysis::trace::format_age;
 
@@ -20,7 +22,7 @@ pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Opti
             "Trace {} from {agent} ({}) to {target} at {}",
             a.trace.result_id,
             a.trace.source,
-            iso(a.trace.started_at)
+            timestamp::display(a.trace.started_at)
         ),
         &["ttl", "address", "as", "name", "rtt_ms", "note"],
     );

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::Ipv4Net;
 use time::OffsetDateTime;
 
-use super::{ReportError, Table, as_label, iso, share};
+use nkpath_proto::timestamp;
+
+use super::{ReportError, Table, as_label, share};
 use crate::analysis::TraceAnalysis;
 use crate::analysis::trace::format_age;
 use crate::analysis::units::unit_entry;
@@ -151,8 +153,11 @@ pub fn report(
             "group", "source", "entry_as", "observed", "inferred", "total", "share",
         ],
     );
-    data.notes
-        .push(format!("period {} to {}", iso(from), iso(to)));
+    data.notes.push(format!(
+        "period {} to {}",
+        timestamp::display(from),
+        timestamp::display(to)
+    ));
     data.notes.push(
         "observed: entry hop directly before the first target-AS hop; inferred: gaps, \
          non-public hops or no answer from the target AS in between; unknown: no entry AS \
