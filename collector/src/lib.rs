@@ -1,15 +1,24 @@
-//! nkpath-collector: storage and BGP data layer of the nkpath collector.
+//! nkpath-collector: stores agents' traces, loads BGP data, and checks each trace's entry into
+//! the target AS against the upstreams BGP announces.
 //!
-//! - [`db`]: the SQLite database (one file, WAL, versioned schema with in-place upgrades).
-//! - [`results`]: agents' trace and ping results, stored exactly as received.
-//! - [`import`]: public traceroutes (RIPE Atlas, scamper) converted and stored beside them.
-//! - [`settings`]: the target network (prefixes and AS) the database is about.
-//! - [`mrt`]: loading MRT RIB dumps and BGP4MP update files (`bgp load`).
-//! - [`server`]: the HTTP API agents upload to (`serve`); [`agents`]: their tokens.
-//! - [`bgp`]: the BGP state at a time t, announced upstreams of the target AS, their
-//!   visibility, and how they changed.
-//! - [`analysis`]: the pure analysis core (hop mapping, entry AS, verdicts); [`sources`]:
-//!   its inputs from the database, the DNS and files.
+//! The rooms, bottom floor first (a room imports only from the floors below it; the layering
+//! test in `tests/layering.rs` keeps it so):
+//!
+//! 1. [`store`]: the SQLite database, the only room that speaks SQL; [`text`]: escaping;
+//!    [`admission`]: the rules an uploaded or imported result must meet.
+//! 2. [`settings`]: the target network (prefixes and AS) the database is about; [`agents`]:
+//!    upload tokens.
+//! 3. [`results`]: agents' and imported results in one stored shape; [`bgp`]: the BGP state at
+//!    a time t, the announced upstreams of the target AS, their visibility, and how they
+//!    changed.
+//! 4. [`analysis`]: the pure analysis core (hop mapping, entry AS, verdicts); [`mrt`]: loading
+//!    MRT RIB dumps and BGP4MP update files (`bgp load`).
+//! 5. [`sources`]: the core's inputs from the database, the DNS and files; [`import`]: public
+//!    traceroutes (RIPE Atlas, scamper) converted and stored beside the agents' results;
+//!    [`export`]: the CSV data set.
+//! 6. [`report`]: the reports and the command line behind them.
+//! 7. [`fleet`]: fleet scheduling (which agent traces which /24 when).
+//! 8. [`server`]: the HTTP API agents upload to (`serve`).
 //!
 //! ```no_run
 //! use nkpath_collector::{Db, bgp::BgpState, mrt};

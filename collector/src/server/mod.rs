@@ -9,7 +9,7 @@
 //! | a body that is not a batch, or of an unsupported major version | 400 |
 //! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails |
 //!
-//! Tokens are checked on a read-only connection of their own ([`Db::open_reader`]), never
+//! Tokens are checked on a read-only connection of their own ([`Db::open_token_reader`](crate::store::Db::open_token_reader)), never
 //! behind the write connection: a flood of wrong tokens costs indexed reads, and does not
 //! queue behind (or in front of) the uploads' commits. Revoking a token takes effect at the
 //! next request, as before: nothing is cached.

@@ -145,7 +145,7 @@ impl Db {
     /// A second, read-only connection to the same file, for readers that must not wait for
     /// the writer (WAL lets them read the last commit while a write is under way); `None`
     /// for an in-memory database, which no other connection can see.
-    pub fn open_reader(&self) -> Result<Option<Connection>, DbError> {
+    fn open_reader(&self) -> Result<Option<Connection>, DbError> {
         if self.path.as_os_str() == ":memory:" {
             return Ok(None);
         }

@@ -81,8 +81,18 @@ impl StoredRecord {
     /// A result as an agent uploads it: a tagged [`ResultRecord`].
     pub fn from_upload(text: &str) -> Result<Self, ShapeError> {
         let record = decode::<ResultRecord>(text)?;
+        let json = serde_json::to_string(&record).map_err(json_error)?;
+        if json == text {
+            // What an agent of this version sends is byte for byte what this build writes:
+            // no field can be unknown, and the received JSON need not be parsed again.
+            return Ok(Self {
+                record,
+                json,
+                extra: None,
+            });
+        }
         let received: Value = serde_json::from_str(text).map_err(json_error)?;
-        Self::with_received(record, &received, Some(EXTRA_BYTES))
+        Self::with_canonical(record, json, &received, Some(EXTRA_BYTES))
     }
 
     /// A line of nkpath JSON lines: a tagged [`ResultRecord`], or a bare [`TraceResult`]
@@ -125,6 +135,17 @@ impl StoredRecord {
         limit: Option<usize>,
     ) -> Result<Self, ShapeError> {
         let json = serde_json::to_string(&record).map_err(json_error)?;
+        Self::with_canonical(record, json, received, limit)
+    }
+
+    /// The record with its canonical `json`, and the fields of `received` that it lacks set
+    /// aside.
+    fn with_canonical(
+        record: ResultRecord,
+        json: String,
+        received: &Value,
+        limit: Option<usize>,
+    ) -> Result<Self, ShapeError> {
         let canonical = serde_json::to_value(&record).map_err(json_error)?;
         let mut unknown = Vec::new();
         collect_unknown(received, &canonical, &mut Vec::new(), &mut unknown);
@@ -489,6 +510,19 @@ mod tests {
             StoredRecord::from_upload(&bare).is_err(),
             "uploads are tagged"
         );
+    }
+
+    #[test]
+    fn an_upload_in_canonical_form_is_stored_as_sent_and_any_other_spelling_the_same() {
+        let canonical = StoredRecord::from_line(&trace_text()).unwrap();
+        let as_an_agent_sends_it = StoredRecord::from_upload(canonical.json()).unwrap();
+        assert_eq!(as_an_agent_sends_it.json(), canonical.json());
+        assert_eq!(as_an_agent_sends_it.extra(), None);
+        // The same result spelled otherwise (spaces, another key order) is stored the same.
+        let respelled: Value = serde_json::from_str(canonical.json()).unwrap();
+        let respelled = serde_json::to_string_pretty(&respelled).unwrap();
+        assert_ne!(respelled, canonical.json());
+        assert_eq!(StoredRecord::from_upload(&respelled).unwrap(), canonical);
     }
 
     #[test]
