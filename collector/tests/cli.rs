@@ -147,3 +147,184 @@ fn bgp_load_reports_loads_skips_and_failures() {
         "{stdout}"
     );
 }
+
+/// Runs the collector on `db` with `args`; fails the test with its stderr when it fails.
+fn collector_ok(db: &std::path::Path, args: &[&str]) -> String {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["--db".as_ref(), db.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    let out = run(&all);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    stdout
+}
+
+/// A database holding the real RIPE Atlas file whose probe 163 heard two routers at TTL 2,
+/// with a RIB of the real origins of its addresses, the destination's /24 as the target.
+fn ripe_db(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    use common::traces::{RIPE_TARGET_ASN, RIPE_TARGET_PREFIX, ripe_rib};
+    let (rib, traces) = ripe_rib(dir)?;
+    let db = dir.join("c.db");
+    let asn = RIPE_TARGET_ASN.to_string();
+    let load = [
+        "bgp",
+        "load",
+        "--collector",
+        "rrc00",
+        "--target-prefix",
+        RIPE_TARGET_PREFIX,
+        "--target-asn",
+        &asn,
+        rib.to_str().unwrap(),
+    ];
+    collector_ok(&db, &load);
+    collector_ok(
+        &db,
+        &["import", "--format", "atlas", traces.to_str().unwrap()],
+    );
+    Some(db)
+}
+
+/// Issue 19: `report path` showed the first address of each TTL only. A real Atlas trace
+/// whose TTL 2 was answered by 91.122.108.1 (twice) and 212.48.204.166 (once) shows both, as
+/// traceroute does, each mapped to its AS.
+#[test]
+fn report_path_shows_every_address_that_replied_at_a_ttl() {
+    use common::traces::{RIPE_AGENT, RIPE_TARGET};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = ripe_db(dir.path()) else {
+        return;
+    };
+    let path = [
+        "report",
+        "path",
+        "--no-dns",
+        "--agent",
+        RIPE_AGENT,
+        "--target",
+        RIPE_TARGET,
+    ];
+    let out = collector_ok(&db, &path);
+    let ttl_2: Vec<&str> = out.lines().filter(|l| l.starts_with("  2 ")).collect();
+    assert_eq!(ttl_2.len(), 2, "{out}");
+    assert!(
+        ttl_2[0].contains("91.122.108.1") && ttl_2[0].contains("AS8997"),
+        "{out}"
+    );
+    assert!(ttl_2[0].contains("answered 2 of 3 probes"), "{out}");
+    assert!(
+        ttl_2[1].contains("212.48.204.166") && ttl_2[1].contains("AS8997"),
+        "{out}"
+    );
+    assert!(ttl_2[1].contains("answered 1 of 3 probes"), "{out}");
+    assert!(out.contains("several addresses replied at TTL 2"), "{out}");
+    // Fourteen TTLs, fifteen addresses; the entry into AS9157 seen at TTL 13.
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("  1")).count(),
+        6,
+        "{out}"
+    );
+    assert!(out.contains("entry AS42548;"), "{out}");
+
+    let json: serde_json::Value = serde_json::from_str(&collector_ok(
+        &db,
+        &[&path[..], &["--format", "json"]].concat(),
+    ))
+    .unwrap();
+    let rows = json["tables"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 15);
+    assert_eq!(rows[2]["ttl"], 2);
+    assert_eq!(rows[2]["address"], "212.48.204.166");
+    assert_eq!(
+        rows[2]["as"],
+        serde_json::json!({"class": "as", "asn": 8997})
+    );
+    assert_eq!(rows[0]["as"], serde_json::json!({"class": "private"}));
+    assert_eq!(rows[0]["rtt_ms"], 176.391);
+}
+
+/// Issue 19: `hops.csv` wrote `unmapped` for every address of a TTL but the first. Each row
+/// of the real trace's TTL 2 carries its own address's AS.
+#[test]
+fn export_maps_every_reply_of_a_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = ripe_db(dir.path()) else {
+        return;
+    };
+    let out = dir.path().join("export");
+    collector_ok(&db, &["export", "--no-dns", "--out", out.to_str().unwrap()]);
+    let mut reader = csv::Reader::from_path(out.join("hops.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let ttl_2: Vec<(String, String, String)> = rows
+        .iter()
+        .filter(|r| r[col("ttl")] == *"2" && !r[col("address")].is_empty())
+        .map(|r| {
+            let f = |name: &str| r[col(name)].to_owned();
+            (f("address"), f("hop_class"), f("asn"))
+        })
+        .collect();
+    let as8997 = |a: &str| (a.to_owned(), "as".to_owned(), "8997".to_owned());
+    assert_eq!(
+        ttl_2,
+        [
+            as8997("91.122.108.1"),
+            as8997("91.122.108.1"),
+            as8997("212.48.204.166")
+        ]
+    );
+    // No replying address of either trace is left unmapped but the private first hops.
+    let unmapped = rows
+        .iter()
+        .filter(|r| r[col("hop_class")] == *"unmapped")
+        .count();
+    assert_eq!(unmapped, 0);
+}
+
+/// Issue 19: JSON reports wrote shares as text (`"1/2 (50.0%)"`) and ASes as `"AS42548"`.
+/// They are numbers now, and every JSON report says which format version it is.
+#[test]
+fn json_reports_write_numbers_and_their_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = ripe_db(dir.path()) else {
+        return;
+    };
+    let json = |report: &str| -> serde_json::Value {
+        let out = collector_ok(&db, &["report", report, "--no-dns", "--format", "json"]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let upstreams = json("upstreams");
+    assert_eq!(upstreams["format_version"], 2);
+    let data = upstreams["tables"][0]["rows"].as_array().unwrap();
+    // Probe 163 enters through AS42548; probe 165 heard nothing: unknown.
+    let entry = data.iter().find(|r| r["entry_as"] == 42548).unwrap();
+    assert_eq!(
+        entry["share"],
+        serde_json::json!({"n": 1, "of": 2, "pct": 50.0})
+    );
+    assert_eq!(entry["total"], 1);
+    let unknown = data.iter().find(|r| r["entry_as"].is_null()).unwrap();
+    assert_eq!(unknown["share"]["n"], 1);
+    let control = upstreams["tables"][1]["rows"].as_array().unwrap();
+    assert_eq!(control.len(), 3, "{control:?}");
+    for row in control {
+        assert!(row["upstream"].is_u64(), "{row}");
+        assert_eq!(
+            row["min"],
+            serde_json::json!({"n": 1, "of": 3, "pct": 33.3})
+        );
+        assert_eq!(row["max"], row["min"]);
+        assert_eq!(row["mean_pct"], 33.3);
+    }
+    // Entry AS42548 borders the announced upstreams in the loaded paths: ambiguous.
+    let mismatches = json("mismatches");
+    assert_eq!(mismatches["format_version"], 2);
+    let row = &mismatches["tables"][0]["rows"][0];
+    assert_eq!(row["entry_as"], 42548, "{row}");
+    assert_eq!(row["inferred"], false);
+    assert_eq!(
+        row["announced_upstreams"],
+        serde_json::json!([174, 1299, 3356])
+    );
+    assert_eq!(json("changes")["format_version"], 2);
+}

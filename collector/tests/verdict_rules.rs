@@ -94,7 +94,7 @@ fn a_default_route_never_maps_a_hop() {
     let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
     let a = &analyze(&db)[0];
     assert_eq!(
-        a.hops[1].class.as_ref().unwrap().kind(),
+        a.hops[1].first().unwrap().class.kind(),
         "unmapped",
         "{:?}",
         a.hops[1]
@@ -110,7 +110,7 @@ fn a_prefix_seen_by_one_peer_of_many_is_flagged_and_the_entry_inferred() {
     let hops = [(1, "62.0.1.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)];
     let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
     let a = &analyze(&db)[0];
-    let note = a.hops[0].mapping.as_ref().unwrap();
+    let note = a.hops[0].first().unwrap().mapping.as_ref().unwrap();
     assert_eq!((note.peers, note.peers_total, note.thin()), (1, 3, true));
     assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), true));
     assert!(
@@ -128,7 +128,7 @@ fn a_prefix_seen_by_one_peer_of_many_is_flagged_and_the_entry_inferred() {
         &[trace(2, 60, "175.45.176.9", &VIA_UNICOM)],
     );
     let a = &analyze(&db)[0];
-    assert!(!a.hops[0].mapping.as_ref().unwrap().thin());
+    assert!(!a.hops[0].first().unwrap().mapping.as_ref().unwrap().thin());
     assert!(!a.entry.inferred, "{:?}", a.entry.reasons);
 }
 
@@ -224,6 +224,63 @@ fn unknown_entries_are_not_counted_as_observed() {
         ("-", "-", "1")
     );
     assert!(data.column("source").iter().all(|s| *s == "agents"));
+}
+
+/// Issue 19: only the first reply of a TTL counted. When routers of China Unicom and of
+/// TransTeleCom both answer the TTL before NK (the probes split between two borders), the
+/// trace was a clean `match` through whichever answered first; now both count, nothing is
+/// claimed, and every report says why.
+#[test]
+fn two_ases_answering_the_entry_ttl_are_ambiguous_not_a_match() {
+    let routes = routes_plus(&[
+        ("188.43.0.0/16", 0, "3356 20485"),
+        ("188.43.0.0/16", 1, "1299 20485"),
+        ("188.43.0.0/16", 2, "174 20485"),
+    ]);
+    let split = [
+        (1, "219.158.1.1", 11, 0, 0),
+        (1, "188.43.225.153", 11, 0, 0),
+        (2, "175.45.176.9", 0, 0, 0),
+    ];
+    let traces = [
+        trace(1, 60, "175.45.176.9", &split),
+        trace(2, 60, "175.45.176.10", &VIA_UNICOM),
+    ];
+    let (db, _dir) = db_with(&peers(), &routes, &traces);
+    let analyses = analyze(&db);
+    let a = by_id(&analyses, 1);
+    assert_eq!(a.entry.asn, None, "{:?}", a.entry);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::Ambiguous,
+        "{}",
+        a.verdict.reason
+    );
+    assert_eq!(
+        a.verdict.reason,
+        "several-entry-ases (TTL 1 replied from AS4837 at 219.158.1.1 (announced), AS20485 \
+         at 188.43.225.153: no single entry AS)"
+    );
+    assert_eq!(by_id(&analyses, 2).verdict.kind, VerdictKind::Match);
+
+    let mismatches = &nkpath_collector::report::mismatches::report(&analyses)[0];
+    assert_eq!(mismatches.rows.len(), 1, "{:?}", mismatches.rows);
+    assert_eq!(
+        mismatches.column("entry_hop"),
+        ["TTL 1 219.158.1.1 (AS4837), 188.43.225.153 (AS20485)"]
+    );
+    assert_eq!(
+        mismatches.column("entry_as"),
+        ["AS4837 or AS20485 (several at TTL 1)"]
+    );
+    // In the shares it is no entry through China Unicom.
+    let data = &upstreams_report(&db, &analyses)[0];
+    let totals: Vec<(&str, &str)> = data
+        .column("entry_as")
+        .into_iter()
+        .zip(data.column("total"))
+        .collect();
+    assert_eq!(totals, [("unknown", "1"), ("AS4837", "1")]);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use nkpath_proto::timestamp;
 
-use super::{ReportError, Table, as_label, share};
+use super::{Cell, ReportError, Table};
 use crate::analysis::TraceAnalysis;
 use crate::analysis::trace::format_age;
 use crate::analysis::units::unit_entry;
@@ -178,14 +178,14 @@ pub fn report(
                 Some(_) => (observed.to_string(), inferred.to_string()),
                 None => ("-".to_owned(), "-".to_owned()),
             };
-            data.push(vec![
-                group.clone(),
-                (*source).to_owned(),
-                as_label(*asn),
-                o,
-                i,
-                (observed + inferred).to_string(),
-                share(observed + inferred, total),
+            data.push_cells(vec![
+                group.clone().into(),
+                (*source).into(),
+                Cell::asn(*asn),
+                o.into(),
+                i.into(),
+                (observed + inferred).to_string().into(),
+                Cell::share(observed + inferred, total),
             ]);
         }
     }
@@ -268,20 +268,20 @@ fn control_plane(
             for upstream in ups {
                 let v = visibility_over(db, prefix, upstream, a, b)?;
                 let nd = |v: Option<crate::bgp::Visibility>| {
-                    v.map_or_else(
-                        || "-".into(),
-                        |v| share(v.peers_via_upstream, v.peers_with_route),
-                    )
+                    v.map_or_else(Cell::missing, |v| {
+                        Cell::share(v.peers_via_upstream, v.peers_with_route)
+                    })
                 };
-                announced.push(vec![
-                    group.clone(),
-                    prefix.to_string(),
-                    format!("AS{upstream}"),
+                announced.push_cells(vec![
+                    group.clone().into(),
+                    prefix.to_string().into(),
+                    Cell::asn(Some(upstream)),
                     v.mean
-                        .map_or_else(|| "-".into(), |m| format!("{:.1}", 100.0 * m)),
+                        .map_or_else(|| "-".into(), |m| format!("{:.1}", 100.0 * m))
+                        .into(),
                     nd(v.min),
                     nd(v.max),
-                    v.covered_seconds.to_string(),
+                    v.covered_seconds.to_string().into(),
                 ]);
             }
         }
