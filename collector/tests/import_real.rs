@@ -708,7 +708,10 @@ fn compressed_files_are_read_and_damaged_ones_store_nothing() {
 
     // The nkpath format through the same entry point: Atlas records are not nkpath results.
     let s = import(&mut fresh, &dir.join("atlas.jsonl"), Format::Nkpath);
-    assert_eq!((s.records, s.stored_context, s.malformed.len()), (14, 0, 14));
+    assert_eq!(
+        (s.records, s.stored_context, s.malformed.len()),
+        (14, 0, 14)
+    );
 
     // A gzip-compressed warts file goes through sc_warts2json as well.
     if !have_warts2json() {
@@ -775,7 +778,11 @@ fn traces_outside_the_targets_are_refused_by_every_format_and_kept_only_as_conte
     let mut fresh = Db::open_in_memory().unwrap();
     let refused = fresh.import_results(lines.as_bytes()).unwrap();
     assert_eq!(
-        (refused.stored, refused.refused_outside, refused.rejected.len()),
+        (
+            refused.stored,
+            refused.refused_outside,
+            refused.rejected.len()
+        ),
         (0, 14, 0),
         "{refused:?}"
     );
@@ -787,7 +794,9 @@ fn traces_outside_the_targets_are_refused_by_every_format_and_kept_only_as_conte
 
     // A collector whose targets include the Atlas destination counts them.
     let mut toward = Db::open_in_memory().unwrap();
-    toward.put_setting("target_prefixes", "84.205.77.0/24").unwrap();
+    toward
+        .put_setting("target_prefixes", "84.205.77.0/24")
+        .unwrap();
     toward.put_setting("target_asn", "12654").unwrap();
     let s = import_refusing(&mut toward, &dir.join("atlas.jsonl"), Format::Atlas);
     assert_eq!((s.stored, s.refused_outside), (14, 0));

@@ -301,21 +301,23 @@ fn import_nkpath(
     outside: OutsideTargets,
     mut summary: ImportSummary,
 ) -> Result<ImportSummary, ImportFileError> {
-    let report = db.import_results_with(bytes, outside).map_err(|e| match e {
-        crate::results::ImportError::Db(e) => ImportFileError::Db(e),
-        crate::results::ImportError::Settings(e) => ImportFileError::Convert {
-            file: file.to_owned(),
-            message: format!("nothing was stored: {e}"),
-        },
-        crate::results::ImportError::Read { line, source } => ImportFileError::Syntax {
-            file: file.to_owned(),
-            source: records::SplitError {
-                line,
-                column: 1,
-                message: source.to_string(),
+    let report = db
+        .import_results_with(bytes, outside)
+        .map_err(|e| match e {
+            crate::results::ImportError::Db(e) => ImportFileError::Db(e),
+            crate::results::ImportError::Settings(e) => ImportFileError::Convert {
+                file: file.to_owned(),
+                message: format!("nothing was stored: {e}"),
             },
-        },
-    })?;
+            crate::results::ImportError::Read { line, source } => ImportFileError::Syntax {
+                file: file.to_owned(),
+                source: records::SplitError {
+                    line,
+                    column: 1,
+                    message: source.to_string(),
+                },
+            },
+        })?;
     summary.records = report.lines;
     summary.stored = report.stored;
     summary.stored_context = report.stored_context;
@@ -413,7 +415,11 @@ pub(crate) fn canonical_json(record: &serde_json::Value) -> String {
 /// (files written by converters, which keep only the TTLs that answered): nkpath has no
 /// "unknown" reason, and `max_ttl` claims nothing about the target. `reached` is never
 /// given without a reply from the target.
-pub(crate) fn stop_from_replies(hops: &[Hop], target: Ipv4Addr, params: &ProbeParams) -> StopReason {
+pub(crate) fn stop_from_replies(
+    hops: &[Hop],
+    target: Ipv4Addr,
+    params: &ProbeParams,
+) -> StopReason {
     fn replies(hop: &Hop) -> impl Iterator<Item = &nkpath_proto::Reply> {
         hop.probes.iter().filter_map(|p| p.reply.as_ref())
     }

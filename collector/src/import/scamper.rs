@@ -573,8 +573,8 @@ fn stop_reason(
 /// printable ASCII word, as scamper writes them); anything else is counted and left out
 /// rather than refusing the trace.
 fn source_stop(word: &str, summary: &mut ImportSummary) -> Option<String> {
-    let fits = limits::SOURCE_STOP_LEN.contains(&word.len())
-        && word.chars().all(|c| c.is_ascii_graphic());
+    let fits =
+        limits::SOURCE_STOP_LEN.contains(&word.len()) && word.chars().all(|c| c.is_ascii_graphic());
     if fits {
         Some(word.to_owned())
     } else {
