@@ -354,7 +354,7 @@ fn thin_prefixes_are_judged_against_full_feed_peers_of_a_real_dump() {
 
 #[test]
 fn real_atlas_traces_are_counted_apart_from_agents() {
-    use nkpath_collector::import::{Format, import_file};
+    use nkpath_collector::import::{Format, OutsideTargets, import_file};
     let Some(dir) = common::shared_data("traceroute") else {
         return;
     };
@@ -363,7 +363,17 @@ fn real_atlas_traces_are_counted_apart_from_agents() {
         &NK_ROUTES,
         &[trace(1, 60, "175.45.176.9", &VIA_UNICOM)],
     );
-    let summary = import_file(&mut db, &dir.join("atlas.jsonl"), Format::Atlas).unwrap();
+    // The Atlas traces go to 84.205.77.1: a collector counts them only when its target
+    // prefixes hold that address.
+    db.put_setting("target_prefixes", "175.45.176.0/22,84.205.77.0/24")
+        .unwrap();
+    let summary = import_file(
+        &mut db,
+        &dir.join("atlas.jsonl"),
+        Format::Atlas,
+        OutsideTargets::Refuse,
+    )
+    .unwrap();
     assert_eq!(summary.stored, 14);
     let analyses = analyze(&db);
     assert_eq!(analyses.len(), 15);

@@ -73,6 +73,10 @@ pub fn db_with(
         .import_results(std::io::Cursor::new(traces.join("\n")))
         .unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert_eq!(
+        report.refused_outside, 0,
+        "a fixture trace outside the targets"
+    );
     (db, dir)
 }
 
