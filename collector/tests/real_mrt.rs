@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nkpath_collector::Db;
+use nkpath_collector::analysis::ixp::IxpTable;
+use nkpath_collector::analysis::{AnalysisOptions, Analyzer, Mapper};
 use nkpath_collector::mrt::{FileSummary, LoadError, LoadOptions, LoadOutcome, load_file};
 
 /// Files SOURCES.md documents as the first megabyte of a larger dump: their compressed
@@ -512,8 +514,89 @@ fn unrelated_files_without_a_collector_name_do_not_stack_into_one_state() {
     // Just before the 2007 updates the dump is still all there is; its age says how old.
     let state = at(summaries[1].first_time - 1).unwrap();
     assert!(state.age_s() > 4 * 365 * 86_400, "{}", state.age_s());
-    // In 2007 and 2010 the 2002 dump is not replayed with those years' updates: no state.
+    // In 2007 and 2010 nothing of those years' updates is replayed over the 2002 dump, and
+    // they do not hide it: the dump stays the state of the peers they say nothing about, and
+    // its age says how old it is.
     for s in &summaries[1..] {
-        assert!(at(s.last_time).is_none(), "{}", s.name);
+        let state = at(s.last_time).unwrap_or_else(|| panic!("{}: no state", s.name));
+        let source = &state.sources()[0];
+        assert_eq!(
+            (source.dump_file.as_deref(), source.events_replayed),
+            (Some("bview.20020722.2337.gz"), 0),
+            "{}",
+            s.name
+        );
+        assert_eq!(state.age_s(), s.last_time - dump_time, "{}", s.name);
+    }
+}
+
+/// Loads the 2002 RIS dump (its peers are at the Vienna exchange, 193.203.0.0/24: rrc05) and
+/// the 2007 RIS update file (its peers are at LINX, 195.66.224.0/22: rrc01, and none of them is
+/// in the dump), named as given (`None`: from the file names, which name no collector).
+fn two_collectors(names: [Option<&str>; 2]) -> (Db, Vec<FileSummary>) {
+    let dir = common::shared_data("mrt").expect("checked by the caller");
+    let mut db = Db::open_in_memory().unwrap();
+    let mut summaries = Vec::new();
+    for (file, collector) in ["bview.20020722.2337.gz", "updates.20070211.0141.gz"]
+        .into_iter()
+        .zip(names)
+    {
+        let options = LoadOptions {
+            collector: collector.map(str::to_owned),
+            ..LoadOptions::default()
+        };
+        summaries.push(loaded(load_file(&mut db, &dir.join(file), &options, None).unwrap()));
+    }
+    (db, summaries)
+}
+
+#[test]
+fn an_update_file_of_another_collector_without_a_dump_does_not_hide_the_earlier_dump() {
+    if common::shared_data("mrt").is_none() {
+        return;
+    }
+    // bgpdump on the dump: TABLE_DUMP|1027381055|B|193.203.0.1|1853|3.0.0.0/8|1853 1239 80|...
+    let hop = "3.0.0.1";
+    for names in [[None, None], [Some("rrc05"), Some("rrc01")]] {
+        let (mut db, files) = two_collectors(names);
+        let (dump, updates) = (&files[0], &files[1]);
+        // A trace an hour after the dump, and traces during and a day after the update file.
+        let times = [
+            dump.first_time + 3600,
+            updates.first_time + 60,
+            updates.last_time + 86_400,
+        ];
+        let traces: Vec<String> = times
+            .iter()
+            .zip(1..)
+            .map(|(t, id)| {
+                common::traces::trace(
+                    id,
+                    t - i64::from(common::traces::DUMP_TIME),
+                    "175.45.176.9",
+                    &[(1, hop, 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)],
+                )
+            })
+            .collect();
+        let report = db
+            .import_results(std::io::Cursor::new(traces.join("\n")))
+            .unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        let analyses = Analyzer::new(&db, Mapper::new(IxpTable::default(), None), AnalysisOptions::default())
+            .unwrap()
+            .analyze_all(nkpath_collector::results::stored_traces(&db, None, None).unwrap())
+            .unwrap();
+        assert_eq!(analyses.len(), 3);
+        for (a, t) in analyses.iter().zip(times) {
+            let at = format!("{names:?}, trace at {t}");
+            // The dump's state: its origin maps the hop, and its age is counted from the dump.
+            assert_eq!(a.hops[0].class.as_ref().and_then(|c| c.asn()), Some(80), "{at}");
+            assert_eq!(a.bgp_age_s, Some(t - dump.first_time), "{at}");
+            assert_ne!(a.verdict.reason, "no BGP data", "{at}");
+        }
+        // Years later the dump is too old to judge by, and the verdict says so.
+        for a in &analyses[1..] {
+            assert!(a.verdict.reason.starts_with("stale-bgp"), "{names:?}: {}", a.verdict.reason);
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::Ipv4Net;
 use time::OffsetDateTime;
 
-use super::replay::{Event, Replay, TargetRoutes, TimedEvent};
+use super::replay::{Event, PeerId, Replay, TargetRoutes, TimedEvent};
 use super::state::{BgpError, MAX_REPLAY_AGE_S, load_events, load_rib_routes};
 use super::unix_seconds;
 use super::upstream::{AnnouncedUpstreams, Visibility};
@@ -64,16 +64,19 @@ impl TargetView {
 }
 
 enum Step {
-    /// The dump first at equal times: `Dump` sorts before `Expire`, `Expire` before `Event`.
+    /// The dump first at equal times: `Dump` sorts before `Outlive`, `Outlive` before `Event`.
     Dump {
         collector: i64,
         file_id: i64,
         time: i64,
     },
-    /// The collector's first event after a base's maximum replay age: the bases it outlived
-    /// are dropped (in `BgpState::at` the same happens before that event is replayed).
-    Expire {
+    /// A peer's first update after its base's maximum replay age: the base ends (in
+    /// `BgpState::at` that update, target or not, ends it; here only target updates are
+    /// replayed, so the end is a step of its own).
+    Outlive {
         collector: i64,
+        peer: PeerId,
+        peer_index: u32,
     },
     Event(TimedEvent),
 }
@@ -90,13 +93,26 @@ pub fn walk_target_routes(
     let max_age = MAX_REPLAY_AGE_S;
     let mut view = TargetView::default();
     let mut steps: Vec<(i64, u8, i64, i64, Step)> = Vec::new();
-    // When the base of time `base` stops being used: its collector's first event after it
-    // is older than the maximum age.
-    let expire_step = |collector: i64, base: i64| -> Result<_, BgpError> {
+    // When the bases of time `base` end: the first update of each of their peers (all the
+    // collector's peers for a dump, `only` for a session) after the maximum age.
+    let outlive_steps = |collector: i64, base: i64, only: Option<PeerId>| -> Result<_, BgpError> {
         Ok(db
-            .first_bgp_event_after(collector, base.saturating_add(max_age))?
-            .filter(|t| *t <= b)
-            .map(|t| (t, 1, 0, 0, Step::Expire { collector })))
+            .first_updates_after(collector, base.saturating_add(max_age), b)?
+            .into_iter()
+            .filter(move |(peer, ..)| only.is_none_or(|o| o == *peer))
+            .map(move |(peer, peer_index, t)| {
+                (
+                    t,
+                    1,
+                    0,
+                    peer,
+                    Step::Outlive {
+                        collector,
+                        peer,
+                        peer_index,
+                    },
+                )
+            }))
     };
     let dumps: BTreeMap<i64, RibDump> = db
         .latest_rib_dumps(a)?
@@ -108,7 +124,7 @@ pub fn walk_target_routes(
         let dump = dumps.get(&collector);
         if let Some(d) = dump {
             load_rib_routes(db, d.file_id, &mut routes)?;
-            steps.extend(expire_step(collector, d.time)?);
+            steps.extend(outlive_steps(collector, d.time, None)?);
         }
         let replay = Replay::new(dump.map(|d| d.time), max_age);
         view.collectors
@@ -116,15 +132,15 @@ pub fn walk_target_routes(
         // Without a dump, sessions seen going to Established before `a` count too.
         let floor = dump.map_or(i64::MIN, |d| d.time);
         for e in load_events(db, collector, floor, b, true)? {
-            if matches!(e.event, Event::SessionUp { .. }) {
-                steps.extend(expire_step(collector, e.time)?);
+            if let Event::SessionUp { peer, .. } = e.event {
+                steps.extend(outlive_steps(collector, e.time, Some(peer))?);
             }
             steps.push((e.time, 2, e.file_id, e.seq, Step::Event(e)));
         }
     }
     for dump in db.rib_dumps_between(a, b)? {
         let (collector, file_id, time) = (dump.collector_id, dump.file_id, dump.time);
-        steps.extend(expire_step(collector, time)?);
+        steps.extend(outlive_steps(collector, time, None)?);
         steps.push((
             time,
             0,
@@ -147,7 +163,7 @@ pub fn walk_target_routes(
             break;
         }
         let (t, _, file, _, step) = steps.next().expect("peeked");
-        if !matches!(step, Step::Expire { .. }) {
+        if !matches!(step, Step::Outlive { .. }) {
             last_file = Some(file);
         }
         apply(db, &mut view, t, step)?;
@@ -156,7 +172,7 @@ pub fn walk_target_routes(
     while let Some((t, _, file, _, step)) = steps.next() {
         let mut dumped = matches!(step, Step::Dump { .. });
         let mut last = last_file;
-        if !matches!(step, Step::Expire { .. }) {
+        if !matches!(step, Step::Outlive { .. }) {
             last = Some(file);
         }
         apply(db, &mut view, t, step)?;
@@ -166,7 +182,7 @@ pub fn walk_target_routes(
                 visit(t, &view, last);
                 dumped = false;
             }
-            if !matches!(step, Step::Expire { .. }) {
+            if !matches!(step, Step::Outlive { .. }) {
                 last = Some(file);
             }
             apply(db, &mut view, t, step)?;
@@ -190,9 +206,13 @@ fn apply(db: &Db, view: &mut TargetView, t: i64, step: Step) -> Result<(), BgpEr
             view.collectors
                 .insert(collector, CollectorView { routes, replay });
         }
-        Step::Expire { collector } => {
+        Step::Outlive {
+            collector,
+            peer,
+            peer_index,
+        } => {
             if let Some(c) = view.collectors.get_mut(&collector) {
-                c.replay.expire(t, &mut c.routes);
+                c.replay.outlive(peer, peer_index, t, &mut c.routes);
             }
         }
         Step::Event(e) => {

@@ -313,6 +313,26 @@ impl Db {
         Ok(update.into_iter().chain(change).min())
     }
 
+    /// The first update of each peer of a collector with `after < time <= until`:
+    /// (`peers.id`, the peer's index, time), by peer.
+    pub fn first_updates_after(
+        &self,
+        collector_id: i64,
+        after: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, u32, i64)>, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.peer_id, p.peer_index, min(u.time) FROM bgp_updates u
+             JOIN peers p ON p.id = u.peer_id
+             WHERE u.time > ?2 AND u.time <= ?3 AND p.collector_id = ?1
+             GROUP BY u.peer_id ORDER BY u.peer_id",
+        )?;
+        let rows = stmt.query_map(params![collector_id, after, until], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every time (UNIX seconds, ascending) at which the BGP state may change: dump times,
     /// the first record of each file, updates and session changes.
     pub fn bgp_change_times(&self) -> Result<Vec<i64>, DbError> {
