@@ -600,3 +600,81 @@ fn an_update_file_of_another_collector_without_a_dump_does_not_hide_the_earlier_
         }
     }
 }
+
+/// `report changes` over the whole loaded span, as text.
+fn changes_report(db: &Db) -> String {
+    let (a, b) = nkpath_collector::bgp::timeline::loaded_span(db)
+        .unwrap()
+        .expect("BGP data loaded");
+    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let changes = nkpath_collector::bgp::timeline::upstream_changes(db, at(a), at(b)).unwrap();
+    let tables = nkpath_collector::report::changes::report(&changes, &[]);
+    nkpath_collector::report::render(&tables, nkpath_collector::report::Format::Table).unwrap()
+}
+
+#[test]
+fn the_changes_baseline_lists_only_prefixes_the_target_as_originates() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    load_accepting_truncated(&mut db, &dir.join("rib.20140523.0600_firstMB.bz2"));
+    // The one route kept for the target block is the default route (bgpdump:
+    // ...|196.7.106.245|2905|0.0.0.0/0|2905 65023 16637|...): AS16637's, not the target's.
+    let text = changes_report(&db);
+    assert!(text.contains("BGP baseline at 2014-05-23"), "{text}");
+    assert!(!text.contains("0.0.0.0/0"), "{text}");
+    assert!(
+        text.contains("no prefix inside or covering the target block from the target AS"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_peers_initial_table_after_its_session_comes_up_is_its_baseline_not_a_change() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    // The RIS update file of 2016-08-11 16:00 (rrc?), with the target set to the RIS beacon
+    // 84.205.65.0/24 of AS12654. bgpdump: peer 37.49.236.145 AS49463 announces it at
+    // 1470931219 via AS8468 (... 8468 12654), peer 37.49.236.123 AS198290 at 1470931220 via
+    // AS2914 (... 2914 12654). The file holds no session going to Established, so the sessions
+    // of these two peers are seen coming up at the start of the file, just before it (a file
+    // of their own, loaded first): what follows from them is their initial table.
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("sessions.mrt");
+    let mut bytes = Vec::new();
+    for (ip, asn) in [("37.49.236.145", 49_463), ("37.49.236.123", 198_290)] {
+        bytes.extend(common::state_change(
+            1_470_931_200,
+            common::peer(ip, asn),
+            bgpkit_parser::models::BgpState::OpenConfirm,
+            bgpkit_parser::models::BgpState::Established,
+        ));
+    }
+    std::fs::write(&up, bytes).unwrap();
+    let options = LoadOptions {
+        collector: Some("rrc-x".into()),
+        target: Some(nkpath_collector::settings::Target {
+            prefixes: vec!["84.205.65.0/24".parse().unwrap()],
+            asn: 12_654,
+        }),
+        ..LoadOptions::default()
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    for path in [up, dir.join("updates.20160811.1600.gz")] {
+        loaded(load_file(&mut db, &path, &options, None).unwrap());
+    }
+    let text = changes_report(&db);
+    // The first table to arrive is the baseline; the second peer's table is its baseline too.
+    assert!(
+        text.contains("BGP baseline at 2016-08-11T16:00:19Z:\n    84.205.65.0/24: AS8468"),
+        "{text}"
+    );
+    assert!(!text.contains("+AS"), "a table transfer is no change: {text}");
+    assert!(
+        text.contains("84.205.65.0/24 baseline AS2914")
+            && text.contains("initial table of 37.49.236.123 AS198290 after its session came up"),
+        "{text}"
+    );
+}

@@ -27,7 +27,7 @@ pub use adjacency::Adjacency;
 pub use aspath::AsPath;
 pub use prefix_map::PrefixMap;
 pub use state::{BgpError, BgpState, LpmMatch, PeerInfo, PeerRoute, StateSource};
-pub use timeline::{UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
+pub use timeline::{PeerBaseline, UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
 pub use upstream::{AnnouncedUpstreams, Upstream, Visibility, upstream_of};
 
 use time::OffsetDateTime;

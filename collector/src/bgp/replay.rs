@@ -347,6 +347,11 @@ impl Replay {
         }
     }
 
+    /// When `peer`'s session base started, if its base is its session.
+    pub fn session_since(&self, peer: PeerId) -> Option<i64> {
+        self.sessions.get(&peer).map(|(_, since)| *since)
+    }
+
     /// Whether any route of the collector is known: it has a dump, or some peer's session
     /// start is a base.
     pub fn has_data(&self) -> bool {

@@ -422,7 +422,7 @@ impl BgpState {
 }
 
 /// Every collector peer.
-fn load_peers(db: &Db) -> Result<HashMap<PeerId, PeerInfo>, BgpError> {
+pub(crate) fn load_peers(db: &Db) -> Result<HashMap<PeerId, PeerInfo>, BgpError> {
     let mut out = HashMap::new();
     for row in db.bgp_peers()? {
         let address = row
