@@ -879,3 +879,51 @@ fn a_session_start_older_than_the_maximum_age_is_not_replayed_over() {
         ]
     );
 }
+
+#[test]
+fn after_its_initial_table_a_peers_new_upstream_is_a_change_again() {
+    const MIN: u32 = 60;
+    let (p, q) = (peer("192.0.2.10", 3257), peer("192.0.2.20", 1299));
+    let mut bytes = state_change(T0, p, FsmState::OpenConfirm, FsmState::Established);
+    bytes.extend(update(T0 + 1, p, &[NK22], "3257 4837 131279", &[]));
+    // q comes up half an hour later: its table, via AS20485, is its baseline.
+    bytes.extend(state_change(
+        T0 + 30 * MIN,
+        q,
+        FsmState::OpenConfirm,
+        FsmState::Established,
+    ));
+    bytes.extend(update(
+        T0 + 30 * MIN + 2,
+        q,
+        &[NK22],
+        "1299 20485 131279",
+        &[],
+    ));
+    // An hour after its session came up, p moves to AS9002: a change.
+    bytes.extend(update(T0 + 60 * MIN, p, &[NK22], "3257 9002 131279", &[]));
+    let files = write_files(&[("updates", bytes)]);
+    let mut db = Db::open_in_memory().unwrap();
+    load(&mut db, &files.paths["updates"], "rrc00");
+    let c = upstream_changes(&db, at(T0), at(T0 + 90 * MIN)).unwrap();
+    assert_eq!(c.baseline_time, Some(i64::from(T0 + 1)));
+    assert_eq!(c.baseline[&net(NK22)], BTreeSet::from([4837]));
+    let baselines: Vec<(i64, u32)> = c
+        .peer_baselines
+        .iter()
+        .map(|b| (b.time, b.upstream))
+        .collect();
+    assert_eq!(baselines, vec![(i64::from(T0 + 30 * MIN + 2), 20485)]);
+    let changes: Vec<(i64, u32, bool)> = c
+        .changes
+        .iter()
+        .map(|c| (c.time, c.upstream, c.appeared))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (i64::from(T0 + 60 * MIN), 9002, true),
+            (i64::from(T0 + 60 * MIN), 4837, false)
+        ]
+    );
+}

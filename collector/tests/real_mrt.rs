@@ -545,7 +545,9 @@ fn two_collectors(names: [Option<&str>; 2]) -> (Db, Vec<FileSummary>) {
             collector: collector.map(str::to_owned),
             ..LoadOptions::default()
         };
-        summaries.push(loaded(load_file(&mut db, &dir.join(file), &options, None).unwrap()));
+        summaries.push(loaded(
+            load_file(&mut db, &dir.join(file), &options, None).unwrap(),
+        ));
     }
     (db, summaries)
 }
@@ -582,21 +584,33 @@ fn an_update_file_of_another_collector_without_a_dump_does_not_hide_the_earlier_
             .import_results(std::io::Cursor::new(traces.join("\n")))
             .unwrap();
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        let analyses = Analyzer::new(&db, Mapper::new(IxpTable::default(), None), AnalysisOptions::default())
-            .unwrap()
-            .analyze_all(nkpath_collector::results::stored_traces(&db, None, None).unwrap())
-            .unwrap();
+        let analyses = Analyzer::new(
+            &db,
+            Mapper::new(IxpTable::default(), None),
+            AnalysisOptions::default(),
+        )
+        .unwrap()
+        .analyze_all(nkpath_collector::results::stored_traces(&db, None, None).unwrap())
+        .unwrap();
         assert_eq!(analyses.len(), 3);
         for (a, t) in analyses.iter().zip(times) {
             let at = format!("{names:?}, trace at {t}");
             // The dump's state: its origin maps the hop, and its age is counted from the dump.
-            assert_eq!(a.hops[0].class.as_ref().and_then(|c| c.asn()), Some(80), "{at}");
+            assert_eq!(
+                a.hops[0].class.as_ref().and_then(|c| c.asn()),
+                Some(80),
+                "{at}"
+            );
             assert_eq!(a.bgp_age_s, Some(t - dump.first_time), "{at}");
             assert_ne!(a.verdict.reason, "no BGP data", "{at}");
         }
         // Years later the dump is too old to judge by, and the verdict says so.
         for a in &analyses[1..] {
-            assert!(a.verdict.reason.starts_with("stale-bgp"), "{names:?}: {}", a.verdict.reason);
+            assert!(
+                a.verdict.reason.starts_with("stale-bgp"),
+                "{names:?}: {}",
+                a.verdict.reason
+            );
         }
     }
 }
@@ -671,7 +685,10 @@ fn a_peers_initial_table_after_its_session_comes_up_is_its_baseline_not_a_change
         text.contains("BGP baseline at 2016-08-11T16:00:19Z:\n    84.205.65.0/24: AS8468"),
         "{text}"
     );
-    assert!(!text.contains("+AS"), "a table transfer is no change: {text}");
+    assert!(
+        !text.contains("+AS"),
+        "a table transfer is no change: {text}"
+    );
     assert!(
         text.contains("84.205.65.0/24 baseline AS2914")
             && text.contains("initial table of 37.49.236.123 AS198290 after its session came up"),

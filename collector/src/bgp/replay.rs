@@ -336,8 +336,7 @@ impl Replay {
             Event::Update {
                 peer, peer_index, ..
             } => {
-                !self.outlive(*peer, *peer_index, event.time, sink)
-                    && self.base_of(*peer).is_some()
+                !self.outlive(*peer, *peer_index, event.time, sink) && self.base_of(*peer).is_some()
             }
             Event::SessionDown { peer, .. } => self.base_of(*peer).is_some(),
         };
