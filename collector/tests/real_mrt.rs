@@ -695,3 +695,21 @@ fn a_peers_initial_table_after_its_session_comes_up_is_its_baseline_not_a_change
         "{text}"
     );
 }
+
+#[test]
+fn export_json_names_a_truncated_rib_in_use() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    load_accepting_truncated(&mut db, &dir.join("rib.20140523.0600_firstMB.bz2"));
+    let out = tempfile::tempdir().unwrap();
+    nkpath_collector::export::export(&db, &[], out.path()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("export.json")).unwrap())
+            .unwrap();
+    let files = meta["mrt_files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["name"], "rib.20140523.0600_firstMB.bz2");
+    assert_eq!(files[0]["truncated"], true, "{meta:#}");
+}

@@ -29,6 +29,9 @@ pub struct MrtFileRow {
     pub first_time: i64,
     /// Latest record timestamp (UNIX seconds).
     pub last_time: i64,
+    /// The file is cut short (loaded with `--accept-truncated`): what follows the cut is
+    /// missing from the BGP data.
+    pub truncated: bool,
 }
 
 /// A collector's RIB dump.
@@ -439,7 +442,8 @@ impl Db {
     /// Every loaded MRT file, by first record time (then load order).
     pub fn mrt_files(&self) -> Result<Vec<MrtFileRow>, DbError> {
         let mut stmt = self.conn.prepare(
-            "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time
+            "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time,
+                    f.truncated
              FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
              ORDER BY f.first_time, f.id",
         )?;
@@ -452,6 +456,7 @@ impl Db {
                 collector: r.get(4)?,
                 first_time: r.get(5)?,
                 last_time: r.get(6)?,
+                truncated: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
