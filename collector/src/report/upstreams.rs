@@ -84,7 +84,9 @@ fn judged_with_stale_bgp(a: &TraceAnalysis) -> bool {
 /// Counted entries of one group: entry AS (`None`: unknown) → counts. A unit with a trace
 /// judged with stale BGP counts as stale, whatever its other traces.
 fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, Counts> {
-    let mut units: BTreeMap<String, (Vec<(Option<u32>, bool)>, bool)> = BTreeMap::new();
+    /// A unit's (entry AS, inferred) per trace, and whether a trace was judged stale.
+    type Unit = (Vec<(Option<u32>, bool)>, bool);
+    let mut units: BTreeMap<String, Unit> = BTreeMap::new();
     for (i, a) in group.iter().enumerate() {
         let key = match count {
             Count::Units => format!(
