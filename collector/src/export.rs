@@ -348,6 +348,7 @@ fn write_metadata(
                 "collector": f.collector,
                 "first_time": timestamp::display_unix(f.first_time),
                 "last_time": timestamp::display_unix(f.last_time),
+                "truncated": f.truncated,
             })
         })
         .collect();

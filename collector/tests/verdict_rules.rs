@@ -82,6 +82,43 @@ fn a_trace_ten_years_after_the_newest_bgp_data_is_unknown_stale_bgp() {
 }
 
 #[test]
+fn traces_judged_with_stale_bgp_count_apart_from_the_shares() {
+    let fresh = trace(1, 3600, "175.45.176.9", &VIA_UNICOM);
+    let stale = trace(2, 10 * 365 * 86_400, "175.45.177.9", &VIA_UNICOM);
+    let (db, _dir) = db_with(&peers(), &NK_ROUTES, &[fresh, stale]);
+    let analyses = analyze(&db);
+    let (from, to) = (analyses[0].trace.started_at, analyses[1].trace.started_at);
+    let tables = nkpath_collector::report::upstreams::report(
+        &db,
+        &analyses,
+        nkpath_collector::report::upstreams::By::All,
+        nkpath_collector::report::upstreams::Count::Traces,
+        from,
+        to,
+    )
+    .unwrap();
+    let data = &tables[0];
+    // Both traces enter through AS4837; only the one judged with fresh BGP is in the share.
+    assert_eq!(data.column("entry_as"), ["AS4837"]);
+    assert_eq!(
+        (
+            data.column("observed"),
+            data.column("inferred"),
+            data.column("total"),
+            data.column("share"),
+            data.column("stale")
+        ),
+        (
+            vec!["1"],
+            vec!["0"],
+            vec!["1"],
+            vec!["1/1 (100.0%)"],
+            vec!["1"]
+        )
+    );
+}
+
+#[test]
 fn a_default_route_never_maps_a_hop() {
     // A real 2015 RIS file announces 0.0.0.0/0 (here from AS3356): longest-prefix match over
     // every length made every uncovered hop AS3356, an entry AS no path supports.
@@ -389,16 +426,22 @@ fn real_atlas_traces_are_counted_apart_from_agents() {
     );
     // The report counts them in rows of their own, never with the agent's trace.
     let data = &upstreams_report(&db, &analyses)[0];
-    let total = |source: &str| -> usize {
+    let sum = |source: &str, column: &str| -> usize {
+        let i = data.columns.iter().position(|c| c == column).unwrap();
         data.rows
             .iter()
             .filter(|r| r[1] == source)
-            .map(|r| r[5].parse::<usize>().unwrap())
+            .map(|r| r[i].parse::<usize>().unwrap())
             .sum()
     };
+    // The Atlas traces of 2021 are judged against the 2015 dump: stale, counted apart.
     assert_eq!(
-        (total("agents"), total("atlas")),
-        (1, 14),
+        (
+            sum("agents", "total"),
+            sum("atlas", "total"),
+            sum("atlas", "stale")
+        ),
+        (1, 0, 14),
         "{:?}",
         data.rows
     );

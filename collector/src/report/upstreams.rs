@@ -62,10 +62,31 @@ fn group_of(a: &TraceAnalysis, by: By) -> String {
     }
 }
 
-/// Counted entries of one group: entry AS → (observed, inferred); an unknown entry
-/// (`None`) is neither, and counts in the first field only.
-fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, (usize, usize)> {
-    let mut units: BTreeMap<String, Vec<(Option<u32>, bool)>> = BTreeMap::new();
+/// Counted units of one group, per entry AS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    /// Units whose entry was observed (an unknown entry counts here).
+    observed: usize,
+    /// Units whose entry was inferred.
+    inferred: usize,
+    /// Units with a trace judged against BGP data older than the maximum age: counted apart,
+    /// never in `observed` or `inferred`, nor in the shares.
+    stale: usize,
+}
+
+/// Whether a trace was judged against BGP data older than the maximum age (verdict
+/// `unknown`, `stale-bgp`): its hops were mapped with that old data, so its entry AS says
+/// little about the period.
+fn judged_with_stale_bgp(a: &TraceAnalysis) -> bool {
+    a.verdict.reason.starts_with("stale-bgp")
+}
+
+/// Counted entries of one group: entry AS (`None`: unknown) → counts. A unit with a trace
+/// judged with stale BGP counts as stale, whatever its other traces.
+fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, Counts> {
+    /// A unit's (entry AS, inferred) per trace, and whether a trace was judged stale.
+    type Unit = (Vec<(Option<u32>, bool)>, bool);
+    let mut units: BTreeMap<String, Unit> = BTreeMap::new();
     for (i, a) in group.iter().enumerate() {
         let key = match count {
             Count::Units => format!(
@@ -77,19 +98,20 @@ fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, (usize
             Count::Traces => i.to_string(),
             Count::Targets => a.trace.target.to_string(),
         };
-        units
-            .entry(key)
-            .or_default()
-            .push((a.entry.asn, a.entry.inferred));
+        let unit = units.entry(key).or_default();
+        unit.0.push((a.entry.asn, a.entry.inferred));
+        unit.1 |= judged_with_stale_bgp(a);
     }
-    let mut out: BTreeMap<Option<u32>, (usize, usize)> = BTreeMap::new();
-    for entries in units.values() {
+    let mut out: BTreeMap<Option<u32>, Counts> = BTreeMap::new();
+    for (entries, stale) in units.values() {
         let e = unit_entry(entries);
         let c = out.entry(e.asn).or_default();
-        if e.inferred {
-            c.1 += 1;
+        if *stale {
+            c.stale += 1;
+        } else if e.inferred {
+            c.inferred += 1;
         } else {
-            c.0 += 1;
+            c.observed += 1;
         }
     }
     out
@@ -150,7 +172,7 @@ pub fn report(
             unit.header()
         ),
         &[
-            "group", "source", "entry_as", "observed", "inferred", "total", "share",
+            "group", "source", "entry_as", "observed", "inferred", "total", "share", "stale",
         ],
     );
     data.notes.push(format!(
@@ -164,6 +186,12 @@ pub fn report(
          (neither observed nor inferred)"
             .into(),
     );
+    data.notes.push(
+        "stale: units with a trace judged against BGP data older than the maximum age \
+         (verdict unknown, stale-bgp): counted apart, in neither observed, inferred, total nor \
+         share"
+            .into(),
+    );
     data.notes.push(bgp_age_note(analyses));
     data.notes.push(
         "source: agents = nkpath agents; atlas, scamper = imported public traces, counted \
@@ -172,10 +200,10 @@ pub fn report(
     );
     for ((group, source), members) in &groups {
         let counts = count(members, unit);
-        let total: usize = counts.values().map(|(o, i)| o + i).sum();
-        for (asn, (observed, inferred)) in &counts {
+        let total: usize = counts.values().map(|c| c.observed + c.inferred).sum();
+        for (asn, c) in &counts {
             let (o, i) = match asn {
-                Some(_) => (observed.to_string(), inferred.to_string()),
+                Some(_) => (c.observed.to_string(), c.inferred.to_string()),
                 None => ("-".to_owned(), "-".to_owned()),
             };
             data.push_cells(vec![
@@ -184,8 +212,9 @@ pub fn report(
                 Cell::asn(*asn),
                 o.into(),
                 i.into(),
-                (observed + inferred).to_string().into(),
-                Cell::share(observed + inferred, total),
+                (c.observed + c.inferred).to_string().into(),
+                Cell::share(c.observed + c.inferred, total),
+                Cell::count(c.stale),
             ]);
         }
     }

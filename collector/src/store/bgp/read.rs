@@ -29,6 +29,9 @@ pub struct MrtFileRow {
     pub first_time: i64,
     /// Latest record timestamp (UNIX seconds).
     pub last_time: i64,
+    /// The file is cut short (loaded with `--accept-truncated`): what follows the cut is
+    /// missing from the BGP data.
+    pub truncated: bool,
 }
 
 /// A collector's RIB dump.
@@ -313,6 +316,26 @@ impl Db {
         Ok(update.into_iter().chain(change).min())
     }
 
+    /// The first update of each peer of a collector with `after < time <= until`:
+    /// (`peers.id`, the peer's index, time), by peer.
+    pub fn first_updates_after(
+        &self,
+        collector_id: i64,
+        after: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, u32, i64)>, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.peer_id, p.peer_index, min(u.time) FROM bgp_updates u
+             JOIN peers p ON p.id = u.peer_id
+             WHERE u.time > ?2 AND u.time <= ?3 AND p.collector_id = ?1
+             GROUP BY u.peer_id ORDER BY u.peer_id",
+        )?;
+        let rows = stmt.query_map(params![collector_id, after, until], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every time (UNIX seconds, ascending) at which the BGP state may change: dump times,
     /// the first record of each file, updates and session changes.
     pub fn bgp_change_times(&self) -> Result<Vec<i64>, DbError> {
@@ -419,7 +442,8 @@ impl Db {
     /// Every loaded MRT file, by first record time (then load order).
     pub fn mrt_files(&self) -> Result<Vec<MrtFileRow>, DbError> {
         let mut stmt = self.conn.prepare(
-            "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time
+            "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time,
+                    f.truncated
              FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
              ORDER BY f.first_time, f.id",
         )?;
@@ -432,6 +456,7 @@ impl Db {
                 collector: r.get(4)?,
                 first_time: r.get(5)?,
                 last_time: r.get(6)?,
+                truncated: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
