@@ -597,10 +597,7 @@ fn an_update_file_of_another_collector_without_a_dump_does_not_hide_the_earlier_
             let at = format!("{names:?}, trace at {t}");
             // The dump's state: its origin maps the hop, and its age is counted from the dump.
             assert_eq!(
-                a.hops[0]
-                    .class
-                    .as_ref()
-                    .and_then(nkpath_collector::analysis::HopClass::asn),
+                a.hops[0].first().and_then(|reply| reply.class.asn()),
                 Some(80),
                 "{at}"
             );
