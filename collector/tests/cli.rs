@@ -328,3 +328,105 @@ fn json_reports_write_numbers_and_their_format_version() {
     );
     assert_eq!(json("changes")["format_version"], 2);
 }
+
+/// Issue 19, item 8: a truncated RIB dump in use was mentioned by `bgp load` only. Every
+/// report whose BGP state rests on the real 2014 RouteViews RIB cut after its first MB (loaded
+/// with `--accept-truncated`) names it as truncated, in text, JSON and CSV; the same reports
+/// over a complete real RIB say nothing of the kind.
+#[test]
+fn reports_name_the_truncated_rib_their_bgp_state_rests_on() {
+    let Some(mrt) = common::shared_data("mrt") else {
+        return;
+    };
+    // (file, its dump time, truncated)
+    let ribs = [
+        ("rib.20140523.0600_firstMB.bz2", 1_400_824_800_i64, true),
+        ("bview.20020722.2337.gz", 1_027_381_055, false),
+    ];
+    for (name, dump_time, truncated) in ribs {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        let rib = mrt.join(name);
+        let mut load = vec!["bgp", "load", "--collector", "route-views2"];
+        if truncated {
+            load.push("--accept-truncated");
+        }
+        load.push(rib.to_str().unwrap());
+        collector_ok(&db, &load);
+        // A trace into the target block an hour after the dump, so that every report,
+        // `path` included, has a trace judged against the dump's state.
+        let trace = common::traces::trace(
+            1,
+            dump_time + 3600 - i64::from(common::traces::DUMP_TIME),
+            "175.45.176.9",
+            &[(1, "12.0.0.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)],
+        );
+        let traces = dir.path().join("traces.jsonl");
+        std::fs::write(&traces, trace + "\n").unwrap();
+        collector_ok(&db, &["import", traces.to_str().unwrap()]);
+
+        let reports: [&[&str]; 4] = [
+            &["report", "upstreams"],
+            &["report", "changes"],
+            &["report", "mismatches"],
+            &[
+                "report",
+                "path",
+                "--agent",
+                "vp-test",
+                "--target",
+                "175.45.176.9",
+            ],
+        ];
+        for report in reports {
+            for format in ["table", "json", "csv"] {
+                let args = [report, &["--no-dns", "--format", format]].concat();
+                let out = collector_ok(&db, &args);
+                // Text and JSON: a note naming the file as truncated; CSV (no notes): the
+                // table of truncated files, with the file in it.
+                let noted = out
+                    .lines()
+                    .any(|l| l.contains(name) && l.to_lowercase().contains("truncated"));
+                let listed = out.contains("Truncated MRT files in use") && out.contains(name);
+                let names_it = noted || listed;
+                let mentions_truncation = out.to_lowercase().contains("truncated");
+                if truncated {
+                    assert!(
+                        names_it,
+                        "{args:?} does not say {name} is truncated:\n{out}"
+                    );
+                } else {
+                    assert!(!mentions_truncation, "{args:?} over a complete RIB:\n{out}");
+                }
+                if format == "json" {
+                    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+                    let files: Vec<&serde_json::Value> = json["tables"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|t| {
+                            t["title"]
+                                .as_str()
+                                .is_some_and(|t| t.starts_with("Truncated MRT files"))
+                        })
+                        .flat_map(|t| t["rows"].as_array().unwrap())
+                        .collect();
+                    let expected = if truncated {
+                        vec![serde_json::json!({
+                            "file": name,
+                            "collector": "route-views2",
+                            "dump_time": "2014-05-23T06:00:00Z",
+                        })]
+                    } else {
+                        vec![]
+                    };
+                    assert_eq!(
+                        files.into_iter().cloned().collect::<Vec<_>>(),
+                        expected,
+                        "{args:?}"
+                    );
+                }
+            }
+        }
+    }
+}

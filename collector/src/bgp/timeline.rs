@@ -564,6 +564,22 @@ pub fn loaded_span(db: &Db) -> Result<Option<(i64, i64)>, BgpError> {
     Ok(db.loaded_bgp_span()?)
 }
 
+/// The RIB dumps the BGP states of `[a, b]` rest on: each collector's newest dump at or
+/// before `a`, and every dump taken in `(a, b]`, in time order. A state at a time t uses its
+/// collector's newest dump at or before t, so no state of the period rests on another dump.
+/// Reports name the truncated ones among them.
+pub fn dumps_in_use(
+    db: &Db,
+    a: OffsetDateTime,
+    b: OffsetDateTime,
+) -> Result<Vec<RibDump>, BgpError> {
+    let (a, b) = (unix_seconds(a), unix_seconds(b));
+    let mut dumps = db.latest_rib_dumps(a)?;
+    dumps.extend(db.rib_dumps_between(a, b)?);
+    dumps.sort_by_key(|d| (d.time, d.file_id));
+    Ok(dumps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,13 @@ pub mod upstreams;
 
 use std::fmt::Write as _;
 
+use nkpath_proto::timestamp;
 use serde::Serialize;
+use time::OffsetDateTime;
 
+use crate::bgp::timeline::dumps_in_use;
+use crate::store::Db;
+use crate::store::bgp::RibDump;
 use crate::text::escape_control;
 
 /// Output format of a report.
@@ -280,6 +285,48 @@ impl Table {
             .unwrap_or_else(|| panic!("no column {name}"));
         self.rows.iter().map(|r| r[i].as_str()).collect()
     }
+}
+
+/// Says in `tables` which truncated RIB dumps (loaded with `--accept-truncated`) the BGP
+/// states of `[from, to]` rest on: a note on the first table, and a table naming each file, so
+/// that text, JSON and CSV all carry it. Leaves `tables` as they are when every dump in use is
+/// complete.
+pub fn flag_truncated_dumps(
+    db: &Db,
+    tables: &mut Vec<Table>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<(), ReportError> {
+    let truncated: Vec<RibDump> = dumps_in_use(db, from, to)?
+        .into_iter()
+        .filter(|d| d.truncated)
+        .collect();
+    if truncated.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = truncated.iter().map(|d| d.file.as_str()).collect();
+    let note = format!(
+        "BGP state from a truncated RIB dump (loaded with --accept-truncated): {}; its routes \
+         after the cut are missing, so hop mappings and announced upstreams may be incomplete",
+        names.join(", ")
+    );
+    let mut files = Table::new(
+        "Truncated MRT files in use: RIB dumps cut short, whose routes after the cut are \
+         missing from the BGP state",
+        &["file", "collector", "dump_time"],
+    );
+    for d in &truncated {
+        files.push_cells(vec![
+            Cell::name(&d.file),
+            Cell::name(&d.collector),
+            Cell::name(timestamp::display_unix(d.time)),
+        ]);
+    }
+    if let Some(first) = tables.first_mut() {
+        first.notes.push(note);
+    }
+    tables.push(files);
+    Ok(())
 }
 
 /// Why a report could not be built or rendered.

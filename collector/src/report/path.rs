@@ -11,12 +11,21 @@ use super::{Cell, Table};
 use crate::analysis::trace::format_age;
 use crate::analysis::{HopClass, TraceAnalysis};
 
-/// The latest trace of `agent` to `target`, drawn hop by hop; `None` when there is none.
-pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Option<Vec<Table>> {
-    let a = analyses
+/// The latest trace of `agent` to `target`, the one [`report`] draws.
+pub fn latest<'a>(
+    analyses: &'a [TraceAnalysis],
+    agent: &str,
+    target: Ipv4Addr,
+) -> Option<&'a TraceAnalysis> {
+    analyses
         .iter()
         .filter(|a| a.trace.agent_id == agent && a.trace.target == target)
-        .max_by_key(|a| a.trace.started_at)?;
+        .max_by_key(|a| a.trace.started_at)
+}
+
+/// The latest trace of `agent` to `target`, drawn hop by hop; `None` when there is none.
+pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Option<Vec<Table>> {
+    let a = latest(analyses, agent, target)?;
     let mut t = Table::new(
         format!(
             "Trace {} from {agent} ({}) to {target} at {}",

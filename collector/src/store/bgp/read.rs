@@ -45,6 +45,11 @@ pub struct RibDump {
     pub file: String,
     /// Its time (UNIX seconds).
     pub time: i64,
+    /// Its collector's name.
+    pub collector: String,
+    /// The dump is cut short (loaded with `--accept-truncated`): the routes after the cut
+    /// are missing from every state built on it.
+    pub truncated: bool,
 }
 
 /// A collector peer, with its collector's name.
@@ -144,7 +149,7 @@ impl Db {
     /// The last RIB dump at or before `t`, per collector (by collector name).
     pub fn latest_rib_dumps(&self, t: i64) -> Result<Vec<RibDump>, DbError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.id, c.name, f.id, f.name, f.dump_time
+            "SELECT c.id, c.name, f.id, f.name, f.dump_time, f.truncated
              FROM collectors c
              JOIN mrt_files f ON f.collector_id = c.id
              WHERE f.dump_time = (SELECT max(g.dump_time) FROM mrt_files g
@@ -157,6 +162,8 @@ impl Db {
                 file_id: r.get(2)?,
                 file: r.get(3)?,
                 time: r.get(4)?,
+                collector: r.get(1)?,
+                truncated: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -165,8 +172,9 @@ impl Db {
     /// Every RIB dump taken in `(after, until]`, in time order.
     pub fn rib_dumps_between(&self, after: i64, until: i64) -> Result<Vec<RibDump>, DbError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT collector_id, id, name, dump_time FROM mrt_files
-             WHERE dump_time > ?1 AND dump_time <= ?2 ORDER BY dump_time",
+            "SELECT f.collector_id, f.id, f.name, f.dump_time, c.name, f.truncated
+             FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
+             WHERE f.dump_time > ?1 AND f.dump_time <= ?2 ORDER BY f.dump_time",
         )?;
         let rows = stmt.query_map(params![after, until], |r| {
             Ok(RibDump {
@@ -174,6 +182,8 @@ impl Db {
                 file_id: r.get(1)?,
                 file: r.get(2)?,
                 time: r.get(3)?,
+                collector: r.get(4)?,
+                truncated: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
