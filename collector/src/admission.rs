@@ -8,9 +8,13 @@
 //! | `started_at` before the earliest time (default 2000-01-01) | field `results[i].started_at` |
 //! | `started_at` more than the tolerance (default 24 h) after the collector's clock | field `results[i].started_at` |
 //!
-//! Uploads and `import` apply them; a refusal names the field, like any other. Analysis
-//! skips stored rows that break the time rule (rows written by older versions, or by hand)
-//! with a warning ([`is_future`]), so that one such row cannot hold every report back.
+//! Uploads apply them; a refusal names the field, like any other. Every `import` (nkpath,
+//! Atlas, scamper) applies the same rules through [`Admission::place`]: the time rule refuses,
+//! and a trace whose target lies outside the target prefixes is refused and counted, or with
+//! `--keep-outside` stored as context ([`OutsideTargets`]). Reports and exports read only the
+//! traces toward the target prefixes, so context is never counted in them. Analysis skips
+//! stored rows that break the time rule (rows written by older versions, or by hand) with a
+//! warning ([`is_future`]), so that one such row cannot hold every report back.
 
 use std::net::Ipv4Addr;
 
@@ -103,6 +107,27 @@ pub struct Admission {
     pub now: OffsetDateTime,
 }
 
+/// What an import does with a result whose target lies outside the target prefixes: it never
+/// went toward the target network, so it is never an entry into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutsideTargets {
+    /// Refuse it and count it (the default).
+    #[default]
+    Refuse,
+    /// Store it as context (`--keep-outside`): kept for whoever reads the store, never
+    /// counted in target reports or exports.
+    KeepAsContext,
+}
+
+/// Where the rules of an import put a result that passed the time rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Its target lies in the target prefixes.
+    Target,
+    /// Its target lies outside them.
+    Outside,
+}
+
 impl Admission {
     /// Checks a decoded result (its size is checked before decoding, [`check_size`]).
     pub fn check(&self, record: &ResultRecord) -> Result<(), ValidationError> {
@@ -110,8 +135,25 @@ impl Admission {
         self.window.check(record.started_at(), self.now)
     }
 
+    /// The rules of an import, the same for every format: the time rule refuses (naming
+    /// the field); a target outside the prefixes is not an error here but
+    /// [`Placement::Outside`], which the import refuses and counts or keeps as context.
+    pub fn place(&self, record: &ResultRecord) -> Result<Placement, ValidationError> {
+        self.window.check(record.started_at(), self.now)?;
+        Ok(if self.in_targets(record.target()) {
+            Placement::Target
+        } else {
+            Placement::Outside
+        })
+    }
+
+    /// Whether `target` lies in one of the target prefixes.
+    pub fn in_targets(&self, target: Ipv4Addr) -> bool {
+        self.targets.iter().any(|p| p.contains(&target))
+    }
+
     fn check_target(&self, target: Ipv4Addr) -> Result<(), ValidationError> {
-        if self.targets.iter().any(|p| p.contains(&target)) {
+        if self.in_targets(target) {
             return Ok(());
         }
         let prefixes: Vec<String> = self.targets.iter().map(ToString::to_string).collect();

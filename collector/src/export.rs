@@ -6,13 +6,14 @@
 //! UTC, and empty fields for missing values, so pandas and DuckDB load them as they are.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use nkpath_proto::timestamp;
 use serde::Serialize;
 
-use crate::analysis::TraceAnalysis;
+use crate::analysis::{HopClass, TraceAnalysis};
 use crate::bgp::BgpError;
 use crate::bgp::timeline::{loaded_span, walk_target_routes};
 use crate::settings::SettingsError;
@@ -191,12 +192,12 @@ pub fn export(
         let value = serde_json::json!({ "protocol": t.protocol.as_str(), "params": p });
         params.entry(value.to_string()).or_insert((value, 0)).1 += 1;
 
-        let mut classes = BTreeMap::new();
-        for h in &a.hops {
-            if let (Some(addr), Some(class)) = (h.address, &h.class) {
-                classes.insert(addr, class.clone());
-            }
-        }
+        // Every address that replied, at every TTL, was mapped by the analysis.
+        let classes: BTreeMap<(u8, Ipv4Addr), &HopClass> = a
+            .hops
+            .iter()
+            .flat_map(|h| h.replies.iter().map(|r| ((h.ttl, r.address), &r.class)))
+            .collect();
         let names: BTreeMap<_, _> = t
             .annotations
             .iter()
@@ -205,7 +206,7 @@ pub fn export(
         for hop in &t.hops {
             for probe in &hop.probes {
                 let r = probe.reply.as_ref();
-                let class = r.and_then(|r| classes.get(&r.address));
+                let class = r.and_then(|r| classes.get(&(hop.ttl, r.address)).copied());
                 hops.write_record([
                     t.result_id.to_string(),
                     hop.ttl.to_string(),
@@ -220,9 +221,9 @@ pub fn export(
                     opt(r.and_then(|r| r.quoted_ttl)),
                     r.map_or("silent", |_| class.map_or("unmapped", |c| c.kind()))
                         .to_owned(),
-                    opt(class.and_then(crate::analysis::HopClass::asn)),
+                    opt(class.and_then(HopClass::asn)),
                     match class {
-                        Some(crate::analysis::HopClass::Ixp(name)) => name.clone(),
+                        Some(HopClass::Ixp(name)) => name.clone(),
                         _ => String::new(),
                     },
                     r.and_then(|r| names.get(&r.address).cloned())
@@ -347,6 +348,7 @@ fn write_metadata(
                 "collector": f.collector,
                 "first_time": timestamp::display_unix(f.first_time),
                 "last_time": timestamp::display_unix(f.last_time),
+                "truncated": f.truncated,
             })
         })
         .collect();

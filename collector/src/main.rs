@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ipnet::Ipv4Net;
-use nkpath_collector::import::{self, Format};
+use nkpath_collector::import::{self, Format, OutsideTargets};
 use nkpath_collector::mrt::{self, LoadOptions, LoadOutcome};
 use nkpath_collector::settings::Target;
 use nkpath_collector::text::escape_control;
@@ -39,6 +39,11 @@ enum Command {
     /// scamper files may be gzip or bzip2 compressed. These imports keep IPv4 traceroutes
     /// only (IPv6 and other records are counted and skipped).
     ///
+    /// Every format follows the same rules: a result that started before 2000 or more than
+    /// a day ahead of this clock is refused with its line; a trace toward an address outside
+    /// the target prefixes never went toward the target network, so it is refused and
+    /// counted (--keep-outside stores it as context, never counted in reports or exports).
+    ///
     /// Results already stored (same result_id; imported traces get an id derived from the
     /// record) are left as they are, so importing twice is harmless. A record that does not
     /// decode is reported with its line number and skipped; all good records are stored in
@@ -48,6 +53,10 @@ enum Command {
         /// What the file holds.
         #[arg(long, value_enum, default_value_t = Format::Nkpath)]
         format: Format,
+        /// Store traces toward addresses outside the target prefixes as context instead of
+        /// refusing them: kept in the database, never counted in reports or exports.
+        #[arg(long)]
+        keep_outside: bool,
         /// The file.
         file: PathBuf,
     },
@@ -100,7 +109,8 @@ enum BgpCommand {
 const IMPORT_EXAMPLES: &str = "Examples:
   nkpath-collector import survey.jsonl
   nkpath-collector import --format atlas RIPE-Atlas-measurement-5017.json
-  nkpath-collector import --format scamper traces.warts";
+  nkpath-collector import --format scamper traces.warts
+  nkpath-collector import --format atlas --keep-outside traceroute-2021-04-22.bz2";
 
 const LOAD_EXAMPLES: &str = "Examples:
   nkpath-collector bgp load --collector route-views2 rib.20171001.0000.bz2 updates.20171001.*.bz2
@@ -161,10 +171,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut db = Db::open(&cli.db)?;
     match cli.command {
         Command::Import {
-            format: Format::Nkpath,
+            format,
+            keep_outside,
             file,
-        } => import(&mut db, &file),
-        Command::Import { format, file } => import_public(&mut db, &file, format),
+        } => {
+            let outside = if keep_outside {
+                OutsideTargets::KeepAsContext
+            } else {
+                OutsideTargets::Refuse
+            };
+            if format == Format::Nkpath {
+                import(&mut db, &file, outside)
+            } else {
+                import_public(&mut db, &file, format, outside)
+            }
+        }
         Command::Bgp(BgpCommand::Load(args)) => bgp_load(&mut db, args),
         Command::Serve(args) => nkpath_collector::server::cli::serve(db, &args),
         Command::Agent(command) => nkpath_collector::server::cli::agent(&mut db, &command),
@@ -183,11 +204,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
+fn import(db: &mut Db, file: &PathBuf, outside: OutsideTargets) -> anyhow::Result<ExitCode> {
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let report = db
-        .import_results(BufReader::new(input))
+        .import_results_with(BufReader::new(input), outside)
         .with_context(|| format!("importing {} (nothing was stored)", file.display()))?;
     for bad in &report.rejected {
         eprintln!(
@@ -205,6 +226,7 @@ fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
         report.already_stored,
         report.rejected.len()
     );
+    print_outside(db, report.refused_outside, report.stored_context)?;
     Ok(if report.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -212,8 +234,40 @@ fn import(db: &mut Db, file: &PathBuf) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn import_public(db: &mut Db, file: &Path, format: Format) -> anyhow::Result<ExitCode> {
-    let s = import::import_file(db, file, format)?;
+/// The line of an import summary about results outside the target prefixes, if any.
+fn print_outside(db: &Db, refused: usize, kept: usize) -> anyhow::Result<()> {
+    if refused == 0 && kept == 0 {
+        return Ok(());
+    }
+    let prefixes: Vec<String> = db
+        .target()?
+        .prefixes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let prefixes = prefixes.join(", ");
+    if refused > 0 {
+        println!(
+            "  {refused} outside the target prefixes ({prefixes}): refused (they never went \
+             toward the target; --keep-outside stores them as context)"
+        );
+    }
+    if kept > 0 {
+        println!(
+            "  {kept} outside the target prefixes ({prefixes}): stored as context, never \
+             counted in reports or exports"
+        );
+    }
+    Ok(())
+}
+
+fn import_public(
+    db: &mut Db,
+    file: &Path,
+    format: Format,
+    outside: OutsideTargets,
+) -> anyhow::Result<ExitCode> {
+    let s = import::import_file(db, file, format, outside)?;
     if let Some(compression) = s.decompressed {
         println!("{}: {compression}-compressed", file.display());
     }
@@ -226,6 +280,14 @@ fn import_public(db: &mut Db, file: &Path, format: Format) -> anyhow::Result<Exi
             file.display(),
             bad.line,
             escape_control(&bad.error)
+        );
+    }
+    for refused in &s.refused_time {
+        eprintln!(
+            "{}:{}: refused: {}",
+            file.display(),
+            refused.line,
+            escape_control(&refused.error)
         );
     }
     println!(
@@ -255,10 +317,17 @@ fn import_public(db: &mut Db, file: &Path, format: Format) -> anyhow::Result<Exi
     if s.skipped_ipv6 > 0 {
         println!("  (IPv6 traceroutes are not imported: the target network is IPv4)");
     }
+    if !s.refused_time.is_empty() {
+        println!(
+            "  {} refused by the time rule (started before 2000 or in the future)",
+            s.refused_time.len()
+        );
+    }
+    print_outside(db, s.refused_outside, s.stored_context)?;
     for (what, n) in &s.notes {
         println!("  note: {n} {what}");
     }
-    Ok(if s.malformed.is_empty() {
+    Ok(if s.malformed.is_empty() && s.refused_time.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

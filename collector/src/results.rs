@@ -5,25 +5,36 @@
 //! its `ResultRecord` as this build serialises it, the fields this build does not know kept
 //! beside it. Analysis never rewrites these rows; every derived table can be rebuilt from
 //! them. A result is identified by its `result_id`: storing it again is a no-op.
+//!
+//! A stored trace whose target lies outside the target prefixes is *context* (an import kept
+//! it with `--keep-outside`, or an older version stored it): [`stored_traces`], what reports
+//! and exports analyse, leaves it out, so a trace that never went toward the target network
+//! is never counted as an entry into it; [`stored_traces_in`] reads it when asked.
 
 use std::io::BufRead;
 
 use nkpath_proto::{ResultRecord, TraceResult, decode, timestamp};
 use time::OffsetDateTime;
 
-use crate::admission::{Admission, TimeWindow, check_size};
+use crate::admission::{Admission, OutsideTargets, Placement, TimeWindow, check_size};
+use crate::settings::SettingsError;
 use crate::store::results::{Kind, StoredRecord};
 use crate::store::{Db, DbError};
+
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
     /// Non-blank lines read.
     pub lines: usize,
-    /// Results stored by this import.
+    /// Results toward the target prefixes stored by this import.
     pub stored: usize,
+    /// Results outside the target prefixes stored as context (`--keep-outside`).
+    pub stored_context: usize,
+    /// Results outside the target prefixes refused (without `--keep-outside`).
+    pub refused_outside: usize,
     /// Results whose id was already stored (left as they were).
     pub already_stored: usize,
-    /// Lines that could not be decoded: not stored.
+    /// Lines that could not be decoded, or that the time rule refuses: not stored.
     pub rejected: Vec<RejectedLine>,
 }
 
@@ -57,21 +68,25 @@ pub enum ImportError {
 
 impl Db {
     /// Imports a JSONL file of results (one [`TraceResult`] per line, or [`ResultRecord`]s
-    /// with `"kind"`). Idempotent by result id. A line that fails decoding, or the rules an
-    /// upload follows ([`crate::admission`], at their defaults, with the stored target), is
-    /// reported with its line number and skipped; all good lines are stored in one
-    /// transaction.
+    /// with `"kind"`), refusing those outside the target prefixes: see
+    /// [`Db::import_results_with`].
     pub fn import_results(&mut self, jsonl: impl BufRead) -> Result<ImportReport, ImportError> {
+        self.import_results_with(jsonl, OutsideTargets::Refuse)
+    }
+
+    /// Imports a JSONL file of results. Idempotent by result id. A line that fails decoding
+    /// or the time rule ([`crate::admission`], at its defaults) is reported with its line
+    /// number and skipped; a result outside the stored target prefixes is counted, and
+    /// refused or stored as context as `outside` says. All good lines are stored in one
+    /// transaction.
+    pub fn import_results_with(
+        &mut self,
+        jsonl: impl BufRead,
+        outside: OutsideTargets,
+    ) -> Result<ImportReport, ImportError> {
         let received_at = OffsetDateTime::now_utc();
         let tx = self.write()?;
-        let targets = crate::settings::stored_target(&tx)?
-            .unwrap_or_default()
-            .prefixes;
-        let admission = Admission {
-            window: TimeWindow::default(),
-            targets,
-            now: received_at,
-        };
+        let admission = import_admission(&tx, received_at)?;
         let mut report = ImportReport::default();
         for (index, line) in jsonl.lines().enumerate() {
             let number = index + 1;
@@ -85,11 +100,16 @@ impl Db {
             }
             report.lines += 1;
             match admit(text, &admission) {
-                Ok(stored) => {
-                    if tx.insert_result(&stored, received_at)? {
+                Ok((_, Placement::Outside)) if outside == OutsideTargets::Refuse => {
+                    report.refused_outside += 1;
+                }
+                Ok((stored, placement)) => {
+                    if !tx.insert_result(&stored, received_at)? {
+                        report.already_stored += 1;
+                    } else if placement == Placement::Target {
                         report.stored += 1;
                     } else {
-                        report.already_stored += 1;
+                        report.stored_context += 1;
                     }
                 }
                 Err(error) => report.rejected.push(RejectedLine {
@@ -103,17 +123,65 @@ impl Db {
     }
 }
 
-/// The stored traces started in `since..=until` (either bound open when `None`), oldest
-/// first (then by id): what reports and exports analyse. A stored row that no longer
-/// decodes, or that started in the future (beyond the admission rule's tolerance, so a clock
-/// error: [`crate::admission`]), is skipped with a warning naming it, never analysed: one
-/// such row must not hold every report back.
+/// The rules every import applies ([`Admission::place`]): the default time window, the
+/// stored target prefixes (the default target when none is stored).
+pub fn import_admission(
+    store: &impl crate::store::settings::SettingsStore,
+    now: OffsetDateTime,
+) -> Result<Admission, SettingsError> {
+    let targets = crate::settings::stored_target(store)?
+        .unwrap_or_default()
+        .prefixes;
+    Ok(Admission {
+        window: TimeWindow::default(),
+        targets,
+        now,
+    })
+}
+
+/// Which stored traces a reader wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceScope {
+    /// Only traces toward the target prefixes: what reports and exports count.
+    Targets,
+    /// Those and the context kept outside the target prefixes.
+    WithContext,
+}
+
+/// Why stored traces could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadTracesError {
+    /// A database error.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The stored target cannot be read.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+/// The stored traces toward the target prefixes started in `since..=until` (either bound
+/// open when `None`), oldest first (then by id): what reports and exports analyse. Context
+/// (traces outside the target prefixes) is left out: see [`stored_traces_in`].
 pub fn stored_traces(
     db: &Db,
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
-) -> Result<Vec<TraceResult>, DbError> {
+) -> Result<Vec<TraceResult>, ReadTracesError> {
+    stored_traces_in(db, since, until, TraceScope::Targets)
+}
+
+/// The stored traces of `scope` started in `since..=until`, oldest first (then by id). A
+/// stored row that no longer decodes, or that started in the future (beyond the admission
+/// rule's tolerance, so a clock error: [`crate::admission`]), is skipped with a warning
+/// naming it, never analysed: one such row must not hold every report back.
+pub fn stored_traces_in(
+    db: &Db,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    scope: TraceScope,
+) -> Result<Vec<TraceResult>, ReadTracesError> {
     let now = OffsetDateTime::now_utc();
+    let rules = import_admission(db, now)?;
     let mut out = Vec::new();
     for row in db.stored_results(Kind::Trace, since, until)? {
         let id = &row.result_id;
@@ -131,6 +199,8 @@ pub fn stored_traces(
                     timestamp::display(t.started_at)
                 );
             }
+            Ok(ResultRecord::Trace(t))
+                if scope == TraceScope::Targets && !rules.in_targets(t.target) => {}
             Ok(ResultRecord::Trace(t)) => out.push(t),
             Ok(ResultRecord::Ping(_)) => {}
             Err(e) => tracing::warn!(
@@ -143,15 +213,15 @@ pub fn stored_traces(
     Ok(out)
 }
 
-/// A line decoded, normalised to the stored shape and checked against the rules of an
-/// upload, or why not.
-fn admit(text: &str, admission: &Admission) -> Result<StoredRecord, String> {
+/// A line decoded, normalised to the stored shape and placed by the rules of an import, or
+/// why not.
+fn admit(text: &str, admission: &Admission) -> Result<(StoredRecord, Placement), String> {
     check_size(text).map_err(|e| e.to_string())?;
     let stored = StoredRecord::from_line(text).map_err(|e| e.to_string())?;
-    admission
-        .check(stored.record())
+    let placement = admission
+        .place(stored.record())
         .map_err(|e| e.to_string())?;
-    Ok(stored)
+    Ok((stored, placement))
 }
 
 #[cfg(test)]

@@ -789,8 +789,14 @@ fn updates_are_not_replayed_over_a_dump_older_than_the_maximum_age() {
     let state = BgpState::at(&db, at(T1 + 2 * DAY - 1)).unwrap().unwrap();
     assert_eq!(state.visibility(net(NK22), 20485), vis(1, 2));
     assert_eq!(state.age_s(), i64::from(2 * DAY - 1 - 100));
-    // From the late update on, the dump's routes are dropped and p[1]'s update has no base.
-    assert!(BgpState::at(&db, at(T1 + 2 * DAY)).unwrap().is_none());
+    // From the late update on, p[1]'s dump routes are dropped and its update has no base;
+    // p[0], which sent nothing that late, keeps the dump (and its replayed update) as state.
+    let state = BgpState::at(&db, at(T1 + 2 * DAY)).unwrap().unwrap();
+    assert_eq!(state.visibility(net(NK22), 20485), vis(0, 1));
+    assert_eq!(state.visibility(net(NK22), 4837), vis(1, 1));
+    assert_eq!(state.visibility(net(NK177), 4837), vis(1, 1));
+    assert!(state.routes(net(NK177)).iter().all(|r| r.peer.asn == 3356));
+    assert_eq!(state.age_s(), i64::from(2 * DAY - 100));
     // With a longer maximum age the update is replayed over the dump.
     let state = BgpState::at_with(&db, at(T1 + 2 * DAY), 3 * i64::from(DAY))
         .unwrap()
@@ -802,7 +808,7 @@ fn updates_are_not_replayed_over_a_dump_older_than_the_maximum_age() {
         v.segments,
         vec![
             (i64::from(T1), Some(vis(1, 2))),
-            (i64::from(T1 + 2 * DAY), None)
+            (i64::from(T1 + 2 * DAY), Some(vis(0, 1)))
         ]
     );
 }
@@ -852,7 +858,12 @@ fn a_session_start_older_than_the_maximum_age_is_not_replayed_over() {
         upstreams(T0 + 2 * DAY - 1),
         Some((BTreeSet::from([4837]), 1))
     );
-    // Only q, whose session just started: p's old routes and its late update are unknown.
+    // q's session start ends nobody else's base: until p's own late update, p's routes stay.
+    assert_eq!(
+        upstreams(T0 + 2 * DAY + 1),
+        Some((BTreeSet::from([4837, 20485]), 1))
+    );
+    // p's late update ends p's base: only q, whose session just started, is known.
     assert_eq!(
         upstreams(T0 + 2 * DAY + 5),
         Some((BTreeSet::from([20485]), 1))
@@ -863,8 +874,56 @@ fn a_session_start_older_than_the_maximum_age_is_not_replayed_over() {
         vec![
             (i64::from(T0), None),
             (i64::from(T0 + 1), Some(vis(1, 1))),
-            (i64::from(T0 + 2 * DAY), None),
-            (i64::from(T0 + 2 * DAY + 1), Some(vis(0, 1))),
+            (i64::from(T0 + 2 * DAY + 1), Some(vis(1, 2))),
+            (i64::from(T0 + 2 * DAY + 2), Some(vis(0, 1))),
+        ]
+    );
+}
+
+#[test]
+fn after_its_initial_table_a_peers_new_upstream_is_a_change_again() {
+    const MIN: u32 = 60;
+    let (p, q) = (peer("192.0.2.10", 3257), peer("192.0.2.20", 1299));
+    let mut bytes = state_change(T0, p, FsmState::OpenConfirm, FsmState::Established);
+    bytes.extend(update(T0 + 1, p, &[NK22], "3257 4837 131279", &[]));
+    // q comes up half an hour later: its table, via AS20485, is its baseline.
+    bytes.extend(state_change(
+        T0 + 30 * MIN,
+        q,
+        FsmState::OpenConfirm,
+        FsmState::Established,
+    ));
+    bytes.extend(update(
+        T0 + 30 * MIN + 2,
+        q,
+        &[NK22],
+        "1299 20485 131279",
+        &[],
+    ));
+    // An hour after its session came up, p moves to AS9002: a change.
+    bytes.extend(update(T0 + 60 * MIN, p, &[NK22], "3257 9002 131279", &[]));
+    let files = write_files(&[("updates", bytes)]);
+    let mut db = Db::open_in_memory().unwrap();
+    load(&mut db, &files.paths["updates"], "rrc00");
+    let c = upstream_changes(&db, at(T0), at(T0 + 90 * MIN)).unwrap();
+    assert_eq!(c.baseline_time, Some(i64::from(T0 + 1)));
+    assert_eq!(c.baseline[&net(NK22)], BTreeSet::from([4837]));
+    let baselines: Vec<(i64, u32)> = c
+        .peer_baselines
+        .iter()
+        .map(|b| (b.time, b.upstream))
+        .collect();
+    assert_eq!(baselines, vec![(i64::from(T0 + 30 * MIN + 2), 20485)]);
+    let changes: Vec<(i64, u32, bool)> = c
+        .changes
+        .iter()
+        .map(|c| (c.time, c.upstream, c.appeared))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (i64::from(T0 + 60 * MIN), 9002, true),
+            (i64::from(T0 + 60 * MIN), 4837, false)
         ]
     );
 }

@@ -2,7 +2,9 @@
 //! `../shared/data/real/traceroute/` (see SOURCES.md there): the hops, replies, MPLS labels
 //! and stop reasons stored are those of the files, what is not IPv4 traceroutes is counted
 //! and skipped, a second import stores nothing, and bad input stores nothing of the bad
-//! record.
+//! record. None of these files traces toward the target network: by default every import
+//! refuses their traces and counts them; the conversion tests keep them as context
+//! (`--keep-outside`), which no report counts.
 
 mod common;
 
@@ -12,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nkpath_collector::Db;
-use nkpath_collector::import::{Format, ImportFileError, ImportSummary, import_file, is_imported};
+use nkpath_collector::import::{
+    Format, ImportFileError, ImportSummary, OutsideTargets, import_file, is_imported,
+};
+use nkpath_collector::results::{TraceScope, stored_traces, stored_traces_in};
 
 use nkpath_proto::{ResultRecord, StopReason, TraceResult};
 
@@ -80,8 +85,17 @@ fn path(trace: &TraceResult) -> Vec<(u8, String)> {
         .collect()
 }
 
+/// Imports `file` keeping what lies outside the target prefixes as context: these files
+/// trace toward other networks, and the tests read what the conversion stored.
 fn import(db: &mut Db, file: &Path, format: Format) -> ImportSummary {
-    import_file(db, file, format).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    import_file(db, file, format, OutsideTargets::KeepAsContext)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// Imports `file` by the default rules (outside the target prefixes refused).
+fn import_refusing(db: &mut Db, file: &Path, format: Format) -> ImportSummary {
+    import_file(db, file, format, OutsideTargets::Refuse)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
 
 fn ip(text: &str) -> Ipv4Addr {
@@ -94,7 +108,7 @@ fn atlas_jsonl_paths_and_stop_reasons() {
     let mut db = Db::open_in_memory().unwrap();
     let s = import(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
     assert_eq!(
-        (s.records, s.stored, s.already_stored),
+        (s.records, s.stored_context, s.already_stored),
         (14, 14, 0),
         "{s:?}"
     );
@@ -175,7 +189,7 @@ fn atlas_jsonl_paths_and_stop_reasons() {
 
     // Importing again stores nothing new.
     let again = import(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
-    assert_eq!((again.stored, again.already_stored), (0, 14));
+    assert_eq!((again.stored_context, again.already_stored), (0, 14));
     assert_eq!(row_count(&db), 14);
 }
 
@@ -190,7 +204,7 @@ fn atlas_sagan_results_ipv6_errors_late_replies_and_mpls() {
     );
     // 21 results: 14 IPv4, of which one failed ("name resolution failed"), and 7 IPv6.
     assert_eq!(s.records, 21);
-    assert_eq!(s.stored, 13, "{s:?}");
+    assert_eq!(s.stored_context, 13, "{s:?}");
     assert_eq!(s.skipped_ipv6, 7);
     assert_eq!(s.skipped_failed, 1);
     assert!(s.malformed.is_empty(), "{:?}", s.malformed);
@@ -297,7 +311,7 @@ fn atlas_json_array_of_two_probes() {
     let file = dir.join("test_traceroute_paths_from_ripe.json");
     let mut db = Db::open_in_memory().unwrap();
     let s = import(&mut db, &file, Format::Atlas);
-    assert_eq!((s.records, s.stored), (2, 2), "{s:?}");
+    assert_eq!((s.records, s.stored_context), (2, 2), "{s:?}");
     let traces = stored(&db);
     let (a, b) = (&traces[0], &traces[1]);
     assert_eq!(
@@ -338,7 +352,7 @@ fn atlas_json_array_of_two_probes() {
     )
     .unwrap();
     let again = import(&mut db, &lines, Format::Atlas);
-    assert_eq!((again.stored, again.already_stored), (0, 2));
+    assert_eq!((again.stored_context, again.already_stored), (0, 2));
 }
 
 #[test]
@@ -360,7 +374,7 @@ fn atlas_bad_input_names_the_line_and_stores_nothing_of_it() {
     std::fs::write(&file, bad.join("\n")).unwrap();
     let mut db = Db::open_in_memory().unwrap();
     let s = import(&mut db, &file, Format::Atlas);
-    assert_eq!((s.records, s.stored), (6, 4), "{s:?}");
+    assert_eq!((s.records, s.stored_context), (6, 4), "{s:?}");
     let lines_at_fault: Vec<usize> = s.malformed.iter().map(|m| m.line).collect();
     assert_eq!(lines_at_fault, [3, 5]);
     assert!(s.malformed[0].error.contains("invalid JSON"), "{s:?}");
@@ -372,7 +386,7 @@ fn atlas_bad_input_names_the_line_and_stores_nothing_of_it() {
     let file = tmp.path().join("cut.json");
     std::fs::write(&file, array).unwrap();
     let mut db = Db::open_in_memory().unwrap();
-    let err = import_file(&mut db, &file, Format::Atlas).unwrap_err();
+    let err = import_file(&mut db, &file, Format::Atlas, OutsideTargets::Refuse).unwrap_err();
     assert!(matches!(err, ImportFileError::Syntax { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
@@ -400,7 +414,7 @@ fn atlas_bad_input_names_the_line_and_stores_nothing_of_it() {
     )
     .unwrap();
     let s = import(&mut db, &file, Format::Atlas);
-    assert_eq!((s.stored, s.malformed.len()), (0, 1));
+    assert_eq!((s.stored_context, s.malformed.len()), (0, 1));
     assert!(
         s.malformed[0].error.contains("converted trace refused")
             && s.malformed[0]
@@ -431,7 +445,7 @@ fn scamper_udp_paris_trace_matches_its_text_dump() {
     let mut db = Db::open_in_memory().unwrap();
     let s = import(&mut db, &file, Format::Scamper);
     assert_eq!(s.converted_with, Some("sc_warts2json"));
-    assert_eq!((s.records, s.stored), (3, 1), "{s:?}");
+    assert_eq!((s.records, s.stored_context), (3, 1), "{s:?}");
     assert_eq!(
         s.skipped_non_trace,
         BTreeMap::from([("cycle-start".to_owned(), 1), ("cycle-stop".to_owned(), 1)])
@@ -488,7 +502,7 @@ fn scamper_udp_paris_trace_matches_its_text_dump() {
     );
 
     let again = import(&mut db, &file, Format::Scamper);
-    assert_eq!((again.stored, again.already_stored), (0, 1));
+    assert_eq!((again.stored_context, again.already_stored), (0, 1));
 
     // The IPv6 trace and the tracelb and ping files are counted and skipped.
     let v6 = import(
@@ -496,7 +510,7 @@ fn scamper_udp_paris_trace_matches_its_text_dump() {
         &dir.join("trace_google_dns_v6_default.warts"),
         Format::Scamper,
     );
-    assert_eq!((v6.stored, v6.skipped_ipv6), (0, 1));
+    assert_eq!((v6.stored_context, v6.skipped_ipv6), (0, 1));
     let lb = import(
         &mut db,
         &dir.join("tracelb_google_dns_v4_default.warts"),
@@ -520,10 +534,11 @@ fn scamper_converted_file_with_mapped_addresses() {
     }
     let mut db = Db::open_in_memory().unwrap();
     let s = import(&mut db, &dir.join("trace.warts"), Format::Scamper);
-    assert_eq!((s.records, s.stored), (1002, 1000), "{s:?}");
+    assert_eq!((s.records, s.stored_context), (1002, 1000), "{s:?}");
     assert!(s.malformed.is_empty(), "{:?}", s.malformed);
     // Written by a converter: no start time, and "COMPLETED" for traces that never heard
-    // from their target.
+    // from their target. The word is kept as the file says it; nkpath's own stop reason
+    // never claims the target answered.
     assert_eq!(
         s.notes
             .get("start time missing: taken from the first probe sent"),
@@ -531,7 +546,7 @@ fn scamper_converted_file_with_mapped_addresses() {
     );
     assert_eq!(
         s.notes
-            .get("COMPLETED without a reply from the target: stop judged from replies"),
+            .get("scamper stop reasons the replies contradict (kept in source_stop)"),
         Some(&1000)
     );
     let traces = stored(&db);
@@ -540,9 +555,15 @@ fn scamper_converted_file_with_mapped_addresses() {
         2929
     );
     assert!(traces.iter().all(|t| t.source == ip("132.227.123.8")
+        && t.source_stop.as_deref() == Some("COMPLETED")
         && t.stop_reason == StopReason::MaxTtl
         && t.agent_id == "scamper:trace.warts"
         && t.replies().all(|r| r.icmp_type == Some(11))));
+    assert!(
+        traces
+            .iter()
+            .all(|t| t.replies().all(|r| r.address != t.target))
+    );
     let distinct: std::collections::BTreeSet<Ipv4Addr> = traces.iter().map(|t| t.target).collect();
     assert_eq!(distinct.len(), 944);
     // The first trace: "::ffff:53.237.216.178", TTL 11 62.115.122.139 and TTL 12
@@ -573,7 +594,7 @@ fn scamper_truncated_warts_stores_nothing() {
     let file = tmp.path().join("cut.warts");
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
     let mut db = Db::open_in_memory().unwrap();
-    let err = import_file(&mut db, &file, Format::Scamper).unwrap_err();
+    let err = import_file(&mut db, &file, Format::Scamper, OutsideTargets::Refuse).unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("cut.warts") && message.contains("could not read the whole warts file"),
@@ -604,11 +625,29 @@ fn cli_imports_atlas_and_prints_the_summary() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("atlas: 21 records read, 13 traces stored, 0 already stored"),
+        stdout.contains("atlas: 21 records read, 0 traces stored, 0 already stored"),
         "{stdout}"
     );
     assert!(
         stdout.contains("skipped: 7 IPv6, 0 non-trace, 1 failed measurements, 0 malformed"),
+        "{stdout}"
+    );
+    // None of them went toward the target network: refused and counted, not an error.
+    assert!(
+        stdout.contains("13 outside the target prefixes (175.45.176.0/22): refused"),
+        "{stdout}"
+    );
+    let out = run(&[
+        "import",
+        "--format",
+        "atlas",
+        "--keep-outside",
+        file.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("13 outside the target prefixes (175.45.176.0/22): stored as context"),
         "{stdout}"
     );
 
@@ -642,16 +681,16 @@ fn compressed_files_are_read_and_damaged_ones_store_nothing() {
     let mut db = Db::open_in_memory().unwrap();
     let s = import(&mut db, &file, Format::Atlas);
     assert_eq!(s.decompressed, Some("bzip2"));
-    assert_eq!((s.records, s.stored), (14, 14));
+    assert_eq!((s.records, s.stored_context), (14, 14));
     // The same records as the plain file: already stored.
     let again = import(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
-    assert_eq!((again.stored, again.already_stored), (0, 14));
+    assert_eq!((again.stored_context, again.already_stored), (0, 14));
 
     // Cut short: refused whole, nothing stored.
     let cut = tmp.path().join("cut.bz2");
     std::fs::write(&cut, &bz[..bz.len() / 2]).unwrap();
     let mut fresh = Db::open_in_memory().unwrap();
-    let err = import_file(&mut fresh, &cut, Format::Atlas).unwrap_err();
+    let err = import_file(&mut fresh, &cut, Format::Atlas, OutsideTargets::Refuse).unwrap_err();
     assert!(
         err.to_string().contains("cut.bz2") && err.to_string().contains("cannot decompress"),
         "{err}"
@@ -661,7 +700,7 @@ fn compressed_files_are_read_and_damaged_ones_store_nothing() {
     // Not text at all (a gzip member inside, say, a tar): named with its line.
     let binary = tmp.path().join("binary.json");
     std::fs::write(&binary, b"{\"a\":1}\n\xff\xfe").unwrap();
-    let err = import_file(&mut fresh, &binary, Format::Atlas).unwrap_err();
+    let err = import_file(&mut fresh, &binary, Format::Atlas, OutsideTargets::Refuse).unwrap_err();
     assert!(
         err.to_string().contains("line 2, column 1") && err.to_string().contains("UTF-8"),
         "{err}"
@@ -669,7 +708,10 @@ fn compressed_files_are_read_and_damaged_ones_store_nothing() {
 
     // The nkpath format through the same entry point: Atlas records are not nkpath results.
     let s = import(&mut fresh, &dir.join("atlas.jsonl"), Format::Nkpath);
-    assert_eq!((s.records, s.stored, s.malformed.len()), (14, 0, 14));
+    assert_eq!(
+        (s.records, s.stored_context, s.malformed.len()),
+        (14, 0, 14)
+    );
 
     // A gzip-compressed warts file goes through sc_warts2json as well.
     if !have_warts2json() {
@@ -682,10 +724,224 @@ fn compressed_files_are_read_and_damaged_ones_store_nothing() {
     std::fs::write(&file, gz.finish().unwrap()).unwrap();
     let s = import(&mut fresh, &file, Format::Scamper);
     assert_eq!(
-        (s.decompressed, s.converted_with, s.stored),
+        (s.decompressed, s.converted_with, s.stored_context),
         (Some("gzip"), Some("sc_warts2json"), 1)
     );
     let traces = stored(&fresh);
     assert_eq!(traces[0].agent_id, "scamper:trace.warts.gz");
     assert_eq!(traces[0].hops.len(), 7);
+}
+
+/// Item 1 of issue 19: a trace that never went toward the target network is not an entry
+/// into it, whatever format it came in. Every real public file here traces toward other
+/// networks: each import refuses their traces and counts them; `--keep-outside` stores them
+/// as context, which the readers of reports and exports leave out.
+#[test]
+fn traces_outside_the_targets_are_refused_by_every_format_and_kept_only_as_context() {
+    let Some(dir) = traceroute_dir() else { return };
+    let mut db = Db::open_in_memory().unwrap();
+    let atlas = import_refusing(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
+    assert_eq!(
+        (atlas.stored, atlas.stored_context, atlas.refused_outside),
+        (0, 0, 14),
+        "{atlas:?}"
+    );
+    let sagan = import_refusing(
+        &mut db,
+        &dir.join("sagan_test_traceroute_results.jsonl"),
+        Format::Atlas,
+    );
+    assert_eq!((sagan.stored, sagan.refused_outside), (0, 13), "{sagan:?}");
+    assert_eq!(row_count(&db), 0);
+
+    // Kept as context: stored, and left out of what reports and exports analyse.
+    let kept = import(&mut db, &dir.join("atlas.jsonl"), Format::Atlas);
+    assert_eq!(
+        (kept.stored, kept.stored_context, kept.refused_outside),
+        (0, 14, 0)
+    );
+    assert_eq!(row_count(&db), 14);
+    assert!(stored_traces(&db, None, None).unwrap().is_empty());
+    let context = stored_traces_in(&db, None, None, TraceScope::WithContext).unwrap();
+    assert_eq!(context.len(), 14);
+
+    // The same rules for nkpath's own JSON lines: the stored records, as lines, are refused
+    // outside the targets and kept only when asked.
+    let lines: String = db
+        .sql_for_tests()
+        .prepare("SELECT json FROM results")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|json| json.unwrap() + "\n")
+        .collect();
+    let mut fresh = Db::open_in_memory().unwrap();
+    let refused = fresh.import_results(lines.as_bytes()).unwrap();
+    assert_eq!(
+        (
+            refused.stored,
+            refused.refused_outside,
+            refused.rejected.len()
+        ),
+        (0, 14, 0),
+        "{refused:?}"
+    );
+    let kept = fresh
+        .import_results_with(lines.as_bytes(), OutsideTargets::KeepAsContext)
+        .unwrap();
+    assert_eq!((kept.stored, kept.stored_context), (0, 14));
+    assert!(stored_traces(&fresh, None, None).unwrap().is_empty());
+
+    // A collector whose targets include the Atlas destination counts them.
+    let mut toward = Db::open_in_memory().unwrap();
+    toward
+        .put_setting("target_prefixes", "84.205.77.0/24")
+        .unwrap();
+    toward.put_setting("target_asn", "12654").unwrap();
+    let s = import_refusing(&mut toward, &dir.join("atlas.jsonl"), Format::Atlas);
+    assert_eq!((s.stored, s.refused_outside), (14, 0));
+    assert_eq!(stored_traces(&toward, None, None).unwrap().len(), 14);
+
+    if !have_warts2json() {
+        return;
+    }
+    for name in ["trace_google_dns_v4_default.warts", "trace.warts"] {
+        let s = import_refusing(&mut db, &dir.join(name), Format::Scamper);
+        assert_eq!(s.stored + s.stored_context, 0, "{name}: {s:?}");
+        assert!(s.refused_outside > 0, "{name}: {s:?}");
+    }
+    assert_eq!(row_count(&db), 14);
+}
+
+/// The issue's example: with the real 2014 RIB and the real warts files, `report upstreams`
+/// listed AS3356 and AS15169 as entries into AS131279 for traces toward 8.8.8.8 and other
+/// networks. They are not entries: imported by default or kept as context, nothing of them
+/// reaches the report.
+#[test]
+fn report_upstreams_lists_no_entries_from_traces_toward_other_networks() {
+    let Some(dir) = traceroute_dir() else { return };
+    let Some(mrt) = common::shared_data("mrt") else {
+        return;
+    };
+    if !have_warts2json() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("nk.db");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let rib = mrt.join("rib.20140523.0600_firstMB.bz2");
+    let (code, stdout, stderr) = run(&[
+        "bgp",
+        "load",
+        "--accept-truncated",
+        "--collector",
+        "route-views2",
+        rib.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let mut warts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "warts"))
+        .collect();
+    warts.sort();
+    assert!(warts.len() >= 5, "{warts:?}");
+    let upstreams = || {
+        let (code, stdout, stderr) = run(&["report", "upstreams", "--no-dns", "--format", "csv"]);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        stdout
+    };
+    for keep in [false, true] {
+        for file in &warts {
+            let mut args = vec!["import", "--format", "scamper"];
+            if keep {
+                args.push("--keep-outside");
+            }
+            args.push(file.to_str().unwrap());
+            let (code, stdout, stderr) = run(&args);
+            assert_eq!(code, Some(0), "{}: {stdout}{stderr}", file.display());
+        }
+        let report = upstreams();
+        for asn in ["3356", "15169"] {
+            assert!(
+                !report.contains(asn),
+                "AS{asn} listed as an entry (keep-outside {keep}):\n{report}"
+            );
+        }
+    }
+}
+
+/// Item 4 of issue 19: the source's stop word is kept verbatim, and nkpath's own stop
+/// reason comes from the replies, never `reached` without a reply from the target.
+#[test]
+fn stop_reasons_are_nkpaths_and_the_sources_word_is_kept() {
+    let Some(dir) = traceroute_dir() else { return };
+    let mut db = Db::open_in_memory().unwrap();
+    // Atlas records no stop reason: none is invented, and nkpath's follows the replies.
+    for name in [
+        "atlas.jsonl",
+        "sagan_test_traceroute_results.jsonl",
+        "test_traceroute_paths_from_ripe.json",
+    ] {
+        import(&mut db, &dir.join(name), Format::Atlas);
+    }
+    let traces = stored(&db);
+    assert_eq!(traces.len(), 29);
+    for t in &traces {
+        assert_eq!(t.source_stop, None, "{}", t.agent_id);
+        let answered = t.replies().any(|r| r.address == t.target);
+        assert_eq!(
+            t.stop_reason == StopReason::Reached,
+            answered,
+            "{} {}",
+            t.agent_id,
+            t.started_at
+        );
+        if !answered {
+            // Each gave up after five silent hops, below Atlas's 32.
+            assert_eq!(t.stop_reason, StopReason::GapLimit, "{}", t.agent_id);
+            let silent = t
+                .hops
+                .iter()
+                .rev()
+                .take_while(|h| h.addresses().is_empty())
+                .count();
+            assert_eq!(silent, 5, "{}", t.agent_id);
+        }
+    }
+    assert_eq!(
+        traces
+            .iter()
+            .filter(|t| t.stop_reason == StopReason::Reached)
+            .count(),
+        6
+    );
+
+    if !have_warts2json() {
+        return;
+    }
+    // scamper's own trace: "stop reason: done" in its text dump, COMPLETED in the JSON; the
+    // target answered at TTL 7.
+    let mut db = Db::open_in_memory().unwrap();
+    import(
+        &mut db,
+        &dir.join("trace_google_dns_v4_default.warts"),
+        Format::Scamper,
+    );
+    let traces = stored(&db);
+    assert_eq!(traces.len(), 1);
+    assert_eq!(traces[0].source_stop.as_deref(), Some("COMPLETED"));
+    assert_eq!(traces[0].stop_reason, StopReason::Reached);
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nkpath_collector::Db;
+use nkpath_collector::analysis::ixp::IxpTable;
+use nkpath_collector::analysis::{AnalysisOptions, Analyzer, Mapper};
 use nkpath_collector::mrt::{FileSummary, LoadError, LoadOptions, LoadOutcome, load_file};
 
 /// Files SOURCES.md documents as the first megabyte of a larger dump: their compressed
@@ -512,8 +514,202 @@ fn unrelated_files_without_a_collector_name_do_not_stack_into_one_state() {
     // Just before the 2007 updates the dump is still all there is; its age says how old.
     let state = at(summaries[1].first_time - 1).unwrap();
     assert!(state.age_s() > 4 * 365 * 86_400, "{}", state.age_s());
-    // In 2007 and 2010 the 2002 dump is not replayed with those years' updates: no state.
+    // In 2007 and 2010 nothing of those years' updates is replayed over the 2002 dump, and
+    // they do not hide it: the dump stays the state of the peers they say nothing about, and
+    // its age says how old it is.
     for s in &summaries[1..] {
-        assert!(at(s.last_time).is_none(), "{}", s.name);
+        let state = at(s.last_time).unwrap_or_else(|| panic!("{}: no state", s.name));
+        let source = &state.sources()[0];
+        assert_eq!(
+            (source.dump_file.as_deref(), source.events_replayed),
+            (Some("bview.20020722.2337.gz"), 0),
+            "{}",
+            s.name
+        );
+        assert_eq!(state.age_s(), s.last_time - dump_time, "{}", s.name);
     }
+}
+
+/// Loads the 2002 RIS dump (its peers are at the Vienna exchange, 193.203.0.0/24: rrc05) and
+/// the 2007 RIS update file (its peers are at LINX, 195.66.224.0/22: rrc01, and none of them is
+/// in the dump), named as given (`None`: from the file names, which name no collector).
+fn two_collectors(names: [Option<&str>; 2]) -> (Db, Vec<FileSummary>) {
+    let dir = common::shared_data("mrt").expect("checked by the caller");
+    let mut db = Db::open_in_memory().unwrap();
+    let mut summaries = Vec::new();
+    for (file, collector) in ["bview.20020722.2337.gz", "updates.20070211.0141.gz"]
+        .into_iter()
+        .zip(names)
+    {
+        let options = LoadOptions {
+            collector: collector.map(str::to_owned),
+            ..LoadOptions::default()
+        };
+        summaries.push(loaded(
+            load_file(&mut db, &dir.join(file), &options, None).unwrap(),
+        ));
+    }
+    (db, summaries)
+}
+
+#[test]
+fn an_update_file_of_another_collector_without_a_dump_does_not_hide_the_earlier_dump() {
+    if common::shared_data("mrt").is_none() {
+        return;
+    }
+    // bgpdump on the dump: TABLE_DUMP|1027381055|B|193.203.0.1|1853|3.0.0.0/8|1853 1239 80|...
+    let hop = "3.0.0.1";
+    for names in [[None, None], [Some("rrc05"), Some("rrc01")]] {
+        let (mut db, files) = two_collectors(names);
+        let (dump, updates) = (&files[0], &files[1]);
+        // A trace an hour after the dump, and traces during and a day after the update file.
+        let times = [
+            dump.first_time + 3600,
+            updates.first_time + 60,
+            updates.last_time + 86_400,
+        ];
+        let traces: Vec<String> = times
+            .iter()
+            .zip(1..)
+            .map(|(t, id)| {
+                common::traces::trace(
+                    id,
+                    t - i64::from(common::traces::DUMP_TIME),
+                    "175.45.176.9",
+                    &[(1, hop, 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)],
+                )
+            })
+            .collect();
+        let report = db
+            .import_results(std::io::Cursor::new(traces.join("\n")))
+            .unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        let analyses = Analyzer::new(
+            &db,
+            Mapper::new(IxpTable::default(), None),
+            AnalysisOptions::default(),
+        )
+        .unwrap()
+        .analyze_all(nkpath_collector::results::stored_traces(&db, None, None).unwrap())
+        .unwrap();
+        assert_eq!(analyses.len(), 3);
+        for (a, t) in analyses.iter().zip(times) {
+            let at = format!("{names:?}, trace at {t}");
+            // The dump's state: its origin maps the hop, and its age is counted from the dump.
+            assert_eq!(
+                a.hops[0].first().and_then(|reply| reply.class.asn()),
+                Some(80),
+                "{at}"
+            );
+            assert_eq!(a.bgp_age_s, Some(t - dump.first_time), "{at}");
+            assert_ne!(a.verdict.reason, "no BGP data", "{at}");
+        }
+        // Years later the dump is too old to judge by, and the verdict says so.
+        for a in &analyses[1..] {
+            assert!(
+                a.verdict.reason.starts_with("stale-bgp"),
+                "{names:?}: {}",
+                a.verdict.reason
+            );
+        }
+    }
+}
+
+/// `report changes` over the whole loaded span, as text.
+fn changes_report(db: &Db) -> String {
+    let (a, b) = nkpath_collector::bgp::timeline::loaded_span(db)
+        .unwrap()
+        .expect("BGP data loaded");
+    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let changes = nkpath_collector::bgp::timeline::upstream_changes(db, at(a), at(b)).unwrap();
+    let tables = nkpath_collector::report::changes::report(&changes, &[]);
+    nkpath_collector::report::render(&tables, nkpath_collector::report::Format::Table).unwrap()
+}
+
+#[test]
+fn the_changes_baseline_lists_only_prefixes_the_target_as_originates() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    load_accepting_truncated(&mut db, &dir.join("rib.20140523.0600_firstMB.bz2"));
+    // The one route kept for the target block is the default route (bgpdump:
+    // ...|196.7.106.245|2905|0.0.0.0/0|2905 65023 16637|...): AS16637's, not the target's.
+    let text = changes_report(&db);
+    assert!(text.contains("BGP baseline at 2014-05-23"), "{text}");
+    assert!(!text.contains("0.0.0.0/0"), "{text}");
+    assert!(
+        text.contains("no prefix inside or covering the target block from the target AS"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_peers_initial_table_after_its_session_comes_up_is_its_baseline_not_a_change() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    // The RIS update file of 2016-08-11 16:00 (rrc?), with the target set to the RIS beacon
+    // 84.205.65.0/24 of AS12654. bgpdump: peer 37.49.236.145 AS49463 announces it at
+    // 1470931219 via AS8468 (... 8468 12654), peer 37.49.236.123 AS198290 at 1470931220 via
+    // AS2914 (... 2914 12654). The file holds no session going to Established, so the sessions
+    // of these two peers are seen coming up at the start of the file, just before it (a file
+    // of their own, loaded first): what follows from them is their initial table.
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("sessions.mrt");
+    let mut bytes = Vec::new();
+    for (ip, asn) in [("37.49.236.145", 49_463), ("37.49.236.123", 198_290)] {
+        bytes.extend(common::state_change(
+            1_470_931_200,
+            common::peer(ip, asn),
+            bgpkit_parser::models::BgpState::OpenConfirm,
+            bgpkit_parser::models::BgpState::Established,
+        ));
+    }
+    std::fs::write(&up, bytes).unwrap();
+    let options = LoadOptions {
+        collector: Some("rrc-x".into()),
+        target: Some(nkpath_collector::settings::Target {
+            prefixes: vec!["84.205.65.0/24".parse().unwrap()],
+            asn: 12_654,
+        }),
+        ..LoadOptions::default()
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    for path in [up, dir.join("updates.20160811.1600.gz")] {
+        loaded(load_file(&mut db, &path, &options, None).unwrap());
+    }
+    let text = changes_report(&db);
+    // The first table to arrive is the baseline; the second peer's table is its baseline too.
+    assert!(
+        text.contains("BGP baseline at 2016-08-11T16:00:19Z:\n    84.205.65.0/24: AS8468"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("+AS"),
+        "a table transfer is no change: {text}"
+    );
+    assert!(
+        text.contains("84.205.65.0/24 baseline AS2914")
+            && text.contains("initial table of 37.49.236.123 AS198290 after its session came up"),
+        "{text}"
+    );
+}
+
+#[test]
+fn export_json_names_a_truncated_rib_in_use() {
+    let Some(dir) = common::shared_data("mrt") else {
+        return;
+    };
+    let mut db = Db::open_in_memory().unwrap();
+    load_accepting_truncated(&mut db, &dir.join("rib.20140523.0600_firstMB.bz2"));
+    let out = tempfile::tempdir().unwrap();
+    nkpath_collector::export::export(&db, &[], out.path()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("export.json")).unwrap())
+            .unwrap();
+    let files = meta["mrt_files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["name"], "rib.20140523.0600_firstMB.bz2");
+    assert_eq!(files[0]["truncated"], true, "{meta:#}");
 }

@@ -415,7 +415,7 @@ fn announced_upstreams_and_visibility_per_prefix() {
     .unwrap();
     let cp = &tables[1];
     for (prefix, up) in &single {
-        let rows: Vec<&Vec<String>> = cp
+        let rows: Vec<&Vec<report::Cell>> = cp
             .rows
             .iter()
             .filter(|r| r[1] == prefix.to_string())
@@ -785,7 +785,7 @@ fn a_session_shut_and_restored_shows_in_changes_and_transitional_traces() {
     let rows: Vec<(String, String, String)> = t
         .rows
         .iter()
-        .map(|r| (r[1].clone(), r[2].clone(), r[3].clone()))
+        .map(|r| (r[1].to_string(), r[2].to_string(), r[3].to_string()))
         .collect();
     let net24 = Ipv4Net::new(target, 24).unwrap().trunc();
     for want in [

@@ -82,6 +82,43 @@ fn a_trace_ten_years_after_the_newest_bgp_data_is_unknown_stale_bgp() {
 }
 
 #[test]
+fn traces_judged_with_stale_bgp_count_apart_from_the_shares() {
+    let fresh = trace(1, 3600, "175.45.176.9", &VIA_UNICOM);
+    let stale = trace(2, 10 * 365 * 86_400, "175.45.177.9", &VIA_UNICOM);
+    let (db, _dir) = db_with(&peers(), &NK_ROUTES, &[fresh, stale]);
+    let analyses = analyze(&db);
+    let (from, to) = (analyses[0].trace.started_at, analyses[1].trace.started_at);
+    let tables = nkpath_collector::report::upstreams::report(
+        &db,
+        &analyses,
+        nkpath_collector::report::upstreams::By::All,
+        nkpath_collector::report::upstreams::Count::Traces,
+        from,
+        to,
+    )
+    .unwrap();
+    let data = &tables[0];
+    // Both traces enter through AS4837; only the one judged with fresh BGP is in the share.
+    assert_eq!(data.column("entry_as"), ["AS4837"]);
+    assert_eq!(
+        (
+            data.column("observed"),
+            data.column("inferred"),
+            data.column("total"),
+            data.column("share"),
+            data.column("stale")
+        ),
+        (
+            vec!["1"],
+            vec!["0"],
+            vec!["1"],
+            vec!["1/1 (100.0%)"],
+            vec!["1"]
+        )
+    );
+}
+
+#[test]
 fn a_default_route_never_maps_a_hop() {
     // A real 2015 RIS file announces 0.0.0.0/0 (here from AS3356): longest-prefix match over
     // every length made every uncovered hop AS3356, an entry AS no path supports.
@@ -94,7 +131,7 @@ fn a_default_route_never_maps_a_hop() {
     let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
     let a = &analyze(&db)[0];
     assert_eq!(
-        a.hops[1].class.as_ref().unwrap().kind(),
+        a.hops[1].first().unwrap().class.kind(),
         "unmapped",
         "{:?}",
         a.hops[1]
@@ -110,7 +147,7 @@ fn a_prefix_seen_by_one_peer_of_many_is_flagged_and_the_entry_inferred() {
     let hops = [(1, "62.0.1.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)];
     let (db, _dir) = db_with(&peers(), &routes, &[trace(1, 60, "175.45.176.9", &hops)]);
     let a = &analyze(&db)[0];
-    let note = a.hops[0].mapping.as_ref().unwrap();
+    let note = a.hops[0].first().unwrap().mapping.as_ref().unwrap();
     assert_eq!((note.peers, note.peers_total, note.thin()), (1, 3, true));
     assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), true));
     assert!(
@@ -128,7 +165,7 @@ fn a_prefix_seen_by_one_peer_of_many_is_flagged_and_the_entry_inferred() {
         &[trace(2, 60, "175.45.176.9", &VIA_UNICOM)],
     );
     let a = &analyze(&db)[0];
-    assert!(!a.hops[0].mapping.as_ref().unwrap().thin());
+    assert!(!a.hops[0].first().unwrap().mapping.as_ref().unwrap().thin());
     assert!(!a.entry.inferred, "{:?}", a.entry.reasons);
 }
 
@@ -226,6 +263,63 @@ fn unknown_entries_are_not_counted_as_observed() {
     assert!(data.column("source").iter().all(|s| *s == "agents"));
 }
 
+/// Issue 19: only the first reply of a TTL counted. When routers of China Unicom and of
+/// TransTeleCom both answer the TTL before NK (the probes split between two borders), the
+/// trace was a clean `match` through whichever answered first; now both count, nothing is
+/// claimed, and every report says why.
+#[test]
+fn two_ases_answering_the_entry_ttl_are_ambiguous_not_a_match() {
+    let routes = routes_plus(&[
+        ("188.43.0.0/16", 0, "3356 20485"),
+        ("188.43.0.0/16", 1, "1299 20485"),
+        ("188.43.0.0/16", 2, "174 20485"),
+    ]);
+    let split = [
+        (1, "219.158.1.1", 11, 0, 0),
+        (1, "188.43.225.153", 11, 0, 0),
+        (2, "175.45.176.9", 0, 0, 0),
+    ];
+    let traces = [
+        trace(1, 60, "175.45.176.9", &split),
+        trace(2, 60, "175.45.176.10", &VIA_UNICOM),
+    ];
+    let (db, _dir) = db_with(&peers(), &routes, &traces);
+    let analyses = analyze(&db);
+    let a = by_id(&analyses, 1);
+    assert_eq!(a.entry.asn, None, "{:?}", a.entry);
+    assert_eq!(
+        a.verdict.kind,
+        VerdictKind::Ambiguous,
+        "{}",
+        a.verdict.reason
+    );
+    assert_eq!(
+        a.verdict.reason,
+        "several-entry-ases (TTL 1 replied from AS4837 at 219.158.1.1 (announced), AS20485 \
+         at 188.43.225.153: no single entry AS)"
+    );
+    assert_eq!(by_id(&analyses, 2).verdict.kind, VerdictKind::Match);
+
+    let mismatches = &nkpath_collector::report::mismatches::report(&analyses)[0];
+    assert_eq!(mismatches.rows.len(), 1, "{:?}", mismatches.rows);
+    assert_eq!(
+        mismatches.column("entry_hop"),
+        ["TTL 1 219.158.1.1 (AS4837), 188.43.225.153 (AS20485)"]
+    );
+    assert_eq!(
+        mismatches.column("entry_as"),
+        ["AS4837 or AS20485 (several at TTL 1)"]
+    );
+    // In the shares it is no entry through China Unicom.
+    let data = &upstreams_report(&db, &analyses)[0];
+    let totals: Vec<(&str, &str)> = data
+        .column("entry_as")
+        .into_iter()
+        .zip(data.column("total"))
+        .collect();
+    assert_eq!(totals, [("unknown", "1"), ("AS4837", "1")]);
+}
+
 #[test]
 fn the_control_plane_shows_with_bgp_data_and_no_traces() {
     let (db, _dir) = db_with(&peers(), &NK_ROUTES, &[]);
@@ -297,7 +391,7 @@ fn thin_prefixes_are_judged_against_full_feed_peers_of_a_real_dump() {
 
 #[test]
 fn real_atlas_traces_are_counted_apart_from_agents() {
-    use nkpath_collector::import::{Format, import_file};
+    use nkpath_collector::import::{Format, OutsideTargets, import_file};
     let Some(dir) = common::shared_data("traceroute") else {
         return;
     };
@@ -306,7 +400,17 @@ fn real_atlas_traces_are_counted_apart_from_agents() {
         &NK_ROUTES,
         &[trace(1, 60, "175.45.176.9", &VIA_UNICOM)],
     );
-    let summary = import_file(&mut db, &dir.join("atlas.jsonl"), Format::Atlas).unwrap();
+    // The Atlas traces go to 84.205.77.1: a collector counts them only when its target
+    // prefixes hold that address.
+    db.put_setting("target_prefixes", "175.45.176.0/22,84.205.77.0/24")
+        .unwrap();
+    let summary = import_file(
+        &mut db,
+        &dir.join("atlas.jsonl"),
+        Format::Atlas,
+        OutsideTargets::Refuse,
+    )
+    .unwrap();
     assert_eq!(summary.stored, 14);
     let analyses = analyze(&db);
     assert_eq!(analyses.len(), 15);
@@ -322,16 +426,22 @@ fn real_atlas_traces_are_counted_apart_from_agents() {
     );
     // The report counts them in rows of their own, never with the agent's trace.
     let data = &upstreams_report(&db, &analyses)[0];
-    let total = |source: &str| -> usize {
+    let sum = |source: &str, column: &str| -> usize {
+        let i = data.columns.iter().position(|c| c == column).unwrap();
         data.rows
             .iter()
             .filter(|r| r[1] == source)
-            .map(|r| r[5].parse::<usize>().unwrap())
+            .map(|r| r[i].parse::<usize>().unwrap())
             .sum()
     };
+    // The Atlas traces of 2021 are judged against the 2015 dump: stale, counted apart.
     assert_eq!(
-        (total("agents"), total("atlas")),
-        (1, 14),
+        (
+            sum("agents", "total"),
+            sum("atlas", "total"),
+            sum("atlas", "stale")
+        ),
+        (1, 0, 14),
         "{:?}",
         data.rows
     );

@@ -43,16 +43,19 @@
 //!   `rtt_us`); `sent_at_us` counts from the trace's `started_at`.
 //! - Optional values are written as `null`, except these, which are left out
 //!   when empty: `mpls_labels`, `annotations`, `pause_until`, `targets`,
-//!   `inherited`.
+//!   `inherited`, `source_stop`.
 //!
 //! # Versioning
 //!
 //! `schema_version` is `"MAJOR.MINOR"`; this build writes
-//! [`SCHEMA_VERSION`] (`"1.1"`).
+//! [`SCHEMA_VERSION`] (`"1.2"`).
 //!
 //! - `1.1` adds `hops[].inherited` (optional): a hop the trace took from
 //!   another trace of the same survey (a Doubletree stop set) instead of
 //!   probing it with its own flow; it names that trace's target and flow.
+//! - `1.2` adds `source_stop` (optional) to a trace imported from a public
+//!   source: the source's own word for why the trace stopped, kept verbatim
+//!   beside nkpath's `stop_reason`. Agents never send it.
 //!
 //! - A **minor** version only adds optional fields. Decoders ignore fields
 //!   they do not know (no type here denies unknown fields), so a `1.0` reader

@@ -26,6 +26,8 @@ pub const MPLS_TC: RangeInclusive<u8> = 0..=7;
 pub const AGENT_ID_LEN: RangeInclusive<usize> = 1..=64;
 /// Length of an agent version string.
 pub const AGENT_VERSION_LEN: RangeInclusive<usize> = 1..=64;
+/// Length of an imported trace's `source_stop`, in printable ASCII characters.
+pub const SOURCE_STOP_LEN: RangeInclusive<usize> = 1..=32;
 /// Results in one [`UploadBatch`](crate::UploadBatch).
 pub const BATCH_RESULTS: RangeInclusive<usize> = 1..=10_000;
 /// Entries of one reply's [`Reply::mpls_labels`](crate::Reply::mpls_labels).

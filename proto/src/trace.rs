@@ -195,11 +195,19 @@ pub struct TraceResult {
     pub started_at: OffsetDateTime,
     /// Every TTL probed, ascending.
     pub hops: Vec<Hop>,
-    /// Why the trace stopped.
+    /// Why the trace stopped, as nkpath reads it from the replies (for an
+    /// imported trace too: see `source_stop`).
     pub stop_reason: StopReason,
     /// Names and ASNs of addresses seen; absent from the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<HopAnnotation>,
+    /// Only for a trace imported from a public source (`agent_id`
+    /// `SOURCE:ID`): why the source says it stopped, in the source's own word
+    /// and spelling (scamper's `COMPLETED`, `GAPLIMIT`…), 1..=32 printable
+    /// ASCII characters. Absent when the source records none (RIPE Atlas) and
+    /// for agents' traces, which never send it. Added in 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_stop: Option<String>,
 }
 
 /// The public sources the collector imports traces from, as an imported

@@ -121,8 +121,33 @@ impl Validate for TraceResult {
         for (i, annotation) in self.annotations.iter().enumerate() {
             check_annotation(annotation).map_err(|e| e.within(Index("annotations", i)))?;
         }
+        if let Some(word) = &self.source_stop {
+            check_source_stop(word, &self.agent_id)?;
+        }
         Ok(())
     }
+}
+
+/// The source's stop word of an imported trace: only an imported trace has a
+/// source to quote, and the word is short printable ASCII, as the sources
+/// spell theirs.
+fn check_source_stop(word: &str, agent_id: &str) -> Result<(), ValidationError> {
+    if crate::imported_from(agent_id).is_none() {
+        return Err(ValidationError::new(
+            "source_stop",
+            format!(
+                "set on a trace of agent {agent_id:?}: only traces imported from a public \
+                 source (agent_id \"atlas:…\" or \"scamper:…\") carry their source's stop reason"
+            ),
+        ));
+    }
+    if let Some(c) = word.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(ValidationError::new(
+            "source_stop",
+            format!("contains {c:?}: expected printable ASCII without spaces"),
+        ));
+    }
+    check_len("source_stop", word, &limits::SOURCE_STOP_LEN)
 }
 
 /// A hop's TTL lies in the probed range and follows the previous hop's; its

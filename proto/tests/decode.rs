@@ -861,3 +861,26 @@ fn lists_and_strings_are_bounded() {
     ping.sent = max_sent + 1;
     assert_eq!(ping.validate().unwrap_err().field, "sent");
 }
+
+#[test]
+fn only_imported_traces_carry_their_sources_stop_word() {
+    // An agent's trace leaves the field out, and may not carry it.
+    let agent = to_value(&common::trace());
+    assert!(agent.get("source_stop").is_none());
+    let mut claimed = agent.clone();
+    add_field(&mut claimed, "", "source_stop", json!("COMPLETED"));
+    expect_field_error::<TraceResult>(&claimed, "source_stop");
+
+    // An imported one keeps the word as the source spells it.
+    let imported = TraceResult {
+        agent_id: "scamper:trace.warts".into(),
+        source_stop: Some("COMPLETED".into()),
+        ..common::trace()
+    };
+    round_trip_document(&imported);
+    for bad in [json!(""), json!("NOT A WORD"), json!("X".repeat(33))] {
+        let mut doc = to_value(&imported);
+        set(&mut doc, "/source_stop", bad);
+        expect_field_error::<TraceResult>(&doc, "source_stop");
+    }
+}

@@ -650,6 +650,7 @@ mod tests {
                 .collect(),
             stop_reason: StopReason::Reached,
             annotations: Vec::new(),
+            source_stop: None,
         }
     }
 

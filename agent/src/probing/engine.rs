@@ -776,6 +776,7 @@ impl<'a, N: Network> Engine<'a, N> {
                 .stop_reason()
                 .unwrap_or(nkpath_proto::StopReason::Cancelled),
             annotations: Vec::new(),
+            source_stop: None,
         }
     }
 }

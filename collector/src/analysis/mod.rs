@@ -44,12 +44,18 @@
 //!
 //! # Entry AS ([`entry`])
 //!
-//! Hops are taken by TTL (the first replying address of each TTL). The *target hop* is the
-//! first hop that maps to the target AS. The **entry AS** is the AS of the last responding
-//! hop before the target hop (before the end of the trace when the target AS never answers)
-//! that maps to a public AS other than the target AS. It is **inferred** (not observed) when
-//! between that hop and the target hop lies an IXP, private, shared, multi-origin or
-//! unmapped hop or a silent TTL, when a hop from the entry hop to the target hop quoted an
+//! Hops are taken by TTL, and every address that replied at a TTL counts (several answer one
+//! TTL behind a load balancer or across a route change). The *target TTL* is the first TTL
+//! with a reply that maps to the target AS. The *entry TTL* is the last TTL before it (before
+//! the end of the trace when the target AS never answers) with a reply that maps to a public
+//! AS other than the target AS. When replies of **several such ASes** come from the entry TTL,
+//! there is no single entry AS: the entry is `unknown` and the verdict `ambiguous`, reason
+//! `several-entry-ases`, naming each AS, its address and whether the announced set holds it.
+//! Otherwise that AS is the **entry AS**. It is **inferred** (not observed) when another
+//! address of the entry TTL maps to no public AS, when the target TTL also has a reply of a
+//! public AS outside the target (probes that had not entered yet), when between the entry
+//! TTL and the target TTL lies an IXP, private, shared, multi-origin or unmapped reply or a
+//! silent TTL, when a hop from the entry hop to the target hop quoted an
 //! MPLS label stack (RFC 4950: the tunnel hides hops), when a hop from the entry hop to the
 //! target hop was inherited (taken by the agent from another trace of its survey, a
 //! Doubletree stop set, instead of probed with this trace's flow; inherited hops count as
@@ -59,11 +65,11 @@
 //! the target AS never answers: nothing was seen beyond the agent's AS.
 //!
 //! ICMP semantics (each reply's meaning is [`nkpath_proto::ReplyKind`], read once from the
-//! wire numbers): when the target AS never answers and the last reply of the trace is a
-//! destination unreachable from a router (any code but 2 and 3, the destination's own
+//! wire numbers): when the target AS never answers and every reply of the last replying TTL
+//! is a destination unreachable from a router (any code but 2 and 3, the destination's own
 //! protocol and port unreachable), the probes never entered the target AS as far as the data
 //! shows: the entry is unknown, reason `filtered-in ASn` (administratively prohibited, codes
-//! 9, 10, 13) or `unreachable-in ASn`, ASn being the AS the replying address maps to.
+//! 9, 10, 13) or `unreachable-in ASn`, ASn being the AS the first such address maps to.
 //!
 //! # Announced set ([`verdict`])
 //!
@@ -84,6 +90,8 @@
 //! - `ambiguous` (reason "border"): in neither, but the entry AS stands next to an announced
 //!   upstream of the most specific prefix in some loaded AS path (of any time): the border
 //!   link may be numbered from the entry AS's space;
+//! - `ambiguous` (reason `several-entry-ases`): see the entry AS above (with BGP data that
+//!   is not stale and a target that is announced);
 //! - `ambiguous` (reason `entry-in-target-block`), whatever the above: the entry hop's
 //!   address lies in a prefix announced by the target AS but a more specific prefix of another
 //!   AS maps it, so the router may be the target's own;
@@ -118,10 +126,10 @@ pub mod trace;
 pub mod units;
 pub mod verdict;
 
-pub use entry::{Entry, EntryHop, infer_entry};
+pub use entry::{Entry, EntryHop, EntryReply, infer_entry};
 
 pub use error::AnalysisError;
 pub use hopmap::{HopClass, Mapper};
 pub use source::{BgpSource, MemoryBgp};
-pub use trace::{AnalysisOptions, Analyzer, TraceAnalysis};
+pub use trace::{AnalysisOptions, AnalyzedHop, Analyzer, HopReply, TraceAnalysis};
 pub use verdict::{Verdict, VerdictKind};

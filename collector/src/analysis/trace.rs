@@ -5,10 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use nkpath_proto::{Reply, ReplyKind, TraceResult};
+use nkpath_proto::{ReplyKind, TraceResult};
 use time::OffsetDateTime;
 
-use super::entry::{Entry, EntryHop, infer_entry};
+use super::entry::{Entry, EntryHop, EntryReply, infer_entry};
 use super::error::AnalysisError;
 use super::hopmap::{HopClass, Mapper, MappingNote};
 use super::source::BgpSource;
@@ -51,28 +51,53 @@ impl Default for AnalysisOptions {
     }
 }
 
-/// One hop of an analysed trace (the first replying address of its TTL).
+/// One TTL of an analysed trace: every address that replied to its probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalyzedHop {
     /// Probe TTL.
     pub ttl: u8,
-    /// First replying address, `None` when silent.
-    pub address: Option<Ipv4Addr>,
-    /// Its class.
-    pub class: Option<HopClass>,
-    /// RTT of the first reply.
-    pub rtt_us: Option<u32>,
-    /// Its name from the trace's annotations.
-    pub name: Option<String>,
-    /// What the first reply says (time exceeded, unreachable and which code, …; its
-    /// [`ReplyKind::icmp_type_code`] gives the numbers as received).
-    pub kind: Option<ReplyKind>,
-    /// MPLS labels quoted in the first reply (RFC 4950).
-    pub mpls_labels: usize,
-    /// The mapping's evidence and caveats (prefix, peers that see it).
-    pub mapping: Option<MappingNote>,
+    /// Each address that replied, once, in the order of its first reply; empty when the TTL
+    /// was silent. Several addresses answer one TTL behind a load balancer or across a route
+    /// change: traceroute prints them all, and every one is mapped.
+    pub replies: Vec<HopReply>,
+    /// Probes sent at this TTL.
+    pub probes: usize,
     /// Taken from another trace of the survey, not probed by this trace's flow.
     pub inherited: bool,
+}
+
+impl AnalyzedHop {
+    /// The first address that replied, if any.
+    pub fn first(&self) -> Option<&HopReply> {
+        self.replies.first()
+    }
+
+    /// The reply of `address`, if it replied at this TTL.
+    pub fn reply_of(&self, address: Ipv4Addr) -> Option<&HopReply> {
+        self.replies.iter().find(|r| r.address == address)
+    }
+}
+
+/// One address that replied at a TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopReply {
+    /// The replying address.
+    pub address: Ipv4Addr,
+    /// Its class.
+    pub class: HopClass,
+    /// The mapping's evidence and caveats (prefix, peers that see it).
+    pub mapping: Option<MappingNote>,
+    /// RTT of its first reply.
+    pub rtt_us: u32,
+    /// How many probes of the TTL it answered.
+    pub answered: usize,
+    /// Its name from the trace's annotations.
+    pub name: Option<String>,
+    /// What its first reply says (time exceeded, unreachable and which code, …; its
+    /// [`ReplyKind::icmp_type_code`] gives the numbers as received).
+    pub kind: Option<ReplyKind>,
+    /// The most MPLS labels one of its replies quoted (RFC 4950).
+    pub mpls_labels: usize,
 }
 
 /// The comparison of the data-plane AS path with a collector peer in the agent's AS.
@@ -104,7 +129,8 @@ pub struct TraceAnalysis {
     pub hops: Vec<AnalyzedHop>,
     /// The AS of the agent's source address.
     pub agent_asn: Option<u32>,
-    /// Public ASes of the hops in order, repeats collapsed, starting with the agent's AS.
+    /// Public ASes of every reply in TTL order (the replies of a TTL in the order they came),
+    /// repeats collapsed, starting with the agent's AS.
     pub data_path: Vec<u32>,
     /// The entry AS.
     pub entry: Entry,
@@ -141,13 +167,9 @@ impl TraceAnalysis {
         source_kind(&self.trace.agent_id)
     }
 
-    /// `AS4837`, `AS4837 (inferred)` or `unknown`.
+    /// `AS4837`, `AS4837 (inferred)`, `AS4837 or AS20485 (several at TTL 5)` or `unknown`.
     pub fn entry_label(&self) -> String {
-        match (self.entry.asn, self.entry.inferred) {
-            (Some(a), false) => format!("AS{a}"),
-            (Some(a), true) => format!("AS{a} (inferred)"),
-            (None, _) => "unknown".into(),
-        }
+        self.entry.label()
     }
 }
 
@@ -243,23 +265,29 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
         let names = hop_names(&trace);
         let mut hops = Vec::with_capacity(trace.hops.len());
         for hop in &trace.hops {
-            let reply = hop.probes.iter().find_map(|p| p.reply.as_ref());
-            let (class, mapping) = match reply {
-                Some(r) => {
-                    let (class, note) = self.mapper.map_with_note(state, r.address);
-                    (Some(class), note)
+            let mut replies: Vec<HopReply> = Vec::new();
+            for reply in hop.probes.iter().filter_map(|p| p.reply.as_ref()) {
+                if let Some(seen) = replies.iter_mut().find(|r| r.address == reply.address) {
+                    seen.answered += 1;
+                    seen.mpls_labels = seen.mpls_labels.max(reply.mpls_labels.len());
+                    continue;
                 }
-                None => (None, None),
-            };
+                let (class, mapping) = self.mapper.map_with_note(state, reply.address);
+                replies.push(HopReply {
+                    address: reply.address,
+                    class,
+                    mapping,
+                    rtt_us: reply.rtt_us,
+                    answered: 1,
+                    name: names.get(&reply.address).cloned(),
+                    kind: reply.kind(),
+                    mpls_labels: reply.mpls_labels.len(),
+                });
+            }
             hops.push(AnalyzedHop {
                 ttl: hop.ttl,
-                address: reply.map(|r| r.address),
-                class,
-                mapping,
-                rtt_us: reply.map(|r| r.rtt_us),
-                name: reply.and_then(|r| names.get(&r.address).cloned()),
-                kind: reply.and_then(Reply::kind),
-                mpls_labels: reply.map_or(0, |r| r.mpls_labels.len()),
+                replies,
+                probes: hop.probes.len(),
                 inherited: !hop.is_observed(),
             });
         }
@@ -268,16 +296,27 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
             .iter()
             .map(|h| EntryHop {
                 ttl: h.ttl,
-                reply: h.address.zip(h.class.clone()),
-                kind: h.kind,
-                mpls: h.mpls_labels > 0,
+                replies: h
+                    .replies
+                    .iter()
+                    .map(|r| EntryReply {
+                        address: r.address,
+                        class: r.class.clone(),
+                        kind: r.kind,
+                        mpls: r.mpls_labels > 0,
+                    })
+                    .collect(),
                 inherited: h.inherited,
             })
             .collect();
         let mut entry = infer_entry(&entry_hops, target_asn, agent_asn);
         flag_thin_entry(&mut entry, &hops);
         let mut data_path: Vec<u32> = agent_asn.into_iter().collect();
-        for asn in hops.iter().filter_map(|h| h.class.as_ref()?.asn()) {
+        let public = hops
+            .iter()
+            .flat_map(|h| &h.replies)
+            .filter_map(|r| r.class.asn());
+        for asn in public {
             if data_path.last() != Some(&asn) {
                 data_path.push(asn);
             }
@@ -289,6 +328,9 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
         let verdict = match bgp_age_s {
             Some(age) if age > self.options.max_bgp_age_s => {
                 stale_verdict(age, self.options.max_bgp_age_s)
+            }
+            _ if state.is_some() && !announced.is_empty() && entry.several.is_some() => {
+                several_entries_verdict(&entry, &announced)
             }
             _ => {
                 let v = verdict(state.is_some(), entry.asn, &announced, &self.adjacency);
@@ -345,11 +387,13 @@ fn hop_names(trace: &TraceResult) -> HashMap<Ipv4Addr, String> {
 
 /// A flagged mapping (one peer of many) of the entry hop makes the entry inferred.
 fn flag_thin_entry(entry: &mut Entry, hops: &[AnalyzedHop]) {
-    let Some((ttl, _)) = entry.hop else { return };
+    let Some((ttl, address)) = entry.hop else {
+        return;
+    };
     let note = hops
         .iter()
         .find(|h| h.ttl == ttl)
-        .and_then(|h| h.mapping.as_ref())
+        .and_then(|h| h.reply_of(address)?.mapping.as_ref())
         .filter(|n| n.thin());
     if let Some(note) = note {
         entry.inferred = true;
@@ -379,6 +423,35 @@ fn entry_in_target_block(
             block.prefix
         ),
     })
+}
+
+/// `ambiguous` with reason `several-entry-ases`: routers of several public ASes replied at
+/// the entry TTL (load balancing across borders, or a route change during the trace), so
+/// no single entry AS can be judged; the reason says which of them the announced set of the
+/// most specific prefix holds.
+fn several_entries_verdict(entry: &Entry, announced: &[AnnouncedPrefix]) -> Verdict {
+    let (ttl, ases) = entry
+        .several
+        .as_ref()
+        .map_or((0, &[][..]), |(t, a)| (*t, a.as_slice()));
+    let upstreams = announced.first().map(|p| &p.upstreams);
+    let list: Vec<String> = ases
+        .iter()
+        .map(|(asn, address)| {
+            let announced = upstreams.is_some_and(|u| u.contains(asn));
+            format!(
+                "AS{asn} at {address}{}",
+                if announced { " (announced)" } else { "" }
+            )
+        })
+        .collect();
+    Verdict {
+        kind: VerdictKind::Ambiguous,
+        reason: format!(
+            "several-entry-ases (TTL {ttl} replied from {}: no single entry AS)",
+            list.join(", ")
+        ),
+    }
 }
 
 /// `unknown` with reason `stale-bgp`: the newest BGP data before the trace is too old to say
@@ -517,16 +590,26 @@ mod tests {
         ]
     }
 
+    /// A trace of these replies; replies of one TTL (consecutive) are probes of one hop.
     fn trace(after_rib_s: i64, hops: &[Hop]) -> TraceResult {
         let started = OffsetDateTime::from_unix_timestamp(RIB_TIME + after_rib_s).unwrap();
-        let hops: Vec<serde_json::Value> = hops
-            .iter()
-            .map(|(ttl, address, icmp_type, icmp_code)| {
-                json!({"ttl": ttl, "probes": [{"attempt": 1, "sent_at_us": 0, "reply": {
-                    "address": address, "rtt_us": 1000, "reply_ttl": 250,
-                    "icmp_type": icmp_type, "icmp_code": icmp_code, "tcp_flags": null,
-                    "quoted_ttl": 1, "mpls_labels": []}}]})
-            })
+        let mut by_ttl: Vec<(u8, Vec<serde_json::Value>)> = Vec::new();
+        for (ttl, address, icmp_type, icmp_code) in hops {
+            if by_ttl.last().is_none_or(|(t, _)| t != ttl) {
+                by_ttl.push((*ttl, Vec::new()));
+            }
+            let probes = &mut by_ttl.last_mut().expect("pushed").1;
+            probes.push(
+                json!({"attempt": probes.len() + 1, "sent_at_us": 0, "reply": {
+                "address": address, "rtt_us": 1000, "reply_ttl": 250,
+                "icmp_type": icmp_type, "icmp_code": icmp_code, "tcp_flags": null,
+                "quoted_ttl": 1, "mpls_labels": []}}),
+            );
+        }
+        let attempts = by_ttl.iter().map(|(_, p)| p.len()).max().unwrap_or(1);
+        let hops: Vec<serde_json::Value> = by_ttl
+            .into_iter()
+            .map(|(ttl, probes)| json!({"ttl": ttl, "probes": probes}))
             .collect();
         let json = json!({
             "kind": "trace", "schema_version": "1.0",
@@ -535,7 +618,7 @@ mod tests {
             "round_id": "5a3c1e2f-0000-4000-8000-000000000001",
             "source": "5.9.0.7", "target": "175.45.176.9", "protocol": "icmp",
             "flow": {"protocol": "icmp", "icmp_type": 8, "icmp_code": 0, "checksum": 7238},
-            "params": {"attempts": 1, "timeout_ms": 2000, "gap_limit": 5, "first_ttl": 1,
+            "params": {"attempts": attempts, "timeout_ms": 2000, "gap_limit": 5, "first_ttl": 1,
                        "max_ttl": 30, "pps": 50, "per_prefix_pps": 1},
             "started_at": nkpath_proto::timestamp::precise(started),
             "hops": hops, "stop_reason": "reached", "annotations": []
@@ -648,8 +731,9 @@ mod tests {
             resolved_at: forged.started_at,
         });
         let a = analyze(&bgp(&routes()), forged);
-        assert_eq!(a.hops[2].class, Some(HopClass::Unmapped));
-        assert_eq!(a.hops[2].name.as_deref(), Some("ttk.example"));
+        let hop = a.hops[2].first().unwrap();
+        assert_eq!(hop.class, HopClass::Unmapped);
+        assert_eq!(hop.name.as_deref(), Some("ttk.example"));
         assert_eq!((a.entry.asn, a.entry.inferred), (Some(4837), true));
         assert_eq!(a.data_path, [24_940, 4837, NK]);
     }
@@ -678,5 +762,51 @@ mod tests {
             "{}",
             a.verdict.reason
         );
+    }
+
+    /// Issue 19: China Unicom and TransTeleCom both answer the last TTL before NK (a load
+    /// balancer across two borders). Only the first reply used to count, so the trace was a
+    /// clean `match` through China Unicom; now both ASes are seen and nothing is claimed.
+    #[test]
+    fn two_ases_at_the_entry_ttl_are_ambiguous_with_the_reason() {
+        let hops = [
+            (1, "5.9.0.1", 11, 0),
+            (2, "219.158.1.1", 11, 0),
+            (2, "188.43.225.153", 11, 0),
+            (3, "175.45.176.9", 0, 0),
+        ];
+        let a = analyze(&bgp(&routes()), trace(60, &hops));
+        assert_eq!(a.hops[1].replies.len(), 2);
+        assert_eq!(a.hops[1].probes, 2);
+        assert_eq!(a.entry.asn, None, "{:?}", a.entry);
+        assert_eq!(
+            a.verdict.kind,
+            VerdictKind::Ambiguous,
+            "{}",
+            a.verdict.reason
+        );
+        assert_eq!(
+            a.verdict.reason,
+            "several-entry-ases (TTL 2 replied from AS4837 at 219.158.1.1 (announced), \
+             AS20485 at 188.43.225.153: no single entry AS)"
+        );
+        assert_eq!(a.data_path, [24_940, 4837, 20485, NK]);
+        // Without BGP data it stays unknown: nothing to judge against.
+        let a = analyze(&bgp(&routes()), trace(-60, &hops));
+        assert_eq!(a.verdict.kind, VerdictKind::Unknown);
+    }
+
+    #[test]
+    fn the_same_address_answering_twice_is_one_reply() {
+        let hops = [
+            (1, "5.9.0.1", 11, 0),
+            (2, "219.158.1.1", 11, 0),
+            (2, "219.158.1.1", 11, 0),
+            (3, "175.45.176.9", 0, 0),
+        ];
+        let a = analyze(&bgp(&routes()), trace(60, &hops));
+        assert_eq!(a.hops[1].replies.len(), 1);
+        assert_eq!((a.hops[1].replies[0].answered, a.hops[1].probes), (2, 2));
+        assert_eq!(a.verdict.kind, VerdictKind::Match, "{}", a.verdict.reason);
     }
 }

@@ -4,7 +4,8 @@
 //!   or before t, replayed with the loaded BGP4MP messages from the dump's second up to t
 //!   (a session leaving Established withdraws all the peer's routes), plus the peers whose
 //!   sessions are seen going to Established (known from then on without a dump). Updates are
-//!   replayed over a dump or session start only up to a maximum age (24 h) after it. No such
+//!   replayed over a peer's base (the dump or its session start) only up to a maximum age (24 h)
+//!   after it; an update too late for its peer's base ends that peer's base, nobody else's. No such
 //!   data at or before t means no BGP data: `None`, never a later snapshot.
 //! - [`adjacency`]: the AS adjacencies of every loaded path, for the border rule.
 //! - [`upstream`]: the upstreams a route announces for the target AS, and their visibility.
@@ -26,7 +27,7 @@ pub use adjacency::Adjacency;
 pub use aspath::AsPath;
 pub use prefix_map::PrefixMap;
 pub use state::{BgpError, BgpState, LpmMatch, PeerInfo, PeerRoute, StateSource};
-pub use timeline::{UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
+pub use timeline::{PeerBaseline, UpstreamChange, UpstreamChanges, VisibilityOverPeriod};
 pub use upstream::{AnnouncedUpstreams, Upstream, Visibility, upstream_of};
 
 use time::OffsetDateTime;

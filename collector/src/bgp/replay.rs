@@ -10,7 +10,8 @@
 //!
 //! [`Replay`] decides which events are replayed: only those of peers whose routes are known
 //! from a base (the collector's RIB dump, or the peer's session going to Established), and
-//! only while the base is at most the maximum replay age old (see [`super::state`]).
+//! only while the peer's base is at most the maximum replay age old (see [`super::state`]).
+//! Bases are per peer: an update can end only its own peer's base, never another's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -153,15 +154,6 @@ impl TargetRoutes {
         }
     }
 
-    /// Removes every route of the peers not in `keep`: the dump they came from is no longer
-    /// used.
-    pub fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
-        self.by_prefix.retain(|_, routes| {
-            routes.retain(|(p, _), _| keep.contains_key(p));
-            !routes.is_empty()
-        });
-    }
-
     /// Adds the routes of another collector (peers differ between collectors).
     pub fn extend(&mut self, other: Self) {
         for (prefix, routes) in other.by_prefix {
@@ -201,8 +193,6 @@ type PeerUpdates = Vec<(u32, Option<Vec<u32>>)>;
 pub struct OriginsBuilder {
     downed: HashSet<u32>,
     latest: HashMap<(u32, PrefixKey, u32), Option<Vec<u32>>>,
-    /// The dump is no longer used (see [`Replay`]): `finish` ignores its route sets.
-    dump_forgotten: bool,
 }
 
 impl OriginsBuilder {
@@ -232,21 +222,8 @@ impl OriginsBuilder {
         self.latest.values().any(Option::is_some)
     }
 
-    /// Drops the dump's routes and the updates of every peer not in `keep` (see
-    /// [`TargetRoutes::forget_dump`]).
-    pub fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
-        self.dump_forgotten = true;
-        let kept: HashSet<u32> = keep.values().map(|(index, _)| *index).collect();
-        self.latest.retain(|(p, _, _), _| kept.contains(p));
-    }
-
     /// The origins of one collector: `base` maps prefixes to indexes into `sets`.
     pub fn finish(self, base: PrefixMap<u32>, sets: Vec<RouteSet>) -> CollectorOrigins {
-        let (base, sets) = if self.dump_forgotten {
-            (PrefixMap::new(), Vec::new())
-        } else {
-            (base, sets)
-        };
         let mut overrides: PrefixMap<PeerUpdates> = PrefixMap::new();
         for ((peer, prefix, _), origins) in self.latest {
             overrides
@@ -269,16 +246,11 @@ impl OriginsBuilder {
 pub trait ReplaySink {
     /// Applies one event.
     fn apply(&mut self, event: &Event);
-    /// Drops the dump's routes, except those of the peers in `keep` (their base is a session).
-    fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>);
 }
 
 impl ReplaySink for TargetRoutes {
     fn apply(&mut self, event: &Event) {
         TargetRoutes::apply(self, event);
-    }
-    fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
-        TargetRoutes::forget_dump(self, keep);
     }
 }
 
@@ -287,10 +259,6 @@ impl ReplaySink for (&mut TargetRoutes, &mut OriginsBuilder) {
         self.0.apply(event);
         self.1.apply(event);
     }
-    fn forget_dump(&mut self, keep: &HashMap<PeerId, (u32, i64)>) {
-        self.0.forget_dump(keep);
-        self.1.forget_dump(keep);
-    }
 }
 
 /// Which events of one collector are replayed, and over which base (see the module docs of
@@ -298,12 +266,18 @@ impl ReplaySink for (&mut TargetRoutes, &mut OriginsBuilder) {
 ///
 /// A base is the collector's RIB dump (for every peer), or a peer's session going to
 /// Established (for that peer: it starts with no routes). An event is replayed only for a peer
-/// with a base. Before each event, every base more than `max_age` older than the event is
-/// dropped with its routes: those peers are unknown again until a newer dump or session start.
+/// with a base. Bases are per peer: an update of a peer whose base is more than `max_age`
+/// older than the update ends that peer's base (its routes are dropped, and it is unknown
+/// until a newer dump or session start), and nobody else's. So updates that cannot be
+/// replayed — an update file years after the dump, or one of another collector's sessions
+/// loaded under the same name — never hide the routes of peers they say nothing about.
 #[derive(Debug, Clone)]
 pub struct Replay {
     max_age: i64,
     dump: Option<i64>,
+    /// Peers whose routes no longer come from the dump: their session restarted, or an update
+    /// of theirs came after the dump's maximum age.
+    left_dump: HashSet<PeerId>,
     /// Peers whose base is their session: peer → (index, time it went to Established).
     sessions: HashMap<PeerId, (u32, i64)>,
     replayed: usize,
@@ -315,41 +289,56 @@ impl Replay {
         Self {
             max_age,
             dump,
+            left_dump: HashSet::new(),
             sessions: HashMap::new(),
             replayed: 0,
         }
     }
 
-    /// Drops the bases more than the maximum age older than `time`, with their routes.
-    pub fn expire(&mut self, time: i64, sink: &mut impl ReplaySink) {
-        if self.dump.is_some_and(|d| time - d > self.max_age) {
-            self.dump = None;
-            sink.forget_dump(&self.sessions);
+    /// The time of `peer`'s base, if it has one.
+    pub fn base_of(&self, peer: PeerId) -> Option<i64> {
+        match self.sessions.get(&peer) {
+            Some((_, since)) => Some(*since),
+            None => self.dump.filter(|_| !self.left_dump.contains(&peer)),
         }
-        let max_age = self.max_age;
-        self.sessions.retain(|peer, (peer_index, since)| {
-            let live = time - *since <= max_age;
-            if !live {
-                sink.apply(&Event::SessionDown {
-                    peer: *peer,
-                    peer_index: *peer_index,
-                });
-            }
-            live
-        });
     }
 
-    /// Replays one event if its peer has a base (after dropping expired bases).
+    /// Ends `peer`'s base, with its routes, if it is more than the maximum age older than
+    /// `time` (an update of the peer at `time` cannot be replayed over it). Returns whether it
+    /// did.
+    pub fn outlive(
+        &mut self,
+        peer: PeerId,
+        peer_index: u32,
+        time: i64,
+        sink: &mut impl ReplaySink,
+    ) -> bool {
+        let Some(base) = self.base_of(peer) else {
+            return false;
+        };
+        if time - base <= self.max_age {
+            return false;
+        }
+        self.sessions.remove(&peer);
+        self.left_dump.insert(peer);
+        sink.apply(&Event::SessionDown { peer, peer_index });
+        true
+    }
+
+    /// Replays one event if its peer has a base young enough (see the type's docs).
     pub fn step(&mut self, event: &TimedEvent, sink: &mut impl ReplaySink) {
-        self.expire(event.time, sink);
         let known = match &event.event {
             Event::SessionUp { peer, peer_index } => {
                 self.sessions.insert(*peer, (*peer_index, event.time));
+                self.left_dump.insert(*peer);
                 true
             }
-            Event::Update { peer, .. } | Event::SessionDown { peer, .. } => {
-                self.dump.is_some() || self.sessions.contains_key(peer)
+            Event::Update {
+                peer, peer_index, ..
+            } => {
+                !self.outlive(*peer, *peer_index, event.time, sink) && self.base_of(*peer).is_some()
             }
+            Event::SessionDown { peer, .. } => self.base_of(*peer).is_some(),
         };
         if known {
             sink.apply(&event.event);
@@ -357,13 +346,18 @@ impl Replay {
         }
     }
 
-    /// Whether any route of the collector is known: its dump is still used, or some peer's
-    /// session start is.
+    /// When `peer`'s session base started, if its base is its session.
+    pub fn session_since(&self, peer: PeerId) -> Option<i64> {
+        self.sessions.get(&peer).map(|(_, since)| *since)
+    }
+
+    /// Whether any route of the collector is known: it has a dump, or some peer's session
+    /// start is a base.
     pub fn has_data(&self) -> bool {
         self.dump.is_some() || !self.sessions.is_empty()
     }
 
-    /// Whether the dump is still used.
+    /// Whether the dump is used (it is, for the peers that have not left it).
     pub fn dump_used(&self) -> bool {
         self.dump.is_some()
     }

@@ -21,13 +21,17 @@
 //!
 //! Maximum replay age ([`MAX_REPLAY_AGE_S`], 24 h; [`BgpState::at_with`] takes another):
 //! updates are replayed over a base — the collector's RIB dump, or a peer's session start —
-//! only while the base is at most that old. Before each event, every base older than the
-//! maximum age before the event is dropped with its routes, and those peers contribute
-//! nothing until a newer dump of their collector or a new session start. Update files of
-//! another year loaded under the same collector name (files without a collector name all go
-//! to `unknown`) thus never stack onto an old dump. With no event after it, a dump stays the
-//! state for any later t: the state's age ([`BgpState::age_s`]) then says how old it is, and
-//! the verdicts say `stale-bgp`. The rule is the same in [`super::timeline`].
+//! only while the base is at most that old. Bases are per peer: an update of a peer whose
+//! base is older than the maximum age before it ends that peer's base (its routes are dropped,
+//! and it contributes nothing until a newer dump of its collector or a new session start),
+//! and nobody else's. An update file of another year loaded under the same collector name
+//! (files without a collector name all go to `unknown`) thus never stacks onto an old dump,
+//! and never hides the routes of the peers it says nothing about either: a RIS dump of rrc05
+//! and, years later, an update file of rrc01 both loaded as `unknown` leave the dump the state
+//! of rrc05's peers. A state is per collector: one collector (or peer) without data never
+//! hides another's. With no event of a peer after it, a base stays that peer's state for any
+//! later t: the state's age ([`BgpState::age_s`]) then says how old it is, and the verdicts
+//! say `stale-bgp`. The rule is the same in [`super::timeline`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -193,13 +197,15 @@ impl BgpState {
             };
             origins.push(builder.finish(base, sets));
             routes.extend(collector_routes);
-            // Updates are known up to the end of the update files after the oldest base in
-            // use, but never replayed beyond the maximum age after it.
+            // Updates are known up to the end of the update files that start within the
+            // maximum age after the oldest base in use (a file years later continues nothing),
+            // and never replayed beyond that age.
             let since = replay.oldest_base().unwrap_or(t);
+            let replay_until = since.saturating_add(max_replay_age_s);
             let data_until = db
-                .updates_known_until(collector_id, since, t)?
+                .updates_known_until(collector_id, since, t.min(replay_until))?
                 .map_or(since, |u| u.max(since))
-                .min(since.saturating_add(max_replay_age_s));
+                .min(replay_until);
             sources.push(StateSource {
                 collector,
                 collector_id,
@@ -416,7 +422,7 @@ impl BgpState {
 }
 
 /// Every collector peer.
-fn load_peers(db: &Db) -> Result<HashMap<PeerId, PeerInfo>, BgpError> {
+pub(crate) fn load_peers(db: &Db) -> Result<HashMap<PeerId, PeerInfo>, BgpError> {
     let mut out = HashMap::new();
     for row in db.bgp_peers()? {
         let address = row

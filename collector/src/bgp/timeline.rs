@@ -8,15 +8,16 @@
 //! from their session start, within the maximum replay age). Events stamped with a dump's own
 //! second are applied after the dump, as in `BgpState::at` (see there why).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::IpAddr;
 
 use ipnet::Ipv4Net;
 use time::OffsetDateTime;
 
-use super::replay::{Event, Replay, TargetRoutes, TimedEvent};
-use super::state::{BgpError, MAX_REPLAY_AGE_S, load_events, load_rib_routes};
+use super::replay::{Event, PeerId, Replay, TargetRoutes, TimedEvent};
+use super::state::{BgpError, MAX_REPLAY_AGE_S, load_events, load_peers, load_rib_routes};
 use super::unix_seconds;
-use super::upstream::{AnnouncedUpstreams, Visibility};
+use super::upstream::{AnnouncedUpstreams, Visibility, upstream_of};
 use crate::store::Db;
 use crate::store::bgp::RibDump;
 
@@ -26,11 +27,76 @@ pub struct TargetView {
     collectors: BTreeMap<i64, CollectorView>,
 }
 
+/// How long after a peer's session goes to Established its first announcement of a prefix
+/// counts as part of its initial table transfer (seconds): the peer's baseline, not a change.
+pub const TABLE_TRANSFER_S: i64 = 15 * 60;
+
+/// A route: (peer, prefix, ADD-PATH id).
+type RouteKey = (PeerId, Ipv4Net, u32);
+
 /// One collector in a [`TargetView`]: its routes, and which of its events are replayed.
 #[derive(Debug)]
 struct CollectorView {
     routes: TargetRoutes,
     replay: Replay,
+    /// Routes of session-based peers announced since their session came up.
+    seen_since_up: HashSet<RouteKey>,
+    /// Of those, the routes from the peer's initial table transfer: its first announcement
+    /// of the prefix, within [`TABLE_TRANSFER_S`] of the session coming up.
+    initial_table: HashSet<RouteKey>,
+}
+
+impl CollectorView {
+    fn new(routes: TargetRoutes, replay: Replay) -> Self {
+        Self {
+            routes,
+            replay,
+            seen_since_up: HashSet::new(),
+            initial_table: HashSet::new(),
+        }
+    }
+
+    fn forget_peer(&mut self, peer: PeerId) {
+        self.seen_since_up.retain(|(p, ..)| *p != peer);
+        self.initial_table.retain(|(p, ..)| *p != peer);
+    }
+
+    /// Replays `e`, keeping track of which routes are initial table transfer.
+    fn step(&mut self, e: &TimedEvent) {
+        let replayed = self.replay.replayed();
+        self.replay.step(e, &mut self.routes);
+        match &e.event {
+            Event::SessionUp { peer, .. } | Event::SessionDown { peer, .. } => {
+                self.forget_peer(*peer);
+            }
+            Event::Update {
+                peer,
+                prefix,
+                path_id,
+                origins,
+                is_target: true,
+                ..
+            } => {
+                let key = (*peer, *prefix, *path_id);
+                if self.replay.replayed() == replayed {
+                    // Not replayed: the peer has no base (any more).
+                    self.forget_peer(*peer);
+                    return;
+                }
+                let first = self.seen_since_up.insert(key);
+                let in_transfer = self
+                    .replay
+                    .session_since(*peer)
+                    .is_some_and(|since| e.time - since <= TABLE_TRANSFER_S);
+                if origins.is_some() && first && in_transfer {
+                    self.initial_table.insert(key);
+                } else {
+                    self.initial_table.remove(&key);
+                }
+            }
+            Event::Update { .. } => {}
+        }
+    }
 }
 
 impl TargetView {
@@ -51,6 +117,30 @@ impl TargetView {
             .collect()
     }
 
+    /// The peers whose routes for `prefix` have `upstream` directly before the target AS, when
+    /// every such route is from its peer's initial table transfer (see [`TABLE_TRANSFER_S`]);
+    /// `None` when some such route is not, or there is none.
+    pub fn only_in_initial_tables(
+        &self,
+        prefix: Ipv4Net,
+        upstream: u32,
+        target_asn: u32,
+    ) -> Option<BTreeSet<PeerId>> {
+        let mut peers = BTreeSet::new();
+        for c in self.collectors.values() {
+            for ((peer, path_id), path) in c.routes.routes(prefix) {
+                if upstream_of(path, target_asn).matchable() != Some(upstream) {
+                    continue;
+                }
+                if !c.initial_table.contains(&(*peer, prefix, *path_id)) {
+                    return None;
+                }
+                peers.insert(*peer);
+            }
+        }
+        (!peers.is_empty()).then_some(peers)
+    }
+
     /// Upstreams announced for `prefix` over all collectors' peers.
     pub fn announced_upstreams(&self, prefix: Ipv4Net, target_asn: u32) -> AnnouncedUpstreams {
         AnnouncedUpstreams::from_routes(
@@ -64,16 +154,19 @@ impl TargetView {
 }
 
 enum Step {
-    /// The dump first at equal times: `Dump` sorts before `Expire`, `Expire` before `Event`.
+    /// The dump first at equal times: `Dump` sorts before `Outlive`, `Outlive` before `Event`.
     Dump {
         collector: i64,
         file_id: i64,
         time: i64,
     },
-    /// The collector's first event after a base's maximum replay age: the bases it outlived
-    /// are dropped (in `BgpState::at` the same happens before that event is replayed).
-    Expire {
+    /// A peer's first update after its base's maximum replay age: the base ends (in
+    /// `BgpState::at` that update, target or not, ends it; here only target updates are
+    /// replayed, so the end is a step of its own).
+    Outlive {
         collector: i64,
+        peer: PeerId,
+        peer_index: u32,
     },
     Event(TimedEvent),
 }
@@ -90,13 +183,26 @@ pub fn walk_target_routes(
     let max_age = MAX_REPLAY_AGE_S;
     let mut view = TargetView::default();
     let mut steps: Vec<(i64, u8, i64, i64, Step)> = Vec::new();
-    // When the base of time `base` stops being used: its collector's first event after it
-    // is older than the maximum age.
-    let expire_step = |collector: i64, base: i64| -> Result<_, BgpError> {
+    // When the bases of time `base` end: the first update of each of their peers (all the
+    // collector's peers for a dump, `only` for a session) after the maximum age.
+    let outlive_steps = |collector: i64, base: i64, only: Option<PeerId>| -> Result<_, BgpError> {
         Ok(db
-            .first_bgp_event_after(collector, base.saturating_add(max_age))?
-            .filter(|t| *t <= b)
-            .map(|t| (t, 1, 0, 0, Step::Expire { collector })))
+            .first_updates_after(collector, base.saturating_add(max_age), b)?
+            .into_iter()
+            .filter(move |(peer, ..)| only.is_none_or(|o| o == *peer))
+            .map(move |(peer, peer_index, t)| {
+                (
+                    t,
+                    1,
+                    0,
+                    peer,
+                    Step::Outlive {
+                        collector,
+                        peer,
+                        peer_index,
+                    },
+                )
+            }))
     };
     let dumps: BTreeMap<i64, RibDump> = db
         .latest_rib_dumps(a)?
@@ -108,23 +214,23 @@ pub fn walk_target_routes(
         let dump = dumps.get(&collector);
         if let Some(d) = dump {
             load_rib_routes(db, d.file_id, &mut routes)?;
-            steps.extend(expire_step(collector, d.time)?);
+            steps.extend(outlive_steps(collector, d.time, None)?);
         }
         let replay = Replay::new(dump.map(|d| d.time), max_age);
         view.collectors
-            .insert(collector, CollectorView { routes, replay });
+            .insert(collector, CollectorView::new(routes, replay));
         // Without a dump, sessions seen going to Established before `a` count too.
         let floor = dump.map_or(i64::MIN, |d| d.time);
         for e in load_events(db, collector, floor, b, true)? {
-            if matches!(e.event, Event::SessionUp { .. }) {
-                steps.extend(expire_step(collector, e.time)?);
+            if let Event::SessionUp { peer, .. } = e.event {
+                steps.extend(outlive_steps(collector, e.time, Some(peer))?);
             }
             steps.push((e.time, 2, e.file_id, e.seq, Step::Event(e)));
         }
     }
     for dump in db.rib_dumps_between(a, b)? {
         let (collector, file_id, time) = (dump.collector_id, dump.file_id, dump.time);
-        steps.extend(expire_step(collector, time)?);
+        steps.extend(outlive_steps(collector, time, None)?);
         steps.push((
             time,
             0,
@@ -147,7 +253,7 @@ pub fn walk_target_routes(
             break;
         }
         let (t, _, file, _, step) = steps.next().expect("peeked");
-        if !matches!(step, Step::Expire { .. }) {
+        if !matches!(step, Step::Outlive { .. }) {
             last_file = Some(file);
         }
         apply(db, &mut view, t, step)?;
@@ -156,7 +262,7 @@ pub fn walk_target_routes(
     while let Some((t, _, file, _, step)) = steps.next() {
         let mut dumped = matches!(step, Step::Dump { .. });
         let mut last = last_file;
-        if !matches!(step, Step::Expire { .. }) {
+        if !matches!(step, Step::Outlive { .. }) {
             last = Some(file);
         }
         apply(db, &mut view, t, step)?;
@@ -166,7 +272,7 @@ pub fn walk_target_routes(
                 visit(t, &view, last);
                 dumped = false;
             }
-            if !matches!(step, Step::Expire { .. }) {
+            if !matches!(step, Step::Outlive { .. }) {
                 last = Some(file);
             }
             apply(db, &mut view, t, step)?;
@@ -188,16 +294,22 @@ fn apply(db: &Db, view: &mut TargetView, t: i64, step: Step) -> Result<(), BgpEr
             load_rib_routes(db, file_id, &mut routes)?;
             let replay = Replay::new(Some(time), MAX_REPLAY_AGE_S);
             view.collectors
-                .insert(collector, CollectorView { routes, replay });
+                .insert(collector, CollectorView::new(routes, replay));
         }
-        Step::Expire { collector } => {
-            if let Some(c) = view.collectors.get_mut(&collector) {
-                c.replay.expire(t, &mut c.routes);
+        Step::Outlive {
+            collector,
+            peer,
+            peer_index,
+        } => {
+            if let Some(c) = view.collectors.get_mut(&collector)
+                && c.replay.outlive(peer, peer_index, t, &mut c.routes)
+            {
+                c.forget_peer(peer);
             }
         }
         Step::Event(e) => {
             if let Some(c) = view.collectors.get_mut(&e.collector) {
-                c.replay.step(&e, &mut c.routes);
+                c.step(&e);
             }
         }
     }
@@ -334,6 +446,25 @@ pub struct UpstreamChanges {
     /// Changes after the baseline, in time order (then by prefix and upstream; in a dump's
     /// second, those of the dump before those of the events of that second).
     pub changes: Vec<UpstreamChange>,
+    /// Upstreams that joined the announced set after the baseline only through the initial
+    /// table transfer of peers whose session came up: those peers' baseline, not a change.
+    pub peer_baselines: Vec<PeerBaseline>,
+}
+
+/// An upstream that joined the announced set of a prefix only through peers' initial table
+/// transfer after their session came up (see [`TABLE_TRANSFER_S`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerBaseline {
+    /// When (UNIX seconds).
+    pub time: i64,
+    /// The prefix.
+    pub prefix: Ipv4Net,
+    /// The upstream ASN.
+    pub upstream: u32,
+    /// The peers (address, ASN) whose table brought it.
+    pub peers: Vec<(IpAddr, u32)>,
+    /// Peers with any route for the prefix after it.
+    pub peers_with_route: usize,
 }
 
 impl UpstreamChanges {
@@ -343,8 +474,12 @@ impl UpstreamChanges {
     }
 }
 
-/// When upstreams appeared in or disappeared from the announced set of each target-overlapping
-/// prefix during [a, b] (from RIB dumps and updates).
+/// When upstreams appeared in or disappeared from the announced set of each prefix the target
+/// AS originates inside or covering the target prefixes, during [a, b] (from RIB dumps and
+/// updates). Prefixes no peer has from the target AS (a default route, another AS's block) have
+/// no announced set. An upstream that joins the set only through the initial table transfer of
+/// peers whose session came up is those peers' baseline ([`UpstreamChanges::peer_baselines`]),
+/// not a change.
 pub fn upstream_changes(
     db: &Db,
     a: OffsetDateTime,
@@ -352,6 +487,7 @@ pub fn upstream_changes(
 ) -> Result<UpstreamChanges, BgpError> {
     let (a, b) = (unix_seconds(a), unix_seconds(b));
     let target_asn = db.target()?.asn;
+    let peer_info = load_peers(db)?;
     let mut out = UpstreamChanges::default();
     let mut previous: BTreeMap<Ipv4Net, BTreeSet<u32>> = BTreeMap::new();
     walk_target_routes(db, a, b.max(a), |t, view, file_id| {
@@ -361,7 +497,9 @@ pub fn upstream_changes(
         let mut current: BTreeMap<Ipv4Net, (BTreeSet<u32>, AnnouncedUpstreams)> = BTreeMap::new();
         for prefix in view.prefixes() {
             let announced = view.announced_upstreams(prefix, target_asn);
-            current.insert(prefix, (announced.upstream_set(), announced));
+            if announced.originated_by_target() {
+                current.insert(prefix, (announced.upstream_set(), announced));
+            }
         }
         if out.baseline_time.is_none() {
             out.baseline_time = Some(t);
@@ -378,6 +516,21 @@ pub fn upstream_changes(
                 };
                 let peers_with_route = announced.map_or(0, |a| a.peers_with_route);
                 for upstream in after.difference(before) {
+                    if let Some(peers) = view.only_in_initial_tables(prefix, *upstream, target_asn)
+                    {
+                        out.peer_baselines.push(PeerBaseline {
+                            time: t,
+                            prefix,
+                            upstream: *upstream,
+                            peers: peers
+                                .iter()
+                                .filter_map(|p| peer_info.get(p))
+                                .map(|p| (p.address, p.asn))
+                                .collect(),
+                            peers_with_route,
+                        });
+                        continue;
+                    }
                     out.changes.push(UpstreamChange {
                         time: t,
                         prefix,
@@ -409,6 +562,22 @@ pub fn upstream_changes(
 /// The span of loaded BGP data: earliest and latest MRT timestamps of all loaded files.
 pub fn loaded_span(db: &Db) -> Result<Option<(i64, i64)>, BgpError> {
     Ok(db.loaded_bgp_span()?)
+}
+
+/// The RIB dumps the BGP states of `[a, b]` rest on: each collector's newest dump at or
+/// before `a`, and every dump taken in `(a, b]`, in time order. A state at a time t uses its
+/// collector's newest dump at or before t, so no state of the period rests on another dump.
+/// Reports name the truncated ones among them.
+pub fn dumps_in_use(
+    db: &Db,
+    a: OffsetDateTime,
+    b: OffsetDateTime,
+) -> Result<Vec<RibDump>, BgpError> {
+    let (a, b) = (unix_seconds(a), unix_seconds(b));
+    let mut dumps = db.latest_rib_dumps(a)?;
+    dumps.extend(db.rib_dumps_between(a, b)?);
+    dumps.sort_by_key(|d| (d.time, d.file_id));
+    Ok(dumps)
 }
 
 #[cfg(test)]

@@ -186,6 +186,12 @@ impl AnnouncedUpstreams {
         out
     }
 
+    /// Whether some peer's route ends in the target AS: the target AS originates the prefix
+    /// (with or without a matchable upstream).
+    pub fn originated_by_target(&self) -> bool {
+        !self.upstreams.is_empty() || !self.as_sets.is_empty() || self.no_upstream > 0
+    }
+
     /// The set of matchable upstreams.
     pub fn upstream_set(&self) -> BTreeSet<u32> {
         self.upstreams.keys().copied().collect()

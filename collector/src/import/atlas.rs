@@ -20,6 +20,12 @@
 //! Atlas's hop 255 is the probe it sends with TTL 255 after giving up on a gap, to see if
 //! the target is up: it is not a position on the path (and beyond the wire format's 64),
 //! so it is dropped and counted.
+//!
+//! Atlas records no stop reason (`source_stop` stays absent). nkpath's is judged from the
+//! replies ([`super::stop_from_replies`]) against Atlas's limits: a reply from the target
+//! is `reached`; a "destination unreachable" (`err`) at the last hop, `unreachable`; a last
+//! hop at the measurement's maximum (32, Atlas's default, unless the result went further),
+//! `max_ttl`; a silent last hop (Atlas gives up after 5 silent hops), `gap_limit`.
 
 use std::net::Ipv4Addr;
 
@@ -290,7 +296,16 @@ fn to_trace(
         .ok_or_else(|| format!("{attempts} packets per hop: the wire format takes 1..=10"))?;
     let first_ttl = hops.first().map_or(1, |h| h.ttl);
     let max_ttl = hops.last().map_or(MAX_HOPS, |h| h.ttl.max(MAX_HOPS));
-    let stop_reason = stop_from_replies(&hops, target);
+    let params = ProbeParams {
+        attempts,
+        timeout_ms: TIMEOUT_MS,
+        gap_limit: GAP_LIMIT,
+        first_ttl,
+        max_ttl,
+        pps: UNKNOWN_PPS,
+        per_prefix_pps: UNKNOWN_PPS,
+    };
+    let stop_reason = stop_from_replies(&hops, target, &params);
     let canonical = canonical_json(record);
     let msm = result.msm_id.to_string();
     Ok(Some(TraceResult {
@@ -309,19 +324,13 @@ fn to_trace(
         target,
         protocol,
         flow,
-        params: ProbeParams {
-            attempts,
-            timeout_ms: TIMEOUT_MS,
-            gap_limit: GAP_LIMIT,
-            first_ttl,
-            max_ttl,
-            pps: UNKNOWN_PPS,
-            per_prefix_pps: UNKNOWN_PPS,
-        },
+        params,
         started_at,
         hops,
         stop_reason,
         annotations: Vec::new(),
+        // Atlas records no stop reason.
+        source_stop: None,
     }))
 }
 
@@ -592,7 +601,20 @@ mod tests {
     #[test]
     fn silence_at_the_end_is_the_gap_limit() {
         let json = UDP.replace(r#"{"from":"192.0.2.9","rtt":30,"ttl":50}"#, r#"{"x":"*"}"#);
-        assert_eq!(trace(&json).stop_reason, StopReason::GapLimit);
+        let t = trace(&json);
+        assert_eq!(t.stop_reason, StopReason::GapLimit);
+        assert_eq!(t.source_stop, None, "Atlas records no stop reason");
+    }
+
+    #[test]
+    fn a_result_that_ran_to_its_last_hop_is_max_ttl() {
+        // Silent at hop 32, Atlas's maximum: the trace ran out of hops, not into a gap.
+        let json = UDP
+            .replace(r#"{"from":"192.0.2.9","rtt":30,"ttl":50}"#, r#"{"x":"*"}"#)
+            .replace("\"hop\":2,", "\"hop\":32,");
+        let t = trace(&json);
+        assert_eq!(t.hops.last().map(|h| h.ttl), Some(32));
+        assert_eq!(t.stop_reason, StopReason::MaxTtl);
     }
 
     #[test]

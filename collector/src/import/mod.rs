@@ -12,6 +12,14 @@
 //!   nothing new; `round_id` from the measurement round (Atlas) or scamper cycle.
 //! - IPv4 only: IPv6 records are counted and skipped, as are records that are not
 //!   traceroutes and measurements that failed before probing.
+//! - The rules of every import ([`crate::admission::Admission::place`]), whatever the
+//!   format: a trace that started before 2000 or more than a day ahead of the collector's
+//!   clock is refused with its line; a trace whose target lies outside the target prefixes
+//!   never went toward the target network, so it is refused and counted, or with
+//!   `--keep-outside` ([`OutsideTargets::KeepAsContext`]) stored as context, which reports
+//!   and exports never count ([`crate::results::stored_traces`]).
+//! - The stop reason: nkpath's own, judged from the replies ([`stop_from_replies`]); the
+//!   source's word, when it records one (scamper), is kept verbatim in `source_stop`.
 //! - A record that cannot be read or converted is reported with its line and stores
 //!   nothing; the others are stored in one transaction.
 
@@ -24,11 +32,13 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use nkpath_proto::{Hop, ResultRecord, StopReason, TraceResult};
+use nkpath_proto::{Hop, ProbeParams, ResultRecord, StopReason, TraceResult};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::admission::OutsideTargets;
+use crate::admission::Placement;
 use crate::results::RejectedLine;
 use crate::store::results::StoredRecord;
 use crate::store::{Db, DbError};
@@ -97,8 +107,13 @@ pub enum Skip {
 pub struct ImportSummary {
     /// Records read (array elements or non-blank lines).
     pub records: usize,
-    /// Traces stored by this import.
+    /// Traces toward the target prefixes stored by this import.
     pub stored: usize,
+    /// Traces outside the target prefixes stored as context (`--keep-outside`): never
+    /// counted in target reports.
+    pub stored_context: usize,
+    /// Traces outside the target prefixes refused (without `--keep-outside`).
+    pub refused_outside: usize,
     /// Traces whose id was already stored (left as they were).
     pub already_stored: usize,
     /// IPv6 records skipped.
@@ -109,6 +124,8 @@ pub struct ImportSummary {
     pub skipped_failed: usize,
     /// Records that could not be read or converted: nothing of them was stored.
     pub malformed: Vec<RejectedLine>,
+    /// Traces the time rule refuses (started before 2000, or in the future), with why.
+    pub refused_time: Vec<RejectedLine>,
     /// How often the conversion met something worth knowing (late replies dropped, start
     /// time taken from the first probe…), by what.
     pub notes: BTreeMap<&'static str, usize>,
@@ -160,6 +177,9 @@ pub enum ImportFileError {
     /// A database error; the transaction was rolled back.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The stored target cannot be read (nothing was stored).
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
 }
 
 /// Reads public records one by one; each format implements it.
@@ -173,13 +193,15 @@ trait Converter {
     ) -> Result<Conversion, String>;
 }
 
-/// Imports a RIPE Atlas or scamper file, plain or compressed (gzip, bzip2). All traces
-/// converted are stored in one transaction. nkpath JSON lines go through
-/// [`Db::import_results`] unchanged.
+/// Imports a RIPE Atlas or scamper file, plain or compressed (gzip, bzip2), by the rules of
+/// every import (see the module documentation; `outside` says what becomes of traces outside
+/// the target prefixes). All traces converted and admitted are stored in one transaction.
+/// nkpath JSON lines go through [`Db::import_results_with`].
 pub fn import_file(
     db: &mut Db,
     file: &Path,
     format: Format,
+    outside: OutsideTargets,
 ) -> Result<ImportSummary, ImportFileError> {
     let read_error = |source| ImportFileError::Read {
         file: file.to_owned(),
@@ -193,7 +215,7 @@ pub fn import_file(
     };
     let bytes = decompress(bytes, &mut summary).map_err(convert_error)?;
     let (text, mut converter): (String, Box<dyn Converter>) = match format {
-        Format::Nkpath => return import_nkpath(db, file, &bytes, summary),
+        Format::Nkpath => return import_nkpath(db, file, &bytes, outside, summary),
         Format::Atlas => (utf8(file, bytes)?, Box::new(atlas::AtlasConverter)),
         Format::Scamper => {
             let text = if scamper::is_warts(&bytes) {
@@ -235,7 +257,7 @@ pub fn import_file(
                 }
             });
         match converted {
-            Ok(Some(trace)) => traces.push(trace),
+            Ok(Some(trace)) => traces.push((item.line, trace)),
             Ok(None) => {}
             Err(error) => summary.malformed.push(RejectedLine {
                 line: item.line,
@@ -245,11 +267,26 @@ pub fn import_file(
     }
     let received_at = OffsetDateTime::now_utc();
     let tx = db.write()?;
-    for trace in &traces {
-        if tx.insert_result(trace, received_at)? {
+    let rules = crate::results::import_admission(&tx, received_at)?;
+    for (line, trace) in &traces {
+        let placement = match rules.place(trace.record()) {
+            Ok(placement) => placement,
+            Err(refusal) => {
+                summary.refused_time.push(RejectedLine {
+                    line: *line,
+                    error: refusal.to_string(),
+                });
+                continue;
+            }
+        };
+        if placement == Placement::Outside && outside == OutsideTargets::Refuse {
+            summary.refused_outside += 1;
+        } else if !tx.insert_result(trace, received_at)? {
+            summary.already_stored += 1;
+        } else if placement == Placement::Target {
             summary.stored += 1;
         } else {
-            summary.already_stored += 1;
+            summary.stored_context += 1;
         }
     }
     tx.commit()?;
@@ -261,25 +298,30 @@ fn import_nkpath(
     db: &mut Db,
     file: &Path,
     bytes: &[u8],
+    outside: OutsideTargets,
     mut summary: ImportSummary,
 ) -> Result<ImportSummary, ImportFileError> {
-    let report = db.import_results(bytes).map_err(|e| match e {
-        crate::results::ImportError::Db(e) => ImportFileError::Db(e),
-        crate::results::ImportError::Settings(e) => ImportFileError::Convert {
-            file: file.to_owned(),
-            message: format!("nothing was stored: {e}"),
-        },
-        crate::results::ImportError::Read { line, source } => ImportFileError::Syntax {
-            file: file.to_owned(),
-            source: records::SplitError {
-                line,
-                column: 1,
-                message: source.to_string(),
+    let report = db
+        .import_results_with(bytes, outside)
+        .map_err(|e| match e {
+            crate::results::ImportError::Db(e) => ImportFileError::Db(e),
+            crate::results::ImportError::Settings(e) => ImportFileError::Convert {
+                file: file.to_owned(),
+                message: format!("nothing was stored: {e}"),
             },
-        },
-    })?;
+            crate::results::ImportError::Read { line, source } => ImportFileError::Syntax {
+                file: file.to_owned(),
+                source: records::SplitError {
+                    line,
+                    column: 1,
+                    message: source.to_string(),
+                },
+            },
+        })?;
     summary.records = report.lines;
     summary.stored = report.stored;
+    summary.stored_context = report.stored_context;
+    summary.refused_outside = report.refused_outside;
     summary.already_stored = report.already_stored;
     summary.malformed = report.rejected;
     Ok(summary)
@@ -356,14 +398,30 @@ pub(crate) fn canonical_json(record: &serde_json::Value) -> String {
     record.to_string()
 }
 
-/// Why a trace stopped, judged from its replies when the source does not say (Atlas) or
-/// says something its replies contradict: reached when the target answered; unreachable
-/// when the last hop probed answered "destination unreachable"; the gap limit when the
-/// last hop was silent; else the TTL limit (the trace stopped while routers still
-/// answered).
-pub(crate) fn stop_from_replies(hops: &[Hop], target: Ipv4Addr) -> StopReason {
-    fn replies(hop: &Hop) -> Vec<&nkpath_proto::Reply> {
-        hop.probes.iter().filter_map(|p| p.reply.as_ref()).collect()
+/// nkpath's own stop reason for an imported trace, judged from its replies and the limits
+/// it was probed with (`params`), whatever its source says (the source's word is kept apart,
+/// in `source_stop`). In order:
+///
+/// | the replies | stop reason |
+/// |---|---|
+/// | the target answered (at any TTL) | `reached` |
+/// | a router answered "destination unreachable" at the last TTL probed | `unreachable` |
+/// | the last TTL probed is `params.max_ttl` (or beyond) | `max_ttl` |
+/// | the last TTL probed was silent | `gap_limit` |
+/// | a router answered at the last TTL probed, below `max_ttl` | `max_ttl` |
+///
+/// A source gives up after `gap_limit` silent TTLs; fewer at the end means a record that
+/// leaves TTLs out. The last row is a trace that ended before any limit its record shows
+/// (files written by converters, which keep only the TTLs that answered): nkpath has no
+/// "unknown" reason, and `max_ttl` claims nothing about the target. `reached` is never
+/// given without a reply from the target.
+pub(crate) fn stop_from_replies(
+    hops: &[Hop],
+    target: Ipv4Addr,
+    params: &ProbeParams,
+) -> StopReason {
+    fn replies(hop: &Hop) -> impl Iterator<Item = &nkpath_proto::Reply> {
+        hop.probes.iter().filter_map(|p| p.reply.as_ref())
     }
     if hops.iter().flat_map(replies).any(|r| r.address == target) {
         return StopReason::Reached;
@@ -371,11 +429,13 @@ pub(crate) fn stop_from_replies(hops: &[Hop], target: Ipv4Addr) -> StopReason {
     let Some(last) = hops.last() else {
         return StopReason::GapLimit;
     };
-    let last = replies(last);
-    if last.is_empty() {
+    if replies(last).any(|r| r.icmp_type == Some(3)) {
+        return StopReason::Unreachable;
+    }
+    if last.ttl >= params.max_ttl {
+        StopReason::MaxTtl
+    } else if replies(last).next().is_none() {
         StopReason::GapLimit
-    } else if last.iter().any(|r| r.icmp_type == Some(3)) {
-        StopReason::Unreachable
     } else {
         StopReason::MaxTtl
     }
@@ -445,21 +505,42 @@ mod tests {
         }
     }
 
+    fn params(max_ttl: u8) -> ProbeParams {
+        ProbeParams {
+            attempts: 2,
+            timeout_ms: 1000,
+            gap_limit: 5,
+            first_ttl: 1,
+            max_ttl,
+            pps: UNKNOWN_PPS,
+            per_prefix_pps: UNKNOWN_PPS,
+        }
+    }
+
     #[test]
     fn stop_reasons_follow_the_replies() {
         let target: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        let p = params(32);
+        let stop = |hops: &[Hop]| stop_from_replies(hops, target, &p);
         let router = Some(("198.51.100.1", 11));
         let reached = [hop(1, &[router]), hop(2, &[None, Some(("192.0.2.1", 0))])];
-        assert_eq!(stop_from_replies(&reached, target), StopReason::Reached);
+        assert_eq!(stop(&reached), StopReason::Reached);
+        // The target's port unreachable is an answer from the target.
+        let port = [hop(1, &[router]), hop(2, &[Some(("192.0.2.1", 3))])];
+        assert_eq!(stop(&port), StopReason::Reached);
         let unreachable = [hop(1, &[router]), hop(2, &[Some(("198.51.100.2", 3))])];
-        assert_eq!(
-            stop_from_replies(&unreachable, target),
-            StopReason::Unreachable
-        );
+        assert_eq!(stop(&unreachable), StopReason::Unreachable);
         let silent = [hop(1, &[router]), hop(2, &[None, None])];
-        assert_eq!(stop_from_replies(&silent, target), StopReason::GapLimit);
-        assert_eq!(stop_from_replies(&[], target), StopReason::GapLimit);
+        assert_eq!(stop(&silent), StopReason::GapLimit);
+        assert_eq!(stop(&[]), StopReason::GapLimit);
         let cut = [hop(1, &[router])];
-        assert_eq!(stop_from_replies(&cut, target), StopReason::MaxTtl);
+        assert_eq!(stop(&cut), StopReason::MaxTtl);
+        // Silent up to the hop limit: it ran to its last hop, not into a gap.
+        let to_the_limit = [hop(31, &[router]), hop(32, &[None, None])];
+        assert_eq!(stop(&to_the_limit), StopReason::MaxTtl);
+        assert_eq!(
+            stop_from_replies(&silent, target, &params(2)),
+            StopReason::MaxTtl
+        );
     }
 }

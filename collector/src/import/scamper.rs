@@ -401,7 +401,17 @@ impl ScamperConverter {
             .checked_mul(1000)
             .filter(|t| limits::TIMEOUT_MS.contains(t))
             .ok_or_else(|| format!("wait {wait_s} s is beyond the wire format's 60 s"))?;
-        let stop_reason = stop_reason(&trace.stop_reason, &hops, target, summary);
+        let params = ProbeParams {
+            attempts,
+            timeout_ms,
+            gap_limit: GAP_LIMIT,
+            first_ttl,
+            max_ttl,
+            pps: UNKNOWN_PPS,
+            per_prefix_pps: UNKNOWN_PPS,
+        };
+        let stop_reason = stop_reason(&trace.stop_reason, &hops, target, &params, summary);
+        let source_stop = source_stop(&trace.stop_reason, summary);
         // `ftime` is the start in the local time of whoever ran sc_warts2json: leave it out
         // of the id, which must not depend on that.
         let mut identity = record.clone();
@@ -421,19 +431,12 @@ impl ScamperConverter {
             target,
             protocol,
             flow,
-            params: ProbeParams {
-                attempts,
-                timeout_ms,
-                gap_limit: GAP_LIMIT,
-                first_ttl,
-                max_ttl,
-                pps: UNKNOWN_PPS,
-                per_prefix_pps: UNKNOWN_PPS,
-            },
+            params,
             started_at,
             hops,
             stop_reason,
             annotations: Vec::new(),
+            source_stop,
         })
     }
 }
@@ -535,30 +538,48 @@ fn ipv4(text: &str) -> Result<Option<Ipv4Addr>, String> {
     }
 }
 
-/// scamper's stop reason in the wire format's words. `COMPLETED` is trusted only when the
-/// target did answer (files written by converters say it of every trace); it and the
-/// reasons with no wire counterpart are judged from the replies instead, and noted.
+/// nkpath's stop reason for a scamper trace: judged from its replies
+/// ([`super::stop_from_replies`]), whatever scamper's word (files written by converters say
+/// `COMPLETED` of traces that never heard from their target). The one word the replies
+/// cannot show is `HALTED` (scamper was stopped): it stays `cancelled` unless the target
+/// answered. A word the replies contradict is counted in a note; it is kept in
+/// `source_stop` either way.
 fn stop_reason(
     scamper: &str,
     hops: &[Hop],
     target: Ipv4Addr,
+    params: &ProbeParams,
     summary: &mut ImportSummary,
 ) -> StopReason {
-    let judged = stop_from_replies(hops, target);
-    match scamper {
-        "COMPLETED" if judged == StopReason::Reached => StopReason::Reached,
-        "COMPLETED" => {
-            summary.note("COMPLETED without a reply from the target: stop judged from replies");
-            judged
-        }
-        "UNREACH" | "ICMP" => StopReason::Unreachable,
-        "GAPLIMIT" => StopReason::GapLimit,
-        "HOPLIMIT" | "LOOP" => StopReason::MaxTtl,
-        "HALTED" => StopReason::Cancelled,
-        _ => {
-            summary.note("stop reasons with no wire counterpart judged from replies");
-            judged
-        }
+    let judged = stop_from_replies(hops, target, params);
+    if scamper == "HALTED" && judged != StopReason::Reached {
+        return StopReason::Cancelled;
+    }
+    let claimed = match scamper {
+        "COMPLETED" => Some(StopReason::Reached),
+        "UNREACH" => Some(StopReason::Unreachable),
+        "GAPLIMIT" => Some(StopReason::GapLimit),
+        "HOPLIMIT" => Some(StopReason::MaxTtl),
+        // LOOP, ICMP, ERROR, NONE…: no wire counterpart to compare with.
+        _ => None,
+    };
+    if claimed.is_some_and(|claimed| claimed != judged) {
+        summary.note("scamper stop reasons the replies contradict (kept in source_stop)");
+    }
+    judged
+}
+
+/// scamper's stop word, kept verbatim when it is what the wire format takes (a short
+/// printable ASCII word, as scamper writes them); anything else is counted and left out
+/// rather than refusing the trace.
+fn source_stop(word: &str, summary: &mut ImportSummary) -> Option<String> {
+    let fits =
+        limits::SOURCE_STOP_LEN.contains(&word.len()) && word.chars().all(|c| c.is_ascii_graphic());
+    if fits {
+        Some(word.to_owned())
+    } else {
+        summary.note("scamper stop reasons not kept (not a short ASCII word)");
+        None
     }
 }
 
@@ -658,22 +679,45 @@ mod tests {
             panic!("{got:?}")
         };
         assert_eq!(t.stop_reason, StopReason::Unreachable);
+        assert_eq!(t.source_stop.as_deref(), Some("COMPLETED"));
         assert_eq!(summary.notes.len(), 1, "{:?}", summary.notes);
     }
 
     #[test]
-    fn stop_reasons_map_to_the_wire() {
-        for (scamper, wire) in [
-            ("GAPLIMIT", StopReason::GapLimit),
-            ("UNREACH", StopReason::Unreachable),
+    fn the_source_word_is_kept_and_the_stop_reason_judged_from_the_replies() {
+        // The target answered at TTL 7 whatever scamper says; HALTED is the one word the
+        // replies cannot show, and the target's answer still wins over it.
+        for word in ["COMPLETED", "GAPLIMIT", "LOOP", "HALTED", "ERROR"] {
+            let json = TRACE.replace("\"COMPLETED\"", &format!("\"{word}\""));
+            let t = trace(&json);
+            assert_eq!(t.stop_reason, StopReason::Reached, "{word}");
+            assert_eq!(t.source_stop.as_deref(), Some(word));
+        }
+        // Without the target's reply: a router's time exceeded last, below the hop limit.
+        let unanswered = TRACE
+            .replace(
+                r#""icmp_type":3, "icmp_code":3"#,
+                r#""icmp_type":11, "icmp_code":0"#,
+            )
+            .replace(r#""addr":"8.8.8.8""#, r#""addr":"192.0.2.1""#);
+        for (word, wire) in [
+            ("COMPLETED", StopReason::MaxTtl),
             ("HOPLIMIT", StopReason::MaxTtl),
             ("LOOP", StopReason::MaxTtl),
             ("HALTED", StopReason::Cancelled),
-            ("ERROR", StopReason::Reached),
         ] {
-            let json = TRACE.replace("\"COMPLETED\"", &format!("\"{scamper}\""));
-            assert_eq!(trace(&json).stop_reason, wire, "{scamper}");
+            let json = unanswered.replace("\"COMPLETED\"", &format!("\"{word}\""));
+            let t = trace(&json);
+            assert_eq!(t.stop_reason, wire, "{word}");
+            assert_eq!(t.source_stop.as_deref(), Some(word));
         }
+        // A word the wire format cannot carry is left out, not a refused trace.
+        let (got, summary) = convert(&TRACE.replace("\"COMPLETED\"", "\"NOT A WORD\""));
+        let Ok(Conversion::Trace(t)) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(t.source_stop, None);
+        assert_eq!(summary.notes.len(), 1, "{:?}", summary.notes);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use nkpath_proto::timestamp;
 use super::{Table, as_label};
 use crate::analysis::TraceAnalysis;
 use crate::analysis::units::{UnitEntry, unit_entry};
-use crate::bgp::timeline::UpstreamChanges;
+use crate::bgp::timeline::{TABLE_TRANSFER_S, UpstreamChanges};
 
 /// One round of one (agent, /24): when it started and its unit entry.
 fn rounds(
@@ -56,7 +56,17 @@ pub fn report(bgp: &UpstreamChanges, analyses: &[TraceAnalysis]) -> Vec<Table> {
             let list: Vec<String> = set.iter().map(|a| format!("AS{a}")).collect();
             t.notes.push(format!("  {prefix}: {}", list.join(" ")));
         }
+        if bgp.baseline.is_empty() {
+            t.notes
+                .push("  no prefix inside or covering the target block from the target AS".into());
+        }
     }
+    t.notes.push(format!(
+        "baseline ASn: an upstream brought only by the initial table of peers whose session came \
+         up (their first announcement of the prefix within {} min of it): their baseline, not a \
+         change",
+        TABLE_TRANSFER_S / 60
+    ));
     let mut rows: Vec<(i64, Vec<String>)> = Vec::new();
     for c in &bgp.changes {
         rows.push((
@@ -75,6 +85,28 @@ pub fn report(bgp: &UpstreamChanges, analyses: &[TraceAnalysis]) -> Vec<Table> {
                     },
                     c.peers_via_upstream,
                     c.peers_with_route
+                ),
+            ],
+        ));
+    }
+    for b in &bgp.peer_baselines {
+        let peers: Vec<String> = b
+            .peers
+            .iter()
+            .map(|(address, asn)| format!("{address} AS{asn}"))
+            .collect();
+        rows.push((
+            b.time,
+            vec![
+                timestamp::display_unix(b.time),
+                "bgp".into(),
+                b.prefix.to_string(),
+                format!("baseline AS{}", b.upstream),
+                format!(
+                    "initial table of {} after its session came up, not a change ({}/{} peers)",
+                    peers.join(", "),
+                    b.peers.len(),
+                    b.peers_with_route
                 ),
             ],
         ));

@@ -200,7 +200,8 @@ impl AnalysisArgs {
 
 /// Runs a report and prints it.
 pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
-    let (tables, format) = match command {
+    // Each report with the period whose BGP states it uses.
+    let (mut tables, format, (from, to)) = match command {
         ReportCommand::Upstreams { by, count, common } => {
             let analyses = common.analyze(db)?;
             let (mut a, mut b) = common.period(&analyses);
@@ -213,12 +214,17 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
             (
                 super::upstreams::report(db, &analyses, *by, *count, a, b)?,
                 common.format,
+                (a, b),
             )
         }
-        ReportCommand::Mismatches { common } => (
-            super::mismatches::report(&common.analyze(db)?),
-            common.format,
-        ),
+        ReportCommand::Mismatches { common } => {
+            let analyses = common.analyze(db)?;
+            (
+                super::mismatches::report(&analyses),
+                common.format,
+                common.period(&analyses),
+            )
+        }
         ReportCommand::Changes { common } => {
             let analyses = common.analyze(db)?;
             let span = crate::bgp::timeline::loaded_span(db)?;
@@ -232,7 +238,11 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
                 }
             }
             let bgp = upstream_changes(db, a, b)?;
-            (super::changes::report(&bgp, &analyses), common.format)
+            (
+                super::changes::report(&bgp, &analyses),
+                common.format,
+                (a, b),
+            )
         }
         ReportCommand::Path {
             agent,
@@ -240,12 +250,17 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
             common,
         } => {
             let analyses = common.analyze(db)?;
-            let Some(tables) = super::path::report(&analyses, agent, *target) else {
+            let (Some(trace), Some(tables)) = (
+                super::path::latest(&analyses, agent, *target),
+                super::path::report(&analyses, agent, *target),
+            ) else {
                 bail!("no trace from agent {agent} to {target} in the database (and period)");
             };
-            (tables, common.format)
+            let t = trace.trace.started_at;
+            (tables, common.format, (t, t))
         }
     };
+    super::flag_truncated_dumps(db, &mut tables, from, to)?;
     print!("{}", render(&tables, format)?);
     Ok(())
 }

@@ -2,21 +2,30 @@
 
 use std::net::Ipv4Addr;
 
-use nkpath_proto::ReplyKind;
+use nkpath_proto::{ReplyKind, timestamp};
+use serde_json::json;
 
 use super::mismatches::set_label;
-use nkpath_proto::timestamp;
 
-use super::Table;
-use crate::analysis::TraceAnalysis;
+use super::{Cell, Table};
 use crate::analysis::trace::format_age;
+use crate::analysis::{HopClass, TraceAnalysis};
+
+/// The latest trace of `agent` to `target`, the one [`report`] draws.
+pub fn latest<'a>(
+    analyses: &'a [TraceAnalysis],
+    agent: &str,
+    target: Ipv4Addr,
+) -> Option<&'a TraceAnalysis> {
+    analyses
+        .iter()
+        .filter(|a| a.trace.agent_id == agent && a.trace.target == target)
+        .max_by_key(|a| a.trace.started_at)
+}
 
 /// The latest trace of `agent` to `target`, drawn hop by hop; `None` when there is none.
 pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Option<Vec<Table>> {
-    let a = analyses
-        .iter()
-        .filter(|a| a.trace.agent_id == agent && a.trace.target == target)
-        .max_by_key(|a| a.trace.started_at)?;
+    let a = latest(analyses, agent, target)?;
     let mut t = Table::new(
         format!(
             "Trace {} from {agent} ({}) to {target} at {}",
@@ -60,37 +69,86 @@ pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Opti
             }
         ));
     }
+    let shared: Vec<String> = a
+        .hops
+        .iter()
+        .filter(|h| h.replies.len() > 1)
+        .map(|h| h.ttl.to_string())
+        .collect();
+    if !shared.is_empty() {
+        t.notes.push(format!(
+            "several addresses replied at TTL {}: one row each, as traceroute prints them",
+            shared.join(", ")
+        ));
+    }
     for h in &a.hops {
-        let mut note = Vec::new();
-        if a.entry.hop.is_some_and(|(ttl, _)| ttl == h.ttl) {
-            note.push("entry".to_owned());
+        if h.replies.is_empty() {
+            let mut note = Vec::new();
+            if h.inherited {
+                note.push("inherited".to_owned());
+            }
+            t.push_cells(vec![
+                Cell::int(h.ttl),
+                Cell::with_json("*", serde_json::Value::Null),
+                Cell::with_json("", serde_json::Value::Null),
+                Cell::name(""),
+                Cell::with_json("", serde_json::Value::Null),
+                Cell::name(note.join(", ")),
+            ]);
+            continue;
         }
-        if a.entry.target_hop.is_some_and(|(ttl, _)| ttl == h.ttl) {
-            note.push("target AS".to_owned());
+        for r in &h.replies {
+            let at = Some((h.ttl, r.address));
+            let mut note = Vec::new();
+            if a.entry.hop == at {
+                note.push("entry".to_owned());
+            }
+            if let Some((ttl, ases)) = &a.entry.several
+                && *ttl == h.ttl
+                && ases.iter().any(|(_, x)| *x == r.address)
+            {
+                note.push("one of several entry ASes".to_owned());
+            }
+            if a.entry.target_hop == at {
+                note.push("target AS".to_owned());
+            }
+            if h.replies.len() > 1 {
+                note.push(format!("answered {} of {} probes", r.answered, h.probes));
+            }
+            if let Some(m) = r.mapping.as_ref().filter(|m| m.thin()) {
+                note.push(format!("flagged: {m}"));
+            }
+            if r.mpls_labels > 0 {
+                note.push(format!("MPLS ({} labels)", r.mpls_labels));
+            }
+            if h.inherited {
+                note.push("inherited".to_owned());
+            }
+            if let Some(code) = r.kind.and_then(ReplyKind::unreachable) {
+                note.push(format!("unreachable code {code}"));
+            }
+            t.push_cells(vec![
+                Cell::int(h.ttl),
+                Cell::name(r.address.to_string()),
+                hop_class_cell(&r.class),
+                Cell::name(r.name.clone().unwrap_or_default()),
+                Cell::decimal(f64::from(r.rtt_us) / 1000.0, 3),
+                Cell::name(note.join(", ")),
+            ]);
         }
-        if let Some(m) = h.mapping.as_ref().filter(|m| m.thin()) {
-            note.push(format!("flagged: {m}"));
-        }
-        if h.mpls_labels > 0 {
-            note.push(format!("MPLS ({} labels)", h.mpls_labels));
-        }
-        if h.inherited {
-            note.push("inherited".to_owned());
-        }
-        if let Some(code) = h.kind.and_then(ReplyKind::unreachable) {
-            note.push(format!("unreachable code {code}"));
-        }
-        t.push(vec![
-            h.ttl.to_string(),
-            h.address.map_or_else(|| "*".into(), |x| x.to_string()),
-            h.class
-                .as_ref()
-                .map_or_else(String::new, ToString::to_string),
-            h.name.clone().unwrap_or_default(),
-            h.rtt_us
-                .map_or_else(String::new, |r| format!("{:.3}", f64::from(r) / 1000.0)),
-            note.join(", "),
-        ]);
     }
     Some(vec![t])
+}
+
+/// A hop's class: its text (`AS4837`, `IXP DE-CIX`, `private`, …), in JSON an object with
+/// the class name and, where it has them, the AS number(s) or the exchange's name.
+fn hop_class_cell(class: &HopClass) -> Cell {
+    let kind = class.kind();
+    let json = match class {
+        HopClass::As(asn) => json!({ "class": kind, "asn": asn }),
+        HopClass::MultiOrigin(asns) => json!({ "class": kind, "asns": asns }),
+        HopClass::Ixp(name) => json!({ "class": kind, "ixp": name }),
+        HopClass::Private | HopClass::Shared | HopClass::Unmapped => json!({ "class": kind }),
+    };
+    Cell::with_json(class.to_string(), json)
 }

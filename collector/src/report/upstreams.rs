@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use nkpath_proto::timestamp;
 
-use super::{ReportError, Table, as_label, share};
+use super::{Cell, ReportError, Table};
 use crate::analysis::TraceAnalysis;
 use crate::analysis::trace::format_age;
 use crate::analysis::units::unit_entry;
@@ -62,10 +62,31 @@ fn group_of(a: &TraceAnalysis, by: By) -> String {
     }
 }
 
-/// Counted entries of one group: entry AS → (observed, inferred); an unknown entry
-/// (`None`) is neither, and counts in the first field only.
-fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, (usize, usize)> {
-    let mut units: BTreeMap<String, Vec<(Option<u32>, bool)>> = BTreeMap::new();
+/// Counted units of one group, per entry AS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    /// Units whose entry was observed (an unknown entry counts here).
+    observed: usize,
+    /// Units whose entry was inferred.
+    inferred: usize,
+    /// Units with a trace judged against BGP data older than the maximum age: counted apart,
+    /// never in `observed` or `inferred`, nor in the shares.
+    stale: usize,
+}
+
+/// Whether a trace was judged against BGP data older than the maximum age (verdict
+/// `unknown`, `stale-bgp`): its hops were mapped with that old data, so its entry AS says
+/// little about the period.
+fn judged_with_stale_bgp(a: &TraceAnalysis) -> bool {
+    a.verdict.reason.starts_with("stale-bgp")
+}
+
+/// Counted entries of one group: entry AS (`None`: unknown) → counts. A unit with a trace
+/// judged with stale BGP counts as stale, whatever its other traces.
+fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, Counts> {
+    /// A unit's (entry AS, inferred) per trace, and whether a trace was judged stale.
+    type Unit = (Vec<(Option<u32>, bool)>, bool);
+    let mut units: BTreeMap<String, Unit> = BTreeMap::new();
     for (i, a) in group.iter().enumerate() {
         let key = match count {
             Count::Units => format!(
@@ -77,19 +98,20 @@ fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, (usize
             Count::Traces => i.to_string(),
             Count::Targets => a.trace.target.to_string(),
         };
-        units
-            .entry(key)
-            .or_default()
-            .push((a.entry.asn, a.entry.inferred));
+        let unit = units.entry(key).or_default();
+        unit.0.push((a.entry.asn, a.entry.inferred));
+        unit.1 |= judged_with_stale_bgp(a);
     }
-    let mut out: BTreeMap<Option<u32>, (usize, usize)> = BTreeMap::new();
-    for entries in units.values() {
+    let mut out: BTreeMap<Option<u32>, Counts> = BTreeMap::new();
+    for (entries, stale) in units.values() {
         let e = unit_entry(entries);
         let c = out.entry(e.asn).or_default();
-        if e.inferred {
-            c.1 += 1;
+        if *stale {
+            c.stale += 1;
+        } else if e.inferred {
+            c.inferred += 1;
         } else {
-            c.0 += 1;
+            c.observed += 1;
         }
     }
     out
@@ -150,7 +172,7 @@ pub fn report(
             unit.header()
         ),
         &[
-            "group", "source", "entry_as", "observed", "inferred", "total", "share",
+            "group", "source", "entry_as", "observed", "inferred", "total", "share", "stale",
         ],
     );
     data.notes.push(format!(
@@ -164,6 +186,12 @@ pub fn report(
          (neither observed nor inferred)"
             .into(),
     );
+    data.notes.push(
+        "stale: units with a trace judged against BGP data older than the maximum age \
+         (verdict unknown, stale-bgp): counted apart, in neither observed, inferred, total nor \
+         share"
+            .into(),
+    );
     data.notes.push(bgp_age_note(analyses));
     data.notes.push(
         "source: agents = nkpath agents; atlas, scamper = imported public traces, counted \
@@ -172,20 +200,21 @@ pub fn report(
     );
     for ((group, source), members) in &groups {
         let counts = count(members, unit);
-        let total: usize = counts.values().map(|(o, i)| o + i).sum();
-        for (asn, (observed, inferred)) in &counts {
+        let total: usize = counts.values().map(|c| c.observed + c.inferred).sum();
+        for (asn, c) in &counts {
             let (o, i) = match asn {
-                Some(_) => (observed.to_string(), inferred.to_string()),
+                Some(_) => (c.observed.to_string(), c.inferred.to_string()),
                 None => ("-".to_owned(), "-".to_owned()),
             };
-            data.push(vec![
-                group.clone(),
-                (*source).to_owned(),
-                as_label(*asn),
-                o,
-                i,
-                (observed + inferred).to_string(),
-                share(observed + inferred, total),
+            data.push_cells(vec![
+                group.clone().into(),
+                (*source).into(),
+                Cell::asn(*asn),
+                o.into(),
+                i.into(),
+                (c.observed + c.inferred).to_string().into(),
+                Cell::share(c.observed + c.inferred, total),
+                Cell::count(c.stale),
             ]);
         }
     }
@@ -268,20 +297,20 @@ fn control_plane(
             for upstream in ups {
                 let v = visibility_over(db, prefix, upstream, a, b)?;
                 let nd = |v: Option<crate::bgp::Visibility>| {
-                    v.map_or_else(
-                        || "-".into(),
-                        |v| share(v.peers_via_upstream, v.peers_with_route),
-                    )
+                    v.map_or_else(Cell::missing, |v| {
+                        Cell::share(v.peers_via_upstream, v.peers_with_route)
+                    })
                 };
-                announced.push(vec![
-                    group.clone(),
-                    prefix.to_string(),
-                    format!("AS{upstream}"),
+                announced.push_cells(vec![
+                    group.clone().into(),
+                    prefix.to_string().into(),
+                    Cell::asn(Some(upstream)),
                     v.mean
-                        .map_or_else(|| "-".into(), |m| format!("{:.1}", 100.0 * m)),
+                        .map_or_else(|| "-".into(), |m| format!("{:.1}", 100.0 * m))
+                        .into(),
                     nd(v.min),
                     nd(v.max),
-                    v.covered_seconds.to_string(),
+                    v.covered_seconds.to_string().into(),
                 ]);
             }
         }

@@ -174,6 +174,7 @@ pub fn trace() -> TraceResult {
                 resolved_at: datetime!(2017-10-01 00:00:03 UTC),
             },
         ],
+        source_stop: None,
     }
 }
 

@@ -29,6 +29,9 @@ pub struct MrtFileRow {
     pub first_time: i64,
     /// Latest record timestamp (UNIX seconds).
     pub last_time: i64,
+    /// The file is cut short (loaded with `--accept-truncated`): what follows the cut is
+    /// missing from the BGP data.
+    pub truncated: bool,
 }
 
 /// A collector's RIB dump.
@@ -42,6 +45,11 @@ pub struct RibDump {
     pub file: String,
     /// Its time (UNIX seconds).
     pub time: i64,
+    /// Its collector's name.
+    pub collector: String,
+    /// The dump is cut short (loaded with `--accept-truncated`): the routes after the cut
+    /// are missing from every state built on it.
+    pub truncated: bool,
 }
 
 /// A collector peer, with its collector's name.
@@ -141,7 +149,7 @@ impl Db {
     /// The last RIB dump at or before `t`, per collector (by collector name).
     pub fn latest_rib_dumps(&self, t: i64) -> Result<Vec<RibDump>, DbError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.id, c.name, f.id, f.name, f.dump_time
+            "SELECT c.id, c.name, f.id, f.name, f.dump_time, f.truncated
              FROM collectors c
              JOIN mrt_files f ON f.collector_id = c.id
              WHERE f.dump_time = (SELECT max(g.dump_time) FROM mrt_files g
@@ -154,6 +162,8 @@ impl Db {
                 file_id: r.get(2)?,
                 file: r.get(3)?,
                 time: r.get(4)?,
+                collector: r.get(1)?,
+                truncated: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -162,8 +172,9 @@ impl Db {
     /// Every RIB dump taken in `(after, until]`, in time order.
     pub fn rib_dumps_between(&self, after: i64, until: i64) -> Result<Vec<RibDump>, DbError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT collector_id, id, name, dump_time FROM mrt_files
-             WHERE dump_time > ?1 AND dump_time <= ?2 ORDER BY dump_time",
+            "SELECT f.collector_id, f.id, f.name, f.dump_time, c.name, f.truncated
+             FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
+             WHERE f.dump_time > ?1 AND f.dump_time <= ?2 ORDER BY f.dump_time",
         )?;
         let rows = stmt.query_map(params![after, until], |r| {
             Ok(RibDump {
@@ -171,6 +182,8 @@ impl Db {
                 file_id: r.get(1)?,
                 file: r.get(2)?,
                 time: r.get(3)?,
+                collector: r.get(4)?,
+                truncated: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -313,6 +326,26 @@ impl Db {
         Ok(update.into_iter().chain(change).min())
     }
 
+    /// The first update of each peer of a collector with `after < time <= until`:
+    /// (`peers.id`, the peer's index, time), by peer.
+    pub fn first_updates_after(
+        &self,
+        collector_id: i64,
+        after: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, u32, i64)>, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.peer_id, p.peer_index, min(u.time) FROM bgp_updates u
+             JOIN peers p ON p.id = u.peer_id
+             WHERE u.time > ?2 AND u.time <= ?3 AND p.collector_id = ?1
+             GROUP BY u.peer_id ORDER BY u.peer_id",
+        )?;
+        let rows = stmt.query_map(params![collector_id, after, until], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every time (UNIX seconds, ascending) at which the BGP state may change: dump times,
     /// the first record of each file, updates and session changes.
     pub fn bgp_change_times(&self) -> Result<Vec<i64>, DbError> {
@@ -419,7 +452,8 @@ impl Db {
     /// Every loaded MRT file, by first record time (then load order).
     pub fn mrt_files(&self) -> Result<Vec<MrtFileRow>, DbError> {
         let mut stmt = self.conn.prepare(
-            "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time
+            "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time,
+                    f.truncated
              FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
              ORDER BY f.first_time, f.id",
         )?;
@@ -432,6 +466,7 @@ impl Db {
                 collector: r.get(4)?,
                 first_time: r.get(5)?,
                 last_time: r.get(6)?,
+                truncated: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
