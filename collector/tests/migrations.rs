@@ -351,7 +351,7 @@ fn version_5_upgrades_in_place_keeps_its_agents_and_gains_the_fleet_tables() {
         "fleet_bookings",
         "fleet_done",
         "fleet_live",
-        "fleet_batches",
+        "upload_batches",
     ] {
         let n: i64 = db
             .sql_for_tests()
