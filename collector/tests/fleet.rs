@@ -292,10 +292,11 @@ async fn the_fleet_report_shows_vantages_bookings_and_probes_per_24() {
     assert_eq!(hourly["cap_per_hour"], 7200);
 }
 
-/// Hour-long rounds for the attacks below: every upload of a test falls in one round.
+/// Hour-long rounds for the attacks below (every upload of a test falls in one round), at
+/// the default cap: 3,600 probes per /24 and round.
 const HOUR: Budget = Budget {
     round_secs: 3600,
-    cap_pps: 10.0,
+    cap_pps: 1.0,
 };
 
 /// One address of each /24 of the target /22, ending in `.last`.
@@ -345,7 +346,7 @@ async fn hosts_one_agent_calls_live_steer_only_its_own_targets() {
 async fn probes_one_agent_claims_delay_only_itself() {
     let now = OffsetDateTime::now_utc();
     let fleet = Fleet::with_budget(true, HOUR);
-    // b1 claims 65,535 pings into each /24 in the last round: 7 times the hour's budget.
+    // b1 claims 65,535 pings into each /24 in the last round: 18 times the round's budget.
     let last_round = HOUR.round_at(now.unix_timestamp()) - 1;
     let then = OffsetDateTime::from_unix_timestamp(HOUR.round_start(last_round) + 60).unwrap();
     let claims: Vec<_> = one_per_24(9)
