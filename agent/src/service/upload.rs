@@ -520,7 +520,8 @@ fn apply_ack(
     for refusal in &ack.refused {
         let Some(id) = attribute(refusal, ids, &sent) else {
             tracing::warn!(
-                %batch_id, field = %refusal.field, reason = %refusal.reason,
+                %batch_id, field = %escape_control(&refusal.field),
+                reason = %escape_control(&refusal.reason),
                 "the collector refused a result it did not name"
             );
             unattributed.get_or_insert(refusal);
@@ -529,7 +530,11 @@ fn apply_ack(
         if !answered.insert(id) {
             continue;
         }
-        tracing::warn!(result_id = %id, field = %refusal.field, reason = %refusal.reason, "the collector refused a result; quarantined");
+        tracing::warn!(
+            result_id = %id, field = %escape_control(&refusal.field),
+            reason = %escape_control(&refusal.reason),
+            "the collector refused a result; quarantined"
+        );
         spool.quarantine(id, &refusal.field, &refusal.reason)?;
         refused += 1;
     }
