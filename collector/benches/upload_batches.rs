@@ -85,11 +85,7 @@ async fn main() {
     let mut db = Db::open(&path).unwrap();
     let victim = db.add_agent("victim").unwrap().token.expose().to_owned();
     let reuser = db.add_agent("reuser").unwrap().token.expose().to_owned();
-    let app = app(AppState::with_limits(
-        db,
-        64 << 20,
-        Duration::from_secs(600),
-    ));
+    let app = app(AppState::with_limits(db, 64 << 20, Duration::from_mins(10)));
 
     let fresh = median_upload(&app, "victim", &victim, uploads).await;
     println!("upload of 100 results, fresh database:         {fresh:>10.2?} (median of {uploads})");

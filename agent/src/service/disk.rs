@@ -102,6 +102,10 @@ fn is_no_space(e: &io::Error) -> bool {
 /// Bytes an unprivileged writer may still use on the file system holding `dir`.
 pub fn free_bytes(dir: &Path) -> io::Result<u64> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    #[allow(
+        clippy::useless_conversion,
+        reason = "the block count and size are narrower than u64 on some targets"
+    )]
     Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
 }
 
