@@ -8,7 +8,8 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nkpath_agent::service::spool::Spool;
 use nkpath_agent::service::status;
@@ -29,12 +30,13 @@ impl Tmpfs {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
+        // Mode 0777: the agent writes its reserve there after dropping root.
         let status = Command::new("mount")
             .args([
                 "-t",
                 "tmpfs",
                 "-o",
-                &format!("size={size},mode=0700"),
+                &format!("size={size},mode=0777"),
                 "nkpath-test",
             ])
             .arg(dir.path())
@@ -161,4 +163,109 @@ fn no_round_starts_until_the_spools_disk_has_room_again() {
     // The reserve released for the deletes is held again.
     let reserve = fs::metadata(tmpfs.path().join("spool.db-reserve")).unwrap();
     assert_eq!(reserve.len(), nkpath_agent::service::disk::RESERVE_BYTES);
+}
+
+/// An agent process, killed when dropped (also when the test fails).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `check` every 200 ms until it holds or `limit` has passed.
+fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check()
+}
+
+/// `nkpath-agent run` on a spool whose disk something else filled: it probes nothing, says
+/// so in `status`, keeps running (it used to probe, fail to store the round and exit with
+/// code 2), and probes again at its next round once space returns. Rounds are a minute
+/// apart, so the test takes about a minute. Its only target, its collector and its DNS
+/// resolver are on 127.0.0.1.
+#[test]
+fn the_agent_waits_for_room_instead_of_probing_and_exiting() {
+    let Some(tmpfs) = Tmpfs::mount("12m") else {
+        return;
+    };
+    let spool_path = tmpfs.path().join("spool.db");
+    drop(Spool::open(&spool_path).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("agent.toml");
+    fs::write(
+        &config_path,
+        format!(
+            "agent_id = \"fd1\"\nallowlist = [\"127.0.0.1/32\"]\ntargets = [\"127.0.0.1/32\"]\n\
+             [collector]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n\
+             [schedule]\ninterval = \"1m\"\njitter = \"0s\"\n\
+             [dns]\nresolver = \"127.0.0.1:1\"\n\
+             [spool]\npath = {:?}\n",
+            spool_path.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = nkpath_agent::service::config::load(&config_path).unwrap();
+    let filler = fill(tmpfs.path());
+
+    let log = fs::File::create(dir.path().join("agent.log")).unwrap();
+    let mut agent = Running(
+        Command::new(env!("CARGO_BIN_EXE_nkpath-agent"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let status = || {
+        status::gather(&config, OffsetDateTime::now_utc())
+            .map(|r| r.render_text())
+            .unwrap_or_default()
+    };
+    let log_text = || fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(20), || status()
+            .contains("not probing until space returns")),
+        "status: {}\nlog: {}",
+        status(),
+        log_text()
+    );
+    assert!(
+        agent.0.try_wait().unwrap().is_none(),
+        "the agent exited: {}",
+        log_text()
+    );
+    let state = Spool::open_existing(&spool_path).unwrap().state().unwrap();
+    assert_eq!(state.last_round, None, "it probed: {}", log_text());
+    assert!(
+        log_text().contains("the spool cannot take a round"),
+        "{}",
+        log_text()
+    );
+
+    fs::remove_file(filler).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(90), || Spool::open_existing(
+            &spool_path
+        )
+        .and_then(|s| s.state())
+        .is_ok_and(|s| s.last_round.is_some())),
+        "no round once space returned: {}",
+        log_text()
+    );
+    assert!(
+        agent.0.try_wait().unwrap().is_none(),
+        "the agent exited: {}",
+        log_text()
+    );
+    assert!(!status().contains("not probing"), "{}", status());
 }

@@ -123,6 +123,14 @@ impl SpoolError {
         matches!(self, Self::Sqlite { source, .. }
             if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
     }
+
+    /// Whether the failure may come from a full disk: SQLite reports some of those (the
+    /// WAL's shared-memory file that cannot grow) as I/O errors.
+    fn may_be_disk_full(&self) -> bool {
+        self.is_disk_full()
+            || matches!(self, Self::Sqlite { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure))
+    }
 }
 
 /// A spooled result, as read back for upload.
@@ -282,7 +290,18 @@ impl Spool {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let spool = Self::open_with(path, flags)?;
+        let reserve = Reserve::beside(path);
+        let spool = match Self::open_with(path, flags) {
+            // On a full disk even opening needs room (SQLite creates the WAL's shared-memory
+            // file beside the spool): the reserve makes it.
+            Err(e) if e.may_be_disk_full() && reserve.release() => {
+                tracing::warn!(
+                    "the spool's disk is full: its reserve is released so that the spool can open"
+                );
+                Self::open_with(path, flags)?
+            }
+            opened => opened?,
+        };
         match spool.reserve.ensure() {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
