@@ -79,7 +79,14 @@ pub async fn survey(plan: Plan, sockets: RawSockets, out: AtomicFile) -> anyhow:
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)
         .context("writing the results")?;
-    out.commit()?;
+    // The rename is made as the user the agent dropped to, who may not write where root
+    // created the file: then the complete file stays under its temporary name.
+    out.commit().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; the survey renames its file as the unprivileged user it runs as: give --user \
+             a user who may write that directory, or choose another --out"
+        )
+    })?;
     let stats = stats?;
     println!("{}", summary(&stats));
     Ok(ExitCode::SUCCESS)
