@@ -4,7 +4,6 @@
 //! every raw socket the process will ever use, drops root and every capability but
 //! CAP_NET_RAW, and only then builds the tokio runtime and starts probing.
 
-use std::fs::File;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,6 +19,7 @@ use nkpath_agent::probing::sockets::RawSockets;
 use nkpath_agent::service::spool::Spool;
 use nkpath_agent::service::{self, Prepared};
 use nkpath_agent::service::{config, status};
+use nkpath_proto::atomic_file::AtomicFile;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -84,9 +84,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Survey(args) => {
             let plan = args.plan()?;
-            // Opened before the privilege drop, so the operator may write where the agent's user cannot.
-            let out = File::create(&args.out)
-                .with_context(|| format!("cannot create {}", args.out.display()))?;
+            // Created before the privilege drop, so the operator may write where the agent's
+            // user cannot: a new file beside --out, renamed over it once the survey is done
+            // (a symlink at --out is replaced, never written through).
+            let out = AtomicFile::create(&args.out)
+                .with_context(|| format!("cannot create a file beside {}", args.out.display()))?;
             let sockets = open_sockets_and_drop(&cli.user)?;
             runtime()?.block_on(commands::survey(plan, sockets, out))
         }

@@ -573,3 +573,45 @@ async fn a_bad_request_naming_a_result_sets_only_that_one_aside() {
     assert_eq!(spool.depth().unwrap(), 0);
     assert_eq!(fake.uploads.load(Ordering::SeqCst), 2);
 }
+
+/// A collector that holds the first batch id it sees for other results (409):
+/// the agent sends the same results again, after a short wait, under a new
+/// batch id, instead of resending the refused id forever.
+#[tokio::test]
+async fn a_batch_id_the_collector_holds_for_other_results_is_replaced() {
+    let taken: Arc<Mutex<Option<Uuid>>> = Arc::default();
+    let seen = Arc::clone(&taken);
+    let batch_ids: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    let sent_ids = Arc::clone(&batch_ids);
+    let (addr, _fake) = start(move |batch| {
+        sent_ids.lock().unwrap().push(batch.batch_id);
+        let taken = *seen.lock().unwrap().get_or_insert(batch.batch_id);
+        if batch.batch_id == taken {
+            (StatusCode::CONFLICT, "batch id already used").into_response()
+        } else {
+            ack(batch, ids_of(batch), vec![])
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = filled(dir.path(), 3, 1);
+    let mut uploader = Uploader::new(config(addr, 100)).unwrap();
+
+    let err = uploader.upload_once(&spool).await.unwrap_err();
+    assert!(err.to_string().contains("409"), "{err}");
+    assert!(
+        uploader.backoff(&err, &mut rand::rng()) <= Duration::from_millis(20),
+        "a short wait, not the long one for a format disagreement"
+    );
+    assert_eq!(spool.depth().unwrap(), ids.len() as u64, "nothing deleted");
+
+    let result = uploader.upload_once(&spool).await;
+    let Ok(Outcome::Uploaded(report)) = &result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(report.accepted, ids.len());
+    assert_eq!(spool.depth().unwrap(), 0);
+    let batch_ids = batch_ids.lock().unwrap();
+    assert_eq!(batch_ids.len(), 2);
+    assert_ne!(batch_ids[0], batch_ids[1], "the refused id was sent again");
+}

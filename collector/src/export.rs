@@ -4,12 +4,18 @@
 //!
 //! Every file is UTF-8 with a header row, RFC 4180 quoting (the csv crate), times in ISO 8601
 //! UTC, and empty fields for missing values, so pandas and DuckDB load them as they are.
+//!
+//! Each file is written under a new name and renamed into place once every file is complete
+//! ([`nkpath_proto::atomic_file`]): an export that fails leaves the directory as it was, and
+//! a symlink in the directory is replaced, never written through. A directory that already
+//! holds anything is refused unless the user says `--force` ([`check_out_dir`]).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
+use nkpath_proto::atomic_file::{AtomicFile, CommitError};
 use nkpath_proto::timestamp;
 use serde::Serialize;
 
@@ -19,8 +25,8 @@ use crate::bgp::timeline::{loaded_span, walk_target_routes};
 use crate::settings::SettingsError;
 use crate::store::{Db, DbError};
 
-/// Why an export could not be written. Files already written stay in the directory; the
-/// database is only read.
+/// Why an export could not be written. Nothing in the directory changed unless the error
+/// says which file could not be renamed into place; the database is only read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
@@ -32,6 +38,18 @@ pub enum ExportError {
         /// Why.
         source: std::io::Error,
     },
+    /// The directory already holds files and `--force` was not given.
+    #[error(
+        "{} is not empty: an export replaces the files it writes there; give --force to replace them, or choose an empty or new directory",
+        dir.display()
+    )]
+    NotEmpty {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A complete file could not be renamed into place.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
     /// Writing CSV failed.
     #[error("writing CSV: {0}")]
     Csv(#[from] csv::Error),
@@ -76,11 +94,36 @@ fn asns(list: &[u32]) -> String {
         .join(" ")
 }
 
-fn writer(dir: &Path, name: &str) -> Result<csv::Writer<std::fs::File>, ExportError> {
+fn writer(dir: &Path, name: &str) -> Result<csv::Writer<AtomicFile>, ExportError> {
     let path = dir.join(name);
-    let file =
-        std::fs::File::create(&path).map_err(|source| ExportError::Write { path, source })?;
+    let file = AtomicFile::create(&path).map_err(|source| ExportError::Write { path, source })?;
     Ok(csv::Writer::from_writer(file))
+}
+
+/// The complete file of a CSV writer, to commit once every file is written.
+fn finish(writer: csv::Writer<AtomicFile>) -> Result<AtomicFile, ExportError> {
+    writer
+        .into_inner()
+        .map_err(|e| ExportError::Io(e.into_error()))
+}
+
+/// Refuses an existing `dir` that holds anything unless `force`: an export replaces its
+/// files, and a user pointing it at a directory in use should say so.
+pub fn check_out_dir(dir: &Path, force: bool) -> Result<(), ExportError> {
+    if force {
+        return Ok(());
+    }
+    match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => Err(ExportError::NotEmpty {
+            dir: dir.to_owned(),
+        }),
+        Ok(false) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(ExportError::Write {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Writes the datasets of `analyses` into `dir`.
@@ -264,17 +307,26 @@ pub fn export(
         ])?;
         summary.as_paths += 1;
     }
-    traces.flush()?;
-    hops.flush()?;
-    paths.flush()?;
-    summary.bgp_upstreams = write_bgp_upstreams(db, dir)?;
-    write_metadata(db, dir, &summary, params.into_values().collect())?;
+    let mut files = vec![finish(traces)?, finish(hops)?, finish(paths)?];
+    let (rows, upstreams) = write_bgp_upstreams(db, dir)?;
+    summary.bgp_upstreams = rows;
+    files.push(upstreams);
+    files.push(write_metadata(
+        db,
+        dir,
+        &summary,
+        params.into_values().collect(),
+    )?);
+    // Every file is complete: only now does any of them replace what the directory held.
+    for file in files {
+        file.commit()?;
+    }
     Ok(summary)
 }
 
 /// Piecewise-constant announced upstreams of every target-overlapping prefix over the loaded
 /// BGP data: one row per (prefix, upstream, interval with constant visibility).
-fn write_bgp_upstreams(db: &Db, dir: &Path) -> Result<usize, ExportError> {
+fn write_bgp_upstreams(db: &Db, dir: &Path) -> Result<(usize, AtomicFile), ExportError> {
     let mut out = writer(dir, "bgp_upstreams.csv")?;
     out.write_record([
         "valid_from",
@@ -285,8 +337,7 @@ fn write_bgp_upstreams(db: &Db, dir: &Path) -> Result<usize, ExportError> {
         "peers_with_route",
     ])?;
     let Some((first, last)) = loaded_span(db)? else {
-        out.flush()?;
-        return Ok(0);
+        return Ok((0, finish(out)?));
     };
     let target_asn = db.target()?.asn;
     type Key = (Ipv4Net, u32);
@@ -326,8 +377,7 @@ fn write_bgp_upstreams(db: &Db, dir: &Path) -> Result<usize, ExportError> {
             d.to_string(),
         ])?;
     }
-    out.flush()?;
-    Ok(rows.len())
+    Ok((rows.len(), finish(out)?))
 }
 
 fn write_metadata(
@@ -335,7 +385,7 @@ fn write_metadata(
     dir: &Path,
     summary: &ExportSummary,
     params: Vec<(serde_json::Value, usize)>,
-) -> Result<(), ExportError> {
+) -> Result<AtomicFile, ExportError> {
     let files: Vec<serde_json::Value> = db
         .mrt_files()?
         .into_iter()
@@ -375,6 +425,11 @@ fn write_metadata(
         "mrt_files": files,
     });
     let path = dir.join("export.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&meta)? + "\n")
-        .map_err(|source| ExportError::Write { path, source })
+    let mut file =
+        AtomicFile::create(&path).map_err(|source| ExportError::Write { path, source })?;
+    std::io::Write::write_all(
+        &mut file,
+        (serde_json::to_string_pretty(&meta)? + "\n").as_bytes(),
+    )?;
+    Ok(file)
 }

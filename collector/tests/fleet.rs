@@ -31,31 +31,52 @@ const ROUND: Budget = Budget {
 /// One upload of a single ping result (4 pings to 175.45.176.1, 3 answered); the same
 /// batch id gives the same batch, as an agent's retry sends it.
 fn batch(agent: &str, batch_id: Uuid) -> Vec<u8> {
-    static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let now = START.get_or_init(|| OffsetDateTime::now_utc().format(&Rfc3339).unwrap());
+    static START: std::sync::OnceLock<OffsetDateTime> = std::sync::OnceLock::new();
+    let now = *START.get_or_init(OffsetDateTime::now_utc);
+    let result_id = Uuid::from_u128(batch_id.as_u128() ^ 1);
+    batch_of(
+        agent,
+        batch_id,
+        &[ping(agent, result_id, "175.45.176.1", (4, 3), now)],
+    )
+}
+
+/// A batch of `results` under `batch_id`.
+fn batch_of(agent: &str, batch_id: Uuid, results: &[serde_json::Value]) -> Vec<u8> {
     json!({
         "schema_version": "1.0",
         "agent_id": agent,
         "agent_version": "0.1.0",
         "batch_id": batch_id,
-        "sent_at": now,
-        "results": [{
-            "kind": "ping",
-            "schema_version": "1.0",
-            "result_id": Uuid::from_u128(batch_id.as_u128() ^ 1),
-            "agent_id": agent,
-            "agent_version": "0.1.0",
-            "round_id": batch_id,
-            "source": "10.0.0.2",
-            "target": "175.45.176.1",
-            "started_at": now,
-            "sent": 4,
-            "received": 3,
-            "rtts_us": [1000, 1100, 1200]
-        }]
+        "sent_at": OffsetDateTime::now_utc().format(&Rfc3339).unwrap(),
+        "results": results,
     })
     .to_string()
     .into_bytes()
+}
+
+/// A ping result of `agent`: `sent` pings to `target` at `at`, `received` answered.
+fn ping(
+    agent: &str,
+    result_id: Uuid,
+    target: &str,
+    (sent, received): (u32, u32),
+    at: OffsetDateTime,
+) -> serde_json::Value {
+    json!({
+        "kind": "ping",
+        "schema_version": "1.0",
+        "result_id": result_id,
+        "agent_id": agent,
+        "agent_version": "0.1.0",
+        "round_id": result_id,
+        "source": "10.0.0.2",
+        "target": target,
+        "started_at": at.format(&Rfc3339).unwrap(),
+        "sent": sent,
+        "received": received,
+        "rtts_us": vec![1000; received as usize],
+    })
 }
 
 struct Fleet {
@@ -68,6 +89,11 @@ struct Fleet {
 impl Fleet {
     /// Agents a1 and a2 in AS64500, b1 in AS64501 (Team Cymru answers in the cache).
     fn new(schedule: bool) -> Fleet {
+        Self::with_budget(schedule, ROUND)
+    }
+
+    /// The same with another round length and cap.
+    fn with_budget(schedule: bool, budget: Budget) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("collector.db");
         let mut db = Db::open(&path).unwrap();
@@ -94,7 +120,7 @@ impl Fleet {
                 SocketAddr::new(addr.parse().unwrap(), 40_000),
             ));
         }
-        bookkeeping::set_budget(&db, ROUND).unwrap();
+        bookkeeping::set_budget(&db, budget).unwrap();
         bookkeeping::set_enabled(&db, schedule).unwrap();
         let app = app(AppState::with_limits(db, 1 << 20, Duration::from_secs(10)));
         Fleet {
@@ -106,21 +132,33 @@ impl Fleet {
     }
 
     async fn upload(&self, agent: &str, batch_id: Uuid) -> UploadAck {
+        self.upload_body(agent, batch(agent, batch_id)).await
+    }
+
+    /// Posts `body` with `agent`'s token and expects an ack.
+    async fn upload_body(&self, agent: &str, body: Vec<u8>) -> UploadAck {
+        let (status, body) = self.post(agent, body).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        decode_slice(&body).unwrap()
+    }
+
+    /// Posts `body` with `agent`'s token, from its address: the status and the body.
+    async fn post(&self, agent: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
         let (_, token, peer) = self.tokens.iter().find(|t| t.0 == agent).unwrap();
         let mut request = Request::builder()
             .method("POST")
             .uri("/v1/results")
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(batch(agent, batch_id)))
+            .body(Body::from(body))
             .unwrap();
         request.extensions_mut().insert(ConnectInfo(*peer));
         let response = self.app.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
-        decode_slice(&body).unwrap()
+        (status, body.to_vec())
     }
 
     fn count(&self, sql: &str) -> i64 {
@@ -252,4 +290,128 @@ async fn the_fleet_report_shows_vantages_bookings_and_probes_per_24() {
     assert_eq!(hourly["agents"], 2);
     // The cap given was stored: 2 probe/s is 7200 an hour.
     assert_eq!(hourly["cap_per_hour"], 7200);
+}
+
+/// Hour-long rounds for the attacks below (every upload of a test falls in one round), at
+/// the default cap: 3,600 probes per /24 and round.
+const HOUR: Budget = Budget {
+    round_secs: 3600,
+    cap_pps: 1.0,
+};
+
+/// One address of each /24 of the target /22, ending in `.last`.
+fn one_per_24(last: u8) -> Vec<String> {
+    (176..180).map(|c| format!("175.45.{c}.{last}")).collect()
+}
+
+#[tokio::test]
+async fn hosts_one_agent_calls_live_steer_only_its_own_targets() {
+    let now = OffsetDateTime::now_utc();
+    // b1 says .77 answers in every /24; a1 and b1 are of different ASes, so both trace
+    // every /24 next round. What a1 is given must be what it would be given without b1's
+    // word (asked again should an hour turn between the two fleets' uploads).
+    for attempt in 0..3 {
+        let attacked = Fleet::with_budget(true, HOUR);
+        let lie: Vec<_> = one_per_24(77)
+            .iter()
+            .map(|t| ping("b1", Uuid::new_v4(), t, (4, 4), now))
+            .collect();
+        let b1 = attacked
+            .upload_body("b1", batch_of("b1", Uuid::new_v4(), &lie))
+            .await;
+        let a1 = attacked.upload("a1", Uuid::new_v4()).await;
+        let quiet = Fleet::with_budget(true, HOUR);
+        let unsteered = quiet.upload("a1", Uuid::new_v4()).await;
+        if a1.pause_until != unsteered.pause_until && attempt < 2 {
+            continue;
+        }
+        assert_eq!(a1.pause_until, unsteered.pause_until);
+        assert_eq!(a1.targets, unsteered.targets, "b1's word steered a1");
+        // a1's own ping still steers its own targets (a one-agent fleet works)...
+        let targets = a1.targets.unwrap();
+        assert!(
+            targets.contains(&"175.45.176.1/32".to_owned()),
+            "{targets:?}"
+        );
+        // ...and b1's word steers b1's.
+        let mut b1_targets = b1.targets.unwrap();
+        b1_targets.sort();
+        let expected: Vec<String> = one_per_24(77).iter().map(|a| format!("{a}/32")).collect();
+        assert_eq!(b1_targets, expected);
+        return;
+    }
+}
+
+#[tokio::test]
+async fn probes_one_agent_claims_delay_only_itself() {
+    let now = OffsetDateTime::now_utc();
+    let fleet = Fleet::with_budget(true, HOUR);
+    // b1 claims 65,535 pings into each /24 in the last round: 18 times the round's budget.
+    let last_round = HOUR.round_at(now.unix_timestamp()) - 1;
+    let then = OffsetDateTime::from_unix_timestamp(HOUR.round_start(last_round) + 60).unwrap();
+    let claims: Vec<_> = one_per_24(9)
+        .iter()
+        .map(|t| ping("b1", Uuid::new_v4(), t, (65_535, 0), then))
+        .collect();
+    let b1 = fleet
+        .upload_body("b1", batch_of("b1", Uuid::new_v4(), &claims))
+        .await;
+    let a1 = fleet.upload("a1", Uuid::new_v4()).await;
+    let next = OffsetDateTime::from_unix_timestamp(
+        HOUR.round_start(HOUR.round_at(a1.received_at.unix_timestamp()) + 1),
+    )
+    .unwrap();
+    assert_eq!(a1.pause_until, Some(next), "a1 was delayed by b1's claim");
+    assert_eq!(a1.targets.as_ref().map(Vec::len), Some(4), "{a1:?}");
+    // The claim weighs on b1 itself: it sent past its bookings, it waits a round.
+    assert_eq!(
+        b1.pause_until,
+        Some(next + time::Duration::hours(1)),
+        "{b1:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_id_reused_for_other_results_is_refused_and_a_resend_is_a_retry() {
+    let fleet = Fleet::new(false);
+    let now = OffsetDateTime::now_utc();
+    let batch_id = Uuid::new_v4();
+    let first = [ping("a1", Uuid::new_v4(), "175.45.176.1", (4, 3), now)];
+    let others: Vec<_> = (0..3)
+        .map(|_| ping("a1", Uuid::new_v4(), "175.45.177.1", (4, 3), now))
+        .collect();
+    let results = |agent: &str| {
+        count(
+            &fleet.path,
+            &format!("SELECT count(*) FROM results WHERE agent_id = '{agent}'"),
+        )
+    };
+
+    fleet
+        .upload_body("a1", batch_of("a1", batch_id, &first))
+        .await;
+    let (status, body) = fleet.post("a1", batch_of("a1", batch_id, &others)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        String::from_utf8_lossy(&body).contains("new batch id"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(results("a1"), 1, "nothing of the refused batch is stored");
+
+    // The same batch again is the retry: accepted, nothing stored or counted twice.
+    let retry = fleet
+        .upload_body("a1", batch_of("a1", batch_id, &first))
+        .await;
+    assert_eq!(retry.accepted.len(), 1);
+    assert_eq!(results("a1"), 1);
+    // Every stored result is counted once.
+    assert_eq!(
+        fleet.count("SELECT sum(ping_probes) FROM fleet_done WHERE agent = 'a1'"),
+        4
+    );
+    // Batch ids are each agent's own: b1 may use the same one.
+    let b1 = [ping("b1", Uuid::new_v4(), "175.45.176.1", (4, 3), now)];
+    fleet.upload_body("b1", batch_of("b1", batch_id, &b1)).await;
+    assert_eq!(results("b1"), 1);
 }

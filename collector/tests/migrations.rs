@@ -351,7 +351,7 @@ fn version_5_upgrades_in_place_keeps_its_agents_and_gains_the_fleet_tables() {
         "fleet_bookings",
         "fleet_done",
         "fleet_live",
-        "fleet_batches",
+        "upload_batches",
     ] {
         let n: i64 = db
             .sql_for_tests()
@@ -457,5 +457,36 @@ fn version_6_upgrades_its_results_to_the_one_stored_shape() {
     assert_eq!(
         Db::open(&path).unwrap().schema_version().unwrap(),
         CURRENT_VERSION
+    );
+}
+
+#[test]
+fn version_7_upgrades_its_fleet_tables_to_one_voice_per_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v7.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&fixture("schema_v7.sql"))
+        .unwrap();
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    let count = |sql: &str| -> i64 { db.sql_for_tests().query_row(sql, [], |r| r.get(0)).unwrap() };
+    // Kept: the agent, its vantage and its counted work.
+    assert_eq!(count("SELECT count(*) FROM agents"), 1);
+    assert_eq!(count("SELECT count(*) FROM fleet_agents"), 1);
+    assert_eq!(count("SELECT sum(ping_probes) FROM fleet_done"), 3);
+    // Liveness is now per agent: which agent saw the old host is not known, so it is gone;
+    // batches are keyed by agent and id, and start empty.
+    assert_eq!(count("SELECT count(*) FROM fleet_live"), 0);
+    db.sql_for_tests()
+        .execute(
+            "INSERT INTO fleet_live (agent, address, last_seen) VALUES ('vp-1', '175.45.176.1', 'x')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM upload_batches"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM sqlite_master WHERE name = 'fleet_batches'"),
+        0
     );
 }

@@ -514,3 +514,62 @@ async fn half_sent_requests_are_closed_and_do_not_lock_others_out() {
         "refused accepts are logged: {log}"
     );
 }
+
+/// Issue 20: `export --out DIR` followed a symlink at `DIR/traces.csv` and overwrote its
+/// target, and replaced the files of a directory in use without a word. A directory that
+/// holds anything is refused without `--force`; with it, the symlink itself is replaced by
+/// the new file and what it pointed to is left alone.
+#[test]
+fn export_refuses_a_used_directory_and_never_writes_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = poisoned_db(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "not an export\n").unwrap();
+    std::os::unix::fs::symlink(&precious, out.join("traces.csv")).unwrap();
+    let out_arg = out.to_str().unwrap();
+
+    let refused = collector(&db, &["export", "--out", out_arg, "--no-dns"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not empty") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "not an export\n"
+    );
+
+    let forced = collector(&db, &["export", "--out", out_arg, "--no-dns", "--force"]);
+    let stderr = String::from_utf8_lossy(&forced.stderr);
+    assert!(forced.status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "not an export\n"
+    );
+    let traces = out.join("traces.csv");
+    assert!(std::fs::symlink_metadata(&traces).unwrap().is_file());
+    assert!(
+        std::fs::read_to_string(&traces)
+            .unwrap()
+            .starts_with("result_id,")
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "as_paths.csv",
+            "bgp_upstreams.csv",
+            "export.json",
+            "hops.csv",
+            "traces.csv"
+        ],
+        "no temporary file left behind"
+    );
+}

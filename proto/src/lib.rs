@@ -124,6 +124,7 @@
 
 #![deny(missing_docs)]
 
+pub mod atomic_file;
 pub mod cymru;
 mod decode;
 mod flow;

@@ -5,9 +5,14 @@
 
 use std::borrow::Cow;
 
-/// `text` with every control character (C0, DEL, C1) and every Unicode bidirectional
-/// control (which can reorder what a terminal shows) written as a Rust escape: `\u{1b}`,
-/// `\t`, `\r`, `\n`, `\u{202e}`. Other text, backslashes included, is unchanged.
+use icu_properties::CodePointMapData;
+use icu_properties::props::GeneralCategory;
+
+/// `text` with every character of the Unicode general categories Cc (controls: C0, DEL,
+/// C1), Cf (format characters: the bidirectional controls such as U+202E and U+061C that
+/// reorder what a terminal shows, zero-width characters, soft hyphens), Zl and Zp (line and
+/// paragraph separators) written as a Rust escape: `\u{1b}`, `\t`, `\r`, `\n`,
+/// `\u{202e}`. Other text, backslashes included, is unchanged.
 pub fn escape_control(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
@@ -24,8 +29,16 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    matches!(
+        CodePointMapData::<GeneralCategory>::new().get(c),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 #[cfg(test)]
@@ -41,5 +54,43 @@ mod tests {
         );
         assert_eq!(escape_control("abc\u{202e}fed"), r"abc\u{202e}fed");
         assert_eq!(escape_control(r"C:\x"), r"C:\x");
+        assert_eq!(escape_control("a\u{61c}b"), r"a\u{61c}b");
+    }
+
+    /// Over every code point, by the Unicode character database's general category (ICU4X's
+    /// tables): each of Cc, Cf, Zl and Zp is escaped, each letter is printed as it is.
+    #[test]
+    fn every_control_format_and_separator_character_is_escaped_and_no_letter() {
+        let categories = CodePointMapData::<GeneralCategory>::new();
+        let (mut escaped, mut letters) = (0, 0);
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let text = c.to_string();
+            let shown = escape_control(&text);
+            match categories.get(c) {
+                GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator => {
+                    assert!(
+                        !shown.contains(c) && shown.starts_with('\\'),
+                        "U+{:04X} printed raw",
+                        u32::from(c)
+                    );
+                    escaped += 1;
+                }
+                GeneralCategory::UppercaseLetter
+                | GeneralCategory::LowercaseLetter
+                | GeneralCategory::TitlecaseLetter
+                | GeneralCategory::ModifierLetter
+                | GeneralCategory::OtherLetter => {
+                    assert_eq!(shown, text, "U+{:04X} escaped", u32::from(c));
+                    letters += 1;
+                }
+                _ => {}
+            }
+        }
+        // 65 controls, 170-odd format characters, one line and one paragraph separator.
+        assert!(escaped > 230, "{escaped}");
+        assert!(letters > 100_000, "{letters}");
     }
 }

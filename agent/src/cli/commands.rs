@@ -1,6 +1,5 @@
 //! The `trace` and `survey` commands, run inside the tokio runtime.
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -10,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use nkpath_proto::TraceResult;
+use nkpath_proto::atomic_file::AtomicFile;
 
 use crate::cli::Plan;
 use crate::cli::output::render_trace;
@@ -48,8 +48,10 @@ pub async fn trace(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `nkpath-agent survey`: every target once, one JSON line per trace.
-pub async fn survey(plan: Plan, sockets: RawSockets, out: File) -> anyhow::Result<ExitCode> {
+/// `nkpath-agent survey`: every target once, one JSON line per trace, written to `out`'s
+/// new file and renamed over its destination at the end (also when the survey stops on an
+/// error: what was measured is kept, in whole lines).
+pub async fn survey(plan: Plan, sockets: RawSockets, out: AtomicFile) -> anyhow::Result<ExitCode> {
     let sockets = Arc::new(sockets.into_async(plan.allowlist)?);
     let progress = progress_bar(plan.targets.len() as u64);
     let mut writer = BufWriter::new(out);
@@ -68,12 +70,24 @@ pub async fn survey(plan: Plan, sockets: RawSockets, out: File) -> anyhow::Resul
             write_error = Some(e);
         }
     })
-    .await?;
+    .await;
     progress.finish_and_clear();
     if let Some(e) = write_error {
         return Err(e).context("writing the results");
     }
-    writer.flush().context("writing the results")?;
+    let out = writer
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .context("writing the results")?;
+    // The rename is made as the user the agent dropped to, who may not write where root
+    // created the file: then the complete file stays under its temporary name.
+    out.commit().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; the survey renames its file as the unprivileged user it runs as: give --user \
+             a user who may write that directory, or choose another --out"
+        )
+    })?;
+    let stats = stats?;
     println!("{}", summary(&stats));
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,10 @@
 //! thread back); the uploader sends what is spooled and deletes only what the
 //! collector acknowledged. A paused agent (the collector's `pause_until`) and an
 //! agent whose spool is full start no round: it never probes what it cannot keep.
+//! Nor does an agent whose spool's disk cannot take the round's results
+//! ([`Spool::check_room`]): it says so in the log and in `status`, keeps
+//! uploading, and probes again once there is room. A round whose results still
+//! fail to be stored for lack of space ends there; the agent keeps running.
 
 //!
 //! The service room: [`config`] (the configuration file), [`spool`] and [`spool_writer`]
@@ -15,6 +19,7 @@
 //! (`nkpath-agent status`), and the round loop here.
 
 pub mod config;
+pub mod disk;
 pub mod spool;
 pub mod spool_writer;
 pub mod status;
@@ -96,6 +101,17 @@ pub enum ServiceError {
     UploaderTask(tokio::task::JoinError),
 }
 
+impl ServiceError {
+    /// Whether the spool failed for lack of disk space (the agent goes on: no round starts
+    /// until there is room again).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Spool(e) | Self::Spooling { source: e, .. } => e.is_disk_full(),
+            _ => false,
+        }
+    }
+}
+
 /// Everything `run` needs that had to be prepared while privileged.
 pub struct Prepared {
     /// The configuration.
@@ -172,6 +188,13 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> Result<(), ServiceE
                 );
                 spool.set_last_round(&summary)?;
             }
+            Err(e) if e.is_disk_full() => {
+                // What was stored stays; the next round waits for room (`may_start_round`).
+                tracing::error!(
+                    "{e:#}; the round ends here, the agent goes on and probes again once the spool's disk has room"
+                );
+                let _ = spool.set_last_error(&format!("{e:#}"));
+            }
             Err(e) => {
                 // A socket failure ends the process: the supervisor restarts it with fresh sockets.
                 let _ = spool.set_last_error(&format!("{e:#}"));
@@ -219,6 +242,25 @@ fn may_start_round(
             *last_full_warning = Some(now);
         }
         return Ok(RoundGate::Skip);
+    }
+    let targets = targets::expand(
+        &upload::effective_targets(config, &state),
+        &config.allowlist,
+    )?;
+    if let Some(short) = spool.check_room(targets.len() as u64)? {
+        let now = Instant::now();
+        if last_full_warning.is_none_or(|at| now.duration_since(at) >= SPOOL_FULL_WARNING_EVERY) {
+            tracing::warn!(
+                spool = %spool.path().display(),
+                "the spool cannot take a round: {short} (uploads go on)"
+            );
+            *last_full_warning = Some(now);
+        }
+        return Ok(RoundGate::Skip);
+    }
+    if state.disk_short.is_some() {
+        tracing::info!("the spool's disk has room again: probing resumes");
+        *last_full_warning = None;
     }
     Ok(RoundGate::Go)
 }

@@ -17,6 +17,11 @@
 //! removes a row, so a result the collector has not acknowledged survives
 //! crashes, restarts and kill -9.
 //!
+//! A full disk does not trap acknowledged results: the spool keeps a reserve file beside it
+//! ([`super::disk`]) and gives its bytes back when a delete, a quarantine or a note fails
+//! for lack of space; [`Spool::check_room`] tells the round loop whether a round's results
+//! would fit before anything is probed.
+//!
 //! A damaged file (SQLite reports `SQLITE_CORRUPT`) does not stop uploads:
 //! the spool is rebuilt from what can still be read, the results on damaged
 //! pages are quarantined by id, and the damaged file is kept beside it
@@ -32,6 +37,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use super::disk::{self, DiskShort, Reserve};
 
 /// The schema this build writes, in SQLite's `user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -108,6 +115,22 @@ pub enum SpoolError {
         /// Why.
         source: serde_json::Error,
     },
+}
+
+impl SpoolError {
+    /// Whether SQLite failed for lack of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::Sqlite { source, .. }
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+
+    /// Whether the failure may come from a full disk: SQLite reports some of those (the
+    /// WAL's shared-memory file that cannot grow) as I/O errors.
+    fn may_be_disk_full(&self) -> bool {
+        self.is_disk_full()
+            || matches!(self, Self::Sqlite { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure))
+    }
 }
 
 /// A spooled result, as read back for upload.
@@ -195,6 +218,9 @@ pub struct State {
     pub last_error: Option<ErrorNote>,
     /// Whether the spool was full when last checked (no new rounds).
     pub spool_full: bool,
+    /// The spool's disk could not take a round when last checked (no new rounds).
+    #[serde(default)]
+    pub disk_short: Option<DiskShort>,
     /// The collector asked the agent not to probe until then.
     #[serde(with = "time::serde::rfc3339::option")]
     pub pause_until: Option<OffsetDateTime>,
@@ -239,6 +265,7 @@ mod keys {
     pub const LAST_UPLOAD: &str = "last_upload";
     pub const LAST_ERROR: &str = "last_error";
     pub const SPOOL_FULL: &str = "spool_full";
+    pub const DISK_SHORT: &str = "disk_short";
     pub const PAUSE_UNTIL: &str = "pause_until";
     pub const TARGETS: &str = "targets_override";
     pub const TARGETS_AT: &str = "targets_received_at";
@@ -250,6 +277,7 @@ mod keys {
 pub struct Spool {
     path: PathBuf,
     conn: Mutex<Connection>,
+    reserve: Reserve,
 }
 
 impl Spool {
@@ -262,7 +290,30 @@ impl Spool {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        Self::open_with(path, flags)
+        let reserve = Reserve::beside(path);
+        let spool = match Self::open_with(path, flags) {
+            // On a full disk even opening needs room (SQLite creates the WAL's shared-memory
+            // file beside the spool): the reserve makes it.
+            Err(e) if e.may_be_disk_full() && reserve.release() => {
+                tracing::warn!(
+                    "the spool's disk is full: its reserve is released so that the spool can open"
+                );
+                Self::open_with(path, flags)?
+            }
+            opened => opened?,
+        };
+        match spool.reserve.ensure() {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                reserve = %spool.reserve.path().display(),
+                "no room on the spool's disk for its reserve: deletes may fail until space returns"
+            ),
+            Err(e) => tracing::warn!(
+                reserve = %spool.reserve.path().display(),
+                "cannot write the spool's reserve: {e}"
+            ),
+        }
+        Ok(spool)
     }
 
     /// Opens an existing spool without creating anything (for `status`).
@@ -282,6 +333,7 @@ impl Spool {
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(connect(path, flags)?),
+            reserve: Reserve::beside(path),
         })
     }
 
@@ -460,7 +512,69 @@ impl Spool {
     /// are ignored. Returns how many were deleted.
     pub fn ack(&self, ids: &[Uuid]) -> Result<usize, SpoolError> {
         // A delete next to a damaged page fails too: SQLite rebalances the tree.
-        self.repairing(|| self.delete(ids))
+        self.making_room(|| self.repairing(|| self.delete(ids)))
+    }
+
+    /// Runs `op`; when it fails for lack of disk space and the reserve is held, releases
+    /// the reserve and runs it again (then checkpoints, so that the WAL gives its space
+    /// back). The reserve is written again by [`Self::check_room`] once there is room.
+    fn making_room<T>(&self, op: impl Fn() -> Result<T, SpoolError>) -> Result<T, SpoolError> {
+        match op() {
+            Err(e) if e.is_disk_full() && self.reserve.release() => {
+                tracing::warn!(
+                    "the spool's disk is full: its reserve is released so that the spool can \
+                     still delete what the collector acknowledged"
+                );
+                let done = op();
+                if let Err(e) = self
+                    .conn()
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                {
+                    tracing::warn!("checkpointing the spool after releasing its reserve: {e}");
+                }
+                done
+            }
+            done => done,
+        }
+    }
+
+    /// Whether the spool's disk can take a round of `targets` targets: the reserve held
+    /// (written again if it was released) and the round's estimate ([`disk::round_bytes`])
+    /// free beyond it. `Some` when it cannot, also recorded for `status` (with the time
+    /// rounds were first skipped); the record is cleared when there is room again.
+    pub fn check_room(&self, targets: u64) -> Result<Option<DiskShort>, SpoolError> {
+        let reserve_held = self.reserve.ensure().unwrap_or_else(|e| {
+            tracing::warn!(reserve = %self.reserve.path().display(), "cannot write the spool's reserve: {e}");
+            false
+        });
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let needed_bytes = disk::round_bytes(targets);
+        let free_bytes = match disk::free_bytes(dir) {
+            Ok(free) => free,
+            Err(e) => {
+                // A file system that cannot say: the writes themselves will tell.
+                tracing::warn!(dir = %dir.display(), "cannot read the free space of the spool's disk: {e}");
+                u64::MAX
+            }
+        };
+        let previous: Option<DiskShort> = self.get(keys::DISK_SHORT)?;
+        if reserve_held && free_bytes >= needed_bytes {
+            if previous.is_some() {
+                self.set::<DiskShort>(keys::DISK_SHORT, None)?;
+            }
+            return Ok(None);
+        }
+        let short = DiskShort {
+            free_bytes,
+            needed_bytes,
+            reserve_held,
+            since: previous.map_or_else(OffsetDateTime::now_utc, |p| p.since),
+        };
+        self.set(keys::DISK_SHORT, Some(&short))?;
+        Ok(Some(short))
     }
 
     fn delete(&self, ids: &[Uuid]) -> Result<usize, SpoolError> {
@@ -482,7 +596,7 @@ impl Spool {
     /// Moves a refused result to the quarantine, where it is never retried.
     /// Returns false if the id is not in the spool.
     pub fn quarantine(&self, id: Uuid, field: &str, reason: &str) -> Result<bool, SpoolError> {
-        self.repairing(|| self.move_to_quarantine(id, field, reason))
+        self.making_room(|| self.repairing(|| self.move_to_quarantine(id, field, reason)))
     }
 
     fn move_to_quarantine(&self, id: Uuid, field: &str, reason: &str) -> Result<bool, SpoolError> {
@@ -555,6 +669,7 @@ impl Spool {
             last_upload: self.get(keys::LAST_UPLOAD)?,
             last_error: self.get(keys::LAST_ERROR)?,
             spool_full: self.get(keys::SPOOL_FULL)?.unwrap_or(false),
+            disk_short: self.get(keys::DISK_SHORT)?,
             pause_until: self
                 .get::<String>(keys::PAUSE_UNTIL)?
                 .and_then(|t| parse_time(&t).ok()),
@@ -630,7 +745,7 @@ impl Spool {
     }
 
     fn set<T: Serialize>(&self, key: &str, value: Option<&T>) -> Result<(), SpoolError> {
-        write_state(&self.conn(), key, value).map_err(self.sql())
+        self.making_room(|| write_state(&self.conn(), key, value).map_err(self.sql()))
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::service::config::Config;
+use crate::service::disk::DiskShort;
 use crate::service::spool::{
     ErrorNote, Quarantined, RoundSummary, Spool, SpoolError, UploadSummary,
 };
@@ -29,6 +30,9 @@ pub struct StatusReport {
     pub spool_max_results: u64,
     /// Whether the spool is full (no new rounds until uploads catch up).
     pub spool_full: bool,
+    /// The spool's disk could not take a round when last checked (no new rounds until
+    /// space returns).
+    pub disk_short: Option<DiskShort>,
     /// Results set aside: refused by the collector, or unreadable in the spool.
     pub quarantined: u64,
     /// The latest of them, newest first.
@@ -72,6 +76,7 @@ pub fn report(
         last_round: state.last_round,
         last_upload: state.last_upload,
         last_error: state.last_error,
+        disk_short: state.disk_short,
         targets_override: state.targets_override,
     })
 }
@@ -98,6 +103,9 @@ impl StatusReport {
         ));
         if self.spool_full {
             line("spool_full:   yes: no new rounds until uploads bring the spool below spool.max_results".into());
+        }
+        if let Some(short) = &self.disk_short {
+            line(format!("disk:         {short}"));
         }
         // Quarantine rows, errors and targets hold the collector's words
         // or a corrupt row's bytes: escaped, so they cannot drive the terminal.

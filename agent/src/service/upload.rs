@@ -23,6 +23,7 @@
 //! | connection reset during a batch of over [`RESET_SUGGESTS_TOO_LARGE`] bytes | as 413: a collector or proxy that refuses a body before reading it often just closes |
 //! | 401, 403 | log that the token is wrong or revoked; wait `max_backoff` |
 //! | 413 | halve the batch size and retry; a single result too large is quarantined |
+//! | 409 | the batch id was used before for other results: forget it, retry after a short wait under a new one |
 //! | 400 naming `results[i]` | quarantine that result; retry the others after a short wait |
 //! | 400, 415, other 4xx | log; wait `max_backoff` (the agent and collector disagree on the format) |
 //!
@@ -146,6 +147,15 @@ pub enum UploadError {
         size: usize,
         /// The next batch size.
         next: usize,
+    },
+    /// 409: the collector holds a batch of this id with other results (the
+    /// agent's state was lost between a batch and its retry, or ids collided).
+    #[error(
+        "the collector already holds batch {batch_id} with other results (HTTP 409); the same results go again under a new batch id"
+    )]
+    BatchIdTaken {
+        /// The batch id refused.
+        batch_id: Uuid,
     },
     /// 400, 415 or another 4xx.
     #[error(
@@ -344,6 +354,11 @@ impl Uploader {
                 url: url.clone(),
                 source,
             })?;
+        if status == StatusCode::CONFLICT {
+            // Resending under this id would be refused forever: the next try takes a new one.
+            self.pending = None;
+            return Err(UploadError::BatchIdTaken { batch_id });
+        }
         if !status.is_success() {
             return Err(self.refusal(spool, status, &body, &ids, retry_after)?);
         }
@@ -441,9 +456,9 @@ impl Uploader {
             UploadError::Unauthorized { .. }
             | UploadError::Rejected { .. }
             | UploadError::Client(_) => max.mul_f64(rng.random_range(0.9..=1.0)),
-            UploadError::TooLarge { .. } | UploadError::Reset { .. } => {
-                self.cfg.min_backoff.min(max)
-            }
+            UploadError::TooLarge { .. }
+            | UploadError::Reset { .. }
+            | UploadError::BatchIdTaken { .. } => self.cfg.min_backoff.min(max),
             UploadError::Server {
                 retry_after: Some(wait),
                 ..
@@ -505,7 +520,8 @@ fn apply_ack(
     for refusal in &ack.refused {
         let Some(id) = attribute(refusal, ids, &sent) else {
             tracing::warn!(
-                %batch_id, field = %refusal.field, reason = %refusal.reason,
+                %batch_id, field = %escape_control(&refusal.field),
+                reason = %escape_control(&refusal.reason),
                 "the collector refused a result it did not name"
             );
             unattributed.get_or_insert(refusal);
@@ -514,7 +530,11 @@ fn apply_ack(
         if !answered.insert(id) {
             continue;
         }
-        tracing::warn!(result_id = %id, field = %refusal.field, reason = %refusal.reason, "the collector refused a result; quarantined");
+        tracing::warn!(
+            result_id = %id, field = %escape_control(&refusal.field),
+            reason = %escape_control(&refusal.reason),
+            "the collector refused a result; quarantined"
+        );
         spool.quarantine(id, &refusal.field, &refusal.reason)?;
         refused += 1;
     }

@@ -8,13 +8,19 @@
 //! none), as the acknowledgement's `targets` and `pause_until`. It runs in a savepoint, so
 //! that a failure of the fleet tables is logged and rolled back alone: the results commit
 //! whatever the scheduler does.
+//!
+//! Every agent's report is one untrusted voice: what its results say steers only that
+//! agent. The hosts its pings found answering are preferred among its own targets only (a
+//! lone agent still traces the hosts it found), and the probes its results say it sent
+//! count against its own next booking only, beyond what it was booked for: an agent that
+//! claims to have flooded a /24 delays itself, not the others. A result is counted once,
+//! when it is first stored (a resent batch stores nothing new).
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
 use nkpath_proto::ResultRecord;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::schedule::{Booking, Budget, Calendar, Request, Slot, TargetNet, Vantage, slash24};
 use crate::bgp::prefix::overlaps;
@@ -94,8 +100,6 @@ pub struct Upload<'a> {
     pub agent: &'a str,
     /// The connection's peer address, when known.
     pub peer: Option<IpAddr>,
-    /// The batch.
-    pub batch_id: Uuid,
     /// The collector's clock when it arrived.
     pub received_at: OffsetDateTime,
 }
@@ -110,7 +114,7 @@ pub fn account_upload(
     stored: &[&ResultRecord],
 ) -> Assignment {
     let accounted = tx.in_savepoint(|tx| {
-        count_batch(tx, upload.agent, upload.batch_id, stored)?;
+        count_results(tx, upload.agent, stored)?;
         assign(tx, upload.agent, upload.peer, upload.received_at)
     });
     accounted.unwrap_or_else(|e| {
@@ -142,7 +146,7 @@ pub fn assign(
         }
     } else {
         let vantage = vantage(tx, agent, peer, now)?;
-        let mut calendar = calendar(tx, budget, now_round, now)?;
+        let mut calendar = calendar(tx, agent, budget, now_round, now)?;
         let slot = calendar.next_slot(&Request {
             agent,
             vantage: &vantage,
@@ -221,10 +225,12 @@ fn parse_vantage(text: &str) -> Vantage {
         )
 }
 
-/// The calendar of the rounds after `now_round`: targets, live hosts, bookings, and the
-/// overspend of the last full round.
+/// The calendar of the rounds after `now_round` as `agent` may book it: the targets with the
+/// hosts its own pings found live, every booking, and what `agent` itself sent beyond its
+/// bookings in the last full round (its overrun, taken off its own room in the next round).
 fn calendar(
     tx: &WriteTx<'_>,
+    agent: &str,
     budget: Budget,
     now_round: u64,
     now: OffsetDateTime,
@@ -233,7 +239,7 @@ fn calendar(
         .ok()
         .flatten()
         .unwrap_or_default();
-    let live = tx.live_hosts(now - LIVE_FOR)?;
+    let live = tx.live_hosts(agent, now - LIVE_FOR)?;
     let targets = super::schedule::split_into_24s(&target.prefixes)
         .into_iter()
         .map(|net| TargetNet {
@@ -247,17 +253,41 @@ fn calendar(
         calendar.book(&to_booking(row));
     }
     if now_round > 0 {
-        let last = now_round - 1;
-        let spent = tx.probes_between(budget.round_start(last), budget.round_start(now_round))?;
         let nets: Vec<Ipv4Net> = calendar.targets().iter().map(|t| t.net).collect();
-        for (net, probes) in spent {
-            let over = probes.saturating_sub(budget.probes_per_round());
+        for (net, over) in overrun(tx, agent, budget, now_round - 1)? {
             for &t in nets.iter().filter(|&&t| overlaps(t, net)) {
                 calendar.set_overspend(t, over);
             }
         }
     }
     Ok(calendar)
+}
+
+/// The probes `agent`'s results say it sent into each /24 in round `round` beyond what it
+/// was booked for there (all of them when it was not booked). Only the agent's own claims
+/// count, and only against itself: another agent's claim never takes room from it.
+fn overrun(
+    tx: &WriteTx<'_>,
+    agent: &str,
+    budget: Budget,
+    round: u64,
+) -> Result<Vec<(Ipv4Net, u64)>, DbError> {
+    let from = budget.round_start(round);
+    let to = budget.round_start(round + 1);
+    let spent = tx.agent_probes_between(agent, from, to)?;
+    let booked = tx.agent_booked_probes(agent, round)?;
+    Ok(spent
+        .into_iter()
+        .map(|(net, probes)| {
+            let allowed: u64 = booked
+                .iter()
+                .filter(|&(&b, _)| overlaps(b, net))
+                .map(|(_, &p)| p)
+                .sum();
+            (net, probes.saturating_sub(allowed))
+        })
+        .filter(|&(_, over)| over > 0)
+        .collect())
 }
 
 /// Probes per target the agent sent lately (pings and trace probes per traced target),
@@ -296,19 +326,9 @@ fn vantage(
 }
 
 /// Adds the probes of the results an upload newly stored to the counted work (per minute,
-/// agent and target /24) and its answering hosts to the live hosts, once per batch id.
-fn count_batch(
-    tx: &WriteTx<'_>,
-    agent: &str,
-    batch_id: Uuid,
-    stored: &[&ResultRecord],
-) -> Result<(), DbError> {
-    if stored.is_empty() {
-        return Ok(()); // nothing new was stored: nothing to count, and nothing changes
-    }
-    if !tx.mark_batch_counted(batch_id)? {
-        return Ok(()); // a retried batch: counted when it first arrived
-    }
+/// agent and target /24) and its answering hosts to the agent's live hosts. Each result is
+/// newly stored once (by result id), so it is counted once, whatever batch carried it.
+fn count_results(tx: &WriteTx<'_>, agent: &str, stored: &[&ResultRecord]) -> Result<(), DbError> {
     for record in stored {
         let started = record.started_at();
         let mut work = Work {
@@ -326,7 +346,7 @@ fn count_batch(
                 work.ping_probes = u64::from(p.sent);
                 tx.add_work(&work)?;
                 if p.received > 0 {
-                    tx.note_live(p.target, started)?;
+                    tx.note_live(agent, p.target, started)?;
                 }
             }
             ResultRecord::Trace(t) => {

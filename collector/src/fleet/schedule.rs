@@ -10,8 +10,9 @@
 //! - some target /24 is not yet booked for its vantage (agents of one AS share the work:
 //!   a (vantage, /24) pair booked once in a round is not booked again), and
 //! - the probes already booked into that /24 in that round, plus this agent's measured cost,
-//!   plus what the fleet overspent in the last round, stay within the cap times the round
-//!   length.
+//!   plus what this agent sent beyond its own bookings in the last round (its overrun: an
+//!   agent's claims weigh on itself, never on the others), stay within the cap times the
+//!   round length.
 //!
 //! Agents of one AS therefore take turns: the one that just worked asks again and finds
 //! the next rounds already booked by the others, so it queues behind them (round robin).
@@ -89,13 +90,14 @@ impl std::fmt::Display for Vantage {
 pub struct TargetNet {
     /// The prefix: a /24, or longer when the target is smaller than a /24.
     pub net: Ipv4Net,
-    /// Addresses inside `net` that answered pings recently; preferred as trace targets.
+    /// Addresses inside `net` that answered the asking agent's pings recently; preferred as
+    /// its trace targets (another agent's word never steers them).
     pub live: Vec<Ipv4Addr>,
 }
 
 impl TargetNet {
     /// The address traced in round `round`: a live one when any is known (the same one for
-    /// every vantage, so their paths compare), else a host address of the prefix, moving
+    /// every vantage that found the same hosts live, so their paths compare), else a host address of the prefix, moving
     /// each round so that the agents' pings look for live hosts.
     pub fn address(&self, round: u64, seed: u64) -> Ipv4Addr {
         let turn = round.wrapping_add(mix(seed ^ u64::from(u32::from(self.net.network()))));
@@ -166,8 +168,8 @@ pub struct Calendar {
     budget: Budget,
     seed: u64,
     targets: Vec<TargetNet>,
-    /// Probes overspent in the last round per target prefix (actual minus the budget),
-    /// taken off the budget of the round after the current one.
+    /// Probes the asking agent overspent in the last round per target prefix (sent minus
+    /// booked), taken off its budget of the round after the current one.
     overspend: BTreeMap<Ipv4Net, u64>,
     /// Booked probes per (round, prefix).
     probes: BTreeMap<(u64, Ipv4Net), u64>,
@@ -221,8 +223,8 @@ impl Calendar {
         &self.targets
     }
 
-    /// Records what the fleet overspent into `net` in the last full round (actual probes
-    /// counted from results, minus the budget).
+    /// Records what the asking agent overspent into `net` in the last full round (probes
+    /// counted from its results beyond its bookings), taken off its room in the next round.
     pub fn set_overspend(&mut self, net: Ipv4Net, probes: u64) {
         self.overspend.insert(net, probes);
     }

@@ -104,9 +104,14 @@ pub enum ReportCommand {
 /// `nkpath-collector export ...`
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Directory to write the CSV files and export.json into (created if missing).
+    /// Directory to write the CSV files and export.json into (created if missing; one that
+    /// already holds anything is refused without --force). Each file is written whole under
+    /// a new name and renamed into place; a symlink there is replaced, never written through.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Write into a directory that is not empty, replacing the export's files in it.
+    #[arg(long)]
+    pub force: bool,
     /// Options shared with the reports.
     #[command(flatten)]
     pub common: AnalysisArgs,
@@ -267,6 +272,8 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
 
 /// Runs an export.
 pub fn run_export(db: &Db, args: &ExportArgs) -> anyhow::Result<()> {
+    // Checked before the analysis: a refused directory costs nothing.
+    crate::export::check_out_dir(&args.out, args.force)?;
     let analyses = args.common.analyze(db)?;
     let summary = crate::export::export(db, &analyses, &args.out)?;
     println!(

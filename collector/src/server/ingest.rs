@@ -13,12 +13,19 @@
 //! | new id | stored, with a receipt; accepted |
 //! | id stored before with the same content | accepted again, nothing stored |
 //! | id stored before with other content, or by another agent | refused, field `results[i].result_id` |
+//!
+//! Batches that stored a result are kept by (the token's agent, batch id), with the set of
+//! result ids they carry: a batch sent again with the same result ids is a retry (answered
+//! as above, nothing counted twice); a batch id the agent already used for other result ids
+//! is refused whole ([`BatchConflict`], 409), nothing of it stored. Another agent's batch ids
+//! are its own.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use nkpath_proto::{Refusal, ResultRecord, SCHEMA_VERSION, UploadAck, UploadBatch};
 use serde_json::value::RawValue;
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -60,6 +67,8 @@ pub struct PreparedBatch {
     sent_at: OffsetDateTime,
     agent_version: String,
     results: Vec<Result<StoredRecord, Refused>>,
+    /// The digest of the batch's result ids ([`results_digest`]).
+    results_sha256: String,
 }
 
 /// A refused result: its id if readable, the field (relative to the result), the reason.
@@ -73,16 +82,52 @@ struct Refused {
 /// Decodes and checks every result of `batch` as uploaded by `agent`: everything that needs
 /// no stored data, so that it runs before the database is taken.
 pub fn prepare(batch: &UploadBatch<Box<RawValue>>, agent: &Authenticated) -> PreparedBatch {
+    let results: Vec<_> = batch
+        .results
+        .iter()
+        .map(|raw| prepare_one(raw.get(), &agent.name))
+        .collect();
+    let ids = results.iter().filter_map(|r| match r {
+        Ok(stored) => Some(stored.record().result_id()),
+        Err(refused) => refused.id,
+    });
     PreparedBatch {
         batch_id: batch.batch_id,
         sent_at: batch.sent_at,
         agent_version: batch.agent_version.clone(),
-        results: batch
-            .results
-            .iter()
-            .map(|raw| prepare_one(raw.get(), &agent.name))
-            .collect(),
+        results_sha256: results_digest(ids),
+        results,
     }
+}
+
+/// The SHA-256 (lowercase hex) of a batch's result ids as a set: sorted, each once. Results
+/// whose id cannot be read add nothing.
+fn results_digest(ids: impl IntoIterator<Item = Uuid>) -> String {
+    use std::fmt::Write as _;
+    let ids: BTreeSet<Uuid> = ids.into_iter().collect();
+    let mut hasher = Sha256::new();
+    for id in &ids {
+        hasher.update(id.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A batch id the agent already used for a batch of other result ids: the batch is refused
+/// whole (409), nothing of it stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "batch {batch_id} was already sent with other result ids; a retry resends the same \
+     results under the same batch id, and new results need a new batch id"
+)]
+pub struct BatchConflict {
+    /// The reused batch id.
+    pub batch_id: Uuid,
 }
 
 fn prepare_one(text: &str, agent: &str) -> Result<StoredRecord, Refused> {
@@ -127,15 +172,22 @@ pub enum IngestError {
 
 /// Stores what can be stored of `batch` in one IMMEDIATE transaction, counts it for the fleet
 /// (and books the agent's next round when scheduling is on) in the same transaction, and
-/// returns the ack. When this returns `Ok`, everything in `accepted` is committed
-/// (synchronous=FULL).
+/// returns the ack. When this returns `Ok(Ok(_))`, everything in `accepted` is committed
+/// (synchronous=FULL); `Ok(Err(_))` is a batch id reused for other results (nothing stored).
 pub fn ingest(
     db: &mut Db,
     batch: &PreparedBatch,
     arrival: &Arrival<'_>,
-) -> Result<UploadAck, IngestError> {
+) -> Result<Result<UploadAck, BatchConflict>, IngestError> {
     let (offset_ms, flagged) = clock_offset(batch.sent_at, arrival.received_at);
+    let agent = arrival.agent.name.as_str();
     let tx = db.write()?;
+    let known = tx.batch_digest(agent, batch.batch_id)?;
+    if known.as_ref().is_some_and(|d| *d != batch.results_sha256) {
+        return Ok(Err(BatchConflict {
+            batch_id: batch.batch_id,
+        }));
+    }
     // Read within the transaction: the stored target is the one in force for this batch. A
     // malformed stored target fails the batch like a database error (500, nothing
     // acknowledged).
@@ -147,7 +199,6 @@ pub fn ingest(
         targets,
         now: arrival.received_at,
     };
-    let agent = arrival.agent.name.as_str();
     let mut accepted = Vec::new();
     let mut seen = HashSet::new();
     let mut refused = Vec::new();
@@ -182,6 +233,11 @@ pub fn ingest(
             Err(refusal) => refused.push(refusal.within(i)),
         }
     }
+    // A batch is kept once it stored something: one that stored nothing (a retry, or every
+    // result refused) leaves the database as it was, and cannot be told from a new one.
+    if known.is_none() && !newly_stored.is_empty() {
+        tx.insert_batch(agent, batch.batch_id, &batch.results_sha256)?;
+    }
     tx.record_upload(
         agent,
         arrival.received_at,
@@ -193,13 +249,12 @@ pub fn ingest(
         &Upload {
             agent,
             peer: arrival.peer,
-            batch_id: batch.batch_id,
             received_at: arrival.received_at,
         },
         &newly_stored,
     );
     tx.commit()?;
-    Ok(UploadAck {
+    Ok(Ok(UploadAck {
         schema_version: SCHEMA_VERSION,
         batch_id: batch.batch_id,
         received_at: arrival.received_at,
@@ -207,7 +262,7 @@ pub fn ingest(
         refused,
         pause_until: assignment.pause_until,
         targets: assignment.targets,
-    })
+    }))
 }
 
 impl Refused {
@@ -300,6 +355,14 @@ mod tests {
             clock_offset(t + time::Duration::minutes(5), t),
             (-300_000, true)
         );
+    }
+
+    #[test]
+    fn a_batch_digest_is_of_its_set_of_ids() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(results_digest([a, b]), results_digest([b, a, b]));
+        assert_ne!(results_digest([a, b]), results_digest([a]));
+        assert_eq!(results_digest([]).len(), 64);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | a body over the limit (default [`DEFAULT_MAX_BODY`]) | 413 |
 //! | another content type | 415 |
 //! | a body that is not a batch, or of an unsupported major version | 400 |
+//! | a batch id the agent already used for other result ids | 409 (a resend of the same results is a retry: 200) |
 //! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails |
 //!
 //! Tokens are checked on a read-only connection of their own ([`Db::open_token_reader`](crate::store::Db::open_token_reader)), never
@@ -241,6 +242,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 400.
     BadRequest(String),
+    /// 409: a batch id reused for other results.
+    Conflict(String),
     /// 500: the database failed; nothing was acknowledged.
     Internal(String),
 }
@@ -252,6 +255,7 @@ impl IntoResponse for ApiError {
             Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            Self::Conflict(m) => (StatusCode::CONFLICT, m),
             Self::Internal(m) => {
                 tracing::error!("{m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, m)
@@ -390,7 +394,11 @@ async fn upload(
                 ingest::ingest(db, &prepared, &arrival)
             },
         )
-        .await?;
+        .await?
+        .map_err(|conflict| {
+            tracing::warn!(agent = %agent.name, %batch_id, ?peer, "upload refused: {conflict}");
+            ApiError::Conflict(conflict.to_string())
+        })?;
     let (offset_ms, flagged) = ingest::clock_offset(sent_at, received_at);
     tracing::info!(
         agent = %agent.name, %batch_id, ?peer, results,

@@ -1,6 +1,7 @@
 //! Fleet scheduling's tables: each agent's vantage (`fleet_agents`), the bookings
-//! (`fleet_bookings`), the work counted from uploads (`fleet_done`, `fleet_live`,
-//! `fleet_batches`), and the lookups the scheduler makes in other tables (the origin AS of an
+//! (`fleet_bookings`), the work counted from uploads (`fleet_done`, and `fleet_live`, the
+//! hosts each agent found answering), the upload batches stored (`upload_batches`, by agent
+//! and batch id), and the lookups the scheduler makes in other tables (the origin AS of an
 //! agent's address, from the newest RIB dumps or the Team Cymru cache).
 //!
 //! The bookkeeping of an upload runs inside the upload's own transaction, in a savepoint
@@ -199,13 +200,43 @@ impl Db {
 }
 
 impl WriteTx<'_> {
-    /// Marks upload batch `batch_id` as counted; `false` when it was counted before.
-    pub fn mark_batch_counted(&self, batch_id: uuid::Uuid) -> Result<bool, DbError> {
-        let fresh = self
+    /// The digest of the result ids of `agent`'s upload batch `batch_id`, if it stored that
+    /// batch before.
+    pub fn batch_digest(
+        &self,
+        agent: &str,
+        batch_id: uuid::Uuid,
+    ) -> Result<Option<String>, DbError> {
+        Ok(self
             .sql()
-            .prepare_cached("INSERT OR IGNORE INTO fleet_batches (batch_id) VALUES (?1)")?
-            .execute([batch_id.hyphenated().to_string()])?;
-        Ok(fresh == 1)
+            .prepare_cached(
+                "SELECT results_sha256 FROM upload_batches WHERE agent = ?1 AND batch_id = ?2",
+            )?
+            .query_row(params![agent, batch_id.hyphenated().to_string()], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Records `agent`'s upload batch `batch_id` and the digest of its result ids (nothing
+    /// when it is recorded already).
+    pub fn insert_batch(
+        &self,
+        agent: &str,
+        batch_id: uuid::Uuid,
+        results_sha256: &str,
+    ) -> Result<(), DbError> {
+        self.sql()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO upload_batches (agent, batch_id, results_sha256)
+                 VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                agent,
+                batch_id.hyphenated().to_string(),
+                results_sha256
+            ])?;
+        Ok(())
     }
 
     /// Adds `work` to the counted work.
@@ -233,24 +264,32 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Notes that target host `address` answered a ping at `at`.
-    pub fn note_live(&self, address: Ipv4Addr, at: OffsetDateTime) -> Result<(), DbError> {
+    /// Notes that target host `address` answered a ping of `agent`'s at `at`.
+    pub fn note_live(
+        &self,
+        agent: &str,
+        address: Ipv4Addr,
+        at: OffsetDateTime,
+    ) -> Result<(), DbError> {
         self.sql()
             .prepare_cached(
-                "INSERT INTO fleet_live (address, last_seen) VALUES (?1, ?2)
-                 ON CONFLICT (address) DO UPDATE SET
+                "INSERT INTO fleet_live (agent, address, last_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (agent, address) DO UPDATE SET
                      last_seen = max(last_seen, excluded.last_seen)",
             )?
-            .execute(params![address.to_string(), timestamp::stored(at)])?;
+            .execute(params![agent, address.to_string(), timestamp::stored(at)])?;
         Ok(())
     }
 
-    /// Target hosts that answered a ping at `since` or later, by address.
-    pub fn live_hosts(&self, since: OffsetDateTime) -> Result<Vec<Ipv4Addr>, DbError> {
+    /// Target hosts that answered a ping of `agent`'s at `since` or later, by address.
+    pub fn live_hosts(&self, agent: &str, since: OffsetDateTime) -> Result<Vec<Ipv4Addr>, DbError> {
         let mut stmt = self.sql().prepare_cached(
-            "SELECT address FROM fleet_live WHERE last_seen >= ?1 ORDER BY address",
+            "SELECT address FROM fleet_live WHERE agent = ?1 AND last_seen >= ?2
+             ORDER BY address",
         )?;
-        let rows = stmt.query_map([timestamp::stored(since)], |r| r.get::<_, String>(0))?;
+        let rows = stmt.query_map(params![agent, timestamp::stored(since)], |r| {
+            r.get::<_, String>(0)
+        })?;
         Ok(rows
             .filter_map(|r| r.ok().and_then(|a| a.parse().ok()))
             .collect())
@@ -319,23 +358,39 @@ impl WriteTx<'_> {
         Ok(u64::try_from(n).unwrap_or(1))
     }
 
-    /// Probes sent into each /24 between two UNIX times (counted per minute).
-    pub fn probes_between(&self, from: i64, to: i64) -> Result<BTreeMap<Ipv4Net, u64>, DbError> {
+    /// Probes `agent`'s results say it sent into each /24 between two UNIX times (counted
+    /// per minute).
+    pub fn agent_probes_between(
+        &self,
+        agent: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<Ipv4Net, u64>, DbError> {
         let mut stmt = self.sql().prepare_cached(
             "SELECT net, sum(trace_probes + ping_probes) FROM fleet_done
-             WHERE minute >= ?1 AND minute < ?2 GROUP BY net",
+             WHERE agent = ?1 AND minute >= ?2 AND minute < ?3 GROUP BY net",
         )?;
-        let rows = stmt.query_map(params![from.div_euclid(60), to.div_euclid(60)], |r| {
+        let rows = stmt.query_map(
+            params![agent, from.div_euclid(60), to.div_euclid(60)],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        per_net(rows)
+    }
+
+    /// Probes `agent` was booked for in each target prefix in round `round`.
+    pub fn agent_booked_probes(
+        &self,
+        agent: &str,
+        round: u64,
+    ) -> Result<BTreeMap<Ipv4Net, u64>, DbError> {
+        let mut stmt = self.sql().prepare_cached(
+            "SELECT net, sum(probes) FROM fleet_bookings
+             WHERE agent = ?1 AND round = ?2 GROUP BY net",
+        )?;
+        let rows = stmt.query_map(params![agent, to_i64(round)], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let (net, probes) = row?;
-            if let Ok(net) = net.parse() {
-                out.insert(net, u64::try_from(probes).unwrap_or(0));
-            }
-        }
-        Ok(out)
+        per_net(rows)
     }
 
     /// Traces and probes (trace probes and pings) of `agent`'s `sample` most recent minutes
@@ -402,6 +457,20 @@ impl WriteTx<'_> {
     pub fn fleet_origin_of(&self, addr: Ipv4Addr) -> Result<Option<u32>, DbError> {
         Ok(origin_of(self.sql(), addr)?)
     }
+}
+
+/// Rows of (prefix as stored, probes) as a map; rows whose prefix does not parse are left out.
+fn per_net(
+    rows: impl Iterator<Item = rusqlite::Result<(String, i64)>>,
+) -> Result<BTreeMap<Ipv4Net, u64>, DbError> {
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let (net, probes) = row?;
+        if let Ok(net) = net.parse() {
+            out.insert(net, u64::try_from(probes).unwrap_or(0));
+        }
+    }
+    Ok(out)
 }
 
 fn origin_of(conn: &Connection, addr: Ipv4Addr) -> rusqlite::Result<Option<u32>> {

@@ -25,6 +25,13 @@
 //!   to the new column `results.extra` (all of them: no limit applies to a row already
 //!   stored). A row that does not decode is left as it was; readers skip it with a warning,
 //!   as before.
+//! - v8: each agent's report is its own voice. `fleet_live` gains the agent that saw a host
+//!   answer (a host one agent found live steers only that agent's targets), and
+//!   `fleet_batches` gives way to `upload_batches`, keyed by (agent, batch id) with the
+//!   digest of the batch's result ids (a resent batch is a retry, an id reused for other
+//!   results is refused). Both start empty: which agent saw the hosts of the old table is not
+//!   known (agents find them again with their next pings), and a batch in flight across the
+//!   upgrade is taken for a new one (its results are still stored once, by result id).
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -37,7 +44,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 7;
+pub const CURRENT_VERSION: u32 = 8;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -302,6 +309,29 @@ CREATE TABLE fleet_batches (
 ) WITHOUT ROWID;
 ";
 
+/// The changes of v8: liveness per agent, and upload batches keyed by agent and batch id.
+const UNTRUSTED_REPORTS_V8: &str = "
+-- Target hosts that answered a ping uploaded by `agent`, and when last (RFC 3339 UTC).
+DROP TABLE fleet_live;
+CREATE TABLE fleet_live (
+    agent     TEXT NOT NULL,
+    address   TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (agent, address)
+) WITHOUT ROWID;
+
+-- Every upload batch that stored a result, by the agent of its token and its batch id:
+-- results_sha256 is the SHA-256 (hex) of its result ids, sorted, so that a resent batch is
+-- known for a retry and an id reused for other results is refused.
+DROP TABLE fleet_batches;
+CREATE TABLE upload_batches (
+    agent          TEXT NOT NULL,
+    batch_id       TEXT NOT NULL,
+    results_sha256 TEXT NOT NULL,
+    PRIMARY KEY (agent, batch_id)
+) WITHOUT ROWID;
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -355,7 +385,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(UPLOADS_V3)?;
     tx.execute_batch(CYMRU_CACHE_V4)?;
     tx.execute_batch(BGP_V5)?;
-    tx.execute_batch(FLEET_V6)
+    tx.execute_batch(FLEET_V6)?;
+    tx.execute_batch(UNTRUSTED_REPORTS_V8)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -376,6 +407,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
             tx.execute_batch("ALTER TABLE results ADD COLUMN extra TEXT;")?;
             normalise_stored_results(tx)
         }
+        7 => tx.execute_batch(UNTRUSTED_REPORTS_V8),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }
