@@ -649,3 +649,96 @@ fn normalised_tables(db: &Path) -> String {
     }
     bgp_tables(db)
 }
+
+/// `GET path` from the collector at `addr`, the JSON body.
+fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Waits until `/v1/health` shows `collector` with `last_file` ending in `file`.
+fn wait_for_file(addr: &str, collector: &str, file: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let health = get_json(addr, "/v1/health");
+        let found = health["bgp_sync"].as_array().and_then(|list| {
+            list.iter()
+                .find(|c| c["collector"] == collector)
+                .filter(|c| c["last_file"].as_str().is_some_and(|f| f.ends_with(file)))
+                .cloned()
+        });
+        if let Some(c) = found {
+            return c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{collector} never loaded {file}: {health}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn serve_with_bgp_sync_keeps_loading_what_the_archive_publishes() {
+    let p = publish_all();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("n.db");
+    let ris = format!("{}/ris", p.mirror.url);
+    let server = common::server::Server::start(
+        &db,
+        "127.0.0.1:0",
+        &[
+            "--bgp-sync",
+            "--sync-every",
+            "1s",
+            "--collector",
+            "rrc00",
+            "--ris-base",
+            &ris,
+            "--retry-wait",
+            "50ms",
+        ],
+    );
+    // Without a window, the first pass starts at the newest RIB dump and loads every
+    // update file since.
+    let status = wait_for_file(&server.addr, "rrc00", &name(RIS_UPD2));
+    assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
+    assert!(status["bgp_age_s"].as_i64().unwrap() > 0, "{status}");
+    // A file published later is loaded by a later pass, with no operator step.
+    let next = "/ris/rrc00/2025.01/updates.20250101.0010.gz";
+    p.mirror.publish(
+        next,
+        &gzip(&update(
+            T0 + 610,
+            peer("192.0.2.1", 64500),
+            &[],
+            "",
+            &["175.45.176.0/24"],
+        )),
+    );
+    wait_for_file(&server.addr, "rrc00", &name(next));
+    // A failing archive shows as the collector's last error, and serve keeps answering.
+    p.mirror
+        .fault("/ris/rrc00/", Fault::Status(500, None), None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let health = get_json(&server.addr, "/v1/health");
+        assert_eq!(health["status"], "ok");
+        let error = health["bgp_sync"][0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if error.contains(&format!("{ris}/rrc00/: HTTP status 500")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{health}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(loaded_files(&db).contains(&name(next)));
+    drop(server);
+}

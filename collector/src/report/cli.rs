@@ -308,3 +308,22 @@ pub fn run_ixp(db: &Db, command: &IxpCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_bgp_age_takes_durations_and_bare_hours() {
+        assert_eq!(parse_max_age("3m"), Ok(std::time::Duration::from_secs(180)));
+        assert_eq!(
+            parse_max_age("24"),
+            Ok(std::time::Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(
+            parse_max_age("1d"),
+            Ok(std::time::Duration::from_secs(24 * 3600))
+        );
+        assert!(parse_max_age("old").is_err());
+    }
+}
