@@ -503,6 +503,45 @@ fn skipped_update_slots_are_recorded_as_gaps() {
         (gaps[0].start, gaps[0].end),
         (i64::from(T0) + 600, i64::from(T0) + 1200)
     );
+
+    // A trace inside the gap is judged as without BGP data; one after it is judged.
+    let at = |s: u32| i64::from(T0 + s) - i64::from(common::traces::DUMP_TIME);
+    let hops = [(1, "192.0.2.1", 11, 0, 0), (2, "175.45.176.1", 0, 0, 0)];
+    let traces = [
+        common::traces::trace(1, at(700), "175.45.176.1", &hops),
+        common::traces::trace(2, at(1250), "175.45.176.1", &hops),
+    ];
+    let mut conn = Db::open(&db).unwrap();
+    conn.import_results(std::io::Cursor::new(traces.join("\n")))
+        .unwrap();
+    let analyses = nkpath_collector::analysis::Analyzer::new(
+        &conn,
+        nkpath_collector::analysis::Mapper::default(),
+        nkpath_collector::analysis::AnalysisOptions::default(),
+    )
+    .unwrap()
+    .analyze_all(nkpath_collector::results::stored_traces(&conn, None, None).unwrap())
+    .unwrap();
+    let reasons: Vec<(i64, String)> = analyses
+        .iter()
+        .map(|a| {
+            (
+                a.trace.started_at.unix_timestamp() - i64::from(T0),
+                a.verdict.reason.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons.contains(&(700, "no BGP data".to_string())),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(t, r)| *t == 1250 && r != "no BGP data"),
+        "{reasons:?}"
+    );
 }
 
 /// The archive name of a real MRT file, derived from its first record's time: RIS names for
