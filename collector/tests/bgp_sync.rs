@@ -554,7 +554,7 @@ fn archive_path(file: &Path) -> (String, String) {
         .unwrap();
     let t = i64::from(first.common_header.timestamp);
     let rib = name.starts_with("rib") || name.starts_with("bview");
-    let ris = name.ends_with(".gz");
+    let ris = file.extension().is_some_and(|e| e == "gz");
     let period = match (rib, ris) {
         (true, _) => 60,
         (false, true) => 300,
@@ -702,7 +702,7 @@ fn get_json(addr: &str, path: &str) -> serde_json::Value {
 
 /// Waits until `/v1/health` shows `collector` with `last_file` ending in `file`.
 fn wait_for_file(addr: &str, collector: &str, file: &str) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
     loop {
         let health = get_json(addr, "/v1/health");
         let found = health["bgp_sync"].as_array().and_then(|list| {
@@ -764,7 +764,7 @@ fn serve_with_bgp_sync_keeps_loading_what_the_archive_publishes() {
     // A failing archive shows as the collector's last error, and serve keeps answering.
     p.mirror
         .fault("/ris/rrc00/", Fault::Status(500, None), None);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
     loop {
         let health = get_json(&server.addr, "/v1/health");
         assert_eq!(health["status"], "ok");

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ fn publish(tb: &Testbed, mirror: &Mirror, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let now = unix_now();
         // RIS: the newest complete RIB dump of each ended minute.
-        let mut newest_of_minute: std::collections::BTreeMap<i64, PathBuf> = Default::default();
+        let mut newest_of_minute: BTreeMap<i64, PathBuf> = BTreeMap::new();
         for dump in tb.rib_dumps().unwrap() {
             let data = fs::read(&dump).unwrap_or_default();
             let Some(&(t, _)) = records(&data).first() else {
@@ -97,7 +97,7 @@ fn publish(tb: &Testbed, mirror: &Mirror, stop: &AtomicBool) {
         let data = fs::read(tb.updates_mrt()).unwrap_or_default();
         let recs = records(&data);
         for (slot_len, layout) in [(SLOT_S, "ris"), (2 * SLOT_S, "rv")] {
-            let mut slots: std::collections::BTreeMap<i64, Vec<u8>> = Default::default();
+            let mut slots: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
             for (t, r) in &recs {
                 slots
                     .entry(t - t.rem_euclid(slot_len))
@@ -112,7 +112,7 @@ fn publish(tb: &Testbed, mirror: &Mirror, stop: &AtomicBool) {
                     format!("/rv/bgpdata/{month}/UPDATES/updates.{name}.bz2")
                 };
                 // Only after the slot ended (and a second for BIRD's last writes).
-                if slot + slot_len + 1 <= now && !published.contains(&path) {
+                if slot + slot_len < now && !published.contains(&path) {
                     let file = if layout == "ris" {
                         common::gzip(&bytes)
                     } else {

@@ -236,17 +236,15 @@ pub fn listing_names(html: &str) -> Vec<String> {
     while let Some(found) = lower[at..].find("href=") {
         let start = at + found + "href=".len();
         let rest = &html[start..];
-        let (value, used) = match rest.chars().next() {
-            Some(q @ ('"' | '\'')) => match rest[1..].find(q) {
-                Some(end) => (&rest[1..=end], end + 2),
-                None => break,
-            },
-            _ => {
-                let end = rest
-                    .find(|c: char| c.is_whitespace() || c == '>')
-                    .unwrap_or(rest.len());
-                (&rest[..end], end)
-            }
+        let quote = rest.chars().next().filter(|c| matches!(c, '"' | '\''));
+        let (value, used) = if let Some(q) = quote {
+            let Some(end) = rest[1..].find(q) else { break };
+            (&rest[1..=end], end + 2)
+        } else {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '>')
+                .unwrap_or(rest.len());
+            (&rest[..end], end)
         };
         at = start + used;
         let value = value.split(['?', '#']).next().unwrap_or("");

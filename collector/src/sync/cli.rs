@@ -234,8 +234,8 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
-        assert_eq!(parse_duration("8h"), Ok(Duration::from_secs(8 * 3600)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_mins(3)));
+        assert_eq!(parse_duration("8h"), Ok(Duration::from_hours(8)));
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("soon").is_err());
     }

@@ -35,8 +35,8 @@ impl Default for RetryPolicy {
         Self {
             tries: 4,
             base: Duration::from_secs(5),
-            max_wait: Duration::from_secs(300),
-            timeout: Duration::from_secs(1800),
+            max_wait: Duration::from_mins(5),
+            timeout: Duration::from_mins(30),
         }
     }
 }
@@ -259,7 +259,7 @@ impl Fetcher {
 
     async fn get_text(&self, url: &str) -> Result<String, Failure> {
         let response = self.send(url).await?;
-        Ok(response.text().await.map_err(|e| transport(url, &e))?)
+        response.text().await.map_err(|e| transport(url, &e))
     }
 
     async fn get_file(&self, url: &str, dest: &Path) -> Result<u64, Failure> {

@@ -85,7 +85,7 @@ pub enum SyncError {
         /// The URL.
         url: String,
         /// Why.
-        source: LoadError,
+        source: Box<LoadError>,
     },
     /// The file's records are not of its slot: loading it would move the collector's state
     /// back (or ahead) in time.
@@ -234,22 +234,17 @@ async fn sync_collector(
         .collect();
     months.sort_unstable();
     months.dedup();
-    let start = match config.from {
-        Some(from) => from,
-        None => match resume_point(&remembered) {
-            Some(t) => t,
-            None => match newest_rib(fetcher, layout, &months, to).await? {
-                Some(t) => t,
-                None => {
-                    tracing::info!(
-                        "collector {}: no RIB dump published in the last {RIB_SEARCH_MONTHS} \
-                         months up to now; nothing to start from yet",
-                        layout.collector
-                    );
-                    return Ok(());
-                }
-            },
-        },
+    let start = if let Some(from) = config.from.or_else(|| resume_point(&remembered)) {
+        from
+    } else if let Some(t) = newest_rib(fetcher, layout, &months, to).await? {
+        t
+    } else {
+        tracing::info!(
+            "collector {}: no RIB dump published in the last {RIB_SEARCH_MONTHS} months up to \
+             now; nothing to start from yet",
+            layout.collector
+        );
+        return Ok(());
     };
     let candidates = published(fetcher, layout, &months, start, to).await?;
     record_gaps(db, layout, &candidates, report)?;
@@ -531,7 +526,7 @@ async fn fetch_and_load(
         LoadError::Db { source, .. } => SyncError::Db(source),
         source => SyncError::Load {
             url: c.url.clone(),
-            source,
+            source: Box::new(source),
         },
     })
 }

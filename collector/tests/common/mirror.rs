@@ -3,6 +3,7 @@
 //! misbehave per path, and logs every request.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -212,7 +213,7 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri) -> Resp
              <a href=\"?C=N;O=D\">Name</a><hr><a href=\"../\">Parent Directory</a>\n"
         );
         for n in names {
-            html.push_str(&format!("<a href=\"{n}\">{n}</a>\n"));
+            let _ = writeln!(html, "<a href=\"{n}\">{n}</a>");
         }
         html.push_str("</body></html>");
         return ([(header::CONTENT_TYPE, "text/html")], html).into_response();
