@@ -15,7 +15,8 @@
 //!    MRT RIB dumps and BGP4MP update files (`bgp load`).
 //! 5. [`sources`]: the core's inputs from the database, the DNS and files; [`import`]: public
 //!    traceroutes (RIPE Atlas, scamper) converted and stored beside the agents' results;
-//!    [`export`]: the CSV data set.
+//!    [`export`]: the CSV data set; [`sync`]: keeping the BGP data current from the public
+//!    archives (`bgp sync`).
 //! 6. [`report`]: the reports and the command line behind them.
 //! 7. [`fleet`]: fleet scheduling (which agent traces which /24 when).
 //! 8. [`server`]: the HTTP API agents upload to (`serve`).
@@ -50,6 +51,7 @@ pub mod server;
 pub mod settings;
 pub mod sources;
 pub mod store;
+pub mod sync;
 pub mod text;
 
 pub use store::{Db, DbError};

@@ -104,6 +104,19 @@ enum BgpCommand {
     /// bgp load warns.
     #[command(after_help = LOAD_EXAMPLES)]
     Load(LoadArgs),
+    /// Fetch and load MRT files from the public archives (RouteViews, RIPE RIS) in their own
+    /// directory layouts, remembering what was loaded.
+    ///
+    /// Each pass lists what each collector's archive published in the window and loads, in
+    /// slot order per collector (a RIB dump before the updates of the same slot), every file
+    /// not loaded before, exactly as bgp load does (all or nothing). Requests go one at a
+    /// time, retried with backoff (Retry-After honoured), with a User-Agent naming nkpath.
+    /// A file whose records are not of its slot's time is refused. A file that keeps
+    /// failing while later slots are published is given up after --max-attempts passes, and
+    /// update slots with no file are recorded as gaps.
+    Sync(nkpath_collector::sync::cli::SyncArgs),
+    /// Per synced collector: the last file loaded, the age of its BGP data, the last error.
+    Status,
 }
 
 const IMPORT_EXAMPLES: &str = "Examples:
@@ -150,7 +163,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,nkpath_collector::server=info")
+                tracing_subscriber::EnvFilter::new(
+                    "warn,nkpath_collector::server=info,nkpath_collector::sync=info",
+                )
             }),
         )
         .with_writer(std::io::stderr)
@@ -187,6 +202,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bgp(BgpCommand::Load(args)) => bgp_load(&mut db, args),
+        Command::Bgp(BgpCommand::Sync(args)) => nkpath_collector::sync::cli::sync(&mut db, &args),
+        Command::Bgp(BgpCommand::Status) => nkpath_collector::sync::cli::status(&db),
         Command::Serve(args) => nkpath_collector::server::cli::serve(db, &args),
         Command::Agent(command) => nkpath_collector::server::cli::agent(&mut db, &command),
         Command::Report(command) => {

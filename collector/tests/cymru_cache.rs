@@ -258,7 +258,7 @@ fn report_args(no_dns: bool, server: SocketAddr) -> nkpath_collector::report::cl
         resolver: (!no_dns).then_some(server),
         no_dns,
         transition_window: 15,
-        max_bgp_age: 24,
+        max_bgp_age: std::time::Duration::from_hours(24),
         map_min_len: 8,
         map_max_len: 24,
         format: nkpath_collector::report::Format::Table,

@@ -32,6 +32,10 @@
 //! hides another's. With no event of a peer after it, a base stays that peer's state for any
 //! later t: the state's age ([`BgpState::age_s`]) then says how old it is, and the verdicts
 //! say `stale-bgp`. The rule is the same in [`super::timeline`].
+//!
+//! A collector has no state at all at a time inside one of its sync gaps (update slots the
+//! archive never published, or files given up on; see [`crate::store::sync`]): a trace there
+//! is judged with the other collectors, or as without BGP data.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -172,7 +176,16 @@ impl BgpState {
         let mut routes = TargetRoutes::default();
         let mut origins = Vec::new();
         let mut sources = Vec::new();
+        // Periods `bgp sync` found no update file for: a collector has no state inside them
+        // (its missing updates could have changed anything), never a guess.
+        let gaps = db.sync_gaps()?;
         for (collector_id, collector) in db.bgp_collectors()? {
+            if gaps
+                .iter()
+                .any(|g| g.collector == collector && g.start <= t && t < g.end)
+            {
+                continue;
+            }
             let dump = dumps.get(&collector_id);
             let mut collector_routes = TargetRoutes::default();
             if let Some(d) = dump {
@@ -524,9 +537,16 @@ fn update_event(collector_id: i64, u: &StoredUpdate<'_>) -> Result<TimedEvent, B
 }
 
 /// Every time (UNIX seconds, ascending) at which the BGP state may change: dump times, the
-/// first record of each file, updates and session changes.
+/// first record of each file, updates and session changes, and the bounds of sync gaps.
 pub fn change_times(db: &Db) -> Result<Vec<i64>, BgpError> {
-    Ok(db.bgp_change_times()?)
+    let mut times = db.bgp_change_times()?;
+    // A sync gap starts and ends a period where a collector has no state.
+    for gap in db.sync_gaps()? {
+        times.extend([gap.start, gap.end]);
+    }
+    times.sort_unstable();
+    times.dedup();
+    Ok(times)
 }
 
 /// The route sets of every prefix in a collector's RIB dump taken at `dump_time`.

@@ -42,9 +42,10 @@ pub struct AnalysisArgs {
     #[arg(long, value_name = "MINUTES", default_value_t = 15)]
     pub transition_window: u32,
     /// A trace whose BGP state (the newest loaded RIB dump and updates before it) is older
-    /// than this many hours gets verdict `unknown` with reason `stale-bgp`.
-    #[arg(long, value_name = "HOURS", default_value_t = 24)]
-    pub max_bgp_age: u32,
+    /// than this gets verdict `unknown` with reason `stale-bgp`: a duration (`3m`, `2h`,
+    /// `1d`) or a bare number of hours.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_max_age)]
+    pub max_bgp_age: std::time::Duration,
     /// Shortest prefix of the hop-mapping table: hops covered only by shorter prefixes
     /// (a default route, /0–/7 aggregates) stay unmapped.
     #[arg(long, value_name = "LEN", default_value_t = 8, value_parser = clap::value_parser!(u8).range(0..=32))]
@@ -142,6 +143,16 @@ pub(crate) fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
     timestamp::parse_user(s, DayEnd::Start)
 }
 
+/// `--max-bgp-age`: a duration, or a bare number of hours (as the option once took).
+fn parse_max_age(s: &str) -> Result<std::time::Duration, String> {
+    if let Ok(hours) = s.trim().parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(hours.saturating_mul(3600)));
+    }
+    humantime::parse_duration(s).map_err(|e| {
+        format!("'{s}' is not a duration like 3m, 2h or 1d, nor a number of hours: {e}")
+    })
+}
+
 /// An end-of-period argument: RFC 3339, or a date (its last instant, UTC).
 fn parse_time_end(s: &str) -> Result<OffsetDateTime, String> {
     timestamp::parse_user(s, DayEnd::End)
@@ -154,7 +165,7 @@ impl AnalysisArgs {
             since: self.since,
             until: self.until,
             transition_window_s: i64::from(self.transition_window) * 60,
-            max_bgp_age_s: i64::from(self.max_bgp_age) * 3600,
+            max_bgp_age_s: i64::try_from(self.max_bgp_age.as_secs()).unwrap_or(i64::MAX),
         }
     }
 
@@ -302,5 +313,18 @@ pub fn run_ixp(db: &Db, command: &IxpCommand) -> anyhow::Result<()> {
             println!("{} IXP prefixes stored", table.prefixes().len());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_bgp_age_takes_durations_and_bare_hours() {
+        assert_eq!(parse_max_age("3m"), Ok(std::time::Duration::from_mins(3)));
+        assert_eq!(parse_max_age("24"), Ok(std::time::Duration::from_hours(24)));
+        assert_eq!(parse_max_age("1d"), Ok(std::time::Duration::from_hours(24)));
+        assert!(parse_max_age("old").is_err());
     }
 }

@@ -76,6 +76,20 @@ pub struct ServeArgs {
     /// refused (an agent's clock running ahead).
     #[arg(long, value_name = "HOURS", default_value_t = 24)]
     pub max_clock_ahead: u32,
+
+    /// Keep the BGP data current: run `bgp sync` in the background, a pass every
+    /// --sync-every (give or take a tenth), loading a RIB dump every --rib-every. Off by
+    /// default. Its state shows in `bgp status` and in /v1/health (`bgp_sync`).
+    #[arg(long)]
+    pub bgp_sync: bool,
+
+    /// Time between two background sync passes (update files).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::sync::cli::parse_duration, requires = "bgp_sync")]
+    pub sync_every: Duration,
+
+    /// Where the background sync fetches from and what (see `bgp sync --help`).
+    #[command(flatten)]
+    pub archives: crate::sync::cli::ArchiveArgs,
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -161,6 +175,9 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("listening on {scheme}://{local}");
         std::io::stdout().flush().ok();
         tracing::info!(db = %db.path().display(), "listening on {scheme}://{local}");
+        if args.bgp_sync {
+            start_sync(db.path(), args)?;
+        }
         let state = AppState::with_config(db, args.config())
             .context("cannot open a read-only connection to the database for token checks")?;
         super::serve(listener, state, tls, super::shutdown_signal())
@@ -169,6 +186,44 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Starts the background sync on a thread of its own, with its own connection to the
+/// database and its own runtime: a pass (downloads, then loads in the loader's own
+/// transactions) never runs on the threads that answer agents. The thread ends with the
+/// process; a load cut off then is rolled back like any uncommitted transaction.
+fn start_sync(path: &std::path::Path, args: &ServeArgs) -> anyhow::Result<()> {
+    let mut db = Db::open(path).context("cannot open the database for the background sync")?;
+    let config = args.archives.config(None, None);
+    let every = args.sync_every;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the background sync's runtime")?;
+    tracing::info!(
+        collectors = ?config.collectors,
+        "background BGP sync: a pass every {}",
+        humantime::format_duration(every)
+    );
+    std::thread::Builder::new()
+        .name("bgp-sync".into())
+        .spawn(move || {
+            loop {
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                for r in runtime.block_on(crate::sync::run_pass(&mut db, &config, now)) {
+                    tracing::info!(
+                        collector = %r.collector,
+                        loaded = r.loaded.len(),
+                        failed = r.failed.len(),
+                        gaps = r.gaps.len(),
+                        "sync pass done"
+                    );
+                }
+                std::thread::sleep(crate::sync::jittered(every));
+            }
+        })
+        .context("cannot start the background sync")?;
+    Ok(())
 }
 
 /// Runs an `agent` subcommand.

@@ -8,7 +8,7 @@
 //! | another content type | 415 |
 //! | a body that is not a batch, or of an unsupported major version | 400 |
 //! | a batch id the agent already used for other result ids | 409 (a resend of the same results is a retry: 200) |
-//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails |
+//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok","bgp_sync":[…]}` (`bgp_sync`: per synced collector, as `bgp status` shows it), 503 when the database fails |
 //!
 //! Tokens are checked on a read-only connection of their own ([`Db::open_token_reader`](crate::store::Db::open_token_reader)), never
 //! behind the write connection: a flood of wrong tokens costs indexed reads, and does not
@@ -417,18 +417,27 @@ async fn upload(
 /// `GET /v1/health`.
 async fn health(State(state): State<AppState>) -> Response {
     let checked = state
-        .with_db(|db| Ok::<_, DbError>(db.schema_version()))
+        .with_db(|db| {
+            let version = db.schema_version()?;
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            Ok::<_, DbError>((version, crate::sync::collector_status(db, now)?))
+        })
         .await;
-    let (status, db, schema) = match checked {
-        Ok(Ok(v)) => (StatusCode::OK, "ok".to_owned(), Some(v)),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:?}"), None),
+    let (status, db, schema, bgp_sync) = match checked {
+        Ok((v, sync)) => (StatusCode::OK, "ok".to_owned(), Some(v), sync),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e:?}"),
+            None,
+            Vec::new(),
+        ),
     };
     let body = serde_json::json!({
         "status": if status == StatusCode::OK { "ok" } else { "error" },
         "version": env!("CARGO_PKG_VERSION"),
         "schema_version": schema,
         "db": db,
+        "bgp_sync": bgp_sync,
     });
     (status, Json(body)).into_response()
 }

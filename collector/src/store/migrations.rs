@@ -32,6 +32,10 @@
 //!   results is refused). Both start empty: which agent saw the hosts of the old table is not
 //!   known (agents find them again with their next pings), and a batch in flight across the
 //!   upgrade is taken for a new one (its results are still stored once, by result id).
+//! - v9: `sync_files` and `sync_gaps`: what `bgp sync` fetched from the public archives (by
+//!   URL: size, time, outcome), the update slots missing from them for good, and how the
+//!   last pass over each collector went (`sync_collectors`). An upgraded
+//!   database starts with neither: the first sync fetches what its window holds.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -44,7 +48,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 8;
+pub const CURRENT_VERSION: u32 = 9;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -332,6 +336,40 @@ CREATE TABLE upload_batches (
 ) WITHOUT ROWID;
 ";
 
+/// The tables of v9: what `bgp sync` fetched (see `store::sync`).
+const SYNC_V9: &str = "
+-- One row per archive file `bgp sync` tried: its URL, the collector and slot it stands for,
+-- and how it went. status: 'loaded' (in the database, or found there already), 'failed'
+-- (to be tried again; last_error says why), 'gap' (given up: missing or unusable for good).
+CREATE TABLE sync_files (
+    url         TEXT PRIMARY KEY,
+    collector   TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('rib', 'updates')),
+    slot_time   INTEGER NOT NULL,                 -- UNIX seconds, from the file's name
+    status      TEXT NOT NULL CHECK (status IN ('loaded', 'failed', 'gap')),
+    bytes       INTEGER,                          -- size downloaded
+    attempts    INTEGER NOT NULL,
+    last_error  TEXT,
+    updated_at  TEXT NOT NULL                     -- RFC 3339 UTC
+) WITHOUT ROWID;
+CREATE INDEX sync_files_by_collector ON sync_files (collector, slot_time);
+-- Periods [start, end) of a collector that no update file covers: slots the archive skipped
+-- (a later slot is published) or files given up on. Traces there have no BGP data.
+CREATE TABLE sync_gaps (
+    collector TEXT NOT NULL,
+    start     INTEGER NOT NULL,
+    end       INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    PRIMARY KEY (collector, start)
+) WITHOUT ROWID;
+-- How the last sync pass over each collector went (bgp status, /v1/health).
+CREATE TABLE sync_collectors (
+    collector  TEXT PRIMARY KEY,
+    last_pass  TEXT NOT NULL,                     -- RFC 3339 UTC, end of the last pass
+    last_error TEXT                               -- NULL: the last pass had no error
+) WITHOUT ROWID;
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -386,7 +424,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(CYMRU_CACHE_V4)?;
     tx.execute_batch(BGP_V5)?;
     tx.execute_batch(FLEET_V6)?;
-    tx.execute_batch(UNTRUSTED_REPORTS_V8)
+    tx.execute_batch(UNTRUSTED_REPORTS_V8)?;
+    tx.execute_batch(SYNC_V9)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -408,6 +447,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
             normalise_stored_results(tx)
         }
         7 => tx.execute_batch(UNTRUSTED_REPORTS_V8),
+        8 => tx.execute_batch(SYNC_V9),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

@@ -11,7 +11,8 @@
 //! - [`settings`]: the target network and other key/value settings;
 //! - [`bgp`]: what `bgp load` kept from MRT files, and the BGP state read back;
 //! - [`fleet`]: fleet scheduling's bookings and counted work;
-//! - [`caches`]: Team Cymru answers and the IXP table.
+//! - [`caches`]: Team Cymru answers and the IXP table;
+//! - [`sync`]: what `bgp sync` fetched from the public archives, and the gaps it found.
 
 pub mod agents;
 pub mod bgp;
@@ -20,6 +21,7 @@ pub mod fleet;
 pub mod migrations;
 pub mod results;
 pub mod settings;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod mirror;
 pub mod server;
 pub mod traces;
 
