@@ -76,6 +76,14 @@ pub struct ServeArgs {
     /// refused (an agent's clock running ahead).
     #[arg(long, value_name = "HOURS", default_value_t = 24)]
     pub max_clock_ahead: u32,
+
+    /// RIS Live, followed in the background while serving (see `bgp live`).
+    #[command(flatten)]
+    pub ris_live: crate::live::RisLiveArgs,
+
+    /// Alerts, evaluated in the background while serving.
+    #[command(flatten)]
+    pub alerts: crate::alerts::AlertArgs,
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -161,14 +169,56 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("listening on {scheme}://{local}");
         std::io::stdout().flush().ok();
         tracing::info!(db = %db.path().display(), "listening on {scheme}://{local}");
+        let alerts = match args.alerts.config() {
+            Some(config) => {
+                let alerts_db =
+                    Db::open(db.path()).context("cannot open the database for alerts")?;
+                Some(crate::alerts::spawn_runner(alerts_db, config)?)
+            }
+            None => None,
+        };
+        let nudge = alerts.as_ref().map(|(h, _)| h.clone());
+        let live = match &args.ris_live.url {
+            Some(url) => Some(spawn_ris_live(&db, &args.ris_live, url, nudge)?),
+            None => None,
+        };
         let state = AppState::with_config(db, args.config())
             .context("cannot open a read-only connection to the database for token checks")?;
         super::serve(listener, state, tls, super::shutdown_signal())
             .await
             .context("the server failed")?;
+        if let Some(live) = live {
+            // It stops on the same signal; what it received is stored before it returns.
+            let _ = live.await;
+        }
+        if let Some((handle, thread)) = alerts {
+            drop(handle);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Starts following RIS Live with a connection of its own to the database.
+fn spawn_ris_live(
+    db: &Db,
+    args: &crate::live::RisLiveArgs,
+    url: &str,
+    alerts: Option<crate::alerts::RunnerHandle>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let live_db = Db::open(db.path()).context("cannot open the database for RIS Live")?;
+    let options = args.options(url, db.target()?.prefixes);
+    let after = move |_: &mut Db, _: &crate::live::Ingested, heard: i64| {
+        if let Some(h) = &alerts {
+            h.nudge(Some(heard));
+        }
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::live::run(live_db, options, after, super::shutdown_signal()).await {
+            tracing::error!("RIS Live stopped: {e}");
+        }
+    }))
 }
 
 /// Runs an `agent` subcommand.

@@ -11,9 +11,11 @@
 //! - [`settings`]: the target network and other key/value settings;
 //! - [`bgp`]: what `bgp load` kept from MRT files, and the BGP state read back;
 //! - [`fleet`]: fleet scheduling's bookings and counted work;
-//! - [`caches`]: Team Cymru answers and the IXP table.
+//! - [`caches`]: Team Cymru answers and the IXP table;
+//! - [`alerts`]: what `--on-change` found, sent, and how far it evaluated.
 
 pub mod agents;
+pub mod alerts;
 pub mod bgp;
 pub mod caches;
 pub mod fleet;

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod rislive;
 pub mod server;
 pub mod traces;
 
