@@ -82,8 +82,8 @@ pub struct AlertConfig {
 pub struct AlertArgs {
     /// Run CMD (with sh -c) with a JSON document on standard input when the announced
     /// upstream set of a target prefix changes, or a new data-plane mismatch appears (see
-    /// the README, "Alerts"). At most one run per prefix per minute; later events wait for
-    /// the next run.
+    /// the README, "Alerts"). At most one run per prefix per --alert-interval; later events
+    /// wait for the next run.
     #[arg(long = "on-change", value_name = "CMD")]
     pub on_change: Option<String>,
 
@@ -96,6 +96,11 @@ pub struct AlertArgs {
     /// no change).
     #[arg(long = "alert-min-duration", value_name = "SECONDS", default_value_t = Rules::default().min_duration_s, value_parser = clap::value_parser!(i64).range(0..))]
     pub min_duration_s: i64,
+
+    /// At most one run of the command per prefix in this many seconds; events in between
+    /// wait for the next run, which sends them together.
+    #[arg(long = "alert-interval", value_name = "SECONDS", default_value_t = Rules::default().rate_limit_s, value_parser = clap::value_parser!(i64).range(1..))]
+    pub interval_s: i64,
 
     /// Events found more than this many seconds after they happened (a backfill), or
     /// after a gap this long in the evaluations (catching up), are kept as history and
@@ -125,7 +130,7 @@ impl AlertArgs {
                 min_share: self.min_share,
                 min_duration_s: self.min_duration_s,
                 max_delay_s: self.max_delay_s,
-                ..Rules::default()
+                rate_limit_s: self.interval_s,
             },
             timeout: Duration::from_secs(self.timeout_s),
         })
