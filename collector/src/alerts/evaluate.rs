@@ -62,20 +62,29 @@ pub fn evaluate(
 ) -> Result<Evaluation, AlertError> {
     let previous = db.alert_watermark()?;
     let armed = armed_since(
-        previous.map(|w| (w.armed_since, w.evaluated_at)),
+        previous.as_ref().map(|w| (w.armed_since, w.evaluated_at)),
         now,
         rules,
     );
-    let horizon = previous.map_or(horizon, |w| w.horizon.max(horizon));
+    let horizon = previous
+        .as_ref()
+        .map_or(horizon, |w| w.horizon.max(horizon));
     // Runs still unconfirmed at the last horizon began at most the minimum duration before it.
-    let from = previous.map_or(horizon, |w| w.horizon) - rules.min_duration_s;
-    let (found, sets) = upstream_events(db, rules, from, horizon)?;
-    let mut found = found;
-    found.extend(mismatch_events(
-        db,
-        armed.max(now - rules.max_delay_s),
-        now,
-    )?);
+    let from = previous.as_ref().map_or(horizon, |w| w.horizon) - rules.min_duration_s;
+    let (mut found, sets) = upstream_events(db, rules, from, horizon)?;
+    // Verdicts change only with new traces or BGP data (or a new catch-up start): analysing
+    // the traces again (a BGP state with hop mapping per trace time) waits until then.
+    let data_mark = db.alert_data_mark()?;
+    let unchanged = previous
+        .as_ref()
+        .is_some_and(|w| w.armed_since == armed && w.data_mark == data_mark);
+    if !unchanged {
+        found.extend(mismatch_events(
+            db,
+            armed.max(now - rules.max_delay_s),
+            now,
+        )?);
+    }
 
     let mut result = Evaluation {
         armed_since: armed,
@@ -108,6 +117,7 @@ pub fn evaluate(
         armed_since: armed,
         horizon,
         evaluated_at: now,
+        data_mark,
     })?;
     tx.commit()?;
     Ok(result)

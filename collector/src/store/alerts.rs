@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension as _, params};
 use super::{Db, DbError, WriteTx};
 
 /// The evaluator's watermark (`alert_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertWatermark {
     /// Events before this time are history (the current catch-up started then).
     pub armed_since: i64,
@@ -15,6 +15,8 @@ pub struct AlertWatermark {
     pub horizon: i64,
     /// When the last evaluation ran (UNIX seconds).
     pub evaluated_at: i64,
+    /// [`Db::alert_data_mark`] when mismatches were last looked for.
+    pub data_mark: String,
 }
 
 /// An event as found by the evaluator.
@@ -74,17 +76,30 @@ impl Db {
         Ok(self
             .conn
             .query_row(
-                "SELECT armed_since, horizon, evaluated_at FROM alert_state WHERE id = 1",
+                "SELECT armed_since, horizon, evaluated_at, data_mark FROM alert_state WHERE id = 1",
                 [],
                 |r| {
                     Ok(AlertWatermark {
                         armed_since: r.get(0)?,
                         horizon: r.get(1)?,
                         evaluated_at: r.get(2)?,
+                        data_mark: r.get(3)?,
                     })
                 },
             )
             .optional()?)
+    }
+
+    /// A mark that changes whenever traces or BGP data are added or removed (counts and
+    /// newest ids of results and MRT files, and the provisional rows).
+    pub fn alert_data_mark(&self) -> Result<String, DbError> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT count(*) FROM results) || ':' || (SELECT coalesce(max(rowid), 0) FROM results)
+                 || ':' || (SELECT count(*) FROM mrt_files) || ':' || (SELECT coalesce(max(id), 0) FROM mrt_files)
+                 || ':' || (SELECT coalesce(sum(records), 0) FROM mrt_files WHERE provisional)",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// The confirmed upstream set of every prefix: (prefix, upstreams text, since).
@@ -146,10 +161,12 @@ impl WriteTx<'_> {
     /// Stores the evaluator's watermark.
     pub fn set_alert_watermark(&self, w: &AlertWatermark) -> Result<(), DbError> {
         self.sql().execute(
-            "INSERT INTO alert_state (id, armed_since, horizon, evaluated_at) VALUES (1, ?1, ?2, ?3)
+            "INSERT INTO alert_state (id, armed_since, horizon, evaluated_at, data_mark)
+             VALUES (1, ?1, ?2, ?3, ?4)
              ON CONFLICT (id) DO UPDATE SET armed_since = excluded.armed_since,
-                 horizon = excluded.horizon, evaluated_at = excluded.evaluated_at",
-            params![w.armed_since, w.horizon, w.evaluated_at],
+                 horizon = excluded.horizon, evaluated_at = excluded.evaluated_at,
+                 data_mark = excluded.data_mark",
+            params![w.armed_since, w.horizon, w.evaluated_at, w.data_mark],
         )?;
         Ok(())
     }

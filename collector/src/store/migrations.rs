@@ -325,11 +325,14 @@ CREATE INDEX mrt_files_periods ON mrt_files (collector_id, period_until)
 -- Alerts (`--on-change`). One row: since when events may alert (the start of the current
 -- catch-up: older events are history), the data time up to which the state was evaluated,
 -- and when (UNIX seconds).
+-- data_mark: what the traces and BGP data were when mismatches were last looked for
+-- (they are looked for again only when it changes).
 CREATE TABLE alert_state (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     armed_since  INTEGER NOT NULL,
     horizon      INTEGER NOT NULL,
-    evaluated_at INTEGER NOT NULL
+    evaluated_at INTEGER NOT NULL,
+    data_mark    TEXT NOT NULL DEFAULT ''
 );
 
 -- The announced upstream set of each prefix as last confirmed (visible from enough peers
