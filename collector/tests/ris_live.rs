@@ -382,3 +382,68 @@ fn garbage_stalls_and_closes_are_logged_with_the_url_and_the_client_reconnects()
     }
     assert!(server.connections() >= 3);
 }
+
+/// `GET /v1/health` over plain HTTP/1.0: the status code.
+fn health(addr: &str) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = std::net::TcpStream::connect(addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    tcp.write_all(b"GET /v1/health HTTP/1.0\r\nHost: test\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn serve_follows_ris_live_through_faults_and_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = unix_now();
+    let db = db_with_dump(dir.path(), now - 900);
+    let msg = |t: u32, upstream: u32| {
+        ris_update(
+            f64::from(t),
+            "rrc00",
+            "192.0.2.1",
+            64500,
+            &[64500, upstream, 131_279],
+            &["175.45.176.0/24"],
+            &[],
+        )
+    };
+    let ris = ReplayServer::start(vec![
+        vec![
+            Step::Text("{\"type\": 1}".into()),
+            Step::Text(msg(now - 60, 20485)),
+            Step::Close,
+        ],
+        vec![Step::Text(msg(now - 30, 12389))],
+    ]);
+    let server = common::server::Server::start(
+        &db,
+        "127.0.0.1:0",
+        &["--ris-live", &ris.url(), "--ris-live-host", "rrc00"],
+    );
+    let mut answered = 0;
+    wait_until(
+        "both updates through serve",
+        Duration::from_secs(30),
+        || {
+            assert_eq!(health(&server.addr), Some(200), "{}", server.log());
+            answered += 1;
+            count(&db, "SELECT count(*) FROM bgp_updates") == 2
+        },
+    );
+    assert!(answered > 0);
+    let log = server.log();
+    let url = format!("RIS Live {}?client=nkpath", ris.url());
+    for want in [
+        "message skipped, not understood",
+        "the server closed the connection",
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(&url) && l.contains(want)),
+            "no line with {url:?} and {want:?} in:\n{log}"
+        );
+    }
+}
