@@ -289,3 +289,72 @@ fn a_hanging_command_is_killed_at_its_timeout_and_its_events_wait_for_a_retry() 
         ("pending", 1)
     );
 }
+
+#[test]
+fn a_new_data_plane_mismatch_alerts_once_per_quiet_day() {
+    use common::traces::{DUMP_TIME, trace};
+    let mut s = Setup::new(&[]);
+    // The hop table: an entry through AS20485 (not announced). The fixture agent's address
+    // (TEST-NET-2) maps to no AS: the agent is a vantage of its own.
+    let peers = s.peers;
+    let table = rib(
+        now() - 600,
+        &peers,
+        &[
+            (PREFIX, 0, "64500 4837 131279"),
+            (PREFIX, 1, "64501 4837 131279"),
+            ("188.43.224.0/19", 0, "64500 20485"),
+        ],
+    );
+    let table = s.file(&table);
+    let (ok, err) = s.load(&table, &[]);
+    assert!(ok, "{err}");
+    let import = |id: u32| {
+        let started = i64::from(now()) - i64::from(DUMP_TIME);
+        let line = trace(
+            id,
+            started,
+            "175.45.176.9",
+            &[
+                (1, "188.43.225.153", 11, 0, 0),
+                (2, "175.45.176.9", 0, 0, 0),
+            ],
+        );
+        let file = s.dir.path().join(format!("trace-{id}.jsonl"));
+        std::fs::write(&file, line).unwrap();
+        let out = Command::new(BIN)
+            .arg("--db")
+            .arg(&s.db)
+            .arg("import")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    import(1);
+    // Any load evaluates: the table again (already loaded, skipped).
+    let (ok, err) = s.load(&table, &[]);
+    assert!(ok, "{err}");
+    let docs = s.documents();
+    assert_eq!(docs.len(), 1, "{err}");
+    let e = &docs[0]["events"][0];
+    assert_eq!(docs[0]["prefix"], PREFIX);
+    assert_eq!(e["kind"], "mismatch");
+    assert_eq!(e["vantage"], "agent:vp-test");
+    assert_eq!(e["vantage_as"], serde_json::Value::Null);
+    assert_eq!(e["agent"], "vp-test");
+    assert_eq!(e["target_24"], PREFIX);
+    assert_eq!(e["entry_as"], 20485);
+    assert_eq!(e["announced_upstreams"], serde_json::json!([4837]));
+    // The same (vantage AS, /24, entry AS) again within the day: no new alert.
+    std::thread::sleep(Duration::from_secs(1));
+    import(2);
+    let (ok, err) = s.load(&table, &[]);
+    assert!(ok, "{err}");
+    assert!(err.contains("0 new event(s)"), "{err}");
+    assert_eq!(s.documents().len(), 1);
+}

@@ -255,13 +255,19 @@ fn mismatch_events(db: &Db, from: i64, until: i64) -> Result<Vec<Found>, AlertEr
     // DNS lookups.
     let mapper = Mapper::new(crate::sources::ixp::stored_table(db)?, None);
     let analyses = Analyzer::new(db, mapper, options)?.analyze_all(traces)?;
-    type Key = (u32, Ipv4Net, u32);
+    // The vantage is the agent's AS; an agent whose address no data maps is a vantage of
+    // its own (as in fleet scheduling).
+    type Key = (String, Ipv4Net, u32);
     let mut observations: Vec<Observation<Key>> = Vec::new();
     let mut which = Vec::new();
     for (i, a) in analyses.iter().enumerate() {
-        let (Some(vantage), Some(entry)) = (a.agent_asn, a.entry.asn) else {
+        let Some(entry) = a.entry.asn else {
             continue;
         };
+        let vantage = a.agent_asn.map_or_else(
+            || format!("agent:{}", a.trace.agent_id),
+            |asn| format!("AS{asn}"),
+        );
         observations.push(Observation {
             time: a.trace.started_at.unix_timestamp(),
             key: (vantage, covering(a.trace.target, 24), entry),
@@ -274,16 +280,17 @@ fn mismatch_events(db: &Db, from: i64, until: i64) -> Result<Vec<Found>, AlertEr
         .map(|i| {
             let o = &observations[i];
             let a = &analyses[which[i]];
-            let (vantage, net, entry) = o.key;
+            let (vantage, net, entry) = &o.key;
             Found {
-                key: format!("mismatch:AS{vantage}:{net}:AS{entry}:{}", o.time),
+                key: format!("mismatch:{vantage}:{net}:AS{entry}:{}", o.time),
                 prefix: net.to_string(),
                 kind: "mismatch",
                 time: o.time,
                 json: json!({
                     "kind": "mismatch",
                     "time": timestamp::display_unix(o.time),
-                    "vantage_as": vantage,
+                    "vantage": vantage,
+                    "vantage_as": a.agent_asn,
                     "target_24": net.to_string(),
                     "entry_as": entry,
                     "announced_prefix": a.announced_prefix().map(|p| p.prefix.to_string()),
