@@ -16,9 +16,11 @@
 //! 5. [`sources`]: the core's inputs from the database, the DNS and files; [`import`]: public
 //!    traceroutes (RIPE Atlas, scamper) converted and stored beside the agents' results;
 //!    [`export`]: the CSV data set; [`sync`]: keeping the BGP data current from the public
-//!    archives (`bgp sync`).
+//!    archives (`bgp sync`); [`live`]: RIS Live, stored as provisional BGP rows.
 //! 6. [`report`]: the reports and the command line behind them.
-//! 7. [`fleet`]: fleet scheduling (which agent traces which /24 when).
+//! 7. [`fleet`]: fleet scheduling (which agent traces which /24 when); [`alerts`]: the
+//!    operator's command run when an announced upstream set changes or a new mismatch
+//!    appears (`--on-change`).
 //! 8. [`server`]: the HTTP API agents upload to (`serve`).
 //!
 //! ```no_run
@@ -39,11 +41,13 @@
 
 pub mod admission;
 pub mod agents;
+pub mod alerts;
 pub mod analysis;
 pub mod bgp;
 pub mod export;
 pub mod fleet;
 pub mod import;
+pub mod live;
 pub mod mrt;
 pub mod report;
 pub mod results;

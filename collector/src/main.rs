@@ -117,6 +117,30 @@ enum BgpCommand {
     Sync(nkpath_collector::sync::cli::SyncArgs),
     /// Per synced collector: the last file loaded, the age of its BGP data, the last error.
     Status,
+    /// Follow RIS Live: store the BGP messages of the target prefixes and their
+    /// more-specifics as RIS collectors receive them, until Ctrl-C or SIGTERM.
+    ///
+    /// The rows are provisional: loading the collector's update file for the same period
+    /// (bgp load) replaces them, without duplicates; messages for a time an update file of
+    /// their collector already covers are not stored. A connection that fails, closes or
+    /// stays silent for --ris-live-stall seconds is opened again after a backoff (1 s
+    /// doubling up to 5 min); each such event is logged with the URL.
+    #[command(after_help = LIVE_EXAMPLES)]
+    Live(LiveArgs),
+}
+
+const LIVE_EXAMPLES: &str = "Examples:
+  nkpath-collector bgp live
+  nkpath-collector bgp live --ris-live-host rrc00 --ris-live-host rrc21
+  RUST_LOG=info nkpath-collector bgp live --ris-live wss://ris-live.ripe.net/v1/ws/";
+
+#[derive(Debug, Args)]
+struct LiveArgs {
+    #[command(flatten)]
+    ris_live: nkpath_collector::live::RisLiveArgs,
+
+    #[command(flatten)]
+    alerts: nkpath_collector::alerts::AlertArgs,
 }
 
 const IMPORT_EXAMPLES: &str = "Examples:
@@ -157,6 +181,9 @@ struct LoadArgs {
     /// MRT files to load, in any order.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    alerts: nkpath_collector::alerts::AlertArgs,
 }
 
 fn main() -> ExitCode {
@@ -164,7 +191,8 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(
-                    "warn,nkpath_collector::server=info,nkpath_collector::sync=info",
+                    "warn,nkpath_collector::server=info,nkpath_collector::sync=info,\
+                     nkpath_collector::live=info,nkpath_collector::alerts=info",
                 )
             }),
         )
@@ -204,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bgp(BgpCommand::Load(args)) => bgp_load(&mut db, args),
         Command::Bgp(BgpCommand::Sync(args)) => nkpath_collector::sync::cli::sync(&mut db, &args),
         Command::Bgp(BgpCommand::Status) => nkpath_collector::sync::cli::status(&db),
+        Command::Bgp(BgpCommand::Live(args)) => bgp_live(db, &args),
         Command::Serve(args) => nkpath_collector::server::cli::serve(db, &args),
         Command::Agent(command) => nkpath_collector::server::cli::agent(&mut db, &command),
         Command::Report(command) => {
@@ -408,12 +437,62 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if let Some(config) = args.alerts.config() {
+        let (found, sent) = nkpath_collector::alerts::after_load(db, &config, None)
+            .context("alerts (--on-change)")?;
+        eprintln!(
+            "nkpath-collector: alerts: {} new event(s), {} kept as history; {} run(s) of \
+             --on-change, {} failed; {} event(s) wait for a later run",
+            found.pending, found.history, sent.sent, sent.failed, sent.waiting
+        );
+    }
     if failed > 0 {
         eprintln!(
             "nkpath-collector: {failed} of {} files not loaded",
             args.files.len()
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bgp_live(db: Db, args: &LiveArgs) -> anyhow::Result<ExitCode> {
+    use nkpath_collector::{alerts, live};
+    let target = db.target()?;
+    let options = args
+        .ris_live
+        .options(live::DEFAULT_URL, target.prefixes.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    eprintln!(
+        "nkpath-collector: following RIS Live at {} (Ctrl-C stops)",
+        live::client::client_url(&options.url)
+    );
+    let runner = match args.alerts.config() {
+        Some(config) => {
+            let alerts_db = Db::open(db.path()).context("cannot open the database for alerts")?;
+            Some(alerts::spawn_runner(alerts_db, config)?)
+        }
+        None => None,
+    };
+    let handle = runner.as_ref().map(|(h, _)| h.clone());
+    runtime
+        .block_on(live::run(
+            db,
+            options,
+            move |_, _, heard| {
+                if let Some(h) = &handle {
+                    h.nudge(Some(heard));
+                }
+            },
+            nkpath_collector::server::shutdown_signal(),
+        ))
+        .context("RIS Live")?;
+    if let Some((handle, thread)) = runner {
+        drop(handle);
+        let _ = thread.join();
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -458,6 +537,12 @@ fn print_summary(file: &std::path::Path, s: &mrt::FileSummary) {
             "  {} peers, {} IPv4 prefixes, {} announcements ({} with full AS path), {} withdrawals, \
              {} state changes",
             s.peers, s.prefixes, s.announcements, s.target_routes, s.withdrawals, s.state_changes
+        );
+    }
+    if s.provisional_replaced > 0 {
+        println!(
+            "  replaced {} provisional RIS Live rows of collector {}",
+            s.provisional_replaced, s.collector
         );
     }
     println!("  {} adjacent AS pairs", s.as_adjacencies);

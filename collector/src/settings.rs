@@ -173,7 +173,7 @@ mod tests {
             .execute_batch(
                 "INSERT INTO collectors (id, name) VALUES (1, 'c');
                  INSERT INTO mrt_files VALUES (1, 1, 'f', 'a', 'b', 'none', 'updates', 'BGP4MP',
-                   NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
+                   NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0, 0, NULL, NULL);",
             )
             .unwrap();
         let err = resolve_target(&db, Some(&custom)).unwrap_err();

@@ -38,10 +38,10 @@ const COLLECTOR_FLOORS: &[&[&str]] = &[
     // The analysis core (traces + BGP state -> verdicts) and MRT loading.
     &["analysis", "mrt"],
     // What feeds the core from outside (the database, DNS), imports, the data set.
-    &["sources", "import", "export", "sync"],
+    &["sources", "import", "export", "sync", "live"],
     // What the operator reads and the agents talk to.
     &["report"],
-    &["fleet"],
+    &["fleet", "alerts"],
     &["server"],
 ];
 

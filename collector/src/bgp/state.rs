@@ -588,9 +588,9 @@ mod tests {
             .execute_batch(&format!(
                 "INSERT INTO collectors (id, name) VALUES (1, 'rc');
                  INSERT INTO mrt_files VALUES (1, 1, 'rib', 'a', 'b', 'none', 'rib',
-                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);
+                     'TABLE_DUMP_V2', 1000, 1000, 1000, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0, 0, NULL, NULL);
                  INSERT INTO mrt_files VALUES (2, 1, 'upd', 'c', 'd', 'none', 'updates',
-                     'BGP4MP', NULL, {}, {}, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0);",
+                     'BGP4MP', NULL, {}, {}, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0, 0, NULL, NULL);",
                 updates.0, updates.1
             ))
             .unwrap();

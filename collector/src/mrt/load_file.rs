@@ -216,6 +216,9 @@ pub fn load_file(
              pass --collector NAME: files of different collectors must not be mixed"
         ));
     }
+    if summary.kind == FileKind::Updates.as_str() {
+        supersede_live_rows(&tx, collector_id, &mut summary).map_err(db_err)?;
+    }
     if summary.kind == FileKind::Updates.as_str()
         && let Some(warning) = no_base_warning(&tx, collector_id, &summary).map_err(db_err)?
     {
@@ -224,6 +227,26 @@ pub fn load_file(
     tx.commit().map_err(db_err)?;
     summary.elapsed = started.elapsed();
     Ok(LoadOutcome::Loaded(Box::new(summary)))
+}
+
+/// An update file is the authority for its collector over its period: the provisional rows
+/// RIS Live delivered for that collector and period go, in this file's transaction.
+fn supersede_live_rows(
+    tx: &WriteTx<'_>,
+    collector_id: i64,
+    summary: &mut FileSummary,
+) -> Result<(), DbError> {
+    let (from, until) = super::slot::update_file_period(
+        &summary.name,
+        &summary.collector,
+        summary.first_time,
+        summary.last_time,
+    );
+    tx.set_update_period(summary.file_id, from, until)?;
+    let removed = tx.supersede_provisional(collector_id, from, until)?;
+    summary.period = Some((from, until));
+    summary.provisional_replaced = removed.updates + removed.state_changes;
+    Ok(())
 }
 
 /// An update file adds to the BGP state only over a base (see [`crate::bgp::state`]): a RIB

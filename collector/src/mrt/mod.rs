@@ -6,7 +6,8 @@
 //!   reports, [`LoadError`] why it refused a file;
 //! - `record_loader`, `rib`, `updates`: the records of one file turned into rows;
 //! - [`input`]: opening, decompressing and hashing a file;
-//! - [`derive_collector`]: the route collector named by a file's name or path.
+//! - [`derive_collector`]: the route collector named by a file's name or path;
+//! - [`slot`]: the archive slot an update file's name gives, and the period it stands for.
 
 mod collector_name;
 mod error;
@@ -14,6 +15,7 @@ pub mod input;
 mod load_file;
 mod record_loader;
 mod rib;
+pub mod slot;
 mod summary;
 mod updates;
 

@@ -99,6 +99,12 @@ pub struct FileSummary {
     /// Files loaded with `accept_truncated` that were cut short: the decompressed offset of
     /// the cut, i.e. the bytes of the complete records kept (`records` of them).
     pub truncated_at: Option<u64>,
+    /// Update files: the span (UNIX seconds, both ends included) the file is the authority
+    /// for, its records' span widened to its archive slot when its name gives one.
+    pub period: Option<(i64, i64)>,
+    /// Update files: provisional (RIS Live) rows of the collector within [`Self::period`]
+    /// that the file replaced.
+    pub provisional_replaced: u64,
     /// What the user should know about the load (printed on stderr by `bgp load`).
     pub warnings: Vec<String>,
     /// Wall-clock time of the load.

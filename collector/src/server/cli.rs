@@ -90,6 +90,14 @@ pub struct ServeArgs {
     /// Where the background sync fetches from and what (see `bgp sync --help`).
     #[command(flatten)]
     pub archives: crate::sync::cli::ArchiveArgs,
+
+    /// RIS Live, followed in the background while serving (see `bgp live`).
+    #[command(flatten)]
+    pub ris_live: crate::live::RisLiveArgs,
+
+    /// Alerts, evaluated in the background while serving.
+    #[command(flatten)]
+    pub alerts: crate::alerts::AlertArgs,
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -178,11 +186,32 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         if args.bgp_sync {
             start_sync(db.path(), args)?;
         }
+        let alerts = match args.alerts.config() {
+            Some(config) => {
+                let alerts_db =
+                    Db::open(db.path()).context("cannot open the database for alerts")?;
+                Some(crate::alerts::spawn_runner(alerts_db, config)?)
+            }
+            None => None,
+        };
+        let nudge = alerts.as_ref().map(|(h, _)| h.clone());
+        let live = match &args.ris_live.url {
+            Some(url) => Some(spawn_ris_live(&db, &args.ris_live, url, nudge)?),
+            None => None,
+        };
         let state = AppState::with_config(db, args.config())
             .context("cannot open a read-only connection to the database for token checks")?;
         super::serve(listener, state, tls, super::shutdown_signal())
             .await
             .context("the server failed")?;
+        if let Some(live) = live {
+            // It stops on the same signal; what it received is stored before it returns.
+            let _ = live.await;
+        }
+        if let Some((handle, thread)) = alerts {
+            drop(handle);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -224,6 +253,27 @@ fn start_sync(path: &std::path::Path, args: &ServeArgs) -> anyhow::Result<()> {
         })
         .context("cannot start the background sync")?;
     Ok(())
+}
+
+/// Starts following RIS Live with a connection of its own to the database.
+fn spawn_ris_live(
+    db: &Db,
+    args: &crate::live::RisLiveArgs,
+    url: &str,
+    alerts: Option<crate::alerts::RunnerHandle>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let live_db = Db::open(db.path()).context("cannot open the database for RIS Live")?;
+    let options = args.options(url, db.target()?.prefixes);
+    let after = move |_: &mut Db, _: &crate::live::Ingested, heard: i64| {
+        if let Some(h) = &alerts {
+            h.nudge(Some(heard));
+        }
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::live::run(live_db, options, after, super::shutdown_signal()).await {
+            tracing::error!("RIS Live stopped: {e}");
+        }
+    }))
 }
 
 /// Runs an `agent` subcommand.

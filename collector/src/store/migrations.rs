@@ -36,6 +36,10 @@
 //!   URL: size, time, outcome), the update slots missing from them for good, and how the
 //!   last pass over each collector went (`sync_collectors`). An upgraded
 //!   database starts with neither: the first sync fetches what its window holds.
+//! - v10: live BGP. `mrt_files` gains `provisional` (the rows RIS Live delivered, kept until
+//!   their collector's update file for the period loads and replaces them) and
+//!   `period_from`/`period_until` (the span an update file is the authority for; filled from
+//!   the record times of the update files already loaded).
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -48,7 +52,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 9;
+pub const CURRENT_VERSION: u32 = 10;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -370,6 +374,70 @@ CREATE TABLE sync_collectors (
 ) WITHOUT ROWID;
 ";
 
+/// v10: live BGP (see the module docs).
+const LIVE_V10: &str = "
+-- A provisional file holds the announcements, withdrawals and session changes RIS Live
+-- delivered for one collector and hour (name 'ris-live:COLLECTOR:HOUR', format 'RIS_LIVE').
+-- Loading that collector's update file for a period deletes the provisional rows of the
+-- period: the archive's file replaces them.
+ALTER TABLE mrt_files ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0
+    CHECK (provisional IN (0, 1));
+-- Update files: the span (UNIX seconds, both ends included) the file is the authority for:
+-- its records' span, widened to its archive slot when its name gives one.
+ALTER TABLE mrt_files ADD COLUMN period_from INTEGER;
+ALTER TABLE mrt_files ADD COLUMN period_until INTEGER;
+UPDATE mrt_files SET period_from = first_time, period_until = last_time WHERE kind = 'updates';
+CREATE INDEX mrt_files_periods ON mrt_files (collector_id, period_until)
+    WHERE kind = 'updates';
+
+-- Alerts (`--on-change`). One row: since when events may alert (the start of the current
+-- catch-up: older events are history), the data time up to which the state was evaluated,
+-- and when (UNIX seconds).
+-- data_mark: what the traces and BGP data were when mismatches were last looked for
+-- (they are looked for again only when it changes).
+CREATE TABLE alert_state (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    armed_since  INTEGER NOT NULL,
+    horizon      INTEGER NOT NULL,
+    evaluated_at INTEGER NOT NULL,
+    data_mark    TEXT NOT NULL DEFAULT ''
+);
+
+-- The announced upstream set of each prefix as last confirmed (visible from enough peers
+-- for long enough), and the data time it took effect.
+CREATE TABLE alert_upstreams (
+    prefix    TEXT PRIMARY KEY,
+    upstreams TEXT NOT NULL,                      -- e.g. '4837 20485', '' for none
+    since     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Every event found: sent by a run of the command (status 'sent', or 'failed' after the
+-- last attempt), waiting for one ('pending'), or older than the catch-up start ('history',
+-- never sent).
+CREATE TABLE alert_events (
+    id        INTEGER PRIMARY KEY,
+    key       TEXT NOT NULL UNIQUE,               -- identifies the event across evaluations
+    prefix    TEXT NOT NULL,                      -- runs are per prefix
+    kind      TEXT NOT NULL CHECK (kind IN ('upstreams', 'mismatch')),
+    time      INTEGER NOT NULL,                   -- when it happened (UNIX seconds)
+    found_at  INTEGER NOT NULL,
+    json      TEXT NOT NULL,                      -- the event as the alert document shows it
+    status    TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'history')),
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    run_id    INTEGER REFERENCES alert_runs (id)
+);
+CREATE INDEX alert_events_pending ON alert_events (prefix) WHERE status = 'pending';
+
+-- Every run of the command: its prefix, when it started, and how it ended.
+CREATE TABLE alert_runs (
+    id         INTEGER PRIMARY KEY,
+    prefix     TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    outcome    TEXT NOT NULL
+);
+CREATE INDEX alert_runs_by_prefix ON alert_runs (prefix, started_at);
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -425,7 +493,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(BGP_V5)?;
     tx.execute_batch(FLEET_V6)?;
     tx.execute_batch(UNTRUSTED_REPORTS_V8)?;
-    tx.execute_batch(SYNC_V9)
+    tx.execute_batch(SYNC_V9)?;
+    tx.execute_batch(LIVE_V10)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -448,6 +517,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         }
         7 => tx.execute_batch(UNTRUSTED_REPORTS_V8),
         8 => tx.execute_batch(SYNC_V9),
+        9 => tx.execute_batch(LIVE_V10),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

@@ -13,8 +13,10 @@
 //! - [`fleet`]: fleet scheduling's bookings and counted work;
 //! - [`caches`]: Team Cymru answers and the IXP table;
 //! - [`sync`]: what `bgp sync` fetched from the public archives, and the gaps it found.
+//! - [`alerts`]: what `--on-change` found, sent, and how far it evaluated.
 
 pub mod agents;
+pub mod alerts;
 pub mod bgp;
 pub mod caches;
 pub mod fleet;

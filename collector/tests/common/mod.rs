@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod mirror;
+pub mod rislive;
 pub mod server;
 pub mod traces;
 

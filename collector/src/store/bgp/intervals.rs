@@ -128,7 +128,7 @@ mod tests {
         for (i, (time, rows)) in order.iter().enumerate() {
             tx.execute(
                 "INSERT INTO mrt_files VALUES (?1, 1, ?1, ?1, ?1, 'none', 'rib', 'TABLE_DUMP_V2',
-                     ?2, ?2, ?2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0)",
+                     ?2, ?2, ?2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0, 0, NULL, NULL)",
                 params![i as i64 + 1, time],
             )
             .unwrap();

@@ -6,6 +6,8 @@
 //!   the way;
 //! - [`intervals`]: a RIB dump's prefix origins merged into its collector's validity
 //!   intervals (`prefix_origins`);
+//! - [`live`]: provisional rows RIS Live delivered, and their replacement by the update
+//!   file of the same collector and period;
 //! - [`read`]: the rows the BGP state at a time, its changes over a period and the AS
 //!   adjacencies are built from.
 //!
@@ -14,6 +16,7 @@
 //! them, and deciding what they mean, is the business of the BGP and MRT rooms.
 
 pub mod intervals;
+pub mod live;
 pub mod load;
 pub mod read;
 
@@ -21,6 +24,7 @@ use rusqlite::Connection;
 
 use super::{Db, DbError, WriteTx};
 
+pub use live::{LIVE_FORMAT, ProvisionalRow, ProvisionalSummary, Superseded};
 pub use load::{CompletedFile, NewMrtFile, StoredPeer, UpdateRow};
 pub use read::{MrtFileRow, PeerRow, RibDump, RibRouteRow, SessionChangeRow, StoredUpdate};
 
