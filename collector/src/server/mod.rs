@@ -14,8 +14,9 @@
 //! queue behind (or in front of) the uploads' commits. Revoking a token takes effect at the
 //! next request, as before: nothing is cached.
 //!
-//! Connections are bounded ([`connections`]): a header timeout, and caps on open connections
-//! in total and per source address.
+//! Connections are bounded: caps on open connections in total and per source address (an
+//! IPv6 /64 counts as one) ([`connections`]), and a header timeout, an idle timeout, a
+//! maximum age and HTTP/2 PINGs for each ([`lifetime`]).
 //!
 //! None of the 4xx answers stores anything. Errors are JSON: `{"error": "…"}`. Within a
 //! batch, results are decoded one by one and refused one by one ([`ingest`]), before the
@@ -28,6 +29,7 @@
 pub mod cli;
 pub mod connections;
 pub mod ingest;
+pub mod lifetime;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -51,7 +53,8 @@ use crate::admission::TimeWindow;
 use crate::agents::{self, Authenticated};
 use crate::store::agents::TokenReader;
 use crate::store::{Db, DbError};
-use connections::{Caps, LimitAcceptor, Limiter, RefusalLog};
+use connections::{Caps, Counted, Limiter, RefusalLog};
+use lifetime::Lifetime;
 
 /// Largest request body accepted by default: 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
@@ -66,9 +69,9 @@ pub struct Config {
     pub max_body: usize,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
-    /// Longest a connection may take to send a request head (and stay idle between
-    /// requests).
-    pub header_timeout: Duration,
+    /// Timeouts of each connection (the header timeout, idle timeout, maximum age, PINGs).
+    /// Its grace period is set from `request_timeout` when serving.
+    pub lifetime: Lifetime,
     /// Caps on open connections.
     pub caps: Caps,
     /// Which `started_at` times uploads may carry.
@@ -80,7 +83,7 @@ impl Default for Config {
         Self {
             max_body: DEFAULT_MAX_BODY,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            header_timeout: connections::DEFAULT_HEADER_TIMEOUT,
+            lifetime: Lifetime::default(),
             caps: Caps::default(),
             window: TimeWindow::default(),
         }
@@ -431,48 +434,95 @@ pub type TlsConfig = axum_server::tls_rustls::RustlsConfig;
 /// Serves [`app`] on `listener` (TLS when `tls` is given) until `shutdown` completes, then
 /// stops accepting, lets requests in flight finish for up to the request timeout plus a
 /// little, and returns.
+///
+/// Each accepted connection is admitted under the caps ([`connections`]), handed to TLS
+/// when configured, and driven by [`lifetime::serve_connection`] on a task of its own.
 pub async fn serve(
     listener: std::net::TcpListener,
     state: AppState,
     tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = state.request_timeout() + Duration::from_secs(2);
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let config = state.inner.config;
+    let lifetime = Lifetime {
+        grace: state.request_timeout() + Duration::from_secs(2),
+        ..config.lifetime
+    };
     let limiter = Limiter::new(config.caps);
-    let refusals = Arc::new(RefusalLog::default());
-    let handle = axum_server::Handle::new();
-    let signal = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!(
-            grace_s = grace.as_secs(),
-            "shutting down: finishing requests in flight"
-        );
-        signal.graceful_shutdown(Some(grace));
+    let refusals = RefusalLog::default();
+    let builder = Arc::new(lifetime.http_builder());
+    let tls = tls.map(|tls| {
+        axum_server::tls_rustls::RustlsAcceptor::new(tls).handshake_timeout(lifetime.header_timeout)
     });
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let counted = LimitAcceptor::new(axum_server::accept::DefaultAcceptor::new(), limiter);
-    let mut server = axum_server::from_tcp(listener)?
-        .handle(handle)
-        // Until the first request head is read (hyper's own timeout starts only after it
-        // has told HTTP/1 from HTTP/2)...
-        .first_request_timeout(config.header_timeout)
-        .accept_error_handler(move |peer, error| refusals.note(peer, error));
-    // ...and for every request head after it on a kept-alive connection.
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(Some(config.header_timeout));
-    match tls {
-        Some(tls) => {
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
-                .handshake_timeout(config.header_timeout)
-                .acceptor(counted);
-            server.acceptor(acceptor).serve(service).await
+    let router = app(state);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    refusals.note(None, &e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let slot = match limiter.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                // Dropping the stream closes the connection at once.
+                refusals.note(Some(&peer), &std::io::Error::other(why));
+                continue;
+            }
+        };
+        let stream = Counted::new(stream, slot);
+        let (router, builder, stopping) = (router.clone(), Arc::clone(&builder), stopping.clone());
+        match &tls {
+            None => {
+                connections.spawn(async move {
+                    lifetime::serve_connection(stream, peer, router, &builder, lifetime, stopping)
+                        .await;
+                });
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    use axum_server::accept::Accept as _;
+                    // Bounded by the acceptor's handshake timeout.
+                    let Ok((stream, _)) = tls.accept(stream, ()).await else {
+                        return;
+                    };
+                    lifetime::serve_connection(stream, peer, router, &builder, lifetime, stopping)
+                        .await;
+                });
+            }
         }
-        None => server.acceptor(counted).serve(service).await,
     }
+    drop(listener);
+    tracing::info!(
+        grace_s = lifetime.grace.as_secs(),
+        "shutting down: finishing requests in flight"
+    );
+    stop.send_replace(true);
+    let drained = tokio::time::timeout(lifetime.grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the grace period: closed"
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).
