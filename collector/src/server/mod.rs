@@ -7,7 +7,8 @@
 //! | a body over the limit (default [`DEFAULT_MAX_BODY`]) | 413 |
 //! | another content type | 415 |
 //! | a body that is not a batch, or of an unsupported major version | 400 |
-//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails |
+//! | the same when the collector's disk is full | 507 with `Retry-After`; nothing of the batch is stored |
+//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails, or is not writable (`"db":"not writable: …"`: the last upload found the disk full, and none has been stored since) |
 //!
 //! Tokens are checked on a read-only connection of their own ([`Db::open_token_reader`](crate::store::Db::open_token_reader)), never
 //! behind the write connection: a flood of wrong tokens costs indexed reads, and does not
@@ -101,6 +102,9 @@ struct Inner {
     /// The token checks' own read-only connection (`None` for an in-memory database).
     reader: Option<Mutex<TokenReader>>,
     config: Config,
+    /// Since when writes fail for want of space: set by an upload that found the disk full,
+    /// cleared by the next one stored.
+    full_since: Mutex<Option<OffsetDateTime>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -145,6 +149,7 @@ impl AppState {
                 db: Mutex::new(db),
                 reader,
                 config,
+                full_since: Mutex::new(None),
             }),
         })
     }
@@ -171,7 +176,32 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("token check failed: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("database error: {e}")))
+        .map_err(ApiError::from)
+    }
+
+    /// Notes whether an upload's writes went through, for `/v1/health`.
+    fn note_write(&self, outcome: &Result<UploadAck, ApiError>) {
+        let mut full_since = self
+            .inner
+            .full_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match outcome {
+            Ok(_) => *full_since = None,
+            Err(ApiError::StorageFull(_)) => {
+                full_since.get_or_insert_with(OffsetDateTime::now_utc);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Since when the database has not been writable for want of space, if it is not.
+    fn full_since(&self) -> Option<OffsetDateTime> {
+        *self
+            .inner
+            .full_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on the database on a blocking thread (SQLite calls block, and a commit with
@@ -179,7 +209,7 @@ impl AppState {
     async fn with_db<T, E, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
+        E: Into<ApiError> + Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, E> + Send + 'static,
     {
         self.prepare_then_with_db(|| (), |db, ()| f(db)).await
@@ -195,7 +225,7 @@ impl AppState {
     ) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
+        E: Into<ApiError> + Send + 'static,
         F: FnOnce(&mut Db, P) -> Result<T, E> + Send + 'static,
     {
         let state = self.clone();
@@ -212,7 +242,7 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("database task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("database error: {e}")))
+        .map_err(Into::into)
     }
 }
 
@@ -244,8 +274,35 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 400.
     BadRequest(String),
+    /// 507 with `Retry-After`: the disk is full; nothing was stored or acknowledged.
+    StorageFull(String),
     /// 500: the database failed; nothing was acknowledged.
     Internal(String),
+}
+
+/// How long an agent is asked to wait after a 507.
+const FULL_RETRY_AFTER_S: u64 = 60;
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        if e.is_storage_full() {
+            Self::StorageFull(format!(
+                "the collector's disk is full ({e}): nothing of this request was stored; \
+                 retry later, it is accepted once space is freed"
+            ))
+        } else {
+            Self::Internal(format!("database error: {e}"))
+        }
+    }
+}
+
+impl From<ingest::IngestError> for ApiError {
+    fn from(e: ingest::IngestError) -> Self {
+        match e {
+            ingest::IngestError::Db(e) => e.into(),
+            e @ ingest::IngestError::Settings(_) => Self::Internal(format!("database error: {e}")),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -255,6 +312,16 @@ impl IntoResponse for ApiError {
             Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            Self::StorageFull(m) => {
+                tracing::error!("{m}");
+                let body = Json(serde_json::json!({ "error": m }));
+                return (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    [(header::RETRY_AFTER, FULL_RETRY_AFTER_S.to_string())],
+                    body,
+                )
+                    .into_response();
+            }
             Self::Internal(m) => {
                 tracing::error!("{m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, m)
@@ -380,7 +447,7 @@ async fn upload(
     let window = state.inner.config.window;
     let (decoding_as, storing_as) = (agent.clone(), agent.clone());
     // Decoded before the database is taken; stored, counted and committed holding it.
-    let ack = state
+    let stored = state
         .prepare_then_with_db(
             move || ingest::prepare(&batch, &decoding_as),
             move |db, prepared| {
@@ -393,7 +460,9 @@ async fn upload(
                 ingest::ingest(db, &prepared, &arrival)
             },
         )
-        .await?;
+        .await;
+    state.note_write(&stored);
+    let ack = stored?;
     let (offset_ms, flagged) = ingest::clock_offset(sent_at, received_at);
     tracing::info!(
         agent = %agent.name, %batch_id, ?peer, results,
@@ -415,7 +484,18 @@ async fn health(State(state): State<AppState>) -> Response {
         .with_db(|db| Ok::<_, DbError>(db.schema_version()))
         .await;
     let (status, db, schema) = match checked {
-        Ok(Ok(v)) => (StatusCode::OK, "ok".to_owned(), Some(v)),
+        Ok(Ok(v)) => match state.full_since() {
+            None => (StatusCode::OK, "ok".to_owned(), Some(v)),
+            Some(since) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not writable: the disk is full (uploads refused with 507 since {}); \
+                     free space on the database's file system",
+                    nkpath_proto::timestamp::display(since)
+                ),
+                Some(v),
+            ),
+        },
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:?}"), None),
     };
