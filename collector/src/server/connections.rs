@@ -221,26 +221,57 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
-/// Logs accept refusals and failures, at most one line per [`LOG_INTERVAL`]; the lines
-/// left out are counted in the next one.
-#[derive(Debug, Default)]
-pub struct RefusalLog {
+/// At most one log line per interval for one kind of event, so that a flood cannot fill
+/// the disk through the log; the events left out are counted in the next line.
+#[derive(Debug)]
+pub struct LogThrottle {
+    interval: Duration,
     last: Mutex<Option<Instant>>,
     suppressed: AtomicU64,
 }
 
-impl RefusalLog {
-    /// Logs `error` for `peer` unless a line was logged less than [`LOG_INTERVAL`] ago.
-    pub fn note(&self, peer: Option<&SocketAddr>, error: &io::Error) {
+impl Default for LogThrottle {
+    fn default() -> Self {
+        Self::new(LOG_INTERVAL)
+    }
+}
+
+impl LogThrottle {
+    /// At most one line per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a line may be written now (`n` events were left out since the last
+    /// one); `None` when this event is to be left out (and counted).
+    pub fn admit(&self) -> Option<u64> {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|at| now.duration_since(at) < LOG_INTERVAL) {
+        if last.is_some_and(|at| now.duration_since(at) < self.interval) {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         *last = Some(now);
         drop(last);
-        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        Some(self.suppressed.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// Logs accept refusals and failures, at most one line per [`LOG_INTERVAL`]; the lines
+/// left out are counted in the next one.
+#[derive(Debug, Default)]
+pub struct RefusalLog(LogThrottle);
+
+impl RefusalLog {
+    /// Logs `error` for `peer` unless a line was logged less than [`LOG_INTERVAL`] ago.
+    pub fn note(&self, peer: Option<&SocketAddr>, error: &io::Error) {
+        let Some(suppressed) = self.0.admit() else {
+            return;
+        };
         let peer = peer.map(|p| p.ip().to_canonical());
         if suppressed == 0 {
             tracing::warn!(?peer, "{error}");

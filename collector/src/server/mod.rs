@@ -54,7 +54,7 @@ use crate::admission::TimeWindow;
 use crate::agents::{self, Authenticated};
 use crate::store::agents::TokenReader;
 use crate::store::{Db, DbError};
-use connections::{Caps, Counted, Limiter, RefusalLog};
+use connections::{Caps, Counted, Limiter, LogThrottle, RefusalLog};
 use lifetime::Lifetime;
 
 /// Largest request body accepted by default: 16 MiB.
@@ -105,6 +105,8 @@ struct Inner {
     /// Since when writes fail for want of space: set by an upload that found the disk full,
     /// cleared by the next one stored.
     full_since: Mutex<Option<OffsetDateTime>>,
+    /// Requests refused 401: at most a line per [`connections::LOG_INTERVAL`], however many.
+    unauthorized_log: LogThrottle,
 }
 
 impl std::fmt::Debug for AppState {
@@ -150,6 +152,7 @@ impl AppState {
                 reader,
                 config,
                 full_since: Mutex::new(None),
+                unauthorized_log: LogThrottle::default(),
             }),
         })
     }
@@ -344,8 +347,16 @@ impl FromRequestParts<AppState> for Agent {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let peer = peer_addr(parts);
+        let log_401 = |what: &str| match state.inner.unauthorized_log.admit() {
+            Some(0) => tracing::warn!(?peer, "upload {what}: 401"),
+            Some(more) => tracing::warn!(
+                ?peer,
+                "upload {what}: 401 (and {more} more 401s since the last such line)"
+            ),
+            None => {}
+        };
         let Some(token) = bearer_token(parts) else {
-            tracing::warn!(?peer, "upload without a bearer token: 401");
+            log_401("without a bearer token");
             return Err(ApiError::Unauthorized(
                 "missing token: send Authorization: Bearer TOKEN (from `nkpath-collector agent add`)",
             ));
@@ -354,7 +365,7 @@ impl FromRequestParts<AppState> for Agent {
         if let Some(agent) = agent {
             return Ok(Self(agent));
         }
-        tracing::warn!(?peer, "upload with an unknown or revoked token: 401");
+        log_401("with an unknown or revoked token");
         Err(ApiError::Unauthorized("unknown or revoked token"))
     }
 }
@@ -466,16 +477,33 @@ async fn upload(
     let (offset_ms, flagged) = ingest::clock_offset(sent_at, received_at);
     tracing::info!(
         agent = %agent.name, %batch_id, ?peer, results,
-        accepted = ack.accepted.len(), refused = ack.refused.len(),
+        accepted = ack.accepted.len(),
+        refused = ack.refused.len() as u64 + ack.refused_unlisted,
         clock_offset_ms = offset_ms, clock_flagged = flagged, "upload stored"
     );
-    for r in &ack.refused {
-        tracing::warn!(agent = %agent.name, id = ?r.id, field = %r.field, "result refused: {}", r.reason);
-    }
+    log_refusals(&agent.name, &ack);
     if flagged {
         tracing::warn!(agent = %agent.name, clock_offset_ms = offset_ms, "the agent's clock is off by more than 60 s");
     }
     Ok(Json(ack))
+}
+
+/// Refusals logged one by one per upload; the others are summed up in one more line.
+const LOGGED_REFUSALS: usize = 5;
+
+/// Logs the first refusals of an upload, and one line for the rest: a batch of 10,000
+/// invalid results must not write 10,000 lines.
+fn log_refusals(agent: &str, ack: &UploadAck) {
+    for r in ack.refused.iter().take(LOGGED_REFUSALS) {
+        tracing::warn!(%agent, id = ?r.id, field = %r.field, "result refused: {}", r.reason);
+    }
+    let more = (ack.refused.len().saturating_sub(LOGGED_REFUSALS)) as u64 + ack.refused_unlisted;
+    if more > 0 {
+        tracing::warn!(
+            %agent, batch_id = %ack.batch_id,
+            "{more} more results of this batch refused (not logged one by one)"
+        );
+    }
 }
 
 /// `GET /v1/health`.
