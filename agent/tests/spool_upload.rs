@@ -101,6 +101,7 @@ async fn results(
         received_at: OffsetDateTime::now_utc(),
         accepted: vec![],
         refused: vec![],
+        refused_unlisted: 0,
         pause_until: None,
         targets: None,
     };

@@ -73,6 +73,7 @@ fn ack(batch: &Batch, accepted: Vec<Uuid>, refused: Vec<Refusal>) -> Response {
         received_at: OffsetDateTime::now_utc(),
         accepted,
         refused,
+        refused_unlisted: 0,
         pause_until: None,
         targets: None,
     };
@@ -241,6 +242,42 @@ async fn an_unattributable_refusal_sets_aside_only_the_unnamed_results() {
         .unwrap();
     assert_eq!(by_position.field, "results[1].started_at");
     assert_eq!(by_position.reason, "year 10000");
+}
+
+/// A collector that lists only its first refusals and counts the others
+/// (`refused_unlisted`): the results the ack names neither accepted nor
+/// refused are set aside with the listed ones, and the batch goes out once.
+#[tokio::test]
+async fn refusals_counted_but_not_listed_are_set_aside_too() {
+    let (addr, fake) = start(|batch| {
+        let ids = ids_of(batch);
+        let listed = vec![Refusal {
+            id: Some(ids[1]),
+            field: "results[1].started_at".into(),
+            reason: "year 10000".into(),
+        }];
+        let ack = UploadAck {
+            schema_version: SCHEMA_VERSION,
+            batch_id: batch.batch_id,
+            received_at: OffsetDateTime::now_utc(),
+            accepted: vec![ids[0]],
+            refused: listed,
+            refused_unlisted: 3,
+            pause_until: None,
+            targets: None,
+        };
+        (StatusCode::OK, serde_json::to_string(&ack).unwrap()).into_response()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, ids) = filled(dir.path(), 5, 1);
+    let mut uploader = Uploader::new(config(addr, 100)).unwrap();
+    for _ in 0..5 {
+        let _ = uploader.upload_once(&spool).await;
+    }
+    assert_eq!(fake.uploads.load(Ordering::SeqCst), 1, "no retry storm");
+    assert_eq!(spool.depth().unwrap(), 0, "nothing is left to resend");
+    assert_eq!(quarantined_ids(&spool), sorted_strings(&ids[1..]));
 }
 
 /// An ack that leaves results unmentioned (and refuses nothing) keeps them

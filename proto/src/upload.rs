@@ -55,8 +55,14 @@ pub struct UploadAck {
     pub received_at: OffsetDateTime,
     /// Ids of the results stored (or already stored before).
     pub accepted: Vec<Uuid>,
-    /// Results that will never be stored.
+    /// Results that will never be stored, each with its reason: the first ones only, when
+    /// a batch has many (see `refused_unlisted`).
     pub refused: Vec<Refusal>,
+    /// Refused results left out of `refused` (since 1.3; 0 and absent when none): every
+    /// result of the batch named neither in `accepted` nor in `refused` was then refused,
+    /// for reasons the collector logged but did not send back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_unlisted: u64,
     /// Asks the agent to stop probing until then; absent when not paused.
     #[serde(
         default,
@@ -69,4 +75,9 @@ pub struct UploadAck {
     /// its own allowlist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<String>>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

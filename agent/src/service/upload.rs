@@ -551,6 +551,25 @@ fn apply_ack(
             refused += 1;
         }
         answered.extend(ids.iter().copied());
+    } else if ack.refused_unlisted > 0 {
+        // The collector refused more results than its ack lists: the ones it names
+        // neither accepted nor refused are those.
+        let reason = format!(
+            "refused by the collector, one of {} refusals of batch {batch_id} it did not list \
+             (its log has the reasons)",
+            ack.refused_unlisted
+        );
+        let unlisted: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .filter(|id| !answered.contains(id))
+            .collect();
+        tracing::warn!(%batch_id, results = unlisted.len(), "{reason}; quarantined");
+        for id in unlisted {
+            spool.quarantine(id, "", &reason)?;
+            refused += 1;
+        }
+        answered.extend(ids.iter().copied());
     }
     let unanswered = ids.len() - answered.len();
     if unanswered > 0 {

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
 use super::connections::{self, Caps};
+use super::lifetime::{self, Lifetime};
 use super::{AppState, Config, DEFAULT_MAX_BODY, TlsConfig};
 use crate::admission::TimeWindow;
 use crate::bgp::BgpState;
@@ -59,14 +60,39 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = connections::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
 
+    /// Longest a connection may stay open with no request in flight, in seconds; then it is
+    /// closed (HTTP/2: with a GOAWAY). Agents reconnect for their next upload.
+    #[arg(long, value_name = "SECONDS", default_value_t = lifetime::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+
+    /// Age in seconds after which a connection is closed, however busy, once the requests
+    /// in flight on it are answered (HTTP/2: with a GOAWAY; HTTP/1: `Connection: close`).
+    #[arg(long, value_name = "SECONDS", default_value_t = lifetime::DEFAULT_MAX_AGE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connection_age: u64,
+
+    /// Interval in seconds between the PINGs sent on each HTTP/2 connection; a PING not
+    /// acknowledged within --ping-timeout drops the connection (a peer that is gone).
+    #[arg(long, value_name = "SECONDS", default_value_t = lifetime::DEFAULT_PING_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_interval: u64,
+
+    /// Longest an HTTP/2 PING may go unacknowledged, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = lifetime::DEFAULT_PING_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_timeout: u64,
+
     /// Most connections open at once; more are closed as soon as they are accepted (and
     /// logged, at most a line every 10 s). Keep it under the file descriptor limit.
     #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
     pub max_connections: usize,
 
-    /// Most connections open at once from one source address.
+    /// Most connections open at once from one source address: one IPv4 address, or one
+    /// IPv6 prefix of --ipv6-prefix bits (a host often holds a whole /64).
     #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = positive)]
     pub max_connections_per_ip: usize,
+
+    /// Prefix length by which IPv6 clients are counted under --max-connections-per-ip
+    /// (128: each address on its own).
+    #[arg(long, value_name = "BITS", default_value_t = connections::DEFAULT_IPV6_PREFIX, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_prefix: u8,
 
     /// Results that started before this time (RFC 3339 or a date, UTC) are refused.
     #[arg(long, value_name = "TIME", default_value = "2000-01-01", value_parser = crate::report::cli::parse_time)]
@@ -113,10 +139,18 @@ impl ServeArgs {
         Config {
             max_body: self.max_body,
             request_timeout: Duration::from_secs(self.request_timeout.max(1)),
-            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            lifetime: Lifetime {
+                header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+                max_age: Duration::from_secs(self.max_connection_age.max(1)),
+                ping_interval: Duration::from_secs(self.ping_interval.max(1)),
+                ping_timeout: Duration::from_secs(self.ping_timeout.max(1)),
+                ..Lifetime::default()
+            },
             caps: Caps {
                 total: self.max_connections,
                 per_ip: self.max_connections_per_ip,
+                ipv6_prefix: self.ipv6_prefix,
             },
             window: TimeWindow {
                 earliest: self.earliest_result,

@@ -19,6 +19,9 @@
 //! as above, nothing counted twice); a batch id the agent already used for other result ids
 //! is refused whole ([`BatchConflict`], 409), nothing of it stored. Another agent's batch ids
 //! are its own.
+//! An ack lists at most [`MAX_LISTED_REFUSALS`] refusals, each reason and field cut to
+//! [`MAX_REFUSAL_TEXT`] characters, and counts the others in `refused_unlisted`: a small
+//! batch of many invalid results must not buy a large answer.
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -35,6 +38,13 @@ use crate::fleet::bookkeeping::{self, Upload};
 use crate::settings::SettingsError;
 use crate::store::results::{Receipt, StoredRecord};
 use crate::store::{Db, DbError, WriteTx};
+
+/// Most refusals an ack lists; the others are counted in `refused_unlisted`.
+pub const MAX_LISTED_REFUSALS: usize = 100;
+
+/// Longest reason or field path of a refusal in an ack, in characters (a decoding error may
+/// quote the input at length).
+pub const MAX_REFUSAL_TEXT: usize = 256;
 
 /// Clock offsets larger than this (either way) are flagged.
 pub const CLOCK_OFFSET_LIMIT_MS: i64 = 60_000;
@@ -201,13 +211,13 @@ pub fn ingest(
     };
     let mut accepted = Vec::new();
     let mut seen = HashSet::new();
-    let mut refused = Vec::new();
+    let mut refused = Refusals::default();
     let mut newly_stored: Vec<&ResultRecord> = Vec::new();
     for (i, prepared) in batch.results.iter().enumerate() {
         let stored = match prepared {
             Ok(stored) => stored,
             Err(refusal) => {
-                refused.push(refusal.within(i));
+                refused.add(refusal, i);
                 continue;
             }
         };
@@ -230,7 +240,7 @@ pub fn ingest(
                     accepted.push(id);
                 }
             }
-            Err(refusal) => refused.push(refusal.within(i)),
+            Err(refusal) => refused.add(&refusal, i),
         }
     }
     // A batch is kept once it stored something: one that stored nothing (a retry, or every
@@ -259,20 +269,41 @@ pub fn ingest(
         batch_id: batch.batch_id,
         received_at: arrival.received_at,
         accepted,
-        refused,
+        refused: refused.listed,
+        refused_unlisted: refused.unlisted,
         pause_until: assignment.pause_until,
         targets: assignment.targets,
     }))
 }
 
-impl Refused {
-    /// The refusal of the `i`th result of the batch.
-    fn within(&self, i: usize) -> Refusal {
-        Refusal {
-            id: self.id,
-            field: within(i, &self.field),
-            reason: self.reason.clone(),
+/// The refusals of a batch as its ack carries them: the first [`MAX_LISTED_REFUSALS`], and
+/// a count of the others.
+#[derive(Debug, Default)]
+struct Refusals {
+    listed: Vec<Refusal>,
+    unlisted: u64,
+}
+
+impl Refusals {
+    /// Adds the refusal of the `i`th result of the batch.
+    fn add(&mut self, refused: &Refused, i: usize) {
+        if self.listed.len() < MAX_LISTED_REFUSALS {
+            self.listed.push(Refusal {
+                id: refused.id,
+                field: truncate(&within(i, &refused.field)),
+                reason: truncate(&refused.reason),
+            });
+        } else {
+            self.unlisted += 1;
         }
+    }
+}
+
+/// `text` cut to [`MAX_REFUSAL_TEXT`] characters, marked with "…" when cut.
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_REFUSAL_TEXT) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
     }
 }
 

@@ -8,15 +8,17 @@
 //! | another content type | 415 |
 //! | a body that is not a batch, or of an unsupported major version | 400 |
 //! | a batch id the agent already used for other result ids | 409 (a resend of the same results is a retry: 200) |
-//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok","bgp_sync":[…]}` (`bgp_sync`: per synced collector, as `bgp status` shows it), 503 when the database fails |
+//! | `POST /v1/results` when the collector's disk is full | 507 with `Retry-After`; nothing of the batch is stored |
+//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok","bgp_sync":[…]}` (`bgp_sync`: per synced collector, as `bgp status` shows it), 503 when the database fails, or is not writable (`"db":"not writable: …"`) |
 //!
 //! Tokens are checked on a read-only connection of their own ([`Db::open_token_reader`](crate::store::Db::open_token_reader)), never
 //! behind the write connection: a flood of wrong tokens costs indexed reads, and does not
 //! queue behind (or in front of) the uploads' commits. Revoking a token takes effect at the
 //! next request, as before: nothing is cached.
 //!
-//! Connections are bounded ([`connections`]): a header timeout, and caps on open connections
-//! in total and per source address.
+//! Connections are bounded: caps on open connections in total and per source address (an
+//! IPv6 /64 counts as one) ([`connections`]), and a header timeout, an idle timeout, a
+//! maximum age and HTTP/2 PINGs for each ([`lifetime`]).
 //!
 //! None of the 4xx answers stores anything. Errors are JSON: `{"error": "…"}`. Within a
 //! batch, results are decoded one by one and refused one by one ([`ingest`]), before the
@@ -29,6 +31,7 @@
 pub mod cli;
 pub mod connections;
 pub mod ingest;
+pub mod lifetime;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -52,7 +55,8 @@ use crate::admission::TimeWindow;
 use crate::agents::{self, Authenticated};
 use crate::store::agents::TokenReader;
 use crate::store::{Db, DbError};
-use connections::{Caps, LimitAcceptor, Limiter, RefusalLog};
+use connections::{Caps, Counted, Limiter, LogThrottle, RefusalLog};
+use lifetime::Lifetime;
 
 /// Largest request body accepted by default: 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
@@ -67,9 +71,9 @@ pub struct Config {
     pub max_body: usize,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
-    /// Longest a connection may take to send a request head (and stay idle between
-    /// requests).
-    pub header_timeout: Duration,
+    /// Timeouts of each connection (the header timeout, idle timeout, maximum age, PINGs).
+    /// Its grace period is set from `request_timeout` when serving.
+    pub lifetime: Lifetime,
     /// Caps on open connections.
     pub caps: Caps,
     /// Which `started_at` times uploads may carry.
@@ -81,7 +85,7 @@ impl Default for Config {
         Self {
             max_body: DEFAULT_MAX_BODY,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            header_timeout: connections::DEFAULT_HEADER_TIMEOUT,
+            lifetime: Lifetime::default(),
             caps: Caps::default(),
             window: TimeWindow::default(),
         }
@@ -99,6 +103,11 @@ struct Inner {
     /// The token checks' own read-only connection (`None` for an in-memory database).
     reader: Option<Mutex<TokenReader>>,
     config: Config,
+    /// Since when writes fail for want of space: set by an upload that found the disk full,
+    /// cleared by the next one stored.
+    full_since: Mutex<Option<OffsetDateTime>>,
+    /// Requests refused 401: at most a line per [`connections::LOG_INTERVAL`], however many.
+    unauthorized_log: LogThrottle,
 }
 
 impl std::fmt::Debug for AppState {
@@ -143,6 +152,8 @@ impl AppState {
                 db: Mutex::new(db),
                 reader,
                 config,
+                full_since: Mutex::new(None),
+                unauthorized_log: LogThrottle::default(),
             }),
         })
     }
@@ -169,7 +180,32 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("token check failed: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("database error: {e}")))
+        .map_err(ApiError::from)
+    }
+
+    /// Notes whether an upload's writes went through, for `/v1/health`.
+    fn note_write(&self, outcome: &Result<UploadAck, ApiError>) {
+        let mut full_since = self
+            .inner
+            .full_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match outcome {
+            Ok(_) => *full_since = None,
+            Err(ApiError::StorageFull(_)) => {
+                full_since.get_or_insert_with(OffsetDateTime::now_utc);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Since when the database has not been writable for want of space, if it is not.
+    fn full_since(&self) -> Option<OffsetDateTime> {
+        *self
+            .inner
+            .full_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on the database on a blocking thread (SQLite calls block, and a commit with
@@ -177,7 +213,7 @@ impl AppState {
     async fn with_db<T, E, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
+        E: Into<ApiError> + Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, E> + Send + 'static,
     {
         self.prepare_then_with_db(|| (), |db, ()| f(db)).await
@@ -193,7 +229,7 @@ impl AppState {
     ) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
+        E: Into<ApiError> + Send + 'static,
         F: FnOnce(&mut Db, P) -> Result<T, E> + Send + 'static,
     {
         let state = self.clone();
@@ -210,7 +246,7 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("database task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("database error: {e}")))
+        .map_err(Into::into)
     }
 }
 
@@ -244,8 +280,35 @@ pub enum ApiError {
     BadRequest(String),
     /// 409: a batch id reused for other results.
     Conflict(String),
+    /// 507 with `Retry-After`: the disk is full; nothing was stored or acknowledged.
+    StorageFull(String),
     /// 500: the database failed; nothing was acknowledged.
     Internal(String),
+}
+
+/// How long an agent is asked to wait after a 507.
+const FULL_RETRY_AFTER_S: u64 = 60;
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        if e.is_storage_full() {
+            Self::StorageFull(format!(
+                "the collector's disk is full ({e}): nothing of this request was stored; \
+                 retry later, it is accepted once space is freed"
+            ))
+        } else {
+            Self::Internal(format!("database error: {e}"))
+        }
+    }
+}
+
+impl From<ingest::IngestError> for ApiError {
+    fn from(e: ingest::IngestError) -> Self {
+        match e {
+            ingest::IngestError::Db(e) => e.into(),
+            e @ ingest::IngestError::Settings(_) => Self::Internal(format!("database error: {e}")),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -256,6 +319,16 @@ impl IntoResponse for ApiError {
             Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             Self::Conflict(m) => (StatusCode::CONFLICT, m),
+            Self::StorageFull(m) => {
+                tracing::error!("{m}");
+                let body = Json(serde_json::json!({ "error": m }));
+                return (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    [(header::RETRY_AFTER, FULL_RETRY_AFTER_S.to_string())],
+                    body,
+                )
+                    .into_response();
+            }
             Self::Internal(m) => {
                 tracing::error!("{m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, m)
@@ -278,8 +351,16 @@ impl FromRequestParts<AppState> for Agent {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let peer = peer_addr(parts);
+        let log_401 = |what: &str| match state.inner.unauthorized_log.admit() {
+            Some(0) => tracing::warn!(?peer, "upload {what}: 401"),
+            Some(more) => tracing::warn!(
+                ?peer,
+                "upload {what}: 401 (and {more} more 401s since the last such line)"
+            ),
+            None => {}
+        };
         let Some(token) = bearer_token(parts) else {
-            tracing::warn!(?peer, "upload without a bearer token: 401");
+            log_401("without a bearer token");
             return Err(ApiError::Unauthorized(
                 "missing token: send Authorization: Bearer TOKEN (from `nkpath-collector agent add`)",
             ));
@@ -288,7 +369,7 @@ impl FromRequestParts<AppState> for Agent {
         if let Some(agent) = agent {
             return Ok(Self(agent));
         }
-        tracing::warn!(?peer, "upload with an unknown or revoked token: 401");
+        log_401("with an unknown or revoked token");
         Err(ApiError::Unauthorized("unknown or revoked token"))
     }
 }
@@ -381,7 +462,7 @@ async fn upload(
     let window = state.inner.config.window;
     let (decoding_as, storing_as) = (agent.clone(), agent.clone());
     // Decoded before the database is taken; stored, counted and committed holding it.
-    let ack = state
+    let stored = state
         .prepare_then_with_db(
             move || ingest::prepare(&batch, &decoding_as),
             move |db, prepared| {
@@ -394,24 +475,45 @@ async fn upload(
                 ingest::ingest(db, &prepared, &arrival)
             },
         )
-        .await?
-        .map_err(|conflict| {
-            tracing::warn!(agent = %agent.name, %batch_id, ?peer, "upload refused: {conflict}");
-            ApiError::Conflict(conflict.to_string())
-        })?;
+        .await
+        .and_then(|outcome| {
+            outcome.map_err(|conflict| {
+                tracing::warn!(agent = %agent.name, %batch_id, ?peer, "upload refused: {conflict}");
+                ApiError::Conflict(conflict.to_string())
+            })
+        });
+    state.note_write(&stored);
+    let ack = stored?;
     let (offset_ms, flagged) = ingest::clock_offset(sent_at, received_at);
     tracing::info!(
         agent = %agent.name, %batch_id, ?peer, results,
-        accepted = ack.accepted.len(), refused = ack.refused.len(),
+        accepted = ack.accepted.len(),
+        refused = ack.refused.len() as u64 + ack.refused_unlisted,
         clock_offset_ms = offset_ms, clock_flagged = flagged, "upload stored"
     );
-    for r in &ack.refused {
-        tracing::warn!(agent = %agent.name, id = ?r.id, field = %r.field, "result refused: {}", r.reason);
-    }
+    log_refusals(&agent.name, &ack);
     if flagged {
         tracing::warn!(agent = %agent.name, clock_offset_ms = offset_ms, "the agent's clock is off by more than 60 s");
     }
     Ok(Json(ack))
+}
+
+/// Refusals logged one by one per upload; the others are summed up in one more line.
+const LOGGED_REFUSALS: usize = 5;
+
+/// Logs the first refusals of an upload, and one line for the rest: a batch of 10,000
+/// invalid results must not write 10,000 lines.
+fn log_refusals(agent: &str, ack: &UploadAck) {
+    for r in ack.refused.iter().take(LOGGED_REFUSALS) {
+        tracing::warn!(%agent, id = ?r.id, field = %r.field, "result refused: {}", r.reason);
+    }
+    let more = (ack.refused.len().saturating_sub(LOGGED_REFUSALS)) as u64 + ack.refused_unlisted;
+    if more > 0 {
+        tracing::warn!(
+            %agent, batch_id = %ack.batch_id,
+            "{more} more results of this batch refused (not logged one by one)"
+        );
+    }
 }
 
 /// `GET /v1/health`.
@@ -424,7 +526,19 @@ async fn health(State(state): State<AppState>) -> Response {
         })
         .await;
     let (status, db, schema, bgp_sync) = match checked {
-        Ok((v, sync)) => (StatusCode::OK, "ok".to_owned(), Some(v), sync),
+        Ok((v, sync)) => match state.full_since() {
+            None => (StatusCode::OK, "ok".to_owned(), Some(v), sync),
+            Some(since) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not writable: the disk is full (uploads refused with 507 since {}); \
+                     free space on the database's file system",
+                    nkpath_proto::timestamp::display(since)
+                ),
+                Some(v),
+                sync,
+            ),
+        },
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{e:?}"),
@@ -448,48 +562,95 @@ pub type TlsConfig = axum_server::tls_rustls::RustlsConfig;
 /// Serves [`app`] on `listener` (TLS when `tls` is given) until `shutdown` completes, then
 /// stops accepting, lets requests in flight finish for up to the request timeout plus a
 /// little, and returns.
+///
+/// Each accepted connection is admitted under the caps ([`connections`]), handed to TLS
+/// when configured, and driven by [`lifetime::serve_connection`] on a task of its own.
 pub async fn serve(
     listener: std::net::TcpListener,
     state: AppState,
     tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = state.request_timeout() + Duration::from_secs(2);
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let config = state.inner.config;
+    let lifetime = Lifetime {
+        grace: state.request_timeout() + Duration::from_secs(2),
+        ..config.lifetime
+    };
     let limiter = Limiter::new(config.caps);
-    let refusals = Arc::new(RefusalLog::default());
-    let handle = axum_server::Handle::new();
-    let signal = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!(
-            grace_s = grace.as_secs(),
-            "shutting down: finishing requests in flight"
-        );
-        signal.graceful_shutdown(Some(grace));
+    let refusals = RefusalLog::default();
+    let builder = Arc::new(lifetime.http_builder());
+    let tls = tls.map(|tls| {
+        axum_server::tls_rustls::RustlsAcceptor::new(tls).handshake_timeout(lifetime.header_timeout)
     });
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let counted = LimitAcceptor::new(axum_server::accept::DefaultAcceptor::new(), limiter);
-    let mut server = axum_server::from_tcp(listener)?
-        .handle(handle)
-        // Until the first request head is read (hyper's own timeout starts only after it
-        // has told HTTP/1 from HTTP/2)...
-        .first_request_timeout(config.header_timeout)
-        .accept_error_handler(move |peer, error| refusals.note(peer, error));
-    // ...and for every request head after it on a kept-alive connection.
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(Some(config.header_timeout));
-    match tls {
-        Some(tls) => {
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
-                .handshake_timeout(config.header_timeout)
-                .acceptor(counted);
-            server.acceptor(acceptor).serve(service).await
+    let router = app(state);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    refusals.note(None, &e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let slot = match limiter.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                // Dropping the stream closes the connection at once.
+                refusals.note(Some(&peer), &std::io::Error::other(why));
+                continue;
+            }
+        };
+        let stream = Counted::new(stream, slot);
+        let (router, builder, stopping) = (router.clone(), Arc::clone(&builder), stopping.clone());
+        match &tls {
+            None => {
+                connections.spawn(async move {
+                    lifetime::serve_connection(stream, peer, router, &builder, lifetime, stopping)
+                        .await;
+                });
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    use axum_server::accept::Accept as _;
+                    // Bounded by the acceptor's handshake timeout.
+                    let Ok((stream, _)) = tls.accept(stream, ()).await else {
+                        return;
+                    };
+                    lifetime::serve_connection(stream, peer, router, &builder, lifetime, stopping)
+                        .await;
+                });
+            }
         }
-        None => server.acceptor(counted).serve(service).await,
     }
+    drop(listener);
+    tracing::info!(
+        grace_s = lifetime.grace.as_secs(),
+        "shutting down: finishing requests in flight"
+    );
+    stop.send_replace(true);
+    let drained = tokio::time::timeout(lifetime.grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the grace period: closed"
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).

@@ -84,6 +84,21 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+impl DbError {
+    /// Whether SQLite failed for want of space: the disk (or the database's size limit) is
+    /// full. The transaction was rolled back; the same write may succeed once space is freed.
+    pub fn is_storage_full(&self) -> bool {
+        let source = match self {
+            Self::Sqlite(source)
+            | Self::Open { source, .. }
+            | Self::Corrupt { source, .. }
+            | Self::Migration { source, .. } => source,
+            Self::TooNew { .. } => return false,
+        };
+        source.sqlite_error_code() == Some(ErrorCode::DiskFull)
+    }
+}
+
 /// An open collector database.
 #[derive(Debug)]
 pub struct Db {

@@ -19,8 +19,27 @@ pub struct Server {
 impl Server {
     /// Starts `serve --listen LISTEN EXTRA...` on `db` and waits for its "listening on" line.
     pub fn start(db: &Path, listen: &str, extra: &[&str]) -> Self {
+        Self::start_with_prefix(&[], BIN, db, listen, extra)
+    }
+
+    /// Starts `PREFIX... BIN --db DB serve ...` (e.g. `ip netns exec NS` as the prefix).
+    pub fn start_with_prefix(
+        prefix: &[&str],
+        bin: &str,
+        db: &Path,
+        listen: &str,
+        extra: &[&str],
+    ) -> Self {
         let log = db.with_extension(format!("{}.log", Uuid::new_v4()));
-        let mut child = Command::new(BIN)
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("--db")
             .arg(db)
             .args(["serve", "--listen", listen])

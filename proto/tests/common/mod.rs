@@ -280,6 +280,7 @@ pub fn ack() -> UploadAck {
                 reason: "invalid JSON: missing field `kind`".into(),
             },
         ],
+        refused_unlisted: 3,
         pause_until: Some(datetime!(2017-10-01 01:00:00 UTC)),
         targets: Some(vec!["175.45.176.0/22".into(), "210.52.109.0/24".into()]),
     }
@@ -289,6 +290,7 @@ pub fn ack() -> UploadAck {
 pub fn minimal_ack() -> UploadAck {
     UploadAck {
         refused: Vec::new(),
+        refused_unlisted: 0,
         pause_until: None,
         targets: None,
         ..ack()
