@@ -6,12 +6,14 @@
 //!   reports, [`LoadError`] why it refused a file;
 //! - `record_loader`, `rib`, `updates`: the records of one file turned into rows;
 //! - [`input`]: opening, decompressing and hashing a file;
+//! - [`parse`]: the parsing step alone, on bytes in memory, with no database (fuzzed);
 //! - [`derive_collector`]: the route collector named by a file's name or path.
 
 mod collector_name;
 mod error;
 pub mod input;
 mod load_file;
+pub mod parse;
 mod record_loader;
 mod rib;
 mod summary;
