@@ -57,6 +57,12 @@ enum Command {
         /// refusing them: kept in the database, never counted in reports or exports.
         #[arg(long)]
         keep_outside: bool,
+        /// Largest size a compressed file (atlas, scamper) may decompress to, in bytes; a
+        /// file that would decompress to more is refused with nothing stored. Default: 100
+        /// times the compressed file's size, at least 64 MiB (traceroute JSON compresses 10
+        /// to 20 times; a decompression bomb 1,000 times and more).
+        #[arg(long, value_name = "BYTES")]
+        max_decompressed: Option<u64>,
         /// The file.
         file: PathBuf,
     },
@@ -216,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import {
             format,
             keep_outside,
+            max_decompressed,
             file,
         } => {
             let outside = if keep_outside {
@@ -226,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if format == Format::Nkpath {
                 import(&mut db, &file, outside)
             } else {
-                import_public(&mut db, &file, format, outside)
+                import_public(&mut db, &file, format, outside, max_decompressed)
             }
         }
         Command::Bgp(BgpCommand::Load(args)) => bgp_load(&mut db, args),
@@ -312,8 +319,9 @@ fn import_public(
     file: &Path,
     format: Format,
     outside: OutsideTargets,
+    max_decompressed: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
-    let s = import::import_file(db, file, format, outside)?;
+    let s = import::import_file_with_limit(db, file, format, outside, max_decompressed)?;
     if let Some(compression) = s.decompressed {
         println!("{}: {compression}-compressed", file.display());
     }

@@ -193,29 +193,127 @@ trait Converter {
     ) -> Result<Conversion, String>;
 }
 
+/// How far a compressed file may grow when decompressed, by default: this many times its
+/// own size. Traceroute JSON compresses 10 to 20 times (a RIPE Atlas file of 530 kB: 10× with
+/// gzip, 19× with bzip2); a gzip bomb, 1,000 times, and a bzip2 one far more.
+pub const MAX_DECOMPRESSION_RATIO: u64 = 100;
+
+/// The least the default limit allows, however small the compressed file: 64 MiB.
+pub const MIN_DECOMPRESSED_LIMIT: u64 = 64 << 20;
+
+/// The most a compressed file of `compressed` bytes may decompress to: `max` when given,
+/// else [`MAX_DECOMPRESSION_RATIO`] times its size, at least [`MIN_DECOMPRESSED_LIMIT`].
+/// Memory then stays proportional to the size of the file, as for a plain file.
+pub fn decompressed_limit(compressed: u64, max: Option<u64>) -> u64 {
+    max.unwrap_or_else(|| {
+        compressed
+            .saturating_mul(MAX_DECOMPRESSION_RATIO)
+            .max(MIN_DECOMPRESSED_LIMIT)
+    })
+}
+
 /// Imports a RIPE Atlas or scamper file, plain or compressed (gzip, bzip2), by the rules of
 /// every import (see the module documentation; `outside` says what becomes of traces outside
 /// the target prefixes). All traces converted and admitted are stored in one transaction.
-/// nkpath JSON lines go through [`Db::import_results_with`].
+/// nkpath JSON lines go through [`Db::import_results_with`]. A compressed file may decompress
+/// to [`decompressed_limit`] with its default.
 pub fn import_file(
     db: &mut Db,
     file: &Path,
     format: Format,
     outside: OutsideTargets,
 ) -> Result<ImportSummary, ImportFileError> {
-    let read_error = |source| ImportFileError::Read {
+    import_file_with_limit(db, file, format, outside, None)
+}
+
+/// [`import_file`], with the limit on the decompressed size of a compressed file given
+/// (`None`: [`decompressed_limit`]'s default).
+pub fn import_file_with_limit(
+    db: &mut Db,
+    file: &Path,
+    format: Format,
+    outside: OutsideTargets,
+    max_decompressed: Option<u64>,
+) -> Result<ImportSummary, ImportFileError> {
+    let bytes = std::fs::read(file).map_err(|source| ImportFileError::Read {
         file: file.to_owned(),
         source,
-    };
+    })?;
+    let limit = decompressed_limit(bytes.len() as u64, max_decompressed);
+    if format == Format::Nkpath {
+        let mut summary = ImportSummary::default();
+        let bytes =
+            decompress(bytes, limit, &mut summary).map_err(|message| ImportFileError::Convert {
+                file: file.to_owned(),
+                message,
+            })?;
+        return import_nkpath(db, file, &bytes, outside, summary);
+    }
+    let Parsed {
+        mut summary,
+        traces,
+    } = parse_public(file, bytes, format, limit)?;
+    let received_at = OffsetDateTime::now_utc();
+    let tx = db.write()?;
+    let rules = crate::results::import_admission(&tx, received_at)?;
+    for (line, trace) in &traces {
+        let placement = match rules.place(trace.record()) {
+            Ok(placement) => placement,
+            Err(refusal) => {
+                summary.refused_time.push(RejectedLine {
+                    line: *line,
+                    error: refusal.to_string(),
+                });
+                continue;
+            }
+        };
+        if placement == Placement::Outside && outside == OutsideTargets::Refuse {
+            summary.refused_outside += 1;
+        } else if !tx.insert_result(trace, received_at)? {
+            summary.already_stored += 1;
+        } else if placement == Placement::Target {
+            summary.stored += 1;
+        } else {
+            summary.stored_context += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(summary)
+}
+
+/// A public file read and converted, not yet stored.
+#[derive(Debug)]
+pub struct Parsed {
+    /// What the reading counted (records, skipped, malformed, notes).
+    pub summary: ImportSummary,
+    /// The traces converted, in their stored shape, with the line each starts on.
+    pub traces: Vec<(usize, StoredRecord)>,
+}
+
+/// Reads a RIPE Atlas or scamper file's `bytes` (named `file` in messages and scamper
+/// agent ids), plain or compressed, decompressing at most `limit` bytes, and converts its
+/// records: everything of an import that needs no database. A warts file is converted by
+/// running [`scamper::WARTS2JSON`]. `Format::Nkpath` is not read here (it is stored line by
+/// line as it is read): it converts nothing.
+pub fn parse_public(
+    file: &Path,
+    bytes: Vec<u8>,
+    format: Format,
+    limit: u64,
+) -> Result<Parsed, ImportFileError> {
     let mut summary = ImportSummary::default();
-    let bytes = std::fs::read(file).map_err(read_error)?;
     let convert_error = |message| ImportFileError::Convert {
         file: file.to_owned(),
         message,
     };
-    let bytes = decompress(bytes, &mut summary).map_err(convert_error)?;
+    let bytes = decompress(bytes, limit, &mut summary).map_err(convert_error)?;
     let (text, mut converter): (String, Box<dyn Converter>) = match format {
-        Format::Nkpath => return import_nkpath(db, file, &bytes, outside, summary),
+        Format::Nkpath => {
+            return Ok(Parsed {
+                summary,
+                traces: Vec::new(),
+            });
+        }
         Format::Atlas => (utf8(file, bytes)?, Box::new(atlas::AtlasConverter)),
         Format::Scamper => {
             let text = if scamper::is_warts(&bytes) {
@@ -265,32 +363,7 @@ pub fn import_file(
             }),
         }
     }
-    let received_at = OffsetDateTime::now_utc();
-    let tx = db.write()?;
-    let rules = crate::results::import_admission(&tx, received_at)?;
-    for (line, trace) in &traces {
-        let placement = match rules.place(trace.record()) {
-            Ok(placement) => placement,
-            Err(refusal) => {
-                summary.refused_time.push(RejectedLine {
-                    line: *line,
-                    error: refusal.to_string(),
-                });
-                continue;
-            }
-        };
-        if placement == Placement::Outside && outside == OutsideTargets::Refuse {
-            summary.refused_outside += 1;
-        } else if !tx.insert_result(trace, received_at)? {
-            summary.already_stored += 1;
-        } else if placement == Placement::Target {
-            summary.stored += 1;
-        } else {
-            summary.stored_context += 1;
-        }
-    }
-    tx.commit()?;
-    Ok(summary)
+    Ok(Parsed { summary, traces })
 }
 
 /// nkpath JSON lines through [`Db::import_results`], counted as a summary.
@@ -328,19 +401,31 @@ fn import_nkpath(
 }
 
 /// The file's bytes, decompressed when its first bytes say gzip or bzip2 (Atlas daily dumps
-/// are published as bzip2). A damaged or truncated stream is an error: half a file must not
-/// be stored as if whole.
-fn decompress(bytes: Vec<u8>, summary: &mut ImportSummary) -> Result<Vec<u8>, String> {
+/// are published as bzip2), as a stream that stops past `limit` bytes: a file that would
+/// decompress to more is refused before it takes more memory than that. A damaged or
+/// truncated stream is an error too: half a file must not be stored as if whole.
+fn decompress(bytes: Vec<u8>, limit: u64, summary: &mut ImportSummary) -> Result<Vec<u8>, String> {
     use crate::mrt::input::Compression;
     use std::io::Read as _;
     let compression = Compression::detect(&bytes);
-    let mut out = Vec::new();
-    let read = match compression {
+    let decoder: Box<dyn std::io::Read + '_> = match compression {
         Compression::None => return Ok(bytes),
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out),
-        Compression::Bzip2 => bzip2::read::MultiBzDecoder::new(&bytes[..]).read_to_end(&mut out),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&bytes[..])),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(&bytes[..])),
     };
-    read.map_err(|e| format!("cannot decompress ({compression}): {e} (nothing was stored)"))?;
+    let mut out = Vec::new();
+    decoder
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| format!("cannot decompress ({compression}): {e} (nothing was stored)"))?;
+    if out.len() as u64 > limit {
+        return Err(format!(
+            "decompresses ({compression}) to more than {limit} bytes from {} bytes: refused, \
+             nothing was stored (a decompression bomb?). If the file is genuine, raise the \
+             limit with --max-decompressed BYTES, or decompress it and import the plain file",
+            bytes.len()
+        ));
+    }
     summary.decompressed = Some(compression.as_str());
     Ok(out)
 }

@@ -6,6 +6,7 @@
 //!   reports, [`LoadError`] why it refused a file;
 //! - `record_loader`, `rib`, `updates`: the records of one file turned into rows;
 //! - [`input`]: opening, decompressing and hashing a file;
+//! - [`parse`]: the parsing step alone, on bytes in memory, with no database (fuzzed);
 //! - [`derive_collector`]: the route collector named by a file's name or path;
 //! - [`slot`]: the archive slot an update file's name gives, and the period it stands for.
 
@@ -13,6 +14,7 @@ mod collector_name;
 mod error;
 pub mod input;
 mod load_file;
+pub mod parse;
 mod record_loader;
 mod rib;
 pub mod slot;

@@ -10,8 +10,10 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
+use super::body_budget;
 use super::connections::{self, Caps};
 use super::lifetime::{self, Lifetime};
+use super::quota::{self, QuotaConfig};
 use super::{AppState, Config, DEFAULT_MAX_BODY, TlsConfig};
 use crate::admission::TimeWindow;
 use crate::bgp::BgpState;
@@ -124,6 +126,36 @@ pub struct ServeArgs {
     /// Alerts, evaluated in the background while serving.
     #[command(flatten)]
     pub alerts: crate::alerts::AlertArgs,
+
+    /// Results one agent may upload per hour; more get 429 with Retry-After. Default: twice
+    /// what the agent's rate cap can produce, 2 × pps × 3600 (pps as its traces declare
+    /// it, 100 until they do): an hour's measurements and room to drain a day of backlog
+    /// within a day.
+    #[arg(long, env = "NKPATH_QUOTA_RESULTS_PER_HOUR", value_name = "N", value_parser = positive_u64)]
+    pub quota_results_per_hour: Option<u64>,
+
+    /// Bytes of upload bodies one agent may send per hour; more get 429 with Retry-After.
+    /// Default: the results quota × 1024 (the most JSON one probe packet adds to a result).
+    #[arg(long, env = "NKPATH_QUOTA_BYTES_PER_HOUR", value_name = "BYTES", value_parser = positive_u64)]
+    pub quota_bytes_per_hour: Option<u64>,
+
+    /// Uploads of one agent in progress at once; more get 429 with Retry-After.
+    #[arg(long, env = "NKPATH_QUOTA_CONCURRENT_UPLOADS", value_name = "N", default_value_t = quota::DEFAULT_CONCURRENT_UPLOADS, value_parser = positive)]
+    pub quota_concurrent_uploads: usize,
+
+    /// Bytes of upload bodies in memory at once, all agents together (raised to
+    /// --max-body); an upload that does not fit is answered 503 with Retry-After before its
+    /// body is read. Decoding holds a few times a body: the collector's memory for uploads
+    /// stays within a small multiple of this.
+    #[arg(long, env = "NKPATH_BODY_MEMORY", value_name = "BYTES", default_value_t = body_budget::DEFAULT_BODY_MEMORY, value_parser = positive)]
+    pub body_memory: usize,
+}
+
+fn positive_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive whole number")),
+    }
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -156,6 +188,12 @@ impl ServeArgs {
                 earliest: self.earliest_result,
                 max_ahead: time::Duration::hours(i64::from(self.max_clock_ahead)),
             },
+            quotas: QuotaConfig {
+                results_per_hour: self.quota_results_per_hour,
+                bytes_per_hour: self.quota_bytes_per_hour,
+                concurrent_uploads: self.quota_concurrent_uploads,
+            },
+            body_memory: self.body_memory,
         }
     }
 }

@@ -81,6 +81,20 @@ pub struct PreparedBatch {
     results_sha256: String,
 }
 
+impl PreparedBatch {
+    /// The highest packet rate cap the batch's traces declare (`params.pps`), if it holds
+    /// any trace: what the agent's default quotas follow.
+    pub fn declared_pps(&self) -> Option<u32> {
+        self.results
+            .iter()
+            .filter_map(|r| match r.as_ref().ok()?.record() {
+                ResultRecord::Trace(trace) => Some(trace.params.pps),
+                ResultRecord::Ping(_) => None,
+            })
+            .max()
+    }
+}
+
 /// A refused result: its id if readable, the field (relative to the result), the reason.
 #[derive(Debug)]
 struct Refused {

@@ -5,6 +5,8 @@
 //! | `POST /v1/results`, `Authorization: Bearer TOKEN`, `Content-Type: application/json`, an [`UploadBatch`] | 200 and an [`UploadAck`], sent only after the batch's transaction committed |
 //! | the same without a token, or with an unknown or revoked one | 401 |
 //! | a body over the limit (default [`DEFAULT_MAX_BODY`]) | 413 |
+//! | an agent over one of its quotas ([`quota`]: results or bytes per hour, uploads at once) | 429 with `Retry-After` |
+//! | more bodies in memory than the collector's budget ([`body_budget`]) | 503 with `Retry-After` |
 //! | another content type | 415 |
 //! | a body that is not a batch, or of an unsupported major version | 400 |
 //! | a batch id the agent already used for other result ids | 409 (a resend of the same results is a retry: 200) |
@@ -28,19 +30,20 @@
 //! The router is built by [`app`], so tests drive it with `tower::ServiceExt::oneshot`;
 //! [`serve`] runs it on a socket, plain or TLS, until a shutdown signal.
 
+pub mod body_budget;
 pub mod cli;
 pub mod connections;
 pub mod ingest;
 pub mod lifetime;
+pub mod quota;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -55,8 +58,10 @@ use crate::admission::TimeWindow;
 use crate::agents::{self, Authenticated};
 use crate::store::agents::TokenReader;
 use crate::store::{Db, DbError};
+use body_budget::BodyBudget;
 use connections::{Caps, Counted, Limiter, LogThrottle, RefusalLog};
 use lifetime::Lifetime;
+use quota::{OverQuota, QuotaConfig, Quotas};
 
 /// Largest request body accepted by default: 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
@@ -78,6 +83,11 @@ pub struct Config {
     pub caps: Caps,
     /// Which `started_at` times uploads may carry.
     pub window: TimeWindow,
+    /// Each agent's quotas.
+    pub quotas: QuotaConfig,
+    /// Bytes of request bodies in memory at once, all uploads together (at least
+    /// `max_body`).
+    pub body_memory: usize,
 }
 
 impl Default for Config {
@@ -88,6 +98,8 @@ impl Default for Config {
             lifetime: Lifetime::default(),
             caps: Caps::default(),
             window: TimeWindow::default(),
+            quotas: QuotaConfig::default(),
+            body_memory: body_budget::DEFAULT_BODY_MEMORY,
         }
     }
 }
@@ -108,6 +120,8 @@ struct Inner {
     full_since: Mutex<Option<OffsetDateTime>>,
     /// Requests refused 401: at most a line per [`connections::LOG_INTERVAL`], however many.
     unauthorized_log: LogThrottle,
+    quotas: Quotas,
+    body_budget: BodyBudget,
 }
 
 impl std::fmt::Debug for AppState {
@@ -154,6 +168,8 @@ impl AppState {
                 config,
                 full_since: Mutex::new(None),
                 unauthorized_log: LogThrottle::default(),
+                quotas: Quotas::new(config.quotas),
+                body_budget: BodyBudget::new(config.body_memory, config.max_body),
             }),
         })
     }
@@ -216,25 +232,8 @@ impl AppState {
         E: Into<ApiError> + Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, E> + Send + 'static,
     {
-        self.prepare_then_with_db(|| (), |db, ()| f(db)).await
-    }
-
-    /// Runs `prepare`, then `f` on the database with what it returned, on one blocking
-    /// thread. `prepare` runs before the database is taken: work that needs no stored data
-    /// (decoding an upload) does not hold up other uploads' transactions.
-    async fn prepare_then_with_db<P, T, E, F>(
-        &self,
-        prepare: impl FnOnce() -> P + Send + 'static,
-        f: F,
-    ) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        E: Into<ApiError> + Send + 'static,
-        F: FnOnce(&mut Db, P) -> Result<T, E> + Send + 'static,
-    {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
-            let prepared = prepare();
             // A panic mid-transaction rolled it back when the transaction dropped: the
             // connection is still usable.
             let mut db = state
@@ -242,7 +241,7 @@ impl AppState {
                 .db
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            f(&mut db, prepared)
+            f(&mut db)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("database task failed: {e}")))?
@@ -274,6 +273,15 @@ pub enum ApiError {
     Unauthorized(&'static str),
     /// 413.
     TooLarge(String),
+    /// 429: the agent is over one of its quotas.
+    OverQuota(OverQuota),
+    /// 503: the collector cannot take the upload now (its body memory is spent).
+    Busy {
+        /// Why.
+        message: String,
+        /// When to come back.
+        retry_after: Duration,
+    },
     /// 415.
     UnsupportedMediaType(String),
     /// 400.
@@ -313,9 +321,26 @@ impl From<ingest::IngestError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, message) = match self {
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_owned()),
             Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            Self::OverQuota(over) => {
+                retry_after = Some(over.retry_after);
+                let message = format!(
+                    "{}: send again in {} s (the serve settings --quota-* raise it)",
+                    over.what,
+                    over.retry_after.as_secs()
+                );
+                (StatusCode::TOO_MANY_REQUESTS, message)
+            }
+            Self::Busy {
+                message,
+                retry_after: after,
+            } => {
+                retry_after = Some(after);
+                (StatusCode::SERVICE_UNAVAILABLE, message)
+            }
             Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             Self::Conflict(m) => (StatusCode::CONFLICT, m),
@@ -337,6 +362,9 @@ impl IntoResponse for ApiError {
         let body = Json(serde_json::json!({ "error": message }));
         if status == StatusCode::UNAUTHORIZED {
             (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+        } else if let Some(after) = retry_after {
+            let seconds = after.as_secs().max(1).to_string();
+            (status, [(header::RETRY_AFTER, seconds)], body).into_response()
         } else {
             (status, body).into_response()
         }
@@ -426,23 +454,50 @@ impl FromRequestParts<AppState> for JsonContentType {
     }
 }
 
-/// `POST /v1/results`. The extractors run in order: token (401), content type (415), then
-/// the body (413), so an unauthenticated client cannot make the collector read a body.
+/// `POST /v1/results`. The extractors run in order: token (401), content type (415); then,
+/// before a byte of the body is read, its declared size (413), the agent's quotas of uploads
+/// at once and bytes per hour (429) and the collector's body memory (503), so that neither an
+/// unauthenticated client nor a flood of large uploads can make the collector hold bodies it
+/// has no room for. The results quota is checked once the body is decoded (429).
 async fn upload(
     State(state): State<AppState>,
     Agent(agent): Agent,
     _: JsonContentType,
     Peer(peer): Peer,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<UploadAck>, ApiError> {
     let received_at = OffsetDateTime::now_utc();
-    let body = body.map_err(|e| {
+    let max_body = state.inner.config.max_body;
+    let too_large = || {
+        tracing::warn!(agent = %agent.name, ?peer, "upload over the body limit: 413");
+        ApiError::TooLarge(format!(
+            "the body is larger than this collector accepts ({max_body} bytes); send smaller batches"
+        ))
+    };
+    // A body that does not say its size is counted at the largest size accepted.
+    let size = match declared_length(&request) {
+        Some(n) if n > max_body as u64 => return Err(too_large()),
+        Some(n) => usize::try_from(n).unwrap_or(max_body),
+        None => max_body,
+    };
+    let _slot = state
+        .inner
+        .quotas
+        .begin(&agent.name, size as u64, Instant::now())
+        .map_err(|over| over_quota(&agent, peer, over))?;
+    let _memory = state.inner.body_budget.try_reserve(size).ok_or_else(|| {
+        tracing::warn!(agent = %agent.name, ?peer, bytes = size, "upload refused: the bodies in memory fill the budget: 503");
+        ApiError::Busy {
+            message: format!(
+                "the collector is reading as many bodies as it has memory for ({} bytes, serve --body-memory); send again later",
+                state.inner.body_budget.bytes()
+            ),
+            retry_after: body_budget::RETRY_AFTER,
+        }
+    })?;
+    let body = Bytes::from_request(request, &state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            tracing::warn!(agent = %agent.name, ?peer, "upload over the body limit: 413");
-            ApiError::TooLarge(format!(
-                "the body is larger than this collector accepts ({} bytes); send smaller batches",
-                state.inner.config.max_body
-            ))
+            too_large()
         } else {
             ApiError::BadRequest(format!("cannot read the body: {e}"))
         }
@@ -451,6 +506,8 @@ async fn upload(
         tracing::warn!(agent = %agent.name, ?peer, "upload is not a valid batch: {e}");
         ApiError::BadRequest(format!("not an upload batch: {e}"))
     })?;
+    // The results hold their own copies of their text.
+    drop(body);
     if batch.agent_id != agent.name {
         tracing::warn!(
             agent = %agent.name, envelope_agent = %batch.agent_id,
@@ -460,21 +517,33 @@ async fn upload(
     let results = batch.results.len();
     let (batch_id, sent_at) = (batch.batch_id, batch.sent_at);
     let window = state.inner.config.window;
-    let (decoding_as, storing_as) = (agent.clone(), agent.clone());
-    // Decoded before the database is taken; stored, counted and committed holding it.
-    let stored = state
-        .prepare_then_with_db(
-            move || ingest::prepare(&batch, &decoding_as),
-            move |db, prepared| {
-                let arrival = ingest::Arrival {
-                    agent: &storing_as,
-                    received_at,
-                    peer,
-                    window,
-                };
-                ingest::ingest(db, &prepared, &arrival)
-            },
+    // Decoded before the database is taken, so that decoding does not hold up other
+    // uploads' transactions; stored, counted and committed holding it.
+    let decoding_as = agent.clone();
+    let prepared = tokio::task::spawn_blocking(move || ingest::prepare(&batch, &decoding_as))
+        .await
+        .map_err(|e| ApiError::Internal(format!("decoding task failed: {e}")))?;
+    state
+        .inner
+        .quotas
+        .take_results(
+            &agent.name,
+            results as u64,
+            prepared.declared_pps(),
+            Instant::now(),
         )
+        .map_err(|over| over_quota(&agent, peer, over))?;
+    let storing_as = agent.clone();
+    let stored = state
+        .with_db(move |db| {
+            let arrival = ingest::Arrival {
+                agent: &storing_as,
+                received_at,
+                peer,
+                window,
+            };
+            ingest::ingest(db, &prepared, &arrival)
+        })
         .await
         .and_then(|outcome| {
             outcome.map_err(|conflict| {
@@ -514,6 +583,25 @@ fn log_refusals(agent: &str, ack: &UploadAck) {
             "{more} more results of this batch refused (not logged one by one)"
         );
     }
+}
+
+/// The `Content-Length` of a request, when it has a valid one.
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn over_quota(agent: &Authenticated, peer: Option<IpAddr>, over: OverQuota) -> ApiError {
+    tracing::warn!(
+        agent = %agent.name, ?peer, retry_after_s = over.retry_after.as_secs(),
+        "upload over quota: 429: {}", over.what
+    );
+    ApiError::OverQuota(over)
 }
 
 /// `GET /v1/health`.
