@@ -363,11 +363,23 @@ fn the_report_of_the_testbed_scenarios_renders_in_chromium_as_reported() {
     );
     let pdf_bytes = fs::read(&pdf).unwrap();
     assert!(pdf_bytes.starts_with(b"%PDF"), "{pdf_err}");
+    // Every page A4: 595 x 842 points (Chromium writes 594.96 x 841.92).
     let pdf_text = String::from_utf8_lossy(&pdf_bytes);
-    assert!(
-        pdf_text.contains("/MediaBox [0 0 595") || pdf_text.contains("/MediaBox[0 0 595"),
-        "the page prints on A4"
-    );
+    let boxes: Vec<Vec<f64>> = pdf_text
+        .split("/MediaBox")
+        .skip(1)
+        .map(|rest| {
+            let inner = &rest[rest.find('[').unwrap() + 1..rest.find(']').unwrap()];
+            inner.split_whitespace().map(|v| v.parse().unwrap()).collect()
+        })
+        .collect();
+    assert!(!boxes.is_empty(), "{pdf_err}");
+    for b in &boxes {
+        assert!(
+            (b[2] - 595.0).abs() < 1.0 && (b[3] - 842.0).abs() < 1.0,
+            "a page that is not A4: {b:?}"
+        );
+    }
     let (dom, dom_err) = chromium(&page, "--dump-dom", &net_logs[2]);
 
     // No script ran, no error was logged.

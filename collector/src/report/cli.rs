@@ -103,9 +103,9 @@ pub enum ReportCommand {
     /// entry AS, freshness of the BGP data, and the tables of `report upstreams` and
     /// `report mismatches`.
     ///
-    /// The page loads nothing and runs no script (inline SVG and CSS, a Content-Security-
-    /// Policy that forbids the rest), so it opens offline and can be mailed or archived. The
-    /// file is written atomically (a new file renamed over FILE).
+    /// The page loads nothing and runs no script (inline SVG and CSS, and a
+    /// Content-Security-Policy that forbids the rest), so it opens offline and can be mailed
+    /// or archived. The file is written atomically (a new file renamed over FILE).
     #[command(after_help = HTML_EXAMPLES)]
     Html {
         /// The HTML file to write.
@@ -291,7 +291,12 @@ fn run_html(
     let analyses = common.analyze(db)?;
     let report = html_report(db, common, &analyses, bin, count)?;
     super::html::write_atomic(out, report.html.as_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot write {} (does its directory exist and can this user write there?)",
+                out.display()
+            )
+        })?;
     println!(
         "{}: {} charts, {} traces, {} bytes",
         out.display(),
