@@ -208,6 +208,19 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The same analysis without the page: what the charts add to every report's cost.
+    let started = Instant::now();
+    let upstreams = Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
+        .arg("--db")
+        .arg(&db_path)
+        .args(["report", "upstreams", "--no-dns"])
+        .output()
+        .unwrap();
+    assert!(upstreams.status.success());
+    println!(
+        "report_html: report upstreams --no-dns over the same traces: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let bytes = std::fs::metadata(&page).unwrap().len();
     println!(
         "report_html: report html --no-dns over {} traces: {seconds:.2} s, {} bytes ({:.2} MB), {}",

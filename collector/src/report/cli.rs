@@ -290,13 +290,12 @@ fn run_html(
     }
     let analyses = common.analyze(db)?;
     let report = html_report(db, common, &analyses, bin, count)?;
-    super::html::write_atomic(out, report.html.as_bytes())
-        .with_context(|| {
-            format!(
-                "cannot write {} (does its directory exist and can this user write there?)",
-                out.display()
-            )
-        })?;
+    super::html::write_atomic(out, report.html.as_bytes()).with_context(|| {
+        format!(
+            "cannot write {} (does its directory exist and can this user write there?)",
+            out.display()
+        )
+    })?;
     println!(
         "{}: {} charts, {} traces, {} bytes",
         out.display(),
