@@ -169,6 +169,9 @@ step "CSV export to $OUT"
 rm -rf "$OUT"
 "$collector" --db "$db" export --out "$OUT"
 cp "$work/mismatches.txt" "$OUT/mismatches.txt"
+
+step "HTML report to $OUT/report.html"
+"$collector" --db "$db" report html --out "$OUT/report.html"
 ls -l "$OUT"
 
 echo

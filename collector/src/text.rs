@@ -12,4 +12,4 @@
 //! | report `--format csv`, export CSV files | kept exactly (data for programs; quoted as CSV requires) |
 //! | log lines (tracing) | escaped by tracing-subscriber; no colours when stderr is not a terminal |
 
-pub use nkpath_proto::text::escape_control;
+pub use nkpath_proto::text::{escape_control, escape_html};

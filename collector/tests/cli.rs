@@ -321,11 +321,26 @@ fn json_reports_write_numbers_and_their_format_version() {
     assert_eq!(mismatches["format_version"], 2);
     let row = &mismatches["tables"][0]["rows"][0];
     assert_eq!(row["entry_as"], 42548, "{row}");
-    assert_eq!(row["inferred"], false);
+    assert_eq!(row["traces"], 1, "{row}");
     assert_eq!(
         row["announced_upstreams"],
         serde_json::json!([174, 1299, 3356])
     );
+    let each: serde_json::Value = serde_json::from_str(&collector_ok(
+        &db,
+        &[
+            "report",
+            "mismatches",
+            "--each",
+            "--no-dns",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let row = &each["tables"][0]["rows"][0];
+    assert_eq!(row["entry_as"], 42548, "{row}");
+    assert_eq!(row["inferred"], false);
     assert_eq!(json("changes")["format_version"], 2);
 }
 

@@ -309,9 +309,22 @@ fn no_stored_row_breaks_a_report_or_an_export() {
     let db = poisoned_db(dir.path());
     let out_dir = dir.path().join("out");
     let out_arg = out_dir.to_str().unwrap();
-    let runs: [&[&str]; 5] = [
+    let html = dir.path().join("report.html");
+    let html_arg = html.to_str().unwrap();
+    let runs: [&[&str]; 8] = [
         &["report", "upstreams", "--no-dns"],
+        &[
+            "report",
+            "upstreams",
+            "--no-dns",
+            "--bin",
+            "1h",
+            "--format",
+            "json",
+        ],
         &["report", "mismatches", "--no-dns"],
+        &["report", "mismatches", "--no-dns", "--each"],
+        &["report", "html", "--no-dns", "--out", html_arg],
         &["report", "changes", "--no-dns"],
         &[
             "report",

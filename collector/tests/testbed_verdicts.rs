@@ -352,7 +352,7 @@ fn entry_as_and_verdict_follow_the_routing_tables() {
     assert!(verdicts["devp"].contains(&VerdictKind::Match));
     assert!(verdicts["jpvp"].contains(&VerdictKind::Match));
 
-    let tables = report::mismatches::report(&analyses);
+    let tables = report::mismatches::report_each(&analyses);
     let agents = tables[0].column("agent");
     assert_eq!(
         agents.iter().filter(|a| **a == "usvp").count(),

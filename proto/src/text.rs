@@ -1,7 +1,8 @@
 //! Text from the wire for terminals: agent versions, PTR names, the collector's messages,
 //! names from public files. A terminal obeys the control sequences in what it prints, so
 //! both the agent and the collector pass such strings through [`escape_control`] before
-//! printing them as text.
+//! printing them as text. The collector's HTML report passes them through [`escape_html`]
+//! instead.
 
 use std::borrow::Cow;
 
@@ -23,6 +24,29 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
             out.extend(c.escape_default());
         } else {
             out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` for HTML and SVG text and attribute values (quoted with `"` or `'`): `&`, `<`, `>`,
+/// `"` and `'` as character references, so a PTR name like `</svg><script>` stays text;
+/// control characters and bidirectional controls first as in [`escape_control`], so that
+/// a name cannot reorder or hide what the page shows around it.
+pub fn escape_html(text: &str) -> Cow<'_, str> {
+    let text = escape_control(text);
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
         }
     }
     Cow::Owned(out)
@@ -92,5 +116,14 @@ mod tests {
         // 65 controls, 170-odd format characters, one line and one paragraph separator.
         assert!(escaped > 230, "{escaped}");
         assert!(letters > 100_000, "{letters}");
+    }
+
+    #[test]
+    fn html_markup_and_controls_are_escaped() {
+        assert!(matches!(escape_html("ae1.pyongyang"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_html("</svg><script>alert('x')</script>&\"\u{202e}"),
+            "&lt;/svg&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;\\u{202e}"
+        );
     }
 }

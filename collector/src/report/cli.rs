@@ -2,13 +2,14 @@
 //! collector's CLI by `main.rs`).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use nkpath_proto::timestamp::{self, DayEnd};
 use time::OffsetDateTime;
 
+use super::bins::{BinSize, parse_bin_size};
 use super::upstreams::{By, Count};
 use super::{Format, render};
 use crate::analysis::cymru::OriginLookup;
@@ -71,13 +72,23 @@ pub enum ReportCommand {
         /// What one counted unit is.
         #[arg(long, value_enum, default_value_t = Count::Units)]
         count: Count,
+        /// Also list both planes per time bin and target /24 (the numbers `report html`
+        /// draws): `auto` (an hour for periods up to a week, a day beyond) or a length such
+        /// as 15m, 1h, 1d. Bins are aligned to UTC.
+        #[arg(long, value_name = "SIZE", value_parser = parse_bin_size)]
+        bin: Option<BinSize>,
         /// Options shared by every report.
         #[command(flatten)]
         common: AnalysisArgs,
     },
-    /// Every trace with verdict mismatch or ambiguous: agent, target, time, entry AS, the
-    /// announced set and the hop that shows it.
+    /// The traces with verdict mismatch or ambiguous, grouped by agent, target /24, entry
+    /// AS and announced upstreams: first and last time, number of traces and the hop that
+    /// shows the entry. `--each` lists every trace.
     Mismatches {
+        /// One row per trace (time, agent, target, entry AS, verdict and reason, announced
+        /// set, entry hop, BGP age, result id) instead of one per group.
+        #[arg(long)]
+        each: bool,
         /// Options shared by every report.
         #[command(flatten)]
         common: AnalysisArgs,
@@ -85,6 +96,30 @@ pub enum ReportCommand {
     /// When an upstream appeared or disappeared, in BGP and in the data plane.
     Changes {
         /// Options shared by every report.
+        #[command(flatten)]
+        common: AnalysisArgs,
+    },
+    /// One self-contained HTML page with charts and tables: upstreams over time per target
+    /// /24 (control plane above data plane), the path map of the latest day, latency per
+    /// entry AS, freshness of the BGP data, and the tables of `report upstreams` and
+    /// `report mismatches`.
+    ///
+    /// The page loads nothing and runs no script (inline SVG and CSS, and a
+    /// Content-Security-Policy that forbids the rest), so it opens offline and can be mailed
+    /// or archived. The file is written atomically (a new file renamed over FILE).
+    #[command(after_help = HTML_EXAMPLES)]
+    Html {
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Time bins of the charts: `auto` (an hour for periods up to a week, a day beyond)
+        /// or a length such as 15m, 1h, 1d.
+        #[arg(long, value_name = "SIZE", value_parser = parse_bin_size, default_value = "auto")]
+        bin: BinSize,
+        /// What one counted unit of the shares is.
+        #[arg(long, value_enum, default_value_t = Count::Units)]
+        count: Count,
+        /// Options shared by every report (`--format` does not apply).
         #[command(flatten)]
         common: AnalysisArgs,
     },
@@ -113,6 +148,11 @@ pub struct ExportArgs {
     /// Write into a directory that is not empty, replacing the export's files in it.
     #[arg(long)]
     pub force: bool,
+
+    /// Also write each chart of `report html` as its own SVG file beside the CSV files
+    /// (`chart-*.svg`), for papers.
+    #[arg(long)]
+    pub charts: bool,
     /// Options shared with the reports.
     #[command(flatten)]
     pub common: AnalysisArgs,
@@ -202,6 +242,23 @@ impl AnalysisArgs {
             .map_err(Into::into)
     }
 
+    /// The period of `report upstreams` and `report html`: the arguments, else the span of
+    /// the analysed traces, else (no traces) the span of the loaded BGP data.
+    pub fn report_period(
+        &self,
+        db: &Db,
+        analyses: &[TraceAnalysis],
+    ) -> anyhow::Result<(OffsetDateTime, OffsetDateTime)> {
+        let (mut a, mut b) = self.period(analyses);
+        if analyses.is_empty()
+            && let Some((first, last)) = super::upstreams::bgp_period(db)?
+        {
+            a = self.since.unwrap_or(first);
+            b = self.until.unwrap_or(last);
+        }
+        Ok((a, b))
+    }
+
     /// The period: the arguments, else the span of the analysed traces.
     pub fn period(&self, analyses: &[TraceAnalysis]) -> (OffsetDateTime, OffsetDateTime) {
         let first = analyses.iter().map(|a| a.trace.started_at).min();
@@ -214,32 +271,85 @@ impl AnalysisArgs {
     }
 }
 
+const HTML_EXAMPLES: &str = "Examples:
+  nkpath-collector report html --out report.html
+  nkpath-collector report html --since 2026-11-01 --until 2026-11-30 --bin 1d --no-dns --out nov.html";
+
+/// Builds the HTML page of `report html` (and the charts of `export --charts`).
+fn html_report(
+    db: &Db,
+    common: &AnalysisArgs,
+    analyses: &[TraceAnalysis],
+    bin: BinSize,
+    count: Count,
+) -> anyhow::Result<super::html::HtmlReport> {
+    let (a, b) = common.report_period(db, analyses)?;
+    let options = super::html::HtmlOptions {
+        unit: count,
+        bin,
+        max_bgp_age_s: common.options().max_bgp_age_s,
+    };
+    Ok(super::html::build(db, analyses, a, b, &options)?)
+}
+
+/// Runs `report html`.
+fn run_html(
+    db: &Db,
+    out: &Path,
+    bin: BinSize,
+    count: Count,
+    common: &AnalysisArgs,
+) -> anyhow::Result<()> {
+    if common.format != Format::Table {
+        bail!(
+            "report html writes HTML: --format does not apply (use report upstreams for JSON or CSV)"
+        );
+    }
+    let analyses = common.analyze(db)?;
+    let report = html_report(db, common, &analyses, bin, count)?;
+    super::html::write_atomic(out, report.html.as_bytes()).with_context(|| {
+        format!(
+            "cannot write {} (does its directory exist and can this user write there?)",
+            out.display()
+        )
+    })?;
+    println!(
+        "{}: {} charts, {} traces, {} bytes",
+        out.display(),
+        report.charts.len(),
+        analyses.len(),
+        report.html.len()
+    );
+    Ok(())
+}
+
 /// Runs a report and prints it.
 pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
     // Each report with the period whose BGP states it uses.
     let (mut tables, format, (from, to)) = match command {
-        ReportCommand::Upstreams { by, count, common } => {
+        ReportCommand::Upstreams {
+            by,
+            count,
+            bin,
+            common,
+        } => {
             let analyses = common.analyze(db)?;
-            let (mut a, mut b) = common.period(&analyses);
-            if analyses.is_empty()
-                && let Some((first, last)) = super::upstreams::bgp_period(db)?
-            {
-                a = common.since.unwrap_or(first);
-                b = common.until.unwrap_or(last);
+            let (a, b) = common.report_period(db, &analyses)?;
+            let mut tables = super::upstreams::report(db, &analyses, *by, *count, a, b)?;
+            if let Some(size) = bin {
+                let timeline = super::timeline::build(db, &analyses, *count, *size, a, b)?;
+                tables.extend(timeline.tables());
             }
-            (
-                super::upstreams::report(db, &analyses, *by, *count, a, b)?,
-                common.format,
-                (a, b),
-            )
+            (tables, common.format, (a, b))
         }
-        ReportCommand::Mismatches { common } => {
+        ReportCommand::Mismatches { each, common } => {
             let analyses = common.analyze(db)?;
-            (
-                super::mismatches::report(&analyses),
-                common.format,
-                common.period(&analyses),
-            )
+            let report = if *each {
+                super::mismatches::report_each
+            } else {
+                super::mismatches::report
+            };
+            (report(&analyses), common.format, common.period(&analyses))
         }
         ReportCommand::Changes { common } => {
             let analyses = common.analyze(db)?;
@@ -275,6 +385,12 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
             let t = trace.trace.started_at;
             (tables, common.format, (t, t))
         }
+        ReportCommand::Html {
+            out,
+            bin,
+            count,
+            common,
+        } => return run_html(db, out, *bin, *count, common),
     };
     super::flag_truncated_dumps(db, &mut tables, from, to)?;
     print!("{}", render(&tables, format)?);
@@ -287,6 +403,23 @@ pub fn run_export(db: &Db, args: &ExportArgs) -> anyhow::Result<()> {
     crate::export::check_out_dir(&args.out, args.force)?;
     let analyses = args.common.analyze(db)?;
     let summary = crate::export::export(db, &analyses, &args.out)?;
+    if args.charts {
+        let report = html_report(db, &args.common, &analyses, BinSize::Auto, Count::Units)?;
+        for chart in &report.charts {
+            let file = args.out.join(format!("chart-{}.svg", chart.name));
+            let svg = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+                chart.svg
+            );
+            super::html::write_atomic(&file, svg.as_bytes())
+                .with_context(|| format!("cannot write {}", file.display()))?;
+        }
+        println!(
+            "{}: {} charts (chart-*.svg)",
+            args.out.display(),
+            report.charts.len()
+        );
+    }
     println!(
         "{}: {} traces, {} hops, {} as_paths, {} bgp_upstreams rows; see export.json",
         args.out.display(),

@@ -1,4 +1,7 @@
-//! `report mismatches`: every mismatch and ambiguous trace.
+//! `report mismatches`: the mismatch and ambiguous traces, grouped by (agent, target /24,
+//! entry AS, announced upstreams) by default, or every trace with `--each`.
+
+use std::collections::BTreeMap;
 
 use nkpath_proto::timestamp;
 
@@ -41,8 +44,97 @@ fn entry_as_cell(a: &TraceAnalysis) -> Cell {
     Cell::asn(a.entry.asn)
 }
 
-/// Builds the report.
+fn is_listed(a: &TraceAnalysis) -> bool {
+    matches!(
+        a.verdict.kind,
+        VerdictKind::Mismatch | VerdictKind::Ambiguous
+    )
+}
+
+/// What groups the traces of the grouped report.
+type GroupKey = (String, String, String, Vec<u32>, String);
+
+/// Builds the grouped report: one row per (agent, target /24, entry AS, announced upstreams),
+/// with the first and last trace's time, the number of traces and the hop that shows the
+/// entry (the latest trace's; how many distinct hops showed it).
 pub fn report(analyses: &[TraceAnalysis]) -> Vec<Table> {
+    let mut t = Table::new(
+        "Mismatch and ambiguous traces grouped by agent, target /24, entry AS and announced \
+         upstreams (--each lists every trace)",
+        &[
+            "agent",
+            "target",
+            "entry_as",
+            "announced_prefix",
+            "announced_upstreams",
+            "verdicts",
+            "first",
+            "last",
+            "traces",
+            "transitional",
+            "entry_hop",
+            "entry_hops",
+            "source",
+        ],
+    );
+    t.notes.push(
+        "entry_hop: the hop that shows the entry in the group's latest trace; entry_hops: how \
+         many distinct hops showed it; transitional: traces near a change of the announced set"
+            .into(),
+    );
+    let mut groups: BTreeMap<GroupKey, Vec<&TraceAnalysis>> = BTreeMap::new();
+    for a in analyses.iter().filter(|a| is_listed(a)) {
+        let prefix = a
+            .announced_prefix()
+            .map_or_else(String::new, |p| p.prefix.to_string());
+        let upstreams = a
+            .announced_prefix()
+            .map(|p| p.upstreams.iter().copied().collect())
+            .unwrap_or_default();
+        groups
+            .entry((
+                a.trace.agent_id.clone(),
+                a.target_24().to_string(),
+                a.entry_label(),
+                upstreams,
+                prefix,
+            ))
+            .or_default()
+            .push(a);
+    }
+    for ((agent, target, _, upstreams, prefix), members) in groups {
+        let first = members.iter().map(|m| m.trace.started_at).min();
+        let latest = members
+            .iter()
+            .max_by_key(|m| m.trace.started_at)
+            .expect("a group has a trace");
+        let mut verdicts: Vec<&str> = members.iter().map(|m| m.verdict.kind.as_str()).collect();
+        verdicts.sort_unstable();
+        verdicts.dedup();
+        let mut hops: Vec<String> = members.iter().map(|m| entry_hop_label(m)).collect();
+        hops.sort_unstable();
+        hops.dedup();
+        t.push_cells(vec![
+            Cell::name(agent),
+            Cell::name(target),
+            entry_as_cell(latest),
+            Cell::name(prefix),
+            Cell::asns(upstreams),
+            Cell::name(verdicts.join(" ")),
+            first.map_or_else(Cell::missing, |f| Cell::name(timestamp::display(f))),
+            Cell::name(timestamp::display(latest.trace.started_at)),
+            Cell::count(members.len()),
+            Cell::count(members.iter().filter(|m| m.transitional).count()),
+            Cell::name(entry_hop_label(latest)),
+            Cell::count(hops.len()),
+            Cell::name(latest.source_kind()),
+        ]);
+    }
+    vec![t]
+}
+
+/// Builds the report of every trace (`--each`).
+pub fn report_each(analyses: &[TraceAnalysis]) -> Vec<Table> {
     let mut t = Table::new(
         "Traces whose entry AS is not announced (mismatch) or sits next to an announced upstream (ambiguous)",
         &[
@@ -62,13 +154,7 @@ pub fn report(analyses: &[TraceAnalysis]) -> Vec<Table> {
             "result_id",
         ],
     );
-    for a in analyses {
-        if !matches!(
-            a.verdict.kind,
-            VerdictKind::Mismatch | VerdictKind::Ambiguous
-        ) {
-            continue;
-        }
+    for a in analyses.iter().filter(|a| is_listed(a)) {
         t.push_cells(vec![
             Cell::name(timestamp::display(a.trace.started_at)),
             Cell::name(a.trace.agent_id.clone()),

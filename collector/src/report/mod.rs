@@ -3,10 +3,13 @@
 //! and single paths. Each report is a list of [`Table`]s, printed as aligned text for a
 //! terminal or as JSON or CSV for scripts.
 
+pub mod bins;
 pub mod changes;
 pub mod cli;
+pub mod html;
 pub mod mismatches;
 pub mod path;
+pub mod timeline;
 pub mod upstreams;
 
 use std::fmt::Write as _;
@@ -348,6 +351,15 @@ pub enum ReportError {
     /// JSON could not be written.
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The database could not be read.
+    #[error(transparent)]
+    Db(#[from] crate::store::DbError),
+    /// The agents could not be read.
+    #[error(transparent)]
+    Agents(#[from] crate::agents::AgentError),
+    /// The time bins asked for do not fit the period.
+    #[error("{0}")]
+    Bins(String),
 }
 
 impl From<csv::Error> for ReportError {

@@ -42,7 +42,8 @@ pub enum Count {
 }
 
 impl Count {
-    fn header(self) -> &'static str {
+    /// What one unit is, for titles and captions.
+    pub fn header(self) -> &'static str {
         match self {
             Self::Units => "units of (agent, target /24, round), majority entry AS of its traces",
             Self::Traces => "traces",
@@ -64,14 +65,14 @@ fn group_of(a: &TraceAnalysis, by: By) -> String {
 
 /// Counted units of one group, per entry AS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Counts {
+pub(super) struct Counts {
     /// Units whose entry was observed (an unknown entry counts here).
-    observed: usize,
+    pub(super) observed: usize,
     /// Units whose entry was inferred.
-    inferred: usize,
+    pub(super) inferred: usize,
     /// Units with a trace judged against BGP data older than the maximum age: counted apart,
     /// never in `observed` or `inferred`, nor in the shares.
-    stale: usize,
+    pub(super) stale: usize,
 }
 
 /// Whether a trace was judged against BGP data older than the maximum age (verdict
@@ -83,7 +84,7 @@ fn judged_with_stale_bgp(a: &TraceAnalysis) -> bool {
 
 /// Counted entries of one group: entry AS (`None`: unknown) → counts. A unit with a trace
 /// judged with stale BGP counts as stale, whatever its other traces.
-fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, Counts> {
+pub(super) fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, Counts> {
     /// A unit's (entry AS, inferred) per trace, and whether a trace was judged stale.
     type Unit = (Vec<(Option<u32>, bool)>, bool);
     let mut units: BTreeMap<String, Unit> = BTreeMap::new();
@@ -319,7 +320,7 @@ fn control_plane(
 }
 
 /// Every target-AS prefix with its upstreams announced at some time in [from, to].
-fn announced_in_bgp(
+pub(super) fn announced_in_bgp(
     db: &Db,
     from: OffsetDateTime,
     to: OffsetDateTime,
