@@ -103,6 +103,7 @@ async fn results(
         refused: vec![],
         pause_until: None,
         targets: None,
+        result_kinds: Vec::new(),
     };
     {
         let mut f = fake.lock().unwrap();

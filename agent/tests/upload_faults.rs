@@ -75,6 +75,7 @@ fn ack(batch: &Batch, accepted: Vec<Uuid>, refused: Vec<Refusal>) -> Response {
         refused,
         pause_until: None,
         targets: None,
+        result_kinds: Vec::new(),
     };
     (StatusCode::OK, serde_json::to_string(&ack).unwrap()).into_response()
 }

@@ -53,6 +53,7 @@ fn stored(db: &Db) -> Vec<TraceResult> {
             |json| match nkpath_proto::decode::<ResultRecord>(&json.unwrap()).unwrap() {
                 ResultRecord::Trace(t) => t,
                 ResultRecord::Ping(_) => panic!("an import stored a ping"),
+                ResultRecord::Multipath(_) => panic!("an import stored a multipath trace"),
             },
         )
         .collect()

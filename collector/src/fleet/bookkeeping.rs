@@ -334,6 +334,12 @@ fn count_batch(
                 work.trace_probes = t.hops.iter().map(|h| h.probes.len() as u64).sum();
                 tx.add_work(&work)?;
             }
+            ResultRecord::Multipath(m) => {
+                // A multipath trace is a trace of its target, however many flows it took.
+                work.traces = 1;
+                work.trace_probes = u64::from(m.probes_sent);
+                tx.add_work(&work)?;
+            }
         }
     }
     Ok(())

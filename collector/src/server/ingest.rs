@@ -207,6 +207,7 @@ pub fn ingest(
         refused,
         pause_until: assignment.pause_until,
         targets: assignment.targets,
+        result_kinds: result_kinds(),
     })
 }
 
@@ -277,6 +278,12 @@ fn readable_id(text: &str) -> Option<Uuid> {
     }
     let probe: IdOnly = serde_json::from_str(text).ok()?;
     probe.result_id?.as_str()?.parse().ok()
+}
+
+/// The result kinds this collector stores, as its acks and health answer advertise them:
+/// agents send a multipath result only to a collector that lists `"multipath"`.
+pub fn result_kinds() -> Vec<String> {
+    nkpath_proto::RESULT_KINDS.map(String::from).to_vec()
 }
 
 #[cfg(test)]

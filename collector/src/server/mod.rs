@@ -7,7 +7,7 @@
 //! | a body over the limit (default [`DEFAULT_MAX_BODY`]) | 413 |
 //! | another content type | 415 |
 //! | a body that is not a batch, or of an unsupported major version | 400 |
-//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok"}`, 503 when the database fails |
+//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok","result_kinds":["trace","ping","multipath"]}`, 503 when the database fails |
 //!
 //! Tokens are checked on a read-only connection of their own ([`Db::open_token_reader`](crate::store::Db::open_token_reader)), never
 //! behind the write connection: a flood of wrong tokens costs indexed reads, and does not
@@ -421,6 +421,7 @@ async fn health(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "schema_version": schema,
         "db": db,
+        "result_kinds": ingest::result_kinds(),
     });
     (status, Json(body)).into_response()
 }

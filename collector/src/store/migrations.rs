@@ -25,6 +25,8 @@
 //!   to the new column `results.extra` (all of them: no limit applies to a row already
 //!   stored). A row that does not decode is left as it was; readers skip it with a warning,
 //!   as before.
+//! - v8: `results.kind` may be `multipath` (wire format 1.3): the CHECK of the column is
+//!   widened in place ([`allow_multipath_results`]); no row changes.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -37,7 +39,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 7;
+pub const CURRENT_VERSION: u32 = 8;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -64,7 +66,7 @@ CREATE TABLE results (
     started_at  TEXT NOT NULL,
     received_at TEXT NOT NULL,
     json        TEXT NOT NULL,
-    kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'ping')),
+    kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'ping', 'multipath')),
     extra       TEXT
 );
 CREATE INDEX results_by_round ON results (round_id);
@@ -376,8 +378,38 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
             tx.execute_batch("ALTER TABLE results ADD COLUMN extra TEXT;")?;
             normalise_stored_results(tx)
         }
+        7 => allow_multipath_results(tx),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
+}
+
+/// v8: `results.kind` may be `multipath`.
+///
+/// SQLite cannot alter a CHECK constraint, and rebuilding `results` would need foreign keys
+/// off (`receipts` references it), which cannot change inside the upgrade's transaction. So
+/// the constraint's text is widened in the schema itself, the procedure SQLite documents for
+/// changes that do not affect the stored rows (a wider CHECK admits every row the narrower
+/// one did); the schema cookie is bumped so that every connection reloads it.
+fn allow_multipath_results(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    const NARROW: &str = "('trace', 'ping')";
+    const WIDE: &str = "('trace', 'ping', 'multipath')";
+    let cookie: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    tx.execute_batch("PRAGMA writable_schema = ON;")?;
+    let changed = tx.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, ?1, ?2)
+         WHERE type = 'table' AND name = 'results' AND instr(sql, ?1) > 0",
+        rusqlite::params![NARROW, WIDE],
+    );
+    tx.execute_batch(&format!(
+        "PRAGMA schema_version = {}; PRAGMA writable_schema = OFF;",
+        cookie + 1
+    ))?;
+    if changed? != 1 {
+        return Err(rusqlite::Error::InvalidParameterName(
+            "results.kind has no CHECK (kind IN ('trace', 'ping')) to widen".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// v7: every row of `results` in the one stored shape ([`StoredRecord`]); rows that do not
