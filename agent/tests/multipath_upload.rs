@@ -156,7 +156,8 @@ fn multipath() -> ResultRecord {
         hops: vec![MultipathHop {
             ttl: 1,
             interfaces: vec![MultipathInterface {
-                reply: Reply {
+                address: target,
+                reply: Some(Reply {
                     address: target,
                     rtt_us: 1_000,
                     reply_ttl: 64,
@@ -165,7 +166,7 @@ fn multipath() -> ResultRecord {
                     tcp_flags: None,
                     quoted_ttl: Some(1),
                     mpls_labels: Vec::new(),
-                },
+                }),
                 flows: vec![0],
             }],
             silent_flows: Vec::new(),

@@ -593,11 +593,11 @@ fn multipath(id: Uuid, agent: &str) -> Value {
         ],
         "hops": [
             {"ttl": 1, "interfaces": [
-                {"reply": reply("203.0.113.1", 11), "flows": [0]},
-                {"reply": reply("203.0.113.2", 11), "flows": [1]}
+                {"address": "203.0.113.1", "reply": reply("203.0.113.1", 11), "flows": [0]},
+                {"address": "203.0.113.2", "reply": null, "flows": [1]}
              ], "silent_flows": [], "probes": 2, "per_packet": false},
             {"ttl": 2, "interfaces": [
-                {"reply": reply("175.45.176.1", 0), "flows": [0, 1]}
+                {"address": "175.45.176.1", "reply": reply("175.45.176.1", 0), "flows": [0, 1]}
              ], "silent_flows": [], "probes": 2, "per_packet": false}
         ],
         "links": [

@@ -48,9 +48,12 @@ pub struct MultipathParams {
 /// An interface that answered at one TTL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MultipathInterface {
-    /// The first reply this interface sent at this TTL (its `address` is the
-    /// interface's).
-    pub reply: Reply,
+    /// The interface's address.
+    pub address: Ipv4Addr,
+    /// The first reply it sent at this TTL (from `address`); `null` for an
+    /// imported trace whose source keeps none for it (scamper's `tracelb`
+    /// records no probe of its first hop).
+    pub reply: Option<Reply>,
     /// The flows (indexes into [`MultipathResult::flows`]) whose probes at
     /// this TTL it answered, ascending, each once. Empty for an imported
     /// trace whose source does not record them.
@@ -166,6 +169,6 @@ impl MultipathResult {
 impl MultipathHop {
     /// The addresses that answered, in order of first reply.
     pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.interfaces.iter().map(|i| i.reply.address)
+        self.interfaces.iter().map(|i| i.address)
     }
 }

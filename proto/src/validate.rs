@@ -427,19 +427,27 @@ fn check_multipath_hop(
     }
     for (i, interface) in hop.interfaces.iter().enumerate() {
         let at = |e: ValidationError| e.within(Index("interfaces", i));
-        let address = interface.reply.address;
+        let address = interface.address;
         if hop.interfaces[..i]
             .iter()
-            .any(|other| other.reply.address == address)
+            .any(|other| other.address == address)
         {
             return Err(at(ValidationError::new(
-                "reply.address",
+                "address",
                 format!("{address} is listed twice: each interface once per hop"),
             )));
         }
-        check_reply(&interface.reply)
-            .map_err(|e| e.within("reply"))
-            .map_err(at)?;
+        if let Some(reply) = &interface.reply {
+            if reply.address != address {
+                return Err(at(ValidationError::new(
+                    "reply.address",
+                    format!("{}, but the interface is {address}", reply.address),
+                )));
+            }
+            check_reply(reply)
+                .map_err(|e| e.within("reply"))
+                .map_err(at)?;
+        }
         check_flow_indexes(&interface.flows, flows).map_err(at)?;
     }
     check_flow_indexes(&hop.silent_flows, flows)

@@ -906,8 +906,11 @@ fn multipath_rules_name_the_field() {
             }),
             ("hops[1].ttl", |m| m.hops[1].ttl = 1),
             ("hops[0].ttl", |m| m.hops[0].ttl = 0),
+            ("hops[1].interfaces[1].address", |m| {
+                m.hops[1].interfaces[1].address = m.hops[1].interfaces[0].address;
+            }),
             ("hops[1].interfaces[1].reply.address", |m| {
-                m.hops[1].interfaces[1].reply.address = m.hops[1].interfaces[0].reply.address;
+                m.hops[1].interfaces[1].address = Ipv4Addr::new(192, 0, 2, 99);
             }),
             ("hops[1].interfaces[0].flows", |m| {
                 m.hops[1].interfaces[0].flows = vec![0, 7];
@@ -917,7 +920,7 @@ fn multipath_rules_name_the_field() {
             }),
             ("hops[2].silent_flows", |m| m.hops[2].silent_flows = vec![3]),
             ("hops[1].interfaces[0].reply.icmp_code", |m| {
-                m.hops[1].interfaces[0].reply.icmp_code = None;
+                m.hops[1].interfaces[0].reply.as_mut().unwrap().icmp_code = None;
             }),
             ("links[1]", |m| m.links.swap(0, 1)),
             ("links[0].far_ttl", |m| m.links[0].far_ttl = 1),

@@ -92,21 +92,23 @@ pub fn render_multipath(result: &MultipathResult) -> String {
         };
         let _ = writeln!(out, "{:2}{note}", hop.ttl);
         for interface in &hop.interfaces {
-            let reply = &interface.reply;
+            let address = interface.address;
             let _ = write!(
                 out,
-                "    {:15}  {} flows  {:.3} ms",
-                reply.address.to_string(),
-                interface.flows.len(),
-                f64::from(reply.rtt_us) / 1000.0
+                "    {:15}  {} flows",
+                address.to_string(),
+                interface.flows.len()
             );
-            if let Some(mark) = mark(reply) {
-                let _ = write!(out, " {mark}");
+            if let Some(reply) = &interface.reply {
+                let _ = write!(out, "  {:.3} ms", f64::from(reply.rtt_us) / 1000.0);
+                if let Some(mark) = mark(reply) {
+                    let _ = write!(out, " {mark}");
+                }
             }
             let next: Vec<String> = result
                 .links
                 .iter()
-                .filter(|l| l.near_ttl == hop.ttl && l.near == reply.address)
+                .filter(|l| l.near_ttl == hop.ttl && l.near == address)
                 .map(|l| {
                     if l.far_ttl == hop.ttl + 1 {
                         l.far.to_string()

@@ -342,7 +342,8 @@ pub fn multipath() -> MultipathResult {
         checksum,
     };
     let interface = |reply: Reply, flows: &[u32]| MultipathInterface {
-        reply,
+        address: reply.address,
+        reply: Some(reply),
         flows: flows.to_vec(),
     };
     let link = |near_ttl, near, far, flows: &[u32]| MultipathLink {

@@ -454,7 +454,7 @@ impl Mda {
             for seen in outcomes.iter().flatten() {
                 match interfaces
                     .iter_mut()
-                    .find(|i| i.reply.address == seen.reply.address)
+                    .find(|i| i.address == seen.reply.address)
                 {
                     Some(interface) => {
                         if interface.flows.last() != Some(&flow) {
@@ -462,7 +462,8 @@ impl Mda {
                         }
                     }
                     None => interfaces.push(MultipathInterface {
-                        reply: seen.reply.clone(),
+                        address: seen.reply.address,
+                        reply: Some(seen.reply.clone()),
                         flows: vec![flow],
                     }),
                 }

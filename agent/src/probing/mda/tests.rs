@@ -156,15 +156,15 @@ fn ledger(traced: &Traced) -> Vec<Enumeration> {
                         .and_then(|h| {
                             h.interfaces
                                 .iter()
-                                .find(|i| Some(i.reply.address) == sent.answered_by)
+                                .find(|i| Some(i.address) == sent.answered_by)
                         })
                         .map(|i| {
-                            let class = if i.reply.address == TARGET {
+                            let class = if i.address == TARGET {
                                 crate::probing::trace::ReplyClass::Reached
                             } else {
                                 crate::probing::trace::ReplyClass::Transit
                             };
-                            (i.reply.clone(), class)
+                            (i.reply.clone().expect("the agent keeps every reply"), class)
                         });
                     mda.record(want, outcome);
                 }
