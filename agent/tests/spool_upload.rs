@@ -104,6 +104,7 @@ async fn results(
         refused_unlisted: 0,
         pause_until: None,
         targets: None,
+        result_kinds: Vec::new(),
     };
     {
         let mut f = fake.lock().unwrap();

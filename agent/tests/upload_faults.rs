@@ -76,6 +76,7 @@ fn ack(batch: &Batch, accepted: Vec<Uuid>, refused: Vec<Refusal>) -> Response {
         refused_unlisted: 0,
         pause_until: None,
         targets: None,
+        result_kinds: Vec::new(),
     };
     (StatusCode::OK, serde_json::to_string(&ack).unwrap()).into_response()
 }
@@ -263,6 +264,7 @@ async fn refusals_counted_but_not_listed_are_set_aside_too() {
             accepted: vec![ids[0]],
             refused: listed,
             refused_unlisted: 3,
+            result_kinds: Vec::new(),
             pause_until: None,
             targets: None,
         };

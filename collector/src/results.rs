@@ -202,7 +202,7 @@ pub fn stored_traces_in(
             Ok(ResultRecord::Trace(t))
                 if scope == TraceScope::Targets && !rules.in_targets(t.target) => {}
             Ok(ResultRecord::Trace(t)) => out.push(t),
-            Ok(ResultRecord::Ping(_)) => {}
+            Ok(ResultRecord::Ping(_) | ResultRecord::Multipath(_)) => {}
             Err(e) => tracing::warn!(
                 "stored result {id} skipped: it no longer decodes ({}); \
                  it was stored by an older version or by hand",

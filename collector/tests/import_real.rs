@@ -53,6 +53,7 @@ fn stored(db: &Db) -> Vec<TraceResult> {
             |json| match nkpath_proto::decode::<ResultRecord>(&json.unwrap()).unwrap() {
                 ResultRecord::Trace(t) => t,
                 ResultRecord::Ping(_) => panic!("an import stored a ping"),
+                ResultRecord::Multipath(_) => panic!("an import stored a multipath trace"),
             },
         )
         .collect()
@@ -516,14 +517,94 @@ fn scamper_udp_paris_trace_matches_its_text_dump() {
         &dir.join("tracelb_google_dns_v4_default.warts"),
         Format::Scamper,
     );
-    assert_eq!(lb.skipped_non_trace.get("tracelb"), Some(&1));
+    // A multipath trace now (see scamper_tracelb_imports_every_node_and_link).
+    assert_eq!(lb.stored_context, 1, "{lb:?}");
     let ping = import(
         &mut db,
         &dir.join("ping_google_dns_v4_default.warts"),
         Format::Scamper,
     );
     assert_eq!(ping.skipped_non_trace.get("ping"), Some(&1));
-    assert_eq!(row_count(&db), 1);
+    assert_eq!(row_count(&db), 2);
+}
+
+/// The `node ADDR` and `link NEAR -> FAR hopc N` lines of a scamper text dump.
+fn tracelb_dump(text: &str) -> (Vec<Ipv4Addr>, Vec<(Ipv4Addr, Ipv4Addr, u8)>) {
+    let mut nodes = Vec::new();
+    let mut links = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["node", _, addr, ..] => nodes.push(ip(addr.trim_end_matches(','))),
+            ["link", near, "->", far, "hopc", hopc] => {
+                links.push((ip(near), ip(far), hopc.parse().unwrap()));
+            }
+            _ => {}
+        }
+    }
+    (nodes, links)
+}
+
+#[test]
+fn scamper_tracelb_imports_every_node_and_link() {
+    let Some(dir) = traceroute_dir() else { return };
+    if !have_warts2json() {
+        return;
+    }
+    let mut db = Db::open_in_memory().unwrap();
+    let s = import(
+        &mut db,
+        &dir.join("tracelb_google_dns_v4_default.warts"),
+        Format::Scamper,
+    );
+    assert_eq!(s.stored_context, 1, "{s:?}");
+    assert!(s.malformed.is_empty(), "{:?}", s.malformed);
+    let json: String = db
+        .sql_for_tests()
+        .query_row(
+            "SELECT json FROM results WHERE kind = 'multipath'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let ResultRecord::Multipath(m) = nkpath_proto::decode::<ResultRecord>(&json).unwrap() else {
+        panic!("not a multipath result");
+    };
+    let text = std::fs::read_to_string(dir.join("tracelb_google_dns_v4_default.txt")).unwrap();
+    let (nodes, links) = tracelb_dump(&text);
+    assert_eq!(
+        (nodes.len(), links.len()),
+        (8, 10),
+        "the dump's nodec and linkc"
+    );
+    for node in &nodes {
+        assert!(
+            m.hops.iter().any(|h| h.addresses().any(|a| a == *node)),
+            "node {node} missing"
+        );
+    }
+    for &(near, far, hopc) in &links {
+        assert!(
+            m.links
+                .iter()
+                .any(|l| l.near == near && l.far == far && l.far_ttl - l.near_ttl == hopc),
+            "link {near} -> {far} hopc {hopc} missing from {:?}",
+            m.links
+        );
+    }
+    // Nothing the dump does not have.
+    let distinct: std::collections::BTreeSet<_> = m.links.iter().map(|l| (l.near, l.far)).collect();
+    assert_eq!(distinct.len(), links.len());
+    assert_eq!(m.probes_sent, 104);
+    assert_eq!(m.stop_reason, StopReason::Reached);
+    assert!(m.has_diamond(), "the dump's two diamonds");
+    // The IPv6 tracelb cannot be a wire-format result (IPv4 only): skipped as IPv6.
+    let v6 = import(
+        &mut db,
+        &dir.join("tracelb_google_dns_v6_default.warts"),
+        Format::Scamper,
+    );
+    assert_eq!((v6.stored_context, v6.skipped_ipv6), (0, 1), "{v6:?}");
 }
 
 #[test]

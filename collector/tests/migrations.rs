@@ -490,3 +490,48 @@ fn version_7_upgrades_its_fleet_tables_to_one_voice_per_agent() {
         0
     );
 }
+
+#[test]
+fn an_upgraded_database_stores_multipath_results() {
+    use nkpath_collector::store::results::StoredRecord;
+    use nkpath_proto::ResultRecord;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&fixture("schema_v6.sql"))
+        .unwrap();
+    let mut db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    let record: ResultRecord = nkpath_proto::decode(include_str!(
+        "../../proto/tests/golden/result_record_multipath.json"
+    ))
+    .unwrap();
+    let stored = StoredRecord::from_record(&record).unwrap();
+    let tx = db.write().unwrap();
+    assert!(
+        tx.insert_result(&stored, time::OffsetDateTime::now_utc())
+            .unwrap()
+    );
+    tx.commit().unwrap();
+    drop(db);
+    // The widened constraint survives reopening, and still refuses other kinds.
+    let db = Db::open(&path).unwrap();
+    let kinds: i64 = db
+        .sql_for_tests()
+        .query_row(
+            "SELECT count(*) FROM results WHERE kind = 'multipath'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kinds, 1);
+    let refused = db.sql_for_tests().execute(
+        "UPDATE results SET kind = 'bogus' WHERE kind = 'multipath'",
+        [],
+    );
+    assert!(refused.is_err());
+    let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
+    assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
+}

@@ -562,6 +562,71 @@ async fn health_reports_version_and_database() {
         v["schema_version"],
         json!(nkpath_collector::store::CURRENT_VERSION)
     );
+    // Agents send multipath results only to a collector that says it stores them.
+    assert_eq!(v["result_kinds"], json!(["trace", "ping", "multipath"]));
+}
+
+/// A multipath trace of `agent` with id `id` (wire format 1.3): a diamond of
+/// width 2 at TTL 1, then the target.
+fn multipath(id: Uuid, agent: &str) -> Value {
+    let reply = |address: &str, icmp_type: u8| {
+        json!({"address": address, "rtt_us": 1000, "reply_ttl": 60, "icmp_type": icmp_type,
+               "icmp_code": 0, "tcp_flags": null, "quoted_ttl": null})
+    };
+    json!({
+        "kind": "multipath",
+        "schema_version": "1.4",
+        "result_id": id,
+        "agent_id": agent,
+        "agent_version": "0.1.0",
+        "round_id": "5a3c1e2f-0000-4000-8000-000000000001",
+        "source": "198.51.100.7",
+        "target": "175.45.176.1",
+        "protocol": "icmp",
+        "params": {"confidence": 95, "timeout_ms": 1000, "first_ttl": 1, "max_ttl": 30,
+                   "gap_limit": 3, "max_probes": 100, "max_seconds": 60, "pps": 100,
+                   "per_prefix_pps": 10},
+        "started_at": "2017-10-01T00:00:10Z",
+        "flows": [
+            {"protocol": "icmp", "icmp_type": 8, "icmp_code": 0, "checksum": 1},
+            {"protocol": "icmp", "icmp_type": 8, "icmp_code": 0, "checksum": 2}
+        ],
+        "hops": [
+            {"ttl": 1, "interfaces": [
+                {"address": "203.0.113.1", "reply": reply("203.0.113.1", 11), "flows": [0]},
+                {"address": "203.0.113.2", "reply": null, "flows": [1]}
+             ], "silent_flows": [], "probes": 2, "per_packet": false},
+            {"ttl": 2, "interfaces": [
+                {"address": "175.45.176.1", "reply": reply("175.45.176.1", 0), "flows": [0, 1]}
+             ], "silent_flows": [], "probes": 2, "per_packet": false}
+        ],
+        "links": [
+            {"near_ttl": 1, "near": "203.0.113.1", "far_ttl": 2, "far": "175.45.176.1", "flows": [0]},
+            {"near_ttl": 1, "near": "203.0.113.2", "far_ttl": 2, "far": "175.45.176.1", "flows": [1]}
+        ],
+        "probes_sent": 4,
+        "stop_reason": "reached",
+        "budget_hit": false
+    })
+}
+
+#[tokio::test]
+async fn multipath_results_are_stored_and_every_ack_says_so() {
+    let f = Fixture::new();
+    let id = Uuid::new_v4();
+    let ack = f
+        .upload(batch(
+            "vp-1",
+            &[multipath(id, "vp-1"), ping(Uuid::new_v4(), "vp-1")],
+        ))
+        .await;
+    assert!(ack.refused.is_empty(), "{:?}", ack.refused);
+    assert!(ack.accepted.contains(&id));
+    assert!(ack.accepts_kind("multipath"));
+    assert_eq!(
+        f.count("SELECT count(*) FROM results WHERE kind = 'multipath'"),
+        1
+    );
 }
 
 // ---- The real binary on loopback. ----

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::tagged::{PathCapture, join_path};
 use crate::validate::{Validate, ValidationError};
 use crate::version::{SCHEMA_VERSION, SchemaVersion};
-use crate::{PingResult, ResultRecord, TraceResult, UploadAck, UploadBatch};
+use crate::{MultipathResult, PingResult, ResultRecord, TraceResult, UploadAck, UploadBatch};
 
 /// A top-level document: it carries a `schema_version` and can be validated.
 pub trait Versioned: Validate {
@@ -17,6 +17,12 @@ pub trait Versioned: Validate {
 }
 
 impl Versioned for TraceResult {
+    fn schema_version(&self) -> SchemaVersion {
+        self.schema_version
+    }
+}
+
+impl Versioned for MultipathResult {
     fn schema_version(&self) -> SchemaVersion {
         self.schema_version
     }

@@ -14,7 +14,8 @@
 //! |---|---|---|
 //! | one traceroute | [`TraceResult`] | inside a [`ResultRecord`] |
 //! | one ping | [`PingResult`] | inside a [`ResultRecord`] |
-//! | one result of either kind | [`ResultRecord`]: the result's object plus `"kind": "trace"` or `"ping"` | the agent's spool; an upload's `results` |
+//! | one multipath (MDA) trace | [`MultipathResult`] (since 1.4) | inside a [`ResultRecord`] |
+//! | one result of any kind | [`ResultRecord`]: the result's object plus `"kind": "trace"`, `"ping"` or `"multipath"` | the agent's spool; an upload's `results` |
 //! | an upload | [`UploadBatch`]: agent, batch id, 1..=10 000 results | body of the agent's POST |
 //! | the answer | [`UploadAck`]: which results were stored, which refused and why, plus optional instructions (`pause_until`, `targets`) | body of the collector's response |
 //!
@@ -43,12 +44,12 @@
 //!   `rtt_us`); `sent_at_us` counts from the trace's `started_at`.
 //! - Optional values are written as `null`, except these, which are left out
 //!   when empty: `mpls_labels`, `annotations`, `pause_until`, `targets`,
-//!   `inherited`, `source_stop`, `refused_unlisted` (when 0).
+//!   `inherited`, `source_stop`, `refused_unlisted` (when 0), `result_kinds`.
 //!
 //! # Versioning
 //!
 //! `schema_version` is `"MAJOR.MINOR"`; this build writes
-//! [`SCHEMA_VERSION`] (`"1.3"`).
+//! [`SCHEMA_VERSION`] (`"1.4"`).
 //!
 //! - `1.1` adds `hops[].inherited` (optional): a hop the trace took from
 //!   another trace of the same survey (a Doubletree stop set) instead of
@@ -60,6 +61,14 @@
 //!   left out of `refused`, which lists only the first ones of a batch with
 //!   many; every result the ack names neither accepted nor refused was then
 //!   refused.
+//! - `1.4` adds the result kind `"multipath"` ([`MultipathResult`]: the
+//!   interfaces per TTL, the links between them and the flows that reached
+//!   each, a per-packet balancer flag per TTL, a budget-hit flag) and
+//!   `result_kinds` (optional) to the ack. A new kind is something an older
+//!   reader chokes on, so it is gated instead of bumping the major version:
+//!   a collector lists the kinds it stores in every ack and in its health
+//!   answer, and agents send a multipath result only to a collector that
+//!   lists `"multipath"`, keeping it spooled otherwise.
 //!
 //! - A **minor** version only adds optional fields. Decoders ignore fields
 //!   they do not know (no type here denies unknown fields), so a `1.0` reader
@@ -94,7 +103,7 @@
 //!
 //! let json = r#"{
 //!   "kind": "ping",
-//!   "schema_version": "1.3",
+//!   "schema_version": "1.9",
 //!   "result_id": "0b0e5f3c-7d7a-4a8e-9d43-2b1f1b7a6c01",
 //!   "agent_id": "vp-fra1",
 //!   "agent_version": "0.1.0",
@@ -105,13 +114,13 @@
 //!   "sent": 3,
 //!   "received": 2,
 //!   "rtts_us": [212000, 215500],
-//!   "field_added_in_1_3": true
+//!   "field_added_in_1_9": true
 //! }"#;
 //! let record: ResultRecord = decode(json)?;
 //! assert_eq!(record.kind(), "ping");
 //! assert_eq!(record.agent_id(), "vp-fra1");
 //!
-//! let future = json.replace("\"1.3\"", "\"2.0\"");
+//! let future = json.replace("\"1.9\"", "\"2.0\"");
 //! let err = decode::<ResultRecord>(&future).unwrap_err();
 //! assert!(matches!(err, DecodeError::UnsupportedMajor { .. }));
 //! # Ok::<(), DecodeError>(())
@@ -133,6 +142,7 @@ pub mod cymru;
 mod decode;
 mod flow;
 pub mod limits;
+mod multipath;
 mod ping;
 mod record;
 mod reply_kind;
@@ -146,13 +156,16 @@ mod version;
 
 pub use decode::{DecodeError, Versioned, decode, decode_slice};
 pub use flow::{FlowId, Protocol};
+pub use multipath::{
+    MultipathHop, MultipathInterface, MultipathLink, MultipathParams, MultipathResult,
+};
 pub use ping::PingResult;
-pub use record::ResultRecord;
+pub use record::{RESULT_KINDS, ResultRecord};
 pub use reply_kind::{ReplyKind, TcpFlags, UnreachableCode};
 pub use trace::{
     AnnotationSource, Hop, HopAnnotation, IMPORTED_SOURCES, InheritedFrom, MplsLabel, Probe,
     ProbeParams, Reply, StopReason, TraceResult, imported_from,
 };
-pub use upload::{Refusal, UploadAck, UploadBatch};
+pub use upload::{Refusal, UploadAck, UploadBatch, accepts_kind};
 pub use validate::{Validate, ValidationError};
-pub use version::{ParseSchemaVersionError, SCHEMA_VERSION, SchemaVersion};
+pub use version::{MULTIPATH_SINCE, ParseSchemaVersionError, SCHEMA_VERSION, SchemaVersion};

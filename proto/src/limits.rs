@@ -52,3 +52,10 @@ pub const UTC_YEARS: RangeInclusive<i32> = 0..=9999;
 /// above keep a valid result well below this; the cap stops a result padded
 /// with fields this version does not know (which decoders skip).
 pub const RESULT_BYTES: usize = 4 << 20;
+
+/// Confidences a multipath trace may ask for, in percent.
+pub const MDA_CONFIDENCES: [u8; 2] = [95, 99];
+/// `params.max_probes` of a multipath trace.
+pub const MDA_MAX_PROBES: RangeInclusive<u32> = 1..=100_000;
+/// `params.max_seconds` of a multipath trace.
+pub const MDA_MAX_SECONDS: RangeInclusive<u32> = 1..=86_400;

@@ -6,13 +6,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::multipath::MultipathResult;
 use crate::ping::PingResult;
 use crate::tagged::{self, Tagged};
 use crate::trace::TraceResult;
 use crate::version::SchemaVersion;
 
-/// One result of either kind: the result's own object with a `"kind"` field
-/// added, `"trace"` or `"ping"`.
+/// One result of any kind: the result's own object with a `"kind"` field
+/// added, `"trace"`, `"ping"` or (since 1.4) `"multipath"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ResultRecord {
@@ -20,7 +21,15 @@ pub enum ResultRecord {
     Trace(TraceResult),
     /// A ping.
     Ping(PingResult),
+    /// A multipath (MDA) trace, since 1.4. Readers before 1.4 refuse this
+    /// kind: send it only to a collector that lists it in its
+    /// [`crate::UploadAck::result_kinds`].
+    Multipath(MultipathResult),
 }
+
+/// Every value of `"kind"` this build reads, as a collector advertises
+/// them ([`crate::UploadAck::result_kinds`]).
+pub const RESULT_KINDS: [&str; 3] = ["trace", "ping", "multipath"];
 
 impl ResultRecord {
     /// The result's unique id.
@@ -28,6 +37,7 @@ impl ResultRecord {
         match self {
             Self::Trace(t) => t.result_id,
             Self::Ping(p) => p.result_id,
+            Self::Multipath(m) => m.result_id,
         }
     }
 
@@ -36,6 +46,7 @@ impl ResultRecord {
         match self {
             Self::Trace(t) => &t.agent_id,
             Self::Ping(p) => &p.agent_id,
+            Self::Multipath(m) => &m.agent_id,
         }
     }
 
@@ -44,14 +55,16 @@ impl ResultRecord {
         match self {
             Self::Trace(t) => t.schema_version,
             Self::Ping(p) => p.schema_version,
+            Self::Multipath(m) => m.schema_version,
         }
     }
 
-    /// The value of the `"kind"` field: `"trace"` or `"ping"`.
+    /// The value of the `"kind"` field: one of [`RESULT_KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Trace(_) => "trace",
             Self::Ping(_) => "ping",
+            Self::Multipath(_) => "multipath",
         }
     }
 
@@ -60,6 +73,7 @@ impl ResultRecord {
         match self {
             Self::Trace(t) => t.round_id,
             Self::Ping(p) => p.round_id,
+            Self::Multipath(m) => m.round_id,
         }
     }
 
@@ -68,6 +82,7 @@ impl ResultRecord {
         match self {
             Self::Trace(t) => t.target,
             Self::Ping(p) => p.target,
+            Self::Multipath(m) => m.target,
         }
     }
 
@@ -76,6 +91,7 @@ impl ResultRecord {
         match self {
             Self::Trace(t) => t.started_at,
             Self::Ping(p) => p.started_at,
+            Self::Multipath(m) => m.started_at,
         }
     }
 }
@@ -83,6 +99,12 @@ impl ResultRecord {
 impl From<TraceResult> for ResultRecord {
     fn from(trace: TraceResult) -> Self {
         Self::Trace(trace)
+    }
+}
+
+impl From<MultipathResult> for ResultRecord {
+    fn from(multipath: MultipathResult) -> Self {
+        Self::Multipath(multipath)
     }
 }
 
@@ -98,6 +120,7 @@ impl From<PingResult> for ResultRecord {
 pub(crate) enum Kind {
     Trace,
     Ping,
+    Multipath,
 }
 
 impl<'de> Deserialize<'de> for ResultRecord {
@@ -115,6 +138,7 @@ impl Tagged for ResultRecord {
         match tag {
             Kind::Trace => TraceResult::deserialize(fields).map(Self::Trace),
             Kind::Ping => PingResult::deserialize(fields).map(Self::Ping),
+            Kind::Multipath => MultipathResult::deserialize(fields).map(Self::Multipath),
         }
     }
 }

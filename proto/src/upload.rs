@@ -75,6 +75,27 @@ pub struct UploadAck {
     /// its own allowlist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<String>>,
+    /// The result kinds (`"kind"` values) the collector stores, since 1.4:
+    /// an agent sends a kind added after 1.2 (`"multipath"`) only to a
+    /// collector that lists it here, and keeps it spooled otherwise. Absent
+    /// from older collectors' acks, which store `"trace"` and `"ping"` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_kinds: Vec<String>,
+}
+
+impl UploadAck {
+    /// Whether the collector that sent this ack stores results of `kind`.
+    /// `"trace"` and `"ping"` every collector stores; later kinds only
+    /// when listed in `result_kinds`.
+    pub fn accepts_kind(&self, kind: &str) -> bool {
+        accepts_kind(&self.result_kinds, kind)
+    }
+}
+
+/// Whether a collector that advertises `result_kinds` (empty: a collector
+/// before 1.4) stores results of `kind`.
+pub fn accepts_kind(result_kinds: &[String], kind: &str) -> bool {
+    matches!(kind, "trace" | "ping") || result_kinds.iter().any(|k| k == kind)
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference

@@ -18,8 +18,8 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::limits;
 use crate::version::parse_decimal;
 use crate::{
-    Hop, HopAnnotation, MplsLabel, PingResult, Probe, ProbeParams, Reply, ResultRecord,
-    SchemaVersion, TraceResult, UploadAck, UploadBatch,
+    Hop, HopAnnotation, MplsLabel, MultipathHop, MultipathParams, MultipathResult, PingResult,
+    Probe, ProbeParams, Reply, ResultRecord, SchemaVersion, TraceResult, UploadAck, UploadBatch,
 };
 
 /// A value that is well-typed but breaks a rule of the schema.
@@ -281,6 +281,200 @@ fn check_reply(reply: &Reply) -> Result<(), ValidationError> {
     Ok(())
 }
 
+impl Validate for MultipathParams {
+    fn validate(&self) -> Result<(), ValidationError> {
+        if !limits::MDA_CONFIDENCES.contains(&self.confidence) {
+            return Err(ValidationError::new(
+                "confidence",
+                format!("{} is not one of 95, 99 (percent)", self.confidence),
+            ));
+        }
+        in_range("timeout_ms", self.timeout_ms, &limits::TIMEOUT_MS)?;
+        in_range("max_ttl", self.max_ttl, &limits::MAX_TTL)?;
+        if self.first_ttl == 0 || self.first_ttl > self.max_ttl {
+            return Err(ValidationError::new(
+                "first_ttl",
+                format!(
+                    "{} is outside 1..=max_ttl ({})",
+                    self.first_ttl, self.max_ttl
+                ),
+            ));
+        }
+        in_range("gap_limit", self.gap_limit, &limits::GAP_LIMIT)?;
+        in_range("max_probes", self.max_probes, &limits::MDA_MAX_PROBES)?;
+        in_range("max_seconds", self.max_seconds, &limits::MDA_MAX_SECONDS)?;
+        in_range("pps", self.pps, &limits::PPS)?;
+        in_range(
+            "per_prefix_pps",
+            self.per_prefix_pps,
+            &limits::PER_PREFIX_PPS,
+        )
+    }
+}
+
+impl Validate for MultipathResult {
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.schema_version < crate::version::MULTIPATH_SINCE {
+            return Err(ValidationError::new(
+                "schema_version",
+                format!(
+                    "{}: multipath results exist since {}",
+                    self.schema_version,
+                    crate::version::MULTIPATH_SINCE
+                ),
+            ));
+        }
+        check_schema_version(self.schema_version)?;
+        check_trace_agent_id(&self.agent_id)?;
+        check_agent_version(&self.agent_version)?;
+        self.params.validate().map_err(|e| e.within("params"))?;
+        check_time("started_at", self.started_at)?;
+        let flows = self.flows.len();
+        check_count(
+            "flows",
+            flows,
+            &(0..=*limits::MDA_MAX_PROBES.end() as usize),
+        )?;
+        for (i, flow) in self.flows.iter().enumerate() {
+            if flow.protocol() != self.protocol {
+                return Err(ValidationError::new(
+                    "protocol",
+                    format!(
+                        "{}, but the trace's protocol is {}: every flow must be of the protocol probed",
+                        flow.protocol(),
+                        self.protocol
+                    ),
+                )
+                .within(Index("flows", i)));
+            }
+        }
+        let mut previous_ttl = None;
+        for (i, hop) in self.hops.iter().enumerate() {
+            check_multipath_hop(hop, previous_ttl, &self.params, flows)
+                .map_err(|e| e.within(Index("hops", i)))?;
+            previous_ttl = Some(hop.ttl);
+        }
+        let mut previous = None;
+        for (i, link) in self.links.iter().enumerate() {
+            let key = (link.near_ttl, link.near, link.far_ttl, link.far);
+            let at = |e: ValidationError| e.within(Index("links", i));
+            if previous.is_some_and(|p| p >= key) {
+                return Err(at(ValidationError::new(
+                    "",
+                    "out of order: links are sorted by (near_ttl, near, far_ttl, far), each once",
+                )));
+            }
+            previous = Some(key);
+            if link.far_ttl <= link.near_ttl {
+                return Err(at(ValidationError::new(
+                    "far_ttl",
+                    format!("{} is not above near_ttl ({})", link.far_ttl, link.near_ttl),
+                )));
+            }
+            for (field, ttl, address) in [
+                ("near", link.near_ttl, link.near),
+                ("far", link.far_ttl, link.far),
+            ] {
+                let seen = self
+                    .hop(ttl)
+                    .is_some_and(|hop| hop.addresses().any(|a| a == address));
+                if !seen {
+                    return Err(at(ValidationError::new(
+                        field,
+                        format!("{address} is not an interface of the hop at ttl {ttl}"),
+                    )));
+                }
+            }
+            check_flow_indexes(&link.flows, flows).map_err(at)?;
+        }
+        check_count("annotations", self.annotations.len(), &limits::ANNOTATIONS)?;
+        for (i, annotation) in self.annotations.iter().enumerate() {
+            check_annotation(annotation).map_err(|e| e.within(Index("annotations", i)))?;
+        }
+        if let Some(word) = &self.source_stop {
+            check_source_stop(word, &self.agent_id)?;
+        }
+        Ok(())
+    }
+}
+
+/// A multipath hop: TTL in range and sorted, interfaces each once, flow
+/// indexes that name flows of the trace.
+fn check_multipath_hop(
+    hop: &MultipathHop,
+    previous_ttl: Option<u8>,
+    params: &MultipathParams,
+    flows: usize,
+) -> Result<(), ValidationError> {
+    let ttls = params.first_ttl..=params.max_ttl;
+    if !ttls.contains(&hop.ttl) {
+        return Err(ValidationError::new(
+            "ttl",
+            format!(
+                "{} is outside the probed range first_ttl..=max_ttl ({}..={})",
+                hop.ttl, params.first_ttl, params.max_ttl
+            ),
+        ));
+    }
+    if let Some(previous) = previous_ttl.filter(|&previous| hop.ttl <= previous) {
+        return Err(ValidationError::new(
+            "ttl",
+            format!(
+                "{} comes after ttl {previous}: hops must be sorted by ttl, each ttl once",
+                hop.ttl
+            ),
+        ));
+    }
+    for (i, interface) in hop.interfaces.iter().enumerate() {
+        let at = |e: ValidationError| e.within(Index("interfaces", i));
+        let address = interface.address;
+        if hop.interfaces[..i]
+            .iter()
+            .any(|other| other.address == address)
+        {
+            return Err(at(ValidationError::new(
+                "address",
+                format!("{address} is listed twice: each interface once per hop"),
+            )));
+        }
+        if let Some(reply) = &interface.reply {
+            if reply.address != address {
+                return Err(at(ValidationError::new(
+                    "reply.address",
+                    format!("{}, but the interface is {address}", reply.address),
+                )));
+            }
+            check_reply(reply)
+                .map_err(|e| e.within("reply"))
+                .map_err(at)?;
+        }
+        check_flow_indexes(&interface.flows, flows).map_err(at)?;
+    }
+    check_flow_indexes(&hop.silent_flows, flows)
+        .map_err(|e| ValidationError::new("silent_flows", e.reason))
+}
+
+/// Flow indexes: ascending, each once, below the number of flows.
+fn check_flow_indexes(indexes: &[u32], flows: usize) -> Result<(), ValidationError> {
+    let mut previous = None;
+    for &index in indexes {
+        if index as usize >= flows {
+            return Err(ValidationError::new(
+                "flows",
+                format!("flow {index} does not exist: the trace lists {flows} flows"),
+            ));
+        }
+        if previous.is_some_and(|p| p >= index) {
+            return Err(ValidationError::new(
+                "flows",
+                format!("flow {index} is out of order: flow indexes are ascending, each once"),
+            ));
+        }
+        previous = Some(index);
+    }
+    Ok(())
+}
+
 impl Validate for PingResult {
     fn validate(&self) -> Result<(), ValidationError> {
         check_schema_version(self.schema_version)?;
@@ -313,6 +507,7 @@ impl Validate for ResultRecord {
         match self {
             Self::Trace(trace) => trace.validate(),
             Self::Ping(ping) => ping.validate(),
+            Self::Multipath(multipath) => multipath.validate(),
         }
     }
 }

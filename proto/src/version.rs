@@ -7,7 +7,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// The version this build writes, and whose major version it reads.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 3 };
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 4 };
+
+/// The first version with multipath results (`"kind": "multipath"`): an
+/// older reader refuses that kind, so a writer sends one only to a reader
+/// that says it accepts it (see [`crate::UploadAck::result_kinds`]).
+pub const MULTIPATH_SINCE: SchemaVersion = SchemaVersion { major: 1, minor: 4 };
 
 /// A wire schema version, serialized as the string `"MAJOR.MINOR"`, e.g. `"1.0"`.
 ///

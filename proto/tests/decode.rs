@@ -884,3 +884,71 @@ fn only_imported_traces_carry_their_sources_stop_word() {
         expect_field_error::<TraceResult>(&doc, "source_stop");
     }
 }
+
+#[test]
+fn multipath_rules_name_the_field() {
+    use std::net::Ipv4Addr;
+    check_rules(
+        &common::multipath(),
+        &[
+            ("schema_version", |m| {
+                m.schema_version = SchemaVersion::new(1, 2);
+            }),
+            ("params.confidence", |m| m.params.confidence = 90),
+            ("params.max_probes", |m| m.params.max_probes = 0),
+            ("params.max_seconds", |m| m.params.max_seconds = 0),
+            ("params.first_ttl", |m| m.params.first_ttl = 31),
+            ("flows[1].protocol", |m| {
+                m.flows[1] = FlowId::Udp {
+                    src_port: 1,
+                    dst_port: 2,
+                };
+            }),
+            ("hops[1].ttl", |m| m.hops[1].ttl = 1),
+            ("hops[0].ttl", |m| m.hops[0].ttl = 0),
+            ("hops[1].interfaces[1].address", |m| {
+                m.hops[1].interfaces[1].address = m.hops[1].interfaces[0].address;
+            }),
+            ("hops[1].interfaces[1].reply.address", |m| {
+                m.hops[1].interfaces[1].address = Ipv4Addr::new(192, 0, 2, 99);
+            }),
+            ("hops[1].interfaces[0].flows", |m| {
+                m.hops[1].interfaces[0].flows = vec![0, 7];
+            }),
+            ("hops[1].interfaces[0].flows", |m| {
+                m.hops[1].interfaces[0].flows = vec![2, 0];
+            }),
+            ("hops[2].silent_flows", |m| m.hops[2].silent_flows = vec![3]),
+            ("hops[1].interfaces[0].reply.icmp_code", |m| {
+                m.hops[1].interfaces[0].reply.as_mut().unwrap().icmp_code = None;
+            }),
+            ("links[1]", |m| m.links.swap(0, 1)),
+            ("links[0].far_ttl", |m| m.links[0].far_ttl = 1),
+            ("links[0].far", |m| {
+                m.links[0].far = Ipv4Addr::new(192, 0, 2, 99);
+            }),
+            ("links[0].near", |m| {
+                m.links[0].near = Ipv4Addr::new(192, 0, 2, 99);
+            }),
+            ("links[0].flows", |m| m.links[0].flows = vec![5]),
+            ("source_stop", |m| m.source_stop = Some("COMPLETED".into())),
+        ],
+    );
+}
+
+#[test]
+fn a_collector_before_1_3_stores_only_traces_and_pings() {
+    let old = UploadAck {
+        result_kinds: Vec::new(),
+        ..common::ack()
+    };
+    assert!(old.accepts_kind("trace") && old.accepts_kind("ping"));
+    assert!(!old.accepts_kind("multipath"));
+    assert!(common::ack().accepts_kind("multipath"));
+    // A 1.2 ack (no field) decodes as an older collector's.
+    let mut doc = to_value(&common::ack());
+    doc.as_object_mut().unwrap().remove("result_kinds");
+    set(&mut doc, "/schema_version", json!("1.2"));
+    let ack: UploadAck = decode_value(&doc).unwrap();
+    assert!(!ack.accepts_kind("multipath"));
+}

@@ -94,6 +94,16 @@ fn trace_result_tcp() {
 }
 
 #[test]
+fn multipath_result() {
+    check("multipath_result.json", &common::multipath());
+}
+
+#[test]
+fn result_record_multipath() {
+    check("result_record_multipath.json", &common::multipath_record());
+}
+
+#[test]
 fn ping_result() {
     check("ping_result.json", &common::ping());
 }

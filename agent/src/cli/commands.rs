@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use nkpath_proto::TraceResult;
 use nkpath_proto::atomic_file::AtomicFile;
+use nkpath_proto::{MultipathResult, StopReason, TraceResult};
 
 use crate::cli::Plan;
-use crate::cli::output::render_trace;
+use crate::cli::output::{render_multipath, render_trace};
 use crate::probing::annotate::{Annotator, AnnotatorConfig};
 use crate::probing::engine::{self, RunStats};
+use crate::probing::mda::{self, MdaConfig};
+use crate::probing::pacing::Pacer;
 use crate::probing::sockets::RawSockets;
 
 /// How long `trace --resolver` waits for names after the trace.
@@ -28,6 +30,19 @@ pub async fn trace(
     resolver: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let sockets = Arc::new(sockets.into_async(plan.allowlist)?);
+    if let Some(cfg) = &plan.mda {
+        let target = *plan.targets.first().context("no target to trace")?;
+        let mut pacer = Pacer::new(plan.engine.rates, tokio::time::Instant::now());
+        let result = mda::trace(sockets, target, cfg, &mut pacer).await?;
+        let mut stdout = std::io::stdout().lock();
+        if json {
+            serde_json::to_writer_pretty(&mut stdout, &result)?;
+            writeln!(stdout)?;
+        } else {
+            write!(stdout, "{}", render_multipath(&result))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut results: Vec<TraceResult> = Vec::new();
     engine::run(sockets, &plan.targets, &plan.engine, |r| results.push(r)).await?;
     let mut result = results.pop().context("the engine returned no trace")?;
@@ -52,7 +67,10 @@ pub async fn trace(
 /// new file and renamed over its destination at the end (also when the survey stops on an
 /// error: what was measured is kept, in whole lines).
 pub async fn survey(plan: Plan, sockets: RawSockets, out: AtomicFile) -> anyhow::Result<ExitCode> {
-    let sockets = Arc::new(sockets.into_async(plan.allowlist)?);
+    let sockets = Arc::new(sockets.into_async(plan.allowlist.clone())?);
+    if let Some(cfg) = &plan.mda {
+        return survey_mda(sockets, &plan, cfg, out).await;
+    }
     let progress = progress_bar(plan.targets.len() as u64);
     let mut writer = BufWriter::new(out);
     let mut write_error: Option<std::io::Error> = None;
@@ -75,6 +93,54 @@ pub async fn survey(plan: Plan, sockets: RawSockets, out: AtomicFile) -> anyhow:
     if let Some(e) = write_error {
         return Err(e).context("writing the results");
     }
+    commit_survey(writer)?;
+    let stats = stats?;
+    println!("{}", summary(&stats));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nkpath-agent survey --mda`: one multipath trace per target, one after
+/// the other through one pacer, one JSON line per trace.
+async fn survey_mda<N: crate::probing::network::Network>(
+    sockets: Arc<N>,
+    plan: &Plan,
+    cfg: &MdaConfig,
+    out: AtomicFile,
+) -> anyhow::Result<ExitCode> {
+    let progress = progress_bar(plan.targets.len() as u64);
+    let mut writer = BufWriter::new(out);
+    let mut pacer = Pacer::new(plan.engine.rates, tokio::time::Instant::now());
+    let started = std::time::Instant::now();
+    let (mut reached, mut probes, mut budget_hit) = (0, 0_u64, 0);
+    for (i, &target) in plan.targets.iter().enumerate() {
+        // Each target its own flows, all repeatable from the one seed.
+        let cfg = MdaConfig {
+            seed: cfg.seed.wrapping_add(i as u64),
+            ..cfg.clone()
+        };
+        let result: MultipathResult =
+            mda::trace(Arc::clone(&sockets), target, &cfg, &mut pacer).await?;
+        reached += usize::from(result.stop_reason == StopReason::Reached);
+        budget_hit += usize::from(result.budget_hit);
+        probes += u64::from(result.probes_sent);
+        serde_json::to_writer(&mut writer, &result)?;
+        writer.write_all(b"\n")?;
+        writer.flush().context("writing the results")?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    commit_survey(writer)?;
+    println!(
+        "multipath survey done: {} targets, {reached} reached, {budget_hit} ended by their budget, \
+         {probes} probes sent, {:.1} s",
+        plan.targets.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flushes a survey's output and renames it into place.
+fn commit_survey(writer: BufWriter<AtomicFile>) -> anyhow::Result<()> {
     let out = writer
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)
@@ -86,10 +152,7 @@ pub async fn survey(plan: Plan, sockets: RawSockets, out: AtomicFile) -> anyhow:
             "{e}; the survey renames its file as the unprivileged user it runs as: give --user \
              a user who may write that directory, or choose another --out"
         )
-    })?;
-    let stats = stats?;
-    println!("{}", summary(&stats));
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn progress_bar(len: u64) -> ProgressBar {

@@ -18,6 +18,7 @@ use crate::probing::engine::{
     AgentIdentity, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT, EngineConfig,
     FlowChoice,
 };
+use crate::probing::mda::{self, Confidence, MdaConfig};
 use crate::probing::pacing::{DEFAULT_PER_PREFIX_PPS, DEFAULT_PPS, Rates};
 use crate::probing::privilege::DEFAULT_USER;
 use crate::probing::targets::{self, Allowlist, DEFAULT_TARGET};
@@ -164,6 +165,37 @@ pub struct ProbeArgs {
     /// from another trace of the survey (more probes).
     #[arg(long)]
     pub no_stop_set: bool,
+    /// Multipath traces instead of Paris traceroutes.
+    #[command(flatten)]
+    pub mda: MdaArgs,
+}
+
+/// Multipath (MDA) options shared by `trace` and `survey`.
+#[derive(Debug, Args)]
+pub struct MdaArgs {
+    /// Multipath trace (MDA): vary the flow identifier (UDP/TCP source port,
+    /// ICMP checksum) at every TTL until every load balancer's next hops are
+    /// all found with the chosen --confidence, and print every interface and
+    /// link. Costs many more probes than one Paris traceroute: see
+    /// --max-probes and --max-seconds.
+    #[arg(long)]
+    pub mda: bool,
+    /// With --mda: the confidence, in percent, that each node's next hops are
+    /// all found (95: 6 flows for 2 next hops, 11 for 3; 99: 8 and 15).
+    #[arg(long, value_name = "95|99", default_value = "95", requires = "mda")]
+    pub confidence: Confidence,
+    /// With --mda: most probes one multipath trace may send; reaching it ends
+    /// the trace and flags it (`budget_hit`).
+    #[arg(long, default_value_t = mda::run::DEFAULT_MAX_PROBES, requires = "mda")]
+    pub max_probes: u32,
+    /// With --mda: longest one multipath trace may run, in seconds; reaching
+    /// it ends the trace and flags it.
+    #[arg(long, default_value_t = mda::run::DEFAULT_MAX_TIME.as_secs(), requires = "mda")]
+    pub max_seconds: u64,
+    /// With --mda: the seed the flow identifiers are drawn from (the same seed
+    /// probes the same flows) [default: random].
+    #[arg(long, requires = "mda")]
+    pub seed: Option<u64>,
 }
 
 /// `nkpath-agent trace`.
@@ -224,6 +256,8 @@ fn parse_u16_any_radix(s: &str) -> Result<u16, String> {
 pub struct Plan {
     /// The engine configuration.
     pub engine: EngineConfig,
+    /// With `--mda`: multipath traces with these settings instead.
+    pub mda: Option<MdaConfig>,
     /// The targets, expanded and inside the allowlist.
     pub targets: Vec<Ipv4Addr>,
     /// The allowlist.
@@ -279,11 +313,35 @@ impl ProbeArgs {
             flow,
             stop_set: !self.no_stop_set,
         };
+        let mda = self.mda.mda.then(|| self.mda_config(&engine)).transpose()?;
         Ok(Plan {
             engine,
+            mda,
             targets,
             allowlist,
         })
+    }
+}
+
+impl ProbeArgs {
+    /// The multipath settings, from the engine's where they are shared.
+    fn mda_config(&self, engine: &EngineConfig) -> anyhow::Result<MdaConfig> {
+        let cfg = MdaConfig {
+            protocol: engine.protocol,
+            dst_port: engine.dst_port,
+            confidence: self.mda.confidence,
+            timeout: engine.settings.timeout,
+            first_ttl: engine.settings.first_ttl,
+            max_ttl: engine.settings.max_ttl,
+            gap_limit: engine.settings.gap_limit,
+            max_probes: self.mda.max_probes,
+            max_time: Duration::from_secs(self.mda.max_seconds),
+            seed: self.mda.seed.unwrap_or_else(rand::random),
+            identity: engine.identity.clone(),
+            round_id: engine.round_id,
+        };
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
     }
 }
 
@@ -428,6 +486,70 @@ mod tests {
         };
         let err = args.plan().unwrap_err().to_string();
         assert!(err.contains("between 1 and 1000"), "{err}");
+    }
+
+    #[test]
+    fn mda_takes_its_confidence_and_budget() {
+        let cli = parse(&[
+            "nkpath-agent",
+            "trace",
+            "175.45.176.1",
+            "--agent-id",
+            "t1",
+            "--mda",
+            "--confidence",
+            "99",
+            "--max-probes",
+            "500",
+            "--seed",
+            "3",
+        ]);
+        let Command::Trace(args) = cli.command else {
+            panic!()
+        };
+        let mda = args
+            .plan()
+            .unwrap()
+            .mda
+            .expect("--mda plans a multipath trace");
+        assert_eq!(mda.confidence, Confidence::P99);
+        assert_eq!((mda.max_probes, mda.seed), (500, 3));
+        let plain = parse(&["nkpath-agent", "trace", "175.45.176.1", "--agent-id", "t1"]);
+        let Command::Trace(args) = plain.command else {
+            panic!()
+        };
+        assert!(args.plan().unwrap().mda.is_none());
+        // The budget options mean nothing without --mda, and bad values are refused.
+        assert!(
+            Cli::try_parse_from(["nkpath-agent", "trace", "175.45.176.1", "--max-probes", "9"])
+                .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "nkpath-agent",
+                "trace",
+                "175.45.176.1",
+                "--mda",
+                "--confidence",
+                "90"
+            ])
+            .is_err()
+        );
+        let zero = parse(&[
+            "nkpath-agent",
+            "trace",
+            "175.45.176.1",
+            "--agent-id",
+            "t1",
+            "--mda",
+            "--max-probes",
+            "0",
+        ]);
+        let Command::Trace(args) = zero.command else {
+            panic!()
+        };
+        let err = args.plan().unwrap_err().to_string();
+        assert!(err.contains("--max-probes"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use nkpath_proto::text::escape_control;
-use nkpath_proto::{FlowId, Reply, ReplyKind, TraceResult, UnreachableCode};
+use nkpath_proto::{FlowId, MultipathResult, Reply, ReplyKind, TraceResult, UnreachableCode};
 
 /// Renders a trace as traceroute does: one line per TTL, the address (and name
 /// when known) each time it changes, the RTT of every probe, `*` for silence,
@@ -57,10 +57,81 @@ pub fn render_trace(result: &TraceResult) -> String {
 }
 
 fn stop_reason_text(result: &TraceResult) -> String {
-    serde_json::to_value(result.stop_reason)
+    stop_word(result.stop_reason)
+}
+
+fn stop_word(reason: nkpath_proto::StopReason) -> String {
+    serde_json::to_value(reason)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{:?}", result.stop_reason))
+        .unwrap_or_else(|| format!("{reason:?}"))
+}
+
+/// Renders a multipath trace: per TTL every interface with how many flows
+/// reached it and its lowest RTT, the links to the next TTL, and whether a
+/// per-packet balancer or the budget made the picture incomplete.
+pub fn render_multipath(result: &MultipathResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "nkpath multipath trace to {} from {}, {}, confidence {} %, {} flows, {} probes",
+        result.target,
+        result.source,
+        result.protocol,
+        result.params.confidence,
+        result.flows.len(),
+        result.probes_sent,
+    );
+    for hop in &result.hops {
+        let note = if hop.per_packet {
+            "  [per-packet balancer: not a per-flow diamond]"
+        } else if hop.interfaces.len() > 1 {
+            "  [per-flow balanced]"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "{:2}{note}", hop.ttl);
+        for interface in &hop.interfaces {
+            let address = interface.address;
+            let _ = write!(
+                out,
+                "    {:15}  {} flows",
+                address.to_string(),
+                interface.flows.len()
+            );
+            if let Some(reply) = &interface.reply {
+                let _ = write!(out, "  {:.3} ms", f64::from(reply.rtt_us) / 1000.0);
+                if let Some(mark) = mark(reply) {
+                    let _ = write!(out, " {mark}");
+                }
+            }
+            let next: Vec<String> = result
+                .links
+                .iter()
+                .filter(|l| l.near_ttl == hop.ttl && l.near == address)
+                .map(|l| {
+                    if l.far_ttl == hop.ttl + 1 {
+                        l.far.to_string()
+                    } else {
+                        format!("{} (ttl {})", l.far, l.far_ttl)
+                    }
+                })
+                .collect();
+            if !next.is_empty() {
+                let _ = write!(out, "  -> {}", next.join(", "));
+            }
+            out.push('\n');
+        }
+        if !hop.silent_flows.is_empty() {
+            let _ = writeln!(out, "    *                {} flows", hop.silent_flows.len());
+        }
+    }
+    let _ = write!(out, "stop reason: {}", stop_word(result.stop_reason));
+    if result.budget_hit {
+        out.push_str(" (budget hit: some next hops may be missing)");
+    }
+    out.push('\n');
+    out
 }
 
 fn describe_flow(flow: FlowId) -> String {

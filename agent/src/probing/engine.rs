@@ -834,7 +834,7 @@ fn choose_flow(cfg: &EngineConfig, icmp_identifier: u16, rng: &mut impl Rng) -> 
 }
 
 /// The flow as the wire format records it.
-fn flow_id(flow: &Flow) -> FlowId {
+pub(crate) fn flow_id(flow: &Flow) -> FlowId {
     match *flow {
         Flow::Icmp { checksum, .. } => FlowId::Icmp {
             icmp_type: 8,
@@ -856,7 +856,7 @@ fn flow_id(flow: &Flow) -> FlowId {
 
 /// The target a reply is about: the quoted destination of an ICMP error, or the
 /// sender of an echo reply or TCP segment.
-fn reply_target(reply: &packet::Reply) -> Ipv4Addr {
+pub(crate) fn reply_target(reply: &packet::Reply) -> Ipv4Addr {
     match reply {
         packet::Reply::TimeExceeded { quote, .. }
         | packet::Reply::DestUnreachable { quote, .. } => quote.dst,
@@ -865,7 +865,11 @@ fn reply_target(reply: &packet::Reply) -> Ipv4Addr {
 }
 
 /// Turns a parsed reply into the wire record and decides what it says about the path.
-fn to_record(reply: &packet::Reply, target: Ipv4Addr, rtt: Duration) -> (Reply, ReplyClass) {
+pub(crate) fn to_record(
+    reply: &packet::Reply,
+    target: Ipv4Addr,
+    rtt: Duration,
+) -> (Reply, ReplyClass) {
     let rtt_us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
     let from = reply.sender();
     let mut record = Reply::new(from, rtt_us, reply.reply_ttl().0, reply.kind());

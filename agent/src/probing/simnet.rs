@@ -119,6 +119,8 @@ pub struct SimNet {
     routes: Vec<Route>,
     epoch: Instant,
     state: Mutex<State>,
+    /// Prefixes whose routes pick a branch per packet, not per flow.
+    per_packet: Vec<Ipv4Net>,
     inbox_tx: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
     inbox_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<(Instant, Vec<u8>)>>,
 }
@@ -134,9 +136,17 @@ impl SimNet {
             routes,
             epoch: Instant::now(),
             state: Mutex::new(State::default()),
+            per_packet: Vec::new(),
             inbox_tx,
             inbox_rx: tokio::sync::Mutex::new(inbox_rx),
         }
+    }
+
+    /// Makes the routes toward `prefix` pick a branch per packet (a per-packet
+    /// load balancer), not per flow.
+    pub fn per_packet(mut self, prefix: Ipv4Net) -> Self {
+        self.per_packet.push(prefix);
+        self
     }
 
     /// Every probe carried so far, in sending order.
@@ -151,10 +161,14 @@ impl SimNet {
         let dst = Ipv4Addr::new(probe[16], probe[17], probe[18], probe[19]);
         let ttl = probe[8];
         let route = self.routes.iter().find(|r| r.prefix.contains(&dst));
-        let branch = route.map_or(0, |r| {
-            (mix(flow_key(probe)) % r.branches.len() as u64) as usize
-        });
         let mut state = self.state.lock().unwrap();
+        let per_packet = self.per_packet.iter().any(|p| p.contains(&dst));
+        let key = if per_packet {
+            flow_key(probe) ^ ((state.log.len() as u64) << 40)
+        } else {
+            flow_key(probe)
+        };
+        let branch = route.map_or(0, |r| (mix(key) % r.branches.len() as u64) as usize);
         let answer = route.and_then(|route| {
             let hops = &route.branches[branch];
             let hop = usize::from(ttl);

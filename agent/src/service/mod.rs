@@ -41,11 +41,12 @@ use crate::probing::engine::EngineError;
 use crate::probing::engine::{self, AgentIdentity, EngineConfig, FlowChoice};
 use crate::probing::liveness::LivenessError;
 use crate::probing::liveness::{self, Pinger, SweepOptions};
+use crate::probing::mda::MdaConfig;
 use crate::probing::network::SocketError;
 use crate::probing::pacing::Pacer;
 use crate::probing::sockets::{AsyncSockets, RawSockets};
 use crate::probing::targets::{self, TargetError};
-use crate::service::config::Config;
+use crate::service::config::{Config, MdaRound};
 use crate::service::spool::{RoundSummary, Spool, SpoolError};
 use crate::service::spool_writer::{SpoolWriter, WriterGone};
 use crate::service::upload::{UploadError, UploaderConfig};
@@ -275,6 +276,43 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
+    /// One multipath trace per /24 of the round, toward the lowest address
+    /// traced in it, through the round's pacer; each spooled as it ends.
+    async fn multipath(
+        &self,
+        traced: &[Ipv4Addr],
+        engine: &EngineConfig,
+        mda: MdaRound,
+        pacer: &mut Pacer,
+    ) -> Result<(), ServiceError> {
+        let mut lowest: std::collections::BTreeMap<targets::Slash24, Ipv4Addr> =
+            std::collections::BTreeMap::new();
+        for &target in traced {
+            let entry = lowest.entry(targets::Slash24::of(target)).or_insert(target);
+            *entry = (*entry).min(target);
+        }
+        for (i, &target) in lowest.values().enumerate() {
+            let cfg = MdaConfig {
+                protocol: engine.protocol,
+                dst_port: engine.dst_port,
+                confidence: mda.confidence,
+                timeout: engine.settings.timeout,
+                first_ttl: engine.settings.first_ttl,
+                max_ttl: engine.settings.max_ttl,
+                gap_limit: engine.settings.gap_limit,
+                max_probes: mda.max_probes,
+                max_time: mda.max_time,
+                seed: rand::random::<u64>().wrapping_add(i as u64),
+                identity: engine.identity.clone(),
+                round_id: engine.round_id,
+            };
+            let result =
+                crate::probing::mda::trace(Arc::clone(&self.sockets), target, &cfg, pacer).await?;
+            self.writer.put(ResultRecord::Multipath(result))?;
+        }
+        Ok(())
+    }
+
     async fn run(&self, pacer: &mut Pacer) -> Result<RoundSummary, ServiceError> {
         let config = self.config;
         let round_id = Uuid::new_v4();
@@ -358,6 +396,10 @@ impl Round<'_> {
         .await?;
         if let Some(e) = writer_gone {
             return Err(e.into());
+        }
+        if let Some(mda) = config.probing.mda {
+            self.multipath(&trace_targets, &engine_config, mda, pacer)
+                .await?;
         }
         let written = self.writer.flush().await?;
         if let Some(e) = written.error {

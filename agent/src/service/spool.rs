@@ -380,8 +380,18 @@ impl Spool {
     /// When SQLite finds the file itself damaged (`SQLITE_CORRUPT`), the
     /// spool is rebuilt from what can still be read ([`Self::rebuild`]).
     pub fn next_batch(&self, n: usize) -> Result<Vec<Spooled>, SpoolError> {
+        self.next_batch_except(n, &[])
+    }
+
+    /// [`Self::next_batch`] without the results of the kinds in `held_back` (which
+    /// stay spooled, in their order, for a collector that stores them).
+    pub fn next_batch_except(
+        &self,
+        n: usize,
+        held_back: &[&str],
+    ) -> Result<Vec<Spooled>, SpoolError> {
         loop {
-            let (good, bad) = self.repairing(|| self.read_batch(n))?;
+            let (good, bad) = self.repairing(|| self.read_batch(n, held_back))?;
             if bad.is_empty() {
                 return Ok(good);
             }
@@ -396,14 +406,23 @@ impl Spool {
 
     /// The first `n` rows: those that read as results, and the rowids of
     /// those that do not, with why.
-    fn read_batch(&self, n: usize) -> Result<(Vec<Spooled>, Vec<Unreadable>), SpoolError> {
+    fn read_batch(
+        &self,
+        n: usize,
+        held_back: &[&str],
+    ) -> Result<(Vec<Spooled>, Vec<Unreadable>), SpoolError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT rowid, result_id, kind, created_at, json FROM results ORDER BY rowid LIMIT ?1",
+                "SELECT rowid, result_id, kind, created_at, json FROM results
+                 WHERE kind NOT IN (SELECT value FROM json_each(?2))
+                 ORDER BY rowid LIMIT ?1",
             )
             .map_err(self.sql())?;
-        let mut rows = stmt.query([n as i64]).map_err(self.sql())?;
+        let held_back = serde_json::to_string(held_back).unwrap_or_else(|_| "[]".to_owned());
+        let mut rows = stmt
+            .query(params![n as i64, held_back])
+            .map_err(self.sql())?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
         while let Some(row) = rows.next().map_err(self.sql())? {
@@ -620,6 +639,21 @@ impl Spool {
     /// Results waiting for upload.
     pub fn depth(&self) -> Result<u64, SpoolError> {
         self.count("SELECT COUNT(*) FROM results")
+    }
+
+    /// Results of `kind` waiting to be uploaded. Asked before every upload,
+    /// so a damaged file is rebuilt here as in [`Self::next_batch`].
+    pub fn depth_of(&self, kind: &str) -> Result<u64, SpoolError> {
+        self.repairing(|| {
+            self.conn()
+                .query_row(
+                    "SELECT count(*) FROM results WHERE kind = ?1",
+                    [kind],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(self.sql())
+        })
     }
 
     /// Whether `max` or more results are waiting.

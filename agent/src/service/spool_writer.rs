@@ -41,7 +41,7 @@ impl ResultStore for Spool {
 pub struct Written {
     /// Pings stored.
     pub pings: u64,
-    /// Traces stored.
+    /// Traces stored (multipath traces included).
     pub traces: u64,
     /// Results that could not be stored.
     pub failed: u64,
@@ -119,7 +119,7 @@ fn write_all<S: ResultStore + ?Sized>(store: &S, jobs: &Receiver<Job>) {
             Job::Put(record) => match store.put(&record) {
                 Ok(()) => match *record {
                     ResultRecord::Ping(_) => written.pings += 1,
-                    ResultRecord::Trace(_) => written.traces += 1,
+                    ResultRecord::Trace(_) | ResultRecord::Multipath(_) => written.traces += 1,
                 },
                 Err(e) => {
                     tracing::error!("cannot spool a result: {e}");

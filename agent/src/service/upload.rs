@@ -30,6 +30,14 @@
 //! Before sending, each spooled result is decoded and validated as the
 //! collector would: one that no longer reads (disk error, hand edit) is
 //! quarantined locally rather than sent.
+//!
+//! Result kinds newer than the collector ([`GATED_KINDS`]: `multipath`) are
+//! sent only to a collector that lists them in its `result_kinds` (every ack
+//! says, and so does `GET /v1/health`, which the uploader asks when it holds
+//! such results and has not heard from the collector for
+//! [`KINDS_RECHECK`]). An older collector would refuse them, and a refusal
+//! quarantines them for good; so until the collector says it stores them
+//! they stay in the spool, and everything else goes on uploading around them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,6 +62,17 @@ use nkpath_proto::text::escape_control;
 
 /// The collector's upload endpoint, relative to its base URL.
 pub const RESULTS_PATH: &str = "v1/results";
+
+/// The collector's health endpoint, relative to its base URL.
+pub const HEALTH_PATH: &str = "v1/health";
+
+/// Result kinds an older collector refuses (they were added to the wire format
+/// after 1.2): sent only to a collector that lists them in `result_kinds`.
+pub const GATED_KINDS: [&str; 1] = ["multipath"];
+
+/// How long what the collector said about the kinds it stores is trusted
+/// while results of a kind it did not list wait in the spool.
+pub const KINDS_RECHECK: Duration = Duration::from_mins(10);
 
 /// The first retry waits about this long; each failure doubles it.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(5);
@@ -110,6 +129,19 @@ pub fn results_url(base: &Url) -> Url {
     let mut url = base.clone();
     let path = format!("{}/{RESULTS_PATH}", base.path().trim_end_matches('/'));
     url.set_path(&path);
+    url
+}
+
+/// `{base}/v1/health`, from the upload endpoint `{base}/v1/results`.
+pub fn health_url(results: &Url) -> Url {
+    let mut url = results.clone();
+    let base = results
+        .path()
+        .strip_suffix(RESULTS_PATH)
+        .unwrap_or(results.path())
+        .trim_end_matches('/')
+        .to_owned();
+    url.set_path(&format!("{base}/{HEALTH_PATH}"));
     url
 }
 
@@ -239,6 +271,9 @@ pub struct Uploader {
     /// The batch id and result ids of the last unanswered batch: a retry of
     /// the same results reuses the id.
     pending: Option<(Uuid, Vec<Uuid>)>,
+    /// The result kinds the collector last said it stores, and when; `None`
+    /// until it has said.
+    collector_kinds: Option<(Vec<String>, std::time::Instant)>,
 }
 
 impl Uploader {
@@ -259,6 +294,7 @@ impl Uploader {
             client,
             failures: 0,
             pending: None,
+            collector_kinds: None,
         })
     }
 
@@ -280,8 +316,78 @@ impl Uploader {
         result
     }
 
+    /// The gated kinds this collector is not known to store: their results
+    /// stay in the spool. Asks the collector's health endpoint when such
+    /// results wait and what it said is unknown or older than
+    /// [`KINDS_RECHECK`]; a failed question counts as "not stored".
+    async fn held_back_kinds(&mut self, spool: &Spool) -> Result<Vec<&'static str>, UploadError> {
+        let mut waiting = Vec::new();
+        for kind in GATED_KINDS {
+            if !self.collector_stores(kind) && spool.depth_of(kind)? > 0 {
+                waiting.push(kind);
+            }
+        }
+        let stale = self
+            .collector_kinds
+            .as_ref()
+            .is_none_or(|(_, when)| when.elapsed() >= KINDS_RECHECK);
+        if waiting.is_empty() || !stale {
+            return Ok(waiting);
+        }
+        match self.ask_kinds().await {
+            Ok(kinds) => {
+                self.collector_kinds = Some((kinds, std::time::Instant::now()));
+            }
+            Err(e) => {
+                tracing::warn!("cannot ask the collector which result kinds it stores: {e}");
+                // Not asked again before the recheck interval, but nothing is assumed.
+                self.collector_kinds = Some((Vec::new(), std::time::Instant::now()));
+            }
+        }
+        waiting.retain(|kind| !self.collector_stores(kind));
+        if !waiting.is_empty() {
+            tracing::info!(
+                kinds = ?waiting,
+                "the collector does not store these result kinds yet: they stay in the spool"
+            );
+        }
+        Ok(waiting)
+    }
+
+    /// Whether the collector said it stores `kind`.
+    fn collector_stores(&self, kind: &str) -> bool {
+        self.collector_kinds
+            .as_ref()
+            .is_some_and(|(kinds, _)| nkpath_proto::accepts_kind(kinds, kind))
+    }
+
+    /// `GET /v1/health`: the `result_kinds` of its answer (none from a
+    /// collector before wire format 1.4).
+    async fn ask_kinds(&self) -> Result<Vec<String>, String> {
+        #[derive(serde::Deserialize)]
+        struct Health {
+            #[serde(default)]
+            result_kinds: Vec<String>,
+        }
+        let response = self
+            .client
+            .get(health_url(&self.cfg.endpoint))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {}", excerpt(&body)));
+        }
+        serde_json::from_slice::<Health>(&body)
+            .map(|h| h.result_kinds)
+            .map_err(|e| format!("not a health answer: {e}"))
+    }
+
     async fn try_upload(&mut self, spool: &Spool) -> Result<Outcome, UploadError> {
-        let spooled = spool.next_batch(self.batch_size)?;
+        let held_back = self.held_back_kinds(spool).await?;
+        let spooled = spool.next_batch_except(self.batch_size, &held_back)?;
         if spooled.is_empty() {
             return Ok(Outcome::Idle);
         }
@@ -371,6 +477,7 @@ impl Uploader {
         }
         let report = apply_ack(spool, batch_id, &ids, &ack)?;
         self.pending = None;
+        self.collector_kinds = Some((ack.result_kinds, std::time::Instant::now()));
         Ok(Outcome::Uploaded(report))
     }
 

@@ -354,6 +354,12 @@ fn count_results(tx: &WriteTx<'_>, agent: &str, stored: &[&ResultRecord]) -> Res
                 work.trace_probes = t.hops.iter().map(|h| h.probes.len() as u64).sum();
                 tx.add_work(&work)?;
             }
+            ResultRecord::Multipath(m) => {
+                // A multipath trace is a trace of its target, however many flows it took.
+                work.traces = 1;
+                work.trace_probes = u64::from(m.probes_sent);
+                tx.add_work(&work)?;
+            }
         }
     }
     Ok(())

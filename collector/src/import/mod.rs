@@ -26,6 +26,7 @@
 pub mod atlas;
 mod records;
 pub mod scamper;
+mod tracelb;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -86,6 +87,8 @@ pub fn is_imported(agent_id: &str) -> Option<&'static str> {
 pub enum Conversion {
     /// A trace to store.
     Trace(Box<TraceResult>),
+    /// A multipath trace to store (scamper `tracelb`).
+    Multipath(Box<nkpath_proto::MultipathResult>),
     /// A record deliberately not imported.
     Skip(Skip),
 }
@@ -341,6 +344,11 @@ pub fn parse_public(
             .and_then(|value| converter.convert(&value, &mut summary))
             .and_then(|conversion| match conversion {
                 Conversion::Trace(trace) => to_stored(*trace).map(Some),
+                Conversion::Multipath(multipath) => {
+                    StoredRecord::from_record(&ResultRecord::Multipath(*multipath))
+                        .map(Some)
+                        .map_err(|e| format!("converted multipath trace refused: {e}"))
+                }
                 Conversion::Skip(Skip::Ipv6) => {
                     summary.skipped_ipv6 += 1;
                     Ok(None)
@@ -459,6 +467,15 @@ fn utf8(file: &Path, bytes: Vec<u8>) -> Result<String, ImportFileError> {
 fn to_stored(trace: TraceResult) -> Result<StoredRecord, String> {
     StoredRecord::from_record(&ResultRecord::Trace(trace))
         .map_err(|e| format!("converted trace refused: {e}"))
+}
+
+/// An IPv4 address, also from its IPv4-mapped IPv6 form; `None` for other IPv6.
+pub(crate) fn ipv4(text: &str) -> Result<Option<std::net::Ipv4Addr>, String> {
+    match text.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => Ok(Some(v4)),
+        Ok(std::net::IpAddr::V6(v6)) => Ok(v6.to_ipv4_mapped()),
+        Err(_) => Err(format!("{text:?} is not an IP address")),
+    }
 }
 
 /// A UUID derived from `parts`: SHA-256 over them (length-prefixed), truncated, marked as

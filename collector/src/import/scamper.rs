@@ -11,14 +11,15 @@
 //! kept, numbered in send order, and the start time is the first probe's send time.
 //!
 //! Addresses may be IPv4-mapped IPv6 (`::ffff:192.0.2.1`): they are IPv4. Other records
-//! (`cycle-start`, `cycle-stop`, `tracelb`, `ping`…) are counted and skipped; a
+//! (`cycle-start`, `cycle-stop`, `ping`…) are counted and skipped (`tracelb` records are
+//! multipath traces: [`super::tracelb`]); a
 //! `cycle-start` names the round of the traces that follow it.
 //!
 //! A warts file (first bytes 0x1205) is converted by running `sc_warts2json`, scamper's
 //! own reader, rather than a second warts decoder.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -30,7 +31,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{
-    Conversion, Converter, ImportSummary, Skip, UNKNOWN_PPS, canonical_json, derived_uuid,
+    Conversion, Converter, ImportSummary, Skip, UNKNOWN_PPS, canonical_json, derived_uuid, ipv4,
     stop_from_replies,
 };
 
@@ -39,12 +40,11 @@ pub const WARTS2JSON: &str = "sc_warts2json";
 
 /// scamper's other record types, skipped: any other `type` means the file is not scamper
 /// output (an Atlas file given the wrong `--format` must not pass as 0 traces, silently).
-const OTHER_TYPES: [&str; 13] = [
+const OTHER_TYPES: [&str; 12] = [
     "cycle-start",
     "cycle-stop",
     "cycle-def",
     "list",
-    "tracelb",
     "ping",
     "dealias",
     "neighbourdisc",
@@ -246,6 +246,9 @@ impl Converter for ScamperConverter {
             Header::deserialize(record).map_err(|e| format!("not a scamper record: {e}"))?;
         match header.kind.as_deref() {
             Some("trace") => {}
+            Some("tracelb") => {
+                return super::tracelb::convert(record, &self.agent_id, self.round, summary);
+            }
             Some("cycle-start") => {
                 let cycle = CycleStart::deserialize(record)
                     .map_err(|e| format!("not a scamper cycle-start: {e}"))?;
@@ -527,15 +530,6 @@ fn to_reply(reply: &ScamperReply) -> Result<Reply, String> {
         quoted_ttl: icmp_type.and(reply.icmp_q_ttl),
         mpls_labels,
     })
-}
-
-/// An IPv4 address, also from its IPv4-mapped IPv6 form; `None` for other IPv6.
-fn ipv4(text: &str) -> Result<Option<Ipv4Addr>, String> {
-    match text.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => Ok(Some(v4)),
-        Ok(IpAddr::V6(v6)) => Ok(v6.to_ipv4_mapped()),
-        Err(_) => Err(format!("{text:?} is not an IP address")),
-    }
 }
 
 /// nkpath's stop reason for a scamper trace: judged from its replies

@@ -89,6 +89,7 @@ impl PreparedBatch {
             .iter()
             .filter_map(|r| match r.as_ref().ok()?.record() {
                 ResultRecord::Trace(trace) => Some(trace.params.pps),
+                ResultRecord::Multipath(multipath) => Some(multipath.params.pps),
                 ResultRecord::Ping(_) => None,
             })
             .max()
@@ -287,6 +288,7 @@ pub fn ingest(
         refused_unlisted: refused.unlisted,
         pause_until: assignment.pause_until,
         targets: assignment.targets,
+        result_kinds: result_kinds(),
     }))
 }
 
@@ -377,6 +379,12 @@ fn readable_id(text: &str) -> Option<Uuid> {
     }
     let probe: IdOnly = serde_json::from_str(text).ok()?;
     probe.result_id?.as_str()?.parse().ok()
+}
+
+/// The result kinds this collector stores, as its acks and health answer advertise them:
+/// agents send a multipath result only to a collector that lists `"multipath"`.
+pub fn result_kinds() -> Vec<String> {
+    nkpath_proto::RESULT_KINDS.map(String::from).to_vec()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! | a body that is not a batch, or of an unsupported major version | 400 |
 //! | a batch id the agent already used for other result ids | 409 (a resend of the same results is a retry: 200) |
 //! | `POST /v1/results` when the collector's disk is full | 507 with `Retry-After`; nothing of the batch is stored |
-//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok","bgp_sync":[…]}` (`bgp_sync`: per synced collector, as `bgp status` shows it), 503 when the database fails, or is not writable (`"db":"not writable: …"`) |
+//! | `GET /v1/health` | 200 `{"status":"ok","version":…,"schema_version":…,"db":"ok","bgp_sync":[…],"result_kinds":["trace","ping","multipath"]}` (`bgp_sync`: per synced collector, as `bgp status` shows it), 503 when the database fails, or is not writable (`"db":"not writable: …"`) |
 //!
 //! Tokens are checked on a read-only connection of their own ([`Db::open_token_reader`](crate::store::Db::open_token_reader)), never
 //! behind the write connection: a flood of wrong tokens costs indexed reads, and does not
@@ -640,6 +640,7 @@ async fn health(State(state): State<AppState>) -> Response {
         "schema_version": schema,
         "db": db,
         "bgp_sync": bgp_sync,
+        "result_kinds": ingest::result_kinds(),
     });
     (status, Json(body)).into_response()
 }

@@ -40,6 +40,8 @@
 //!   their collector's update file for the period loads and replaces them) and
 //!   `period_from`/`period_until` (the span an update file is the authority for; filled from
 //!   the record times of the update files already loaded).
+//! - v11: `results.kind` may be `multipath` (wire format 1.4): the CHECK of the column is
+//!   widened in place ([`allow_multipath_results`]); no row changes.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -52,7 +54,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 10;
+pub const CURRENT_VERSION: u32 = 11;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -79,7 +81,7 @@ CREATE TABLE results (
     started_at  TEXT NOT NULL,
     received_at TEXT NOT NULL,
     json        TEXT NOT NULL,
-    kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'ping')),
+    kind        TEXT NOT NULL DEFAULT 'trace' CHECK (kind IN ('trace', 'ping', 'multipath')),
     extra       TEXT
 );
 CREATE INDEX results_by_round ON results (round_id);
@@ -518,8 +520,38 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         7 => tx.execute_batch(UNTRUSTED_REPORTS_V8),
         8 => tx.execute_batch(SYNC_V9),
         9 => tx.execute_batch(LIVE_V10),
+        10 => allow_multipath_results(tx),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
+}
+
+/// v11: `results.kind` may be `multipath`.
+///
+/// SQLite cannot alter a CHECK constraint, and rebuilding `results` would need foreign keys
+/// off (`receipts` references it), which cannot change inside the upgrade's transaction. So
+/// the constraint's text is widened in the schema itself, the procedure SQLite documents for
+/// changes that do not affect the stored rows (a wider CHECK admits every row the narrower
+/// one did); the schema cookie is bumped so that every connection reloads it.
+fn allow_multipath_results(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    const NARROW: &str = "('trace', 'ping')";
+    const WIDE: &str = "('trace', 'ping', 'multipath')";
+    let cookie: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    tx.execute_batch("PRAGMA writable_schema = ON;")?;
+    let changed = tx.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, ?1, ?2)
+         WHERE type = 'table' AND name = 'results' AND instr(sql, ?1) > 0",
+        rusqlite::params![NARROW, WIDE],
+    );
+    tx.execute_batch(&format!(
+        "PRAGMA schema_version = {}; PRAGMA writable_schema = OFF;",
+        cookie + 1
+    ))?;
+    if changed? != 1 {
+        return Err(rusqlite::Error::InvalidParameterName(
+            "results.kind has no CHECK (kind IN ('trace', 'ping')) to widen".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// v7: every row of `results` in the one stored shape ([`StoredRecord`]); rows that do not

@@ -369,6 +369,8 @@ pub enum Kind {
     Trace,
     /// Pings.
     Ping,
+    /// Multipath (MDA) traces.
+    Multipath,
 }
 
 impl Kind {
@@ -376,6 +378,7 @@ impl Kind {
         match self {
             Self::Trace => "trace",
             Self::Ping => "ping",
+            Self::Multipath => "multipath",
         }
     }
 }
@@ -393,6 +396,7 @@ impl WriteTx<'_> {
             ResultRecord::Trace(t) => (t.protocol.as_str(), t.source),
             // Pings are ICMP echo.
             ResultRecord::Ping(p) => ("icmp", p.source),
+            ResultRecord::Multipath(m) => (m.protocol.as_str(), m.source),
         };
         let changed = self
             .sql()

@@ -9,7 +9,8 @@
 use std::net::Ipv4Addr;
 
 use nkpath_proto::{
-    AnnotationSource, FlowId, Hop, HopAnnotation, InheritedFrom, MplsLabel, PingResult, Probe,
+    AnnotationSource, FlowId, Hop, HopAnnotation, InheritedFrom, MplsLabel, MultipathHop,
+    MultipathInterface, MultipathLink, MultipathParams, MultipathResult, PingResult, Probe,
     ProbeParams, Protocol, Refusal, Reply, ResultRecord, SCHEMA_VERSION, StopReason, TraceResult,
     UploadAck, UploadBatch,
 };
@@ -24,6 +25,7 @@ pub const ROUND_ID: Uuid = uuid!("5a3c1e2f-0000-4000-8000-000000000001");
 pub const TRACE_ID: Uuid = uuid!("7f1c2d3e-4b5a-4c6d-8e7f-0123456789ab");
 pub const TCP_TRACE_ID: Uuid = uuid!("7f1c2d3e-4b5a-4c6d-8e7f-0123456789ac");
 pub const PING_ID: Uuid = uuid!("0b0e5f3c-7d7a-4a8e-9d43-2b1f1b7a6c01");
+pub const MULTIPATH_ID: Uuid = uuid!("7f1c2d3e-4b5a-4c6d-8e7f-0123456789ae");
 pub const BATCH_ID: Uuid = uuid!("c0ffee00-1234-4abc-8def-000000000042");
 
 pub fn params() -> ProbeParams {
@@ -283,6 +285,7 @@ pub fn ack() -> UploadAck {
         refused_unlisted: 3,
         pause_until: Some(datetime!(2017-10-01 01:00:00 UTC)),
         targets: Some(vec!["175.45.176.0/22".into(), "210.52.109.0/24".into()]),
+        result_kinds: vec!["trace".into(), "ping".into(), "multipath".into()],
     }
 }
 
@@ -293,6 +296,7 @@ pub fn minimal_ack() -> UploadAck {
         refused_unlisted: 0,
         pause_until: None,
         targets: None,
+        result_kinds: Vec::new(),
         ..ack()
     }
 }
@@ -321,4 +325,136 @@ pub fn trace_record() -> ResultRecord {
 
 pub fn ping_record() -> ResultRecord {
     ping().into()
+}
+
+/// An ICMP multipath trace through a diamond of width 2 at TTL 2 (both
+/// branches meet again at TTL 3), a TTL where one flow drew two interfaces
+/// (a per-packet balancer, TTL 4), a silent flow, and the target at TTL 5.
+/// Flows differ by their checksum, which is the ICMP flow identifier.
+pub fn multipath() -> MultipathResult {
+    let gateway = Ipv4Addr::new(198, 51, 100, 1);
+    let left = Ipv4Addr::new(203, 0, 113, 9);
+    let right = Ipv4Addr::new(203, 0, 113, 10);
+    let join = Ipv4Addr::new(203, 0, 113, 33);
+    let pp_a = Ipv4Addr::new(192, 0, 2, 61);
+    let pp_b = Ipv4Addr::new(192, 0, 2, 62);
+    let flow = |checksum| FlowId::Icmp {
+        icmp_type: 8,
+        icmp_code: 0,
+        checksum,
+    };
+    let interface = |reply: Reply, flows: &[u32]| MultipathInterface {
+        address: reply.address,
+        reply: Some(reply),
+        flows: flows.to_vec(),
+    };
+    let link = |near_ttl, near, far, flows: &[u32]| MultipathLink {
+        near_ttl,
+        near,
+        far_ttl: near_ttl + 1,
+        far,
+        flows: flows.to_vec(),
+    };
+    MultipathResult {
+        schema_version: SCHEMA_VERSION,
+        result_id: MULTIPATH_ID,
+        agent_id: AGENT_ID.into(),
+        agent_version: AGENT_VERSION.into(),
+        round_id: ROUND_ID,
+        source: SOURCE,
+        target: TARGET,
+        protocol: Protocol::Icmp,
+        params: MultipathParams {
+            confidence: 95,
+            timeout_ms: 2_000,
+            first_ttl: 1,
+            max_ttl: 30,
+            gap_limit: 3,
+            max_probes: 1_000,
+            max_seconds: 120,
+            pps: 50,
+            per_prefix_pps: 10,
+        },
+        started_at: datetime!(2017-10-01 00:00:00 UTC),
+        flows: vec![flow(0x1c46), flow(0x1c47), flow(0x1c48)],
+        hops: vec![
+            MultipathHop {
+                ttl: 1,
+                interfaces: vec![interface(time_exceeded(gateway, 412, 64, 1), &[0, 1, 2])],
+                silent_flows: Vec::new(),
+                probes: 3,
+                per_packet: false,
+            },
+            MultipathHop {
+                ttl: 2,
+                interfaces: vec![
+                    interface(time_exceeded(left, 8_120, 253, 1), &[0, 2]),
+                    interface(time_exceeded(right, 8_310, 253, 1), &[1]),
+                ],
+                silent_flows: Vec::new(),
+                probes: 3,
+                per_packet: false,
+            },
+            MultipathHop {
+                ttl: 3,
+                interfaces: vec![interface(time_exceeded(join, 31_870, 252, 1), &[0, 1])],
+                silent_flows: vec![2],
+                probes: 3,
+                per_packet: false,
+            },
+            MultipathHop {
+                ttl: 4,
+                interfaces: vec![
+                    interface(time_exceeded(pp_a, 188_400, 249, 0), &[0]),
+                    interface(time_exceeded(pp_b, 188_950, 249, 0), &[0]),
+                ],
+                silent_flows: Vec::new(),
+                probes: 2,
+                per_packet: true,
+            },
+            MultipathHop {
+                ttl: 5,
+                interfaces: vec![interface(
+                    Reply {
+                        address: TARGET,
+                        rtt_us: 212_500,
+                        reply_ttl: 52,
+                        icmp_type: Some(0),
+                        icmp_code: Some(0),
+                        tcp_flags: None,
+                        quoted_ttl: None,
+                        mpls_labels: Vec::new(),
+                    },
+                    &[0],
+                )],
+                silent_flows: Vec::new(),
+                probes: 1,
+                per_packet: false,
+            },
+        ],
+        links: vec![
+            link(1, gateway, left, &[0, 2]),
+            link(1, gateway, right, &[1]),
+            link(2, left, join, &[0]),
+            link(2, right, join, &[1]),
+            link(3, join, pp_a, &[0]),
+            link(3, join, pp_b, &[0]),
+            link(4, pp_a, TARGET, &[0]),
+        ],
+        probes_sent: 12,
+        stop_reason: StopReason::Reached,
+        budget_hit: false,
+        annotations: vec![HopAnnotation {
+            address: gateway,
+            name: Some("gw1.fra.example.net".into()),
+            asn: None,
+            source: AnnotationSource::Ptr,
+            resolved_at: datetime!(2017-10-01 00:00:02.5 UTC),
+        }],
+        source_stop: None,
+    }
+}
+
+pub fn multipath_record() -> ResultRecord {
+    multipath().into()
 }

@@ -180,6 +180,20 @@ pub struct Probing {
     pub max_in_flight: usize,
     /// Probe the hops a round's traces share once (Doubletree stop sets).
     pub stop_set: bool,
+    /// Also one multipath trace per /24 each round; `None`: off.
+    pub mda: Option<MdaRound>,
+}
+
+/// The multipath traces of a round (`probing.mda = true`): one per /24 of the
+/// round's targets, toward the lowest address traced in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MdaRound {
+    /// The stopping rule's confidence.
+    pub confidence: crate::probing::mda::Confidence,
+    /// Most probes per multipath trace.
+    pub max_probes: u32,
+    /// Longest one multipath trace may run.
+    pub max_time: Duration,
 }
 
 impl Probing {
@@ -417,6 +431,14 @@ token = "s3cret"
         assert!(c.probing.stop_set);
         let off = text.replace("stop_set = true", "stop_set = false");
         assert!(!parse(&path, &off).unwrap().probing.stop_set);
+        assert_eq!(c.probing.mda, None, "multipath traces are opt-in");
+        let on = text.replace("mda = false", "mda = true");
+        let mda = parse(&path, &on).unwrap().probing.mda.expect("turned on");
+        assert_eq!(mda.confidence, crate::probing::mda::Confidence::P95);
+        assert_eq!(mda.max_probes, 3_000);
+        let bad = on.replace("mda_confidence = 95", "mda_confidence = 90");
+        let err = parse(&path, &bad).unwrap_err().to_string();
+        assert!(err.contains("probing.mda_confidence"), "{err}");
     }
 
     #[test]

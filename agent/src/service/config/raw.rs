@@ -84,6 +84,10 @@ pub(super) struct RawProbing {
     pub(super) max_ttl: i64,
     pub(super) max_in_flight: i64,
     pub(super) stop_set: bool,
+    pub(super) mda: bool,
+    pub(super) mda_confidence: i64,
+    pub(super) mda_max_probes: i64,
+    pub(super) mda_max_seconds: i64,
 }
 
 impl Default for RawProbing {
@@ -98,6 +102,10 @@ impl Default for RawProbing {
             max_ttl: survey.max_ttl.into(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT as i64,
             stop_set: true,
+            mda: false,
+            mda_confidence: 95,
+            mda_max_probes: crate::probing::mda::run::DEFAULT_MAX_PROBES.into(),
+            mda_max_seconds: crate::probing::mda::run::DEFAULT_MAX_TIME.as_secs() as i64,
         }
     }
 }

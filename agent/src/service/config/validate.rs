@@ -15,7 +15,7 @@ use super::raw::{
 };
 use super::{
     Collector, Config, DEFAULT_SPOOL_PATH, Dns, Jitter, Liveness, MAX_IN_FLIGHT, MIN_INTERVAL,
-    Probing, Schedule, SpoolSettings, Token, UploadSettings, quoted,
+    MdaRound, Probing, Schedule, SpoolSettings, Token, UploadSettings, quoted,
 };
 use crate::probing::engine::{DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
 use crate::probing::pacing::{MAX_PPS, Rates};
@@ -319,6 +319,32 @@ impl Validator<'_> {
             MAX_IN_FLIGHT as i64,
             "",
         );
+        let mda_confidence = match raw.mda_confidence {
+            95 => Some(crate::probing::mda::Confidence::P95),
+            99 => Some(crate::probing::mda::Confidence::P99),
+            other => {
+                self.problem(
+                    "probing.mda_confidence",
+                    None,
+                    format!("{other} is not a confidence: use 95 or 99 (percent)"),
+                );
+                None
+            }
+        };
+        let mda_max_probes = self.int::<u32>(
+            "probing.mda_max_probes",
+            raw.mda_max_probes,
+            1,
+            i64::from(crate::probing::mda::run::MAX_PROBES_CEILING),
+            "probes per multipath trace",
+        );
+        let mda_max_seconds = self.int::<u64>(
+            "probing.mda_max_seconds",
+            raw.mda_max_seconds,
+            1,
+            86_400,
+            "",
+        );
         let rates = Rates::new(pps?, per_prefix_pps?)
             .map_err(|e| self.problem("probing", None, e.to_string()))
             .ok()?;
@@ -330,6 +356,11 @@ impl Validator<'_> {
             max_ttl: max_ttl?,
             max_in_flight: max_in_flight?,
             stop_set: raw.stop_set,
+            mda: raw.mda.then_some(MdaRound {
+                confidence: mda_confidence?,
+                max_probes: mda_max_probes?,
+                max_time: Duration::from_secs(mda_max_seconds?),
+            }),
         })
     }
 
