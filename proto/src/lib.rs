@@ -43,12 +43,12 @@
 //!   `rtt_us`); `sent_at_us` counts from the trace's `started_at`.
 //! - Optional values are written as `null`, except these, which are left out
 //!   when empty: `mpls_labels`, `annotations`, `pause_until`, `targets`,
-//!   `inherited`, `source_stop`.
+//!   `inherited`, `source_stop`, `round_interval_s`.
 //!
 //! # Versioning
 //!
 //! `schema_version` is `"MAJOR.MINOR"`; this build writes
-//! [`SCHEMA_VERSION`] (`"1.2"`).
+//! [`SCHEMA_VERSION`] (`"1.3"`).
 //!
 //! - `1.1` adds `hops[].inherited` (optional): a hop the trace took from
 //!   another trace of the same survey (a Doubletree stop set) instead of
@@ -56,6 +56,8 @@
 //! - `1.2` adds `source_stop` (optional) to a trace imported from a public
 //!   source: the source's own word for why the trace stopped, kept verbatim
 //!   beside nkpath's `stop_reason`. Agents never send it.
+//! - `1.3` adds `round_interval_s` (optional) to an upload: the agent's round
+//!   interval, which the collector's fleet scheduler books its rounds by.
 //!
 //! - A **minor** version only adds optional fields. Decoders ignore fields
 //!   they do not know (no type here denies unknown fields), so a `1.0` reader

@@ -59,6 +59,7 @@ pub struct PreparedBatch {
     batch_id: Uuid,
     sent_at: OffsetDateTime,
     agent_version: String,
+    round_interval_s: Option<u32>,
     results: Vec<Result<StoredRecord, Refused>>,
 }
 
@@ -77,6 +78,7 @@ pub fn prepare(batch: &UploadBatch<Box<RawValue>>, agent: &Authenticated) -> Pre
         batch_id: batch.batch_id,
         sent_at: batch.sent_at,
         agent_version: batch.agent_version.clone(),
+        round_interval_s: batch.round_interval_s,
         results: batch
             .results
             .iter()
@@ -195,6 +197,7 @@ pub fn ingest(
             peer: arrival.peer,
             batch_id: batch.batch_id,
             received_at: arrival.received_at,
+            round_interval_s: batch.round_interval_s,
         },
         &newly_stored,
     );

@@ -25,6 +25,10 @@
 //!   to the new column `results.extra` (all of them: no limit applies to a row already
 //!   stored). A row that does not decode is left as it was; readers skip it with a warning,
 //!   as before.
+//! - v8: fleet scheduling on by default: `fleet_intervals` (each agent's round interval, as
+//!   its uploads report it). A new database schedules the fleet (no `fleet_schedule`
+//!   setting means on); an upgraded one gets `fleet_schedule = off` written into it unless
+//!   its operator set it, so that upgrading a collector does not change what its agents do.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -37,7 +41,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 7;
+pub const CURRENT_VERSION: u32 = 8;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -355,7 +359,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(UPLOADS_V3)?;
     tx.execute_batch(CYMRU_CACHE_V4)?;
     tx.execute_batch(BGP_V5)?;
-    tx.execute_batch(FLEET_V6)
+    tx.execute_batch(FLEET_V6)?;
+    fleet_intervals_v8(tx, false)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -376,8 +381,30 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
             tx.execute_batch("ALTER TABLE results ADD COLUMN extra TEXT;")?;
             normalise_stored_results(tx)
         }
+        7 => fleet_intervals_v8(tx, true),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
+}
+
+/// v8: the agents' round intervals; an upgraded database (`upgrading`) keeps scheduling off
+/// unless its operator turned it on.
+fn fleet_intervals_v8(tx: &Transaction<'_>, upgrading: bool) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "-- Each agent's round interval in seconds, as its last upload reported it (clamped
+         -- to the bounds the scheduler takes), and when.
+         CREATE TABLE fleet_intervals (
+             agent       TEXT PRIMARY KEY,
+             interval_s  INTEGER NOT NULL,
+             reported_at TEXT NOT NULL
+         ) WITHOUT ROWID;",
+    )?;
+    if upgrading {
+        tx.execute(
+            "INSERT OR IGNORE INTO settings (key, value) VALUES ('fleet_schedule', 'off')",
+            [],
+        )?;
+    }
+    Ok(())
 }
 
 /// v7: every row of `results` in the one stored shape ([`StoredRecord`]); rows that do not

@@ -11,12 +11,14 @@
 //! - [`settings`]: the target network and other key/value settings;
 //! - [`bgp`]: what `bgp load` kept from MRT files, and the BGP state read back;
 //! - [`fleet`]: fleet scheduling's bookings and counted work;
+//! - [`fleet_intervals`]: the agents' round intervals the scheduler follows;
 //! - [`caches`]: Team Cymru answers and the IXP table.
 
 pub mod agents;
 pub mod bgp;
 pub mod caches;
 pub mod fleet;
+pub mod fleet_intervals;
 pub mod migrations;
 pub mod results;
 pub mod settings;
