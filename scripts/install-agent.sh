@@ -4,7 +4,8 @@
 #   sudo scripts/install-agent.sh COLLECTOR_URL TOKEN [BINARY]
 #
 # COLLECTOR_URL and TOKEN come from the collector's operator. BINARY defaults to
-# target/release/nkpath-agent (build it with `cargo build --release`).
+# the nkpath-agent beside it (release tarball) or target/release/nkpath-agent
+# (build it with `cargo build --release`).
 # It installs the binary to /usr/local/bin, creates the unprivileged user
 # `nkpath`, writes /etc/nkpath/agent.toml and /etc/nkpath/token (mode 600),
 # installs /etc/systemd/system/nkpath-agent.service (CAP_NET_RAW only) and
@@ -12,9 +13,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
-url="$1"; token="$2"; binary="${3:-$here/../target/release/nkpath-agent}"
+url="$1"; token="$2"
+# Beside this script in the release tarball, else a source checkout's release build.
+default_binary="$here/../target/release/nkpath-agent"
+[ -x "$here/nkpath-agent" ] && default_binary="$here/nkpath-agent"
+binary="${3:-$default_binary}"
 
 [ "$(id -u)" = 0 ] || { echo "install-agent.sh: run as root" >&2; exit 2; }
 case "$url" in http://*|https://*) ;; *) echo "install-agent.sh: COLLECTOR_URL must start with https:// (or http://)" >&2; exit 2;; esac

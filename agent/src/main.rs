@@ -97,6 +97,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             print!("{}", status::run(&args.config.config, args.json)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Enroll(args) => enroll(args),
         Command::CheckConfig(args) => match config::check(&args.config) {
             Ok(cfg) => {
                 println!("{}: OK\n{}", args.config.display(), cfg.summary());
@@ -108,6 +109,35 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// `enroll`: the token from standard input, the rest from the arguments.
+fn enroll(args: &nkpath_agent::cli::EnrollArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal as _, Read as _};
+    if std::io::stdin().is_terminal() {
+        eprintln!("paste the token the collector's operator gave you, then press Enter:");
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .context("reading the token from standard input")?;
+    let token = config::enroll::token_from(&input)?;
+    let agent_id = args
+        .agent_id
+        .clone()
+        .unwrap_or_else(config::enroll::default_agent_id);
+    let done = config::enroll::enroll(&args.config.config, &args.collector_url, &agent_id, &token)?;
+    println!(
+        "enrolled as {:?}: wrote {} and {}
+check it: nkpath-agent check-config --config {}
+         then (re)start the service: systemctl restart nkpath-agent",
+        done.agent_id,
+        done.drop_in.display(),
+        done.token_file.display(),
+        args.config.config.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `run`: everything privileged first (config with its token file, raw

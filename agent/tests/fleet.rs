@@ -80,6 +80,18 @@ struct Agent {
 
 impl Agent {
     fn start(tb: &Testbed, work: &Path, collector: &Collector, name: &str, vp: &str) -> Agent {
+        Agent::start_every(tb, work, collector, name, vp, "1m")
+    }
+
+    /// An agent whose rounds are `interval` apart.
+    fn start_every(
+        tb: &Testbed,
+        work: &Path,
+        collector: &Collector,
+        name: &str,
+        vp: &str,
+        interval: &str,
+    ) -> Agent {
         let token = collector.add_agent(tb, name);
         let dir = work.join(name);
         fs::create_dir(&dir).unwrap();
@@ -103,7 +115,7 @@ url = "http://{listen}"
 token_file = "token"
 
 [schedule]
-interval = "1m"
+interval = "{interval}"
 jitter = 0.0
 
 [probing]
@@ -203,18 +215,8 @@ fn wait_for_bookings(collector: &Collector, agents: &[&Agent]) {
     }
 }
 
-#[test]
-fn adding_agents_keeps_the_probes_per_24_and_every_as_covered() {
-    let Some(tb) = shared_testbed(&["tcpdump"]) else {
-        return;
-    };
-    let work = tempfile::Builder::new()
-        .prefix("nkpath-fleet")
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let mut collector = Collector::new(tb, work.path(), 8461);
-    // BGP data from the route collector maps each agent's address to its AS.
+/// Loads BGP data from the route collector: it maps each agent's address to its AS.
+fn load_bgp(tb: &Testbed, collector: &Collector) {
     let mut files: Vec<PathBuf> = tb
         .rib_dumps()
         .unwrap()
@@ -226,6 +228,21 @@ fn adding_agents_keeps_the_probes_per_24_and_every_as_covered() {
     let mut load = vec!["bgp", "load", "--collector", "rc"];
     load.extend(files.iter().map(|f| f.to_str().unwrap()));
     collector.cli(tb, &load);
+}
+
+#[test]
+fn adding_agents_keeps_the_probes_per_24_and_every_as_covered() {
+    let Some(tb) = shared_testbed(&["tcpdump"]) else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("nkpath-fleet")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let collector = Collector::new(tb, work.path(), 8461);
+    load_bgp(tb, &collector);
+    let mut collector = collector;
     collector.cli(
         tb,
         &[
@@ -345,4 +362,146 @@ fn adding_agents_keeps_the_probes_per_24_and_every_as_covered() {
     ));
     let workers: BTreeSet<&str> = booked.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(workers.len(), 6, "agents booked in phase 2: {booked:?}");
+}
+
+/// The cap of the default-collector test: as above, 300 probes per /24 and round, which
+/// fits a trace from each of the three ASes at the agents' first, unmeasured, cost.
+const DEFAULT_TEST_CAP_PPS: f64 = 5.0;
+
+/// Rounds measured once every agent has its first booking.
+const MEASURED_ROUNDS: u64 = 4;
+
+#[test]
+fn a_new_collector_keeps_agents_of_different_intervals_under_the_cap_unasked() {
+    let Some(tb) = shared_testbed(&["tcpdump"]) else {
+        return;
+    };
+    let work = tempfile::Builder::new()
+        .prefix("nkpath-fleet-default")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let collector = Collector::new(tb, work.path(), 8462);
+    load_bgp(tb, &collector);
+    // A fresh database: scheduling is never switched on here. Only the round and the cap
+    // are set, so that the test takes minutes rather than hours.
+    let cap = DEFAULT_TEST_CAP_PPS.to_string();
+    collector.cli(tb, &["fleet", "--round", "1m", "--cap", &cap]);
+    let mut collector = collector;
+    collector.start(tb);
+
+    let block = tb.manifest().target.prefix;
+    let vps: Vec<String> = tb
+        .manifest()
+        .vantage_points
+        .values()
+        .map(|v| v.node.clone())
+        .collect();
+    let captures: Vec<Capture> = ["to-cu", "to-ttk", "to-sat"]
+        .iter()
+        .map(|iface| Capture::start(tb, "nkbr", iface, "in"))
+        .collect();
+
+    // Two agents per vantage point, of intervals 1, 2 and 3 minutes.
+    let intervals = [("1m", 1u64), ("2m", 2), ("3m", 3)];
+    let start = round_now() + 1;
+    sleep_until_round(start, 2);
+    let mut agents = Vec::new();
+    let mut every = BTreeMap::new();
+    for (i, vp) in vps.iter().enumerate() {
+        for k in 0..2 {
+            let (text, rounds) = intervals[(i + k) % intervals.len()];
+            let name = format!("{vp}-{text}");
+            every.insert(name.clone(), rounds);
+            agents.push(Agent::start_every(
+                tb,
+                work.path(),
+                &collector,
+                &name,
+                vp,
+                text,
+            ));
+        }
+    }
+    wait_for_bookings(&collector, &agents.iter().collect::<Vec<_>>());
+    let first = round_now() + 1;
+    let measured: Vec<u64> = (first..first + MEASURED_ROUNDS).collect();
+    sleep_until_round(first + MEASURED_ROUNDS, 1);
+    drop(agents);
+    let packets: Vec<common::pcap::Captured> = captures
+        .into_iter()
+        .flat_map(|c| c.stop().packets)
+        .collect();
+    let counts = count(&packets, block);
+    let per_round = |round: u64, net: Ipv4Addr| -> u64 {
+        counts
+            .iter()
+            .filter(|((r, n, _), _)| *r == round && *n == net)
+            .map(|(_, c)| c)
+            .sum()
+    };
+    let nets: Vec<Ipv4Addr> = block.subnets(24).unwrap().map(|n| n.network()).collect();
+    for ((round, net, src), n) in &counts {
+        println!("  round {round} {net}/24 from {src}: {n} probes");
+    }
+    println!(
+        "first round (unscheduled, all six agents): {:?} probes per /24",
+        nets.iter()
+            .map(|&n| per_round(start, n))
+            .collect::<Vec<_>>()
+    );
+    for &net in &nets {
+        let total: u64 = measured.iter().map(|&r| per_round(r, net)).sum();
+        let pps = total as f64 / (MEASURED_ROUNDS * ROUND_SECS) as f64;
+        println!("{net}/24: {total} probes in {MEASURED_ROUNDS} rounds ({pps:.2} probe/s)");
+        assert!(total > 0, "{net}/24: no probe reached the border");
+        assert!(
+            pps <= DEFAULT_TEST_CAP_PPS,
+            "{net}/24: {pps:.2} probe/s at the border, over the cap of {DEFAULT_TEST_CAP_PPS}"
+        );
+    }
+    // Scheduled, the two agents of a vantage point take turns: each vantage traced each /24
+    // at most once per round (unscheduled, both trace whenever their intervals coincide).
+    let done: Vec<(String, String)> = collector.query(&format!(
+        "SELECT minute || ' ' || net, group_concat(agent || ':' || traces) FROM fleet_done
+         WHERE traces > 0 AND minute BETWEEN {} AND {} GROUP BY minute, net",
+        measured[0],
+        measured[measured.len() - 1]
+    ));
+    assert!(!done.is_empty(), "no trace counted in the measured rounds");
+    for (slot, agents) in &done {
+        let mut per_vp: BTreeMap<&str, u64> = BTreeMap::new();
+        for entry in agents.split(',') {
+            let (agent, traces) = entry.rsplit_once(':').unwrap();
+            let vp = agent.rsplit_once('-').map_or(agent, |(vp, _)| vp);
+            *per_vp.entry(vp).or_default() += traces.parse::<u64>().unwrap();
+        }
+        for (vp, traces) in per_vp {
+            assert!(
+                traces <= 1,
+                "minute and /24 {slot}: {vp}'s agents traced it {traces} times ({agents})"
+            );
+        }
+    }
+    // Each agent's booked rounds follow its own interval.
+    let booked: Vec<(String, String)> = collector.query(
+        "SELECT agent, group_concat(round) FROM
+             (SELECT DISTINCT agent, round FROM fleet_bookings ORDER BY agent, round)
+         GROUP BY agent",
+    );
+    assert_eq!(booked.len(), every.len(), "agents booked: {booked:?}");
+    for (agent, rounds) in &booked {
+        let rounds: Vec<u64> = rounds.split(',').map(|r| r.parse().unwrap()).collect();
+        for pair in rounds.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= every[agent],
+                "{agent} (every {} round(s)) booked in rounds {rounds:?}",
+                every[agent]
+            );
+        }
+    }
+    // The setting was never written: scheduling is on by default.
+    let setting: Vec<(String, String)> =
+        collector.query("SELECT key, value FROM settings WHERE key = 'fleet_schedule'");
+    assert!(setting.is_empty(), "{setting:?}");
 }

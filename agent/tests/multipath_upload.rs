@@ -107,6 +107,7 @@ fn config(addr: SocketAddr) -> UploaderConfig {
         max_backoff: Duration::from_secs(10),
         timeout: Duration::from_secs(20),
         idle_interval: Duration::from_millis(20),
+        round_interval: Duration::from_mins(1),
     }
 }
 

@@ -158,6 +158,7 @@ fn uploader_config(addr: SocketAddr, batch_size: usize) -> UploaderConfig {
         max_backoff: Duration::from_millis(200),
         timeout: Duration::from_millis(500),
         idle_interval: Duration::from_millis(20),
+        round_interval: Duration::from_mins(1),
     }
 }
 

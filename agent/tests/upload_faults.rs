@@ -101,6 +101,7 @@ fn config(addr: SocketAddr, batch_size: usize) -> UploaderConfig {
         max_backoff: Duration::from_secs(10),
         timeout: Duration::from_secs(20),
         idle_interval: Duration::from_millis(20),
+        round_interval: Duration::from_mins(1),
     }
 }
 

@@ -30,29 +30,43 @@ const ROUND: Budget = Budget {
 
 /// One upload of a single ping result (4 pings to 175.45.176.1, 3 answered); the same
 /// batch id gives the same batch, as an agent's retry sends it.
-fn batch(agent: &str, batch_id: Uuid) -> Vec<u8> {
+fn batch(agent: &str, batch_id: Uuid, round_interval_s: Option<u32>) -> Vec<u8> {
     static START: std::sync::OnceLock<OffsetDateTime> = std::sync::OnceLock::new();
     let now = *START.get_or_init(OffsetDateTime::now_utc);
     let result_id = Uuid::from_u128(batch_id.as_u128() ^ 1);
-    batch_of(
+    batch_with_interval(
         agent,
         batch_id,
         &[ping(agent, result_id, "175.45.176.1", (4, 3), now)],
+        round_interval_s,
     )
 }
 
 /// A batch of `results` under `batch_id`.
 fn batch_of(agent: &str, batch_id: Uuid, results: &[serde_json::Value]) -> Vec<u8> {
-    json!({
+    batch_with_interval(agent, batch_id, results, None)
+}
+
+/// A batch of `results` under `batch_id`, reporting the agent's round interval when given.
+fn batch_with_interval(
+    agent: &str,
+    batch_id: Uuid,
+    results: &[serde_json::Value],
+    round_interval_s: Option<u32>,
+) -> Vec<u8> {
+    let mut batch = json!({
         "schema_version": "1.0",
         "agent_id": agent,
         "agent_version": "0.1.0",
         "batch_id": batch_id,
         "sent_at": OffsetDateTime::now_utc().format(&Rfc3339).unwrap(),
         "results": results,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if let Some(secs) = round_interval_s {
+        batch["schema_version"] = json!("1.5");
+        batch["round_interval_s"] = json!(secs);
+    }
+    batch.to_string().into_bytes()
 }
 
 /// A ping result of `agent`: `sent` pings to `target` at `at`, `received` answered.
@@ -84,25 +98,36 @@ struct Fleet {
     path: std::path::PathBuf,
     app: Router,
     tokens: Vec<(String, String, SocketAddr)>,
+    /// The round interval the agents report, if any.
+    interval: Option<u32>,
 }
 
+/// Agents a1 and a2 in AS64500, b1 in AS64501.
+const AGENTS: [(&str, &str, u32); 3] = [
+    ("a1", "192.0.2.1", 64_500),
+    ("a2", "192.0.2.2", 64_500),
+    ("b1", "198.51.100.1", 64_501),
+];
+
 impl Fleet {
-    /// Agents a1 and a2 in AS64500, b1 in AS64501 (Team Cymru answers in the cache).
+    /// [`AGENTS`] (Team Cymru answers in the cache), scheduling set on or off.
     fn new(schedule: bool) -> Fleet {
-        Self::with_budget(schedule, ROUND)
+        Fleet::build(Some(schedule), &AGENTS, ROUND)
     }
 
     /// The same with another round length and cap.
     fn with_budget(schedule: bool, budget: Budget) -> Fleet {
+        Fleet::build(Some(schedule), &AGENTS, budget)
+    }
+
+    /// `agents` (name, upload address, AS); scheduling set as told, or left as a new
+    /// database has it (`None`).
+    fn build(schedule: Option<bool>, agents: &[(&str, &str, u32)], budget: Budget) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("collector.db");
         let mut db = Db::open(&path).unwrap();
         let mut tokens = Vec::new();
-        for (name, addr, asn) in [
-            ("a1", "192.0.2.1", 64_500),
-            ("a2", "192.0.2.2", 64_500),
-            ("b1", "198.51.100.1", 64_501),
-        ] {
+        for &(name, addr, asn) in agents {
             let token = db.add_agent(name).unwrap().token.expose().to_owned();
             CymruCache::new(&db)
                 .put(
@@ -121,18 +146,22 @@ impl Fleet {
             ));
         }
         bookkeeping::set_budget(&db, budget).unwrap();
-        bookkeeping::set_enabled(&db, schedule).unwrap();
+        if let Some(on) = schedule {
+            bookkeeping::set_enabled(&db, on).unwrap();
+        }
         let app = app(AppState::with_limits(db, 1 << 20, Duration::from_secs(10)));
         Fleet {
             _dir: dir,
             path,
             app,
             tokens,
+            interval: None,
         }
     }
 
     async fn upload(&self, agent: &str, batch_id: Uuid) -> UploadAck {
-        self.upload_body(agent, batch(agent, batch_id)).await
+        self.upload_body(agent, batch(agent, batch_id, self.interval))
+            .await
     }
 
     /// Posts `body` with `agent`'s token and expects an ack.
@@ -372,6 +401,52 @@ async fn probes_one_agent_claims_delay_only_itself() {
 }
 
 #[tokio::test]
+async fn a_new_database_schedules_the_fleet_without_being_told() {
+    let fleet = Fleet::build(None, &AGENTS, ROUND);
+    let ack = fleet.upload("a1", Uuid::new_v4()).await;
+    assert_eq!(ack.targets.as_ref().map(Vec::len), Some(4), "{ack:?}");
+    assert_eq!(ack.pause_until, Some(next_round(ack.received_at)));
+}
+
+/// The rounds `agent` is booked in when it asks right after each booked round starts,
+/// reporting `interval` seconds.
+fn booked_rounds(db: &mut Db, agent: &str, interval: Option<u32>, asks: usize) -> Vec<u64> {
+    let mut now = OffsetDateTime::now_utc();
+    let mut rounds = Vec::new();
+    for _ in 0..asks {
+        let tx = db.write().unwrap();
+        let followed = bookkeeping::followed_interval(interval, ROUND);
+        let got = bookkeeping::assign(&tx, agent, None, now, followed).unwrap();
+        tx.commit().unwrap();
+        let start = got.pause_until.expect("a booking");
+        rounds.push(ROUND.round_at(start.unix_timestamp()));
+        now = start + time::Duration::seconds(1);
+    }
+    rounds
+}
+
+#[test]
+fn an_agent_is_booked_its_own_interval_apart_clamped_to_sane_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Db::open(dir.path().join("collector.db")).unwrap();
+    bookkeeping::set_budget(&db, ROUND).unwrap();
+    let gaps = |rounds: Vec<u64>| -> Vec<u64> { rounds.windows(2).map(|w| w[1] - w[0]).collect() };
+    // Three minutes with one-minute rounds: every third round.
+    assert_eq!(
+        gaps(booked_rounds(&mut db, "slow", Some(180), 4)),
+        [3, 3, 3]
+    );
+    // An older agent (no interval) and one asking for 10 s follow the collector's round.
+    assert_eq!(gaps(booked_rounds(&mut db, "old", None, 3)), [1, 1]);
+    assert_eq!(gaps(booked_rounds(&mut db, "eager", Some(10), 3)), [1, 1]);
+    // A year is taken as a day.
+    assert_eq!(
+        gaps(booked_rounds(&mut db, "sleepy", Some(31_536_000), 2)),
+        [1440]
+    );
+}
+
+#[tokio::test]
 async fn a_batch_id_reused_for_other_results_is_refused_and_a_resend_is_a_retry() {
     let fleet = Fleet::new(false);
     let now = OffsetDateTime::now_utc();
@@ -414,4 +489,62 @@ async fn a_batch_id_reused_for_other_results_is_refused_and_a_resend_is_a_retry(
     let b1 = [ping("b1", Uuid::new_v4(), "175.45.176.1", (4, 3), now)];
     fleet.upload_body("b1", batch_of("b1", batch_id, &b1)).await;
     assert_eq!(results("b1"), 1);
+}
+
+#[tokio::test]
+async fn the_report_shows_intervals_the_cap_cannot_follow_and_agents_behind_one_address() {
+    let mut fleet = Fleet::build(
+        None,
+        &[
+            ("p1", "203.0.113.7", 64_502),
+            ("p2", "203.0.113.7", 64_502),
+            ("p3", "203.0.113.7", 64_502),
+        ],
+        ROUND,
+    );
+    fleet.interval = Some(60);
+    for agent in ["p1", "p2", "p3"] {
+        fleet.upload(agent, Uuid::new_v4()).await;
+    }
+    // A cap of 0.05 probe/s allows 3 probes per one-minute round: a round of 4 pings
+    // into 175.45.176.0/24 never fits.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
+        .arg("--db")
+        .arg(&fleet.path)
+        .args(["fleet", "--cap", "0.05", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let table = &report["tables"][0];
+    let p1 = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"] == "p1")
+        .unwrap();
+    assert_eq!(p1["interval_s"], 60);
+    assert!(p1["cap"].as_str().unwrap().starts_with("never"), "{p1}");
+    let notes: Vec<&str> = table["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("agent p1 cannot follow its interval")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("3 agents upload from 203.0.113.7")),
+        "{notes:?}"
+    );
 }

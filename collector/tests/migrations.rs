@@ -535,3 +535,37 @@ fn an_upgraded_database_stores_multipath_results() {
     let fresh = Db::open(dir.path().join("fresh.db")).unwrap();
     assert_eq!(schema(db.sql_for_tests()), schema(fresh.sql_for_tests()));
 }
+
+#[test]
+fn an_upgraded_database_keeps_scheduling_off_unless_it_was_turned_on_and_a_new_one_is_on() {
+    use nkpath_collector::fleet::bookkeeping;
+
+    let dir = tempfile::tempdir().unwrap();
+    // A new database schedules the fleet.
+    let fresh = Db::open(dir.path().join("new.db")).unwrap();
+    assert!(bookkeeping::enabled(&fresh).unwrap());
+    // An upgraded one does not change what its agents do: off, written into it.
+    let old = dir.path().join("v6.db");
+    Connection::open(&old)
+        .unwrap()
+        .execute_batch(&fixture("schema_v6.sql"))
+        .unwrap();
+    let db = Db::open(&old).unwrap();
+    assert_eq!(db.schema_version().unwrap(), CURRENT_VERSION);
+    assert!(!bookkeeping::enabled(&db).unwrap());
+    assert_eq!(
+        db.setting("fleet_schedule").unwrap().as_deref(),
+        Some("off")
+    );
+    // One whose operator had turned scheduling on keeps it on.
+    let on = dir.path().join("v6-on.db");
+    let conn = Connection::open(&on).unwrap();
+    conn.execute_batch(&fixture("schema_v6.sql")).unwrap();
+    conn.execute(
+        "INSERT OR REPLACE INTO settings (key, value) VALUES ('fleet_schedule', 'on')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    assert!(bookkeeping::enabled(&Db::open(&on).unwrap()).unwrap());
+}

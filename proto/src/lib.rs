@@ -44,12 +44,13 @@
 //!   `rtt_us`); `sent_at_us` counts from the trace's `started_at`.
 //! - Optional values are written as `null`, except these, which are left out
 //!   when empty: `mpls_labels`, `annotations`, `pause_until`, `targets`,
-//!   `inherited`, `source_stop`, `refused_unlisted` (when 0), `result_kinds`.
+//!   `inherited`, `source_stop`, `refused_unlisted` (when 0), `result_kinds`,
+//!   `round_interval_s`.
 //!
 //! # Versioning
 //!
 //! `schema_version` is `"MAJOR.MINOR"`; this build writes
-//! [`SCHEMA_VERSION`] (`"1.4"`).
+//! [`SCHEMA_VERSION`] (`"1.5"`).
 //!
 //! - `1.1` adds `hops[].inherited` (optional): a hop the trace took from
 //!   another trace of the same survey (a Doubletree stop set) instead of
@@ -69,6 +70,8 @@
 //!   a collector lists the kinds it stores in every ack and in its health
 //!   answer, and agents send a multipath result only to a collector that
 //!   lists `"multipath"`, keeping it spooled otherwise.
+//! - `1.5` adds `round_interval_s` (optional) to an upload: the agent's round
+//!   interval, which the collector's fleet scheduler books its rounds by.
 //!
 //! - A **minor** version only adds optional fields. Decoders ignore fields
 //!   they do not know (no type here denies unknown fields), so a `1.0` reader

@@ -28,6 +28,10 @@ pub struct UploadBatch<R = ResultRecord> {
     pub sent_at: OffsetDateTime,
     /// The results, 1..=10 000 of them.
     pub results: Vec<R>,
+    /// The agent's round interval in seconds (since 1.5; absent from older agents): the
+    /// collector books the agent's rounds this far apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_interval_s: Option<u32>,
 }
 
 /// A result the collector would not store, and why.

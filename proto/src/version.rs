@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// The version this build writes, and whose major version it reads.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 4 };
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 5 };
 
 /// The first version with multipath results (`"kind": "multipath"`): an
 /// older reader refuses that kind, so a writer sends one only to a reader

@@ -67,6 +67,24 @@ pub enum Command {
     Status(StatusArgs),
     /// Validate a configuration file and say what is wrong and where.
     CheckConfig(ConfigArg),
+    /// Enrol with a collector: reads the token from standard input (never pass it as an
+    /// argument) and writes the URL, the agent id and the token into agent.d/ beside the
+    /// configuration file, which stays as shipped.
+    Enroll(EnrollArgs),
+}
+
+/// `nkpath-agent enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The collector's base URL, e.g. https://collector.example.org.
+    pub collector_url: String,
+    /// The agent's name, as the collector's operator gave it with `agent add` (default:
+    /// this machine's short host name).
+    #[arg(long, value_name = "NAME")]
+    pub agent_id: Option<String>,
+    /// The configuration file; agent.d/ beside it receives the enrolment.
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// The configuration file option.

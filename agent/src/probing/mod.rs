@@ -5,10 +5,11 @@
 //! [`pacing`] (the agent's and each /24's rate caps), [`parking`] and [`start_order`] (which
 //! traces probe while others wait), [`mda`] (multipath traces: every branch of per-flow load
 //! balancers, with a known confidence), [`stop_set`] (hops shared by a survey's traces, probed once), [`sockets`] (the raw sockets, the one real
-//! [`network::Network`]), [`privilege`] (dropping root once they are open), [`targets`] (the
+//! [`network::Network`]), [`privilege`] (dropping root once they are open; [`accounts`] finds the user without NSS), [`targets`] (the
 //! allowlist no probe may leave), [`liveness`] (ping sweeps) and [`annotate`] (hop names and
 //! origin ASes over DNS).
 
+pub mod accounts;
 pub mod annotate;
 pub mod engine;
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! It then checks the result and refuses to go on if anything else is left.
 
 use caps::{CapSet, Capability, CapsHashSet};
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Uid};
+
+use super::accounts;
 
 /// The user the agent becomes when started as root, unless told otherwise.
 pub const DEFAULT_USER: &str = "nobody";
@@ -18,7 +20,10 @@ pub const DEFAULT_USER: &str = "nobody";
 #[derive(Debug, thiserror::Error)]
 pub enum PrivilegeError {
     /// The user to switch to does not exist.
-    #[error("user '{0}' does not exist; create it or pass --user NAME of an unprivileged account")]
+    #[error(
+        "user '{0}' is not in /etc/passwd; create it, or pass --user NAME of an unprivileged \
+         account, or its numeric UID[:GID]"
+    )]
     NoSuchUser(String),
     /// The user to switch to is root itself.
     #[error(
@@ -114,16 +119,16 @@ fn narrow_bounding_set(keep: &CapsHashSet) -> Result<bool, PrivilegeError> {
 }
 
 fn become_user(name: &str) -> Result<(), PrivilegeError> {
-    let user = User::from_name(name)
-        .map_err(sys("looking up the user"))?
-        .ok_or_else(|| PrivilegeError::NoSuchUser(name.to_owned()))?;
-    if user.uid.is_root() {
+    let account =
+        accounts::resolve(name).ok_or_else(|| PrivilegeError::NoSuchUser(name.to_owned()))?;
+    let (uid, gid) = (Uid::from_raw(account.uid), Gid::from_raw(account.gid));
+    if uid.is_root() {
         return Err(PrivilegeError::RootUser(name.to_owned()));
     }
     // Keep the permitted set across the uid change; effective is cleared by it.
     nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
     nix::unistd::setgroups(&[]).map_err(sys("setgroups"))?;
-    set_ids(user.gid, user.uid)?;
+    set_ids(gid, uid)?;
     nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
     Ok(())
 }

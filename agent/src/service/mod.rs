@@ -54,6 +54,10 @@ use crate::service::upload::{UploadError, UploaderConfig};
 /// How often a full spool is complained about in the log.
 const SPOOL_FULL_WARNING_EVERY: Duration = Duration::from_hours(1);
 
+/// How often a waiting agent looks for a pause the collector set meanwhile: a booked round
+/// starts within this of its start.
+const PAUSE_POLL: Duration = Duration::from_secs(2);
+
 /// How long `--rounds N` waits for the spool to drain before exiting.
 const DRAIN_WAIT: Duration = Duration::from_mins(2);
 
@@ -158,17 +162,26 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> Result<(), ServiceE
     let mut last_full_warning: Option<Instant> = None;
     // Rounds start `interval ± jitter` after the previous start, whatever the rounds take.
     let mut next_start = Instant::now() + config.schedule.first_delay(&mut rand::rng());
+    let mut last_start = OffsetDateTime::now_utc();
     loop {
         if rounds.is_some_and(|n| rounds_done >= n) {
             break;
         }
-        if !sleep_until_or_shutdown(next_start, &shutdown).await {
+        if !sleep_until_start(next_start, &spool, last_start, &shutdown).await? {
             break;
         }
         next_start = Instant::now() + config.schedule.next_delay(&mut rand::rng());
         match may_start_round(&config, &spool, &mut last_full_warning)? {
-            RoundGate::Go => {}
+            RoundGate::Go => last_start = OffsetDateTime::now_utc(),
             RoundGate::Skip => continue,
+            RoundGate::Paused(until) => {
+                // The collector booked this agent's next round to start when the pause
+                // ends: start it then, not at the next interval, which may fall into a
+                // round booked for other agents.
+                let left = (until - OffsetDateTime::now_utc()).unsigned_abs();
+                next_start = next_start.min(Instant::now() + left);
+                continue;
+            }
         }
         let round = Round {
             config: &config,
@@ -221,6 +234,8 @@ pub async fn run(prepared: Prepared, rounds: Option<u32>) -> Result<(), ServiceE
 enum RoundGate {
     Go,
     Skip,
+    /// Paused by the collector until then.
+    Paused(OffsetDateTime),
 }
 
 fn may_start_round(
@@ -230,8 +245,8 @@ fn may_start_round(
 ) -> Result<RoundGate, ServiceError> {
     let state = spool.state()?;
     if let Some(until) = state.paused_at(OffsetDateTime::now_utc()) {
-        tracing::info!(%until, "paused by the collector: skipping this round");
-        return Ok(RoundGate::Skip);
+        tracing::info!(%until, "paused by the collector: the next round starts when the pause ends");
+        return Ok(RoundGate::Paused(until));
     }
     if spool.refresh_full(config.spool.max_results)? {
         let now = Instant::now();
@@ -445,6 +460,32 @@ pub fn annotate_from_cache(annotator: &Annotator, trace: &mut TraceResult) {
         }
     }
     trace.annotations = annotations;
+}
+
+/// Sleeps until `next_start`, or until the end of a pause the collector set after the last
+/// round started, if that comes first: the collector paused the agent until the start of
+/// the round it booked, and the round must run then, not at the agent's next interval,
+/// which may fall into a round booked for others. False on shutdown.
+async fn sleep_until_start(
+    next_start: Instant,
+    spool: &Spool,
+    last_start: OffsetDateTime,
+    shutdown: &CancellationToken,
+) -> Result<bool, ServiceError> {
+    loop {
+        let now = Instant::now();
+        let mut start = next_start;
+        if let Some(until) = spool.state()?.pause_until.filter(|p| *p > last_start) {
+            let left = until - OffsetDateTime::now_utc();
+            start = start.min(now + left.try_into().unwrap_or(Duration::ZERO));
+        }
+        if start <= now {
+            return Ok(true);
+        }
+        if !sleep_until_or_shutdown(start.min(now + PAUSE_POLL), shutdown).await {
+            return Ok(false);
+        }
+    }
 }
 
 async fn sleep_until_or_shutdown(at: Instant, shutdown: &CancellationToken) -> bool {

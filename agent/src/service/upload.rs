@@ -105,6 +105,9 @@ pub struct UploaderConfig {
     pub timeout: Duration,
     /// How often to look for new results when the spool is empty.
     pub idle_interval: Duration,
+    /// The agent's round interval, sent with every batch: a scheduling collector books
+    /// the agent's rounds this far apart.
+    pub round_interval: Duration,
 }
 
 impl UploaderConfig {
@@ -120,6 +123,7 @@ impl UploaderConfig {
             max_backoff: config.upload.max_backoff,
             timeout: config.upload.timeout,
             idle_interval: config.upload.interval,
+            round_interval: config.schedule.interval,
         }
     }
 }
@@ -434,6 +438,9 @@ impl Uploader {
             batch_id,
             sent_at: OffsetDateTime::now_utc(),
             results,
+            round_interval_s: Some(
+                u32::try_from(self.cfg.round_interval.as_secs()).unwrap_or(u32::MAX),
+            ),
         };
         let body = serde_json::to_vec(&batch)
             .map_err(|e| UploadError::BadAck(format!("cannot serialize the batch: {e}")))?;

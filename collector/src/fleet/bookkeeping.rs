@@ -48,6 +48,25 @@ const KEY_ENABLED: &str = "fleet_schedule";
 
 /// Shortest round the setting takes (the agents' shortest interval).
 pub const MIN_ROUND_SECS: u32 = 60;
+/// Longest agent interval the scheduler follows (a day): a longer one reported is taken as
+/// this, so that an agent's bookings stay within the calendar's horizon.
+pub const MAX_INTERVAL_SECS: u32 = 86_400;
+
+/// The interval the scheduler follows for an agent that reported `reported` seconds:
+/// clamped to [`MIN_ROUND_SECS`]..=[`MAX_INTERVAL_SECS`]; an agent that reports none (an
+/// older build) is taken to follow the collector's round.
+pub fn followed_interval(reported: Option<u32>, budget: Budget) -> u32 {
+    reported
+        .unwrap_or(budget.round_secs)
+        .clamp(MIN_ROUND_SECS, MAX_INTERVAL_SECS)
+}
+
+/// Collector rounds in one interval of `interval_s` seconds, rounded up (at least 1).
+pub fn rounds_per_interval(interval_s: u32, budget: Budget) -> u64 {
+    u64::from(interval_s)
+        .div_ceil(u64::from(budget.round_secs.max(1)))
+        .max(1)
+}
 
 /// The fleet's budget as stored (defaults when never set).
 pub fn budget(settings: &impl SettingsStore) -> Result<Budget, DbError> {
@@ -71,10 +90,12 @@ pub fn set_budget(settings: &impl SettingsStore, budget: Budget) -> Result<(), D
     settings.put_setting(KEY_CAP, &budget.cap_pps.to_string())
 }
 
-/// Whether the collector schedules the fleet (`fleet --schedule on`); off until turned
-/// on, so that upgrading a collector does not change what its agents do.
+/// Whether the collector schedules the fleet: on unless set off (`fleet --schedule off`).
+/// A new database has no setting, so a new collector schedules its agents from the start;
+/// upgrading an older database writes `off` into it (schema v8), so that an upgrade does
+/// not change what its agents do.
 pub fn enabled(settings: &impl SettingsStore) -> Result<bool, DbError> {
-    Ok(settings.setting(KEY_ENABLED)?.is_some_and(|v| v == "on"))
+    Ok(settings.setting(KEY_ENABLED)?.is_none_or(|v| v == "on"))
 }
 
 /// Turns scheduling on or off. Off, acks carry no assignment: each agent keeps the last one
@@ -102,6 +123,8 @@ pub struct Upload<'a> {
     pub peer: Option<IpAddr>,
     /// The collector's clock when it arrived.
     pub received_at: OffsetDateTime,
+    /// The round interval the agent reported, in seconds (none from older agents).
+    pub round_interval_s: Option<u32>,
 }
 
 /// Counts the results `upload` newly stored, then, when scheduling is on, returns the
@@ -115,7 +138,12 @@ pub fn account_upload(
 ) -> Assignment {
     let accounted = tx.in_savepoint(|tx| {
         count_results(tx, upload.agent, stored)?;
-        assign(tx, upload.agent, upload.peer, upload.received_at)
+        let budget = budget(tx)?;
+        let interval = followed_interval(upload.round_interval_s, budget);
+        if upload.round_interval_s.is_some() {
+            tx.set_fleet_interval(upload.agent, interval, upload.received_at)?;
+        }
+        assign(tx, upload.agent, upload.peer, upload.received_at, interval)
     });
     accounted.unwrap_or_else(|e| {
         tracing::error!(
@@ -127,12 +155,14 @@ pub fn account_upload(
 }
 
 /// When scheduling is on, the agent's next assignment, booking one if it has none after the
-/// current round; an empty assignment when off.
+/// current round (and not before its last booked round plus its interval of `interval_s`
+/// seconds); an empty assignment when off.
 pub fn assign(
     tx: &WriteTx<'_>,
     agent: &str,
     peer: Option<IpAddr>,
     now: OffsetDateTime,
+    interval_s: u32,
 ) -> Result<Assignment, DbError> {
     if !enabled(tx)? {
         return Ok(Assignment::default());
@@ -152,6 +182,9 @@ pub fn assign(
             vantage: &vantage,
             cost: measured_cost(tx, agent)?.unwrap_or(DEFAULT_COST),
             now_round,
+            not_before: tx
+                .last_booked_round(agent)?
+                .map_or(0, |last| last + rounds_per_interval(interval_s, budget)),
         });
         if let Slot::Work { bookings, .. } = &slot {
             let rows: Vec<BookingRow> = bookings.iter().map(to_row).collect();

@@ -7,6 +7,7 @@ use nkpath_proto::timestamp;
 use time::OffsetDateTime;
 
 use super::bookkeeping::{self, to_booking, vantage_text};
+use super::schedule::Budget;
 use crate::Db;
 use crate::report::Table;
 use crate::store::DbError;
@@ -37,8 +38,9 @@ pub fn build(db: &Db, now: OffsetDateTime, hours: u32) -> Result<Vec<Table>, DbE
             timestamp::stored(now)
         ),
     ];
-    let mut agents = agents_table(db, since, now, budget)?;
+    let (mut agents, warnings) = agents_table(db, since, now, budget)?;
     agents.notes.clone_from(&notes);
+    agents.notes.extend(warnings);
     let mut hourly = hourly_table(db, since, now, budget.cap_pps)?;
     hourly.notes = notes;
     Ok(vec![agents, hourly])
@@ -48,18 +50,71 @@ pub fn build(db: &Db, now: OffsetDateTime, hours: u32) -> Result<Vec<Table>, DbE
 struct AgentRow {
     vantage: String,
     address: String,
+    interval_s: Option<u32>,
     booked: u64,
     next_round: Option<i64>,
     traces: u64,
     probes: u64,
 }
 
+/// Agents sharing one upload address from which a warning is given: behind a proxy or a
+/// NAT, their vantage points are hidden (the scheduler sees one address).
+pub const SHARED_ADDRESS_WARNING: usize = 3;
+
+/// Whether an agent of `interval_s` whose one round sends `cost` probes into a /24 can
+/// follow its interval within the cap (`None`), or what the cap makes of it.
+pub fn cap_fit(interval_s: u32, cost: u64, budget: Budget) -> Option<String> {
+    let per_round = budget.probes_per_round();
+    if cost > per_round {
+        return Some(format!(
+            "never: a round of it sends {cost} probes into a /24, the cap allows {per_round}              per collector round"
+        ));
+    }
+    let allowed = budget.cap_pps * f64::from(interval_s.max(budget.round_secs));
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "probe counts are far below 2^52"
+    )]
+    let over = cost as f64 > allowed;
+    over.then(|| {
+        format!(
+            "not at its interval: a round of it sends {cost} probes into a /24, the cap allows              {allowed:.0} in {interval_s} s"
+        )
+    })
+}
+
+/// Warnings under the agents table: agents whose interval the cap cannot follow (`fits`:
+/// agent and what [`cap_fit`] said), and many agents behind one address.
+fn agents_warnings(fits: &[(String, String)], addresses: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out: Vec<String> = fits
+        .iter()
+        .map(|(agent, fit)| {
+            format!("warning: agent {agent} cannot follow its interval within the cap ({fit})")
+        })
+        .collect();
+    let mut by_address: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (agent, address) in addresses.iter().filter(|(_, a)| !a.is_empty()) {
+        by_address.entry(address).or_default().push(agent);
+    }
+    for (address, agents) in by_address {
+        if agents.len() >= SHARED_ADDRESS_WARNING {
+            out.push(format!(
+                "warning: {} agents upload from {address} ({}): a proxy or NAT hides their \
+                 vantage points, so the scheduler counts them as one place",
+                agents.len(),
+                agents.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 fn agents_table(
     db: &Db,
     since: OffsetDateTime,
     now: OffsetDateTime,
-    budget: super::schedule::Budget,
-) -> Result<Table, DbError> {
+    budget: Budget,
+) -> Result<(Table, Vec<String>), DbError> {
     let mut rows: BTreeMap<String, AgentRow> = BTreeMap::new();
     for agent in db.fleet_agents()? {
         let vantage = match (&agent.address, agent.asn) {
@@ -102,6 +157,9 @@ fn agents_table(
         row.traces = u64::try_from(work.traces).unwrap_or(0);
         row.probes = u64::try_from(work.probes).unwrap_or(0);
     }
+    for (agent, secs) in db.fleet_intervals()? {
+        rows.entry(agent).or_default().interval_s = Some(secs);
+    }
     let mut table = Table::new(
         "Fleet agents: vantage AS, traces booked and done, probes sent",
         &[
@@ -112,9 +170,31 @@ fn agents_table(
             "done_traces",
             "probes",
             "next_booked_round",
+            "interval_s",
+            "cap",
         ],
     );
+    let addresses: BTreeMap<String, String> = rows
+        .iter()
+        .map(|(agent, r)| (agent.clone(), r.address.clone()))
+        .collect();
+    let mut unfit = Vec::new();
     for (agent, r) in rows {
+        // Probes per traced target (pings and trace probes), as done lately; an agent
+        // that only pinged so far: its pings, a lower bound.
+        let cost = r
+            .probes
+            .checked_div(r.traces)
+            .or((r.probes > 0).then_some(r.probes));
+        let fit = match (r.interval_s, cost) {
+            (Some(secs), Some(cost)) => {
+                cap_fit(secs, cost, budget).unwrap_or_else(|| "ok".to_owned())
+            }
+            _ => String::new(),
+        };
+        if !fit.is_empty() && fit != "ok" {
+            unfit.push((agent.clone(), fit.clone()));
+        }
         table.push(vec![
             agent,
             r.vantage,
@@ -126,9 +206,11 @@ fn agents_table(
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
                 .map(timestamp::stored)
                 .unwrap_or_default(),
+            r.interval_s.map(|s| s.to_string()).unwrap_or_default(),
+            fit,
         ]);
     }
-    Ok(table)
+    Ok((table, agents_warnings(&unfit, &addresses)))
 }
 
 fn minutes(since: OffsetDateTime, now: OffsetDateTime) -> [i64; 2] {
@@ -194,8 +276,10 @@ fn hourly_table(
 /// `nkpath-collector fleet`: changes the stored settings given, then prints the report.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FleetArgs {
-    /// Turn fleet scheduling on or off (stored). Off (the default), acks carry no
-    /// assignment and every agent probes its own targets.
+    /// Turn fleet scheduling on or off (stored). On (the default for a new database), the
+    /// collector books each agent's rounds within the cap; off (what an upgraded database
+    /// keeps until told otherwise), acks carry no assignment and every agent probes its own
+    /// targets.
     #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
     pub schedule: Option<String>,
     /// Round length (stored): set it to the agents' round interval, e.g. 15m.

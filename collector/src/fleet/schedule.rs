@@ -142,6 +142,9 @@ pub struct Request<'a> {
     pub cost: u64,
     /// The round now: the slot is in a later one.
     pub now_round: u64,
+    /// The first round the agent may be booked in: its last booked round plus its own
+    /// interval, so that its booked rounds follow its rhythm (0: any round after now).
+    pub not_before: u64,
 }
 
 /// What an agent is told.
@@ -270,7 +273,8 @@ impl Calendar {
     pub fn next_slot(&mut self, request: &Request<'_>) -> Slot {
         let cost = request.cost.max(1);
         let spacing = self.spacing(cost);
-        for round in request.now_round + 1..=request.now_round + HORIZON_ROUNDS {
+        let first = (request.now_round + 1).max(request.not_before);
+        for round in first..first + HORIZON_ROUNDS {
             let bookings: Vec<Booking> = self
                 .targets
                 .iter()
@@ -295,7 +299,7 @@ impl Calendar {
             }
         }
         Slot::Idle {
-            until: request.now_round + IDLE_ROUNDS,
+            until: first.saturating_sub(1) + IDLE_ROUNDS,
         }
     }
 }

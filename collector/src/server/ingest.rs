@@ -76,6 +76,7 @@ pub struct PreparedBatch {
     batch_id: Uuid,
     sent_at: OffsetDateTime,
     agent_version: String,
+    round_interval_s: Option<u32>,
     results: Vec<Result<StoredRecord, Refused>>,
     /// The digest of the batch's result ids ([`results_digest`]).
     results_sha256: String,
@@ -120,6 +121,7 @@ pub fn prepare(batch: &UploadBatch<Box<RawValue>>, agent: &Authenticated) -> Pre
         batch_id: batch.batch_id,
         sent_at: batch.sent_at,
         agent_version: batch.agent_version.clone(),
+        round_interval_s: batch.round_interval_s,
         results_sha256: results_digest(ids),
         results,
     }
@@ -275,6 +277,7 @@ pub fn ingest(
             agent,
             peer: arrival.peer,
             received_at: arrival.received_at,
+            round_interval_s: batch.round_interval_s,
         },
         &newly_stored,
     );

@@ -42,6 +42,10 @@
 //!   the record times of the update files already loaded).
 //! - v11: `results.kind` may be `multipath` (wire format 1.4): the CHECK of the column is
 //!   widened in place ([`allow_multipath_results`]); no row changes.
+//! - v12: fleet scheduling on by default: `fleet_intervals` (each agent's round interval, as
+//!   its uploads report it). A new database schedules the fleet (no `fleet_schedule`
+//!   setting means on); an upgraded one gets `fleet_schedule = off` written into it unless
+//!   its operator set it, so that upgrading a collector does not change what its agents do.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -54,7 +58,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 11;
+pub const CURRENT_VERSION: u32 = 12;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -496,7 +500,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(FLEET_V6)?;
     tx.execute_batch(UNTRUSTED_REPORTS_V8)?;
     tx.execute_batch(SYNC_V9)?;
-    tx.execute_batch(LIVE_V10)
+    tx.execute_batch(LIVE_V10)?;
+    fleet_intervals_v12(tx, false)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -521,6 +526,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         8 => tx.execute_batch(SYNC_V9),
         9 => tx.execute_batch(LIVE_V10),
         10 => allow_multipath_results(tx),
+        11 => fleet_intervals_v12(tx, true),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }
@@ -550,6 +556,27 @@ fn allow_multipath_results(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         return Err(rusqlite::Error::InvalidParameterName(
             "results.kind has no CHECK (kind IN ('trace', 'ping')) to widen".into(),
         ));
+    }
+    Ok(())
+}
+
+/// v12: the agents' round intervals; an upgraded database (`upgrading`) keeps scheduling off
+/// unless its operator turned it on.
+fn fleet_intervals_v12(tx: &Transaction<'_>, upgrading: bool) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "-- Each agent's round interval in seconds, as its last upload reported it (clamped
+         -- to the bounds the scheduler takes), and when.
+         CREATE TABLE fleet_intervals (
+             agent       TEXT PRIMARY KEY,
+             interval_s  INTEGER NOT NULL,
+             reported_at TEXT NOT NULL
+         ) WITHOUT ROWID;",
+    )?;
+    if upgrading {
+        tx.execute(
+            "INSERT OR IGNORE INTO settings (key, value) VALUES ('fleet_schedule', 'off')",
+            [],
+        )?;
     }
     Ok(())
 }

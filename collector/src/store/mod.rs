@@ -11,8 +11,9 @@
 //! - [`settings`]: the target network and other key/value settings;
 //! - [`bgp`]: what `bgp load` kept from MRT files, and the BGP state read back;
 //! - [`fleet`]: fleet scheduling's bookings and counted work;
+//! - [`fleet_intervals`]: the agents' round intervals the scheduler follows;
 //! - [`caches`]: Team Cymru answers and the IXP table;
-//! - [`sync`]: what `bgp sync` fetched from the public archives, and the gaps it found.
+//! - [`sync`]: what `bgp sync` fetched from the public archives, and the gaps it found;
 //! - [`alerts`]: what `--on-change` found, sent, and how far it evaluated.
 
 pub mod agents;
@@ -20,6 +21,7 @@ pub mod alerts;
 pub mod bgp;
 pub mod caches;
 pub mod fleet;
+pub mod fleet_intervals;
 pub mod migrations;
 pub mod results;
 pub mod settings;

@@ -259,6 +259,7 @@ pub fn batch() -> UploadBatch {
         batch_id: BATCH_ID,
         sent_at: datetime!(2017-10-01 00:05:00 UTC),
         results: vec![trace().into(), ping().into()],
+        round_interval_s: Some(900),
     }
 }
 

@@ -19,6 +19,8 @@
 //! the problem's dotted key, so a default (not in the file) has none and a key in an array
 //! (`targets[1]`) has its element's.
 
+pub mod dropin;
+pub mod enroll;
 mod error;
 mod raw;
 mod validate;
@@ -285,13 +287,18 @@ fn join(nets: &[Ipv4Net]) -> String {
         .join(", ")
 }
 
-/// Reads and validates the configuration file (and the token file it names).
+/// Reads and validates the configuration file with its drop-ins (`agent.d/*.toml` beside
+/// it, see [`dropin`]) and the token file it names.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(path, &text)
+    let drop_ins = dropin::files(&dropin::dir_of(path))?;
+    match dropin::merge(&text, &drop_ins)? {
+        Some(merged) => parse(path, &merged),
+        None => parse(path, &text),
+    }
 }
 
 /// `nkpath-agent check-config`: [`load`], plus the checks that depend on this
@@ -309,17 +316,19 @@ pub fn check(path: &Path) -> Result<Config, ConfigError> {
             message,
         });
     };
-    match nix::unistd::User::from_name(&config.user) {
-        Ok(Some(user)) if user.uid.is_root() => found(
+    match crate::probing::accounts::resolve(&config.user) {
+        Some(account) if account.uid == 0 => found(
             "user",
             quoted(&config.user),
             "has uid 0; name an unprivileged account (the default is \"nobody\")".into(),
         ),
-        Ok(Some(_)) => {}
-        Ok(None) | Err(_) => found(
+        Some(_) => {}
+        None => found(
             "user",
             quoted(&config.user),
-            "no such user on this machine; create it or name another unprivileged account".into(),
+            "no such user in /etc/passwd; create it, name another unprivileged account, or \
+             give its numeric \"UID\" or \"UID:GID\""
+                .into(),
         ),
     }
     if let Some(dir) = config

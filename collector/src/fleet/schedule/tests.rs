@@ -155,6 +155,7 @@ fn simulate(agents: &mut [SimAgent], budget: Budget, rounds: u64, from: u64) -> 
                 vantage: &a.vantage,
                 cost: a.measured.unwrap_or(DEFAULT_COST),
                 now_round: round,
+                not_before: 0,
             };
             match calendar.next_slot(&request) {
                 Slot::Work { round, bookings } => {
@@ -291,6 +292,7 @@ fn overspend_is_taken_off_the_next_round() {
         vantage: &v,
         cost: 50,
         now_round: 10,
+        not_before: 0,
     });
     let Slot::Work { round, bookings } = slot else {
         panic!("{slot:?}")
@@ -314,6 +316,7 @@ fn an_agent_costing_more_than_a_round_is_paused() {
         vantage: &v,
         cost: 31,
         now_round: 3,
+        not_before: 0,
     });
     assert_eq!(
         slot,
@@ -357,4 +360,34 @@ fn prefixes_split_into_24s() {
         slash24("175.45.177.200".parse().unwrap()),
         "175.45.177.0/24".parse::<Ipv4Net>().unwrap()
     );
+}
+
+#[test]
+fn an_agent_is_booked_its_own_interval_apart() {
+    let budget = Budget {
+        round_secs: 60,
+        cap_pps: 5.0,
+    };
+    let mut c = Calendar::new(budget, 7, targets());
+    let v = Vantage::As(64_500);
+    // An agent whose interval is three rounds asks right after each booked round.
+    let mut booked = Vec::new();
+    let mut last: Option<u64> = None;
+    let mut now = 10;
+    for _ in 0..4 {
+        let slot = c.next_slot(&Request {
+            agent: "slow",
+            vantage: &v,
+            cost: 40,
+            now_round: now,
+            not_before: last.map_or(0, |l| l + 3),
+        });
+        let Slot::Work { round, .. } = slot else {
+            panic!("no work for an agent that fits: {slot:?}");
+        };
+        booked.push(round);
+        last = Some(round);
+        now = round;
+    }
+    assert_eq!(booked, vec![11, 14, 17, 20]);
 }
