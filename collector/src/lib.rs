@@ -46,6 +46,7 @@ pub mod import;
 pub mod mrt;
 pub mod report;
 pub mod results;
+pub mod rpki;
 pub mod server;
 pub mod settings;
 pub mod sources;

@@ -25,6 +25,7 @@
 //!   to the new column `results.extra` (all of them: no limit applies to a row already
 //!   stored). A row that does not decode is left as it was; readers skip it with a warning,
 //!   as before.
+//! - v8: RPKI exports (`rpki_files`, `rpki_vrps`), loaded by `rpki load`.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -37,7 +38,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 7;
+pub const CURRENT_VERSION: u32 = 8;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -302,6 +303,32 @@ CREATE TABLE fleet_batches (
 ) WITHOUT ROWID;
 ";
 
+/// v8: RPKI exports (validated ROA payloads) by generation time, IPv4 payloads only.
+const RPKI_V8: &str = "
+-- One loaded export: when its validator generated it (Unix seconds), when it was loaded,
+-- where from, and how many entries were skipped as broken.
+CREATE TABLE rpki_files (
+    id        INTEGER PRIMARY KEY,
+    generated INTEGER NOT NULL,
+    loaded_at INTEGER NOT NULL,
+    source    TEXT NOT NULL,
+    vrps      INTEGER NOT NULL,
+    ipv6      INTEGER NOT NULL,
+    skipped   INTEGER NOT NULL
+);
+CREATE INDEX rpki_files_by_time ON rpki_files (generated);
+
+-- Its IPv4 payloads: `asn` may originate net/len and more-specifics up to /max_len.
+CREATE TABLE rpki_vrps (
+    file    INTEGER NOT NULL REFERENCES rpki_files (id),
+    net     INTEGER NOT NULL,
+    len     INTEGER NOT NULL,
+    max_len INTEGER NOT NULL,
+    asn     INTEGER NOT NULL
+);
+CREATE INDEX rpki_vrps_by_prefix ON rpki_vrps (file, net, len);
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -355,7 +382,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(UPLOADS_V3)?;
     tx.execute_batch(CYMRU_CACHE_V4)?;
     tx.execute_batch(BGP_V5)?;
-    tx.execute_batch(FLEET_V6)
+    tx.execute_batch(FLEET_V6)?;
+    tx.execute_batch(RPKI_V8)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -376,6 +404,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
             tx.execute_batch("ALTER TABLE results ADD COLUMN extra TEXT;")?;
             normalise_stored_results(tx)
         }
+        7 => tx.execute_batch(RPKI_V8),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

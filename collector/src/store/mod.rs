@@ -11,7 +11,8 @@
 //! - [`settings`]: the target network and other key/value settings;
 //! - [`bgp`]: what `bgp load` kept from MRT files, and the BGP state read back;
 //! - [`fleet`]: fleet scheduling's bookings and counted work;
-//! - [`caches`]: Team Cymru answers and the IXP table.
+//! - [`caches`]: Team Cymru answers and the IXP table;
+//! - [`rpki`]: loaded RPKI exports (validated ROA payloads) by generation time.
 
 pub mod agents;
 pub mod bgp;
@@ -19,6 +20,7 @@ pub mod caches;
 pub mod fleet;
 pub mod migrations;
 pub mod results;
+pub mod rpki;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
