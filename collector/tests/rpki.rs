@@ -9,7 +9,7 @@ use nkpath_collector::rpki::{DEFAULT_MAX_RPKI_AGE_S, RpkiState, load_rpki_file, 
 
 fn temp_db() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&dir.path().join("nkpath.db")).unwrap();
+    let db = Db::open(dir.path().join("nkpath.db")).unwrap();
     (dir, db)
 }
 
@@ -122,18 +122,18 @@ fn exports_are_kept_by_time_and_each_time_is_judged_by_its_own() {
         "175.45.179.0/24",
     ] {
         assert_eq!(
-            state(&db, s24, 131279, at("08:00")),
+            state(&db, s24, 131_279, at("08:00")),
             RpkiState::InvalidLength,
             "{s24}"
         );
         assert_eq!(
-            state(&db, s24, 131279, at("17:00")),
+            state(&db, s24, 131_279, at("17:00")),
             RpkiState::Valid,
             "{s24}"
         );
     }
     assert_eq!(
-        state(&db, "175.45.176.0/22", 131279, at("08:00")),
+        state(&db, "175.45.176.0/22", 131_279, at("08:00")),
         RpkiState::Valid
     );
 }

@@ -149,7 +149,7 @@ fn generation_time(metadata: Option<&Value>) -> Result<Option<i64>, VrpFileError
     };
     for key in ["buildtime", "generated", "generatedTime"] {
         match metadata.get(key) {
-            None | Some(Value::Null) => continue,
+            None | Some(Value::Null) => {}
             Some(Value::Number(n)) => {
                 return n
                     .as_i64()
