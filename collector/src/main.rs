@@ -241,7 +241,7 @@ fn rpki_load(db: &mut Db, file: &Path, generated: Option<&str>) -> anyhow::Resul
     let generated = generated
         .map(|text| {
             timestamp::parse(text)
-                .map(|t| t.unix_timestamp())
+                .map(time::OffsetDateTime::unix_timestamp)
                 .with_context(|| format!("--generated {text:?} is not an RFC 3339 time"))
         })
         .transpose()?;
