@@ -103,32 +103,32 @@ mod tests {
 
     #[test]
     fn the_2025_roa_makes_every_announced_24_invalid_length() {
-        let roa = [vrp("175.45.176.0/22", 22, 131279)];
-        assert_eq!(state("175.45.176.0/22", 131279, &roa), RpkiState::Valid);
+        let roa = [vrp("175.45.176.0/22", 22, 131_279)];
+        assert_eq!(state("175.45.176.0/22", 131_279, &roa), RpkiState::Valid);
         for s24 in [
             "175.45.176.0/24",
             "175.45.177.0/24",
             "175.45.178.0/24",
             "175.45.179.0/24",
         ] {
-            assert_eq!(state(s24, 131279, &roa), RpkiState::InvalidLength, "{s24}");
+            assert_eq!(state(s24, 131_279, &roa), RpkiState::InvalidLength, "{s24}");
         }
-        let fixed = [vrp("175.45.176.0/22", 24, 131279)];
-        assert_eq!(state("175.45.178.0/24", 131279, &fixed), RpkiState::Valid);
+        let fixed = [vrp("175.45.176.0/22", 24, 131_279)];
+        assert_eq!(state("175.45.178.0/24", 131_279, &fixed), RpkiState::Valid);
     }
 
     #[test]
     fn another_origin_is_invalid_asn_and_uncovered_is_not_found() {
-        let roa = [vrp("175.45.176.0/22", 24, 131279)];
-        assert_eq!(state("175.45.178.0/24", 4837, &roa), RpkiState::InvalidAsn);
+        let roa = [vrp("175.45.176.0/22", 24, 131_279)];
+        assert_eq!(state("175.45.178.0/24", 4_837, &roa), RpkiState::InvalidAsn);
         // A hijacker's more-specific beyond maxLength with another origin is invalid-asn:
         // the origin differs, so the length is not what is wrong.
-        assert_eq!(state("175.45.178.0/25", 4837, &roa), RpkiState::InvalidAsn);
-        assert_eq!(state("175.45.180.0/24", 131279, &roa), RpkiState::NotFound);
+        assert_eq!(state("175.45.178.0/25", 4_837, &roa), RpkiState::InvalidAsn);
+        assert_eq!(state("175.45.180.0/24", 131_279, &roa), RpkiState::NotFound);
         // A VRP more specific than the route does not cover it.
-        let narrow = [vrp("175.45.178.0/24", 24, 131279)];
+        let narrow = [vrp("175.45.178.0/24", 24, 131_279)];
         assert_eq!(
-            state("175.45.176.0/22", 131279, &narrow),
+            state("175.45.176.0/22", 131_279, &narrow),
             RpkiState::NotFound
         );
     }
@@ -136,14 +136,14 @@ mod tests {
     #[test]
     fn any_matching_vrp_wins_over_others_that_would_invalidate() {
         let vrps = [
-            vrp("175.45.176.0/22", 22, 131279),
-            vrp("175.45.176.0/22", 24, 4837),
-            vrp("175.45.178.0/24", 24, 131279),
+            vrp("175.45.176.0/22", 22, 131_279),
+            vrp("175.45.176.0/22", 24, 4_837),
+            vrp("175.45.178.0/24", 24, 131_279),
         ];
-        assert_eq!(state("175.45.178.0/24", 131279, &vrps), RpkiState::Valid);
-        assert_eq!(state("175.45.177.0/24", 4837, &vrps), RpkiState::Valid);
+        assert_eq!(state("175.45.178.0/24", 131_279, &vrps), RpkiState::Valid);
+        assert_eq!(state("175.45.177.0/24", 4_837, &vrps), RpkiState::Valid);
         assert_eq!(
-            state("175.45.177.0/24", 131279, &vrps),
+            state("175.45.177.0/24", 131_279, &vrps),
             RpkiState::InvalidLength
         );
     }
@@ -153,14 +153,14 @@ mod tests {
         let vrps = [vrp("175.45.176.0/22", 24, 0)];
         assert_eq!(state("175.45.178.0/24", 0, &vrps), RpkiState::InvalidAsn);
         assert_eq!(
-            state("175.45.178.0/24", 131279, &vrps),
+            state("175.45.178.0/24", 131_279, &vrps),
             RpkiState::InvalidAsn
         );
     }
 
     #[test]
     fn an_as_set_origin_matches_nothing() {
-        let vrps = [vrp("175.45.176.0/22", 24, 131279)];
+        let vrps = [vrp("175.45.176.0/22", 24, 131_279)];
         let route = "175.45.178.0/24".parse().unwrap();
         assert_eq!(validate(route, None, &vrps), RpkiState::InvalidAsn);
         assert_eq!(validate(route, None, &[]), RpkiState::NotFound);

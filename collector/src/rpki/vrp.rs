@@ -194,7 +194,7 @@ mod tests {
             [Vrp {
                 prefix: "175.45.176.0/22".parse().unwrap(),
                 max_len: 22,
-                asn: 131279
+                asn: 131_279
             }]
         );
 
@@ -203,7 +203,7 @@ mod tests {
             "ta": "apnic", "expires": 1742860800}]}"#;
         let file = parse_vrp_file(rpki_client).unwrap();
         assert_eq!(file.generated, Some(1_742_256_000));
-        assert_eq!(file.vrps[0].asn, 131279);
+        assert_eq!(file.vrps[0].asn, 131_279);
         assert_eq!(file.vrps[0].max_len, 24);
 
         let generated_time =
