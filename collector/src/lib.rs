@@ -51,6 +51,7 @@ pub mod live;
 pub mod mrt;
 pub mod report;
 pub mod results;
+pub mod rpki;
 pub mod server;
 pub mod settings;
 pub mod sources;

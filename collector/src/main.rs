@@ -85,7 +85,37 @@ enum Command {
     /// IXP peering LAN prefixes for hop mapping.
     #[command(subcommand)]
     Ixp(nkpath_collector::report::cli::IxpCommand),
+    /// RPKI data: load validated ROA payloads, to judge announcements of the targets
+    /// (RFC 6811: valid, invalid-asn, invalid-length, not-found).
+    #[command(subcommand)]
+    Rpki(RpkiCommand),
 }
+
+#[derive(Debug, Subcommand)]
+enum RpkiCommand {
+    /// Load one export of validated ROA payloads, as rpki-client (-j) and Routinator
+    /// (--format json) write it: {"roas": [{"asn", "prefix", "maxLength", ...}], "metadata"}.
+    ///
+    /// "asn" may be a number (131279) or text ("AS131279"). The export's generation time is
+    /// read from metadata.buildtime (rpki-client), metadata.generated or generatedTime
+    /// (Routinator); exports are kept by that time, so every announcement is judged by the
+    /// export current at its time. An entry that cannot be read (a null prefix, an "asn" of
+    /// "AS") is reported and skipped; the rest loads. IPv6 payloads are counted, not kept:
+    /// the targets are IPv4.
+    #[command(after_help = RPKI_EXAMPLES)]
+    Load {
+        /// The export's generation time, when the file does not say it or says it wrongly
+        /// (RFC 3339, e.g. 2025-03-18T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        generated: Option<String>,
+        /// The JSON file.
+        file: PathBuf,
+    },
+}
+
+const RPKI_EXAMPLES: &str = "Examples:
+  rpki-client -j -d /var/db/rpki-client/ && nkpath-collector rpki load /var/db/rpki-client/json
+  routinator vrps --format json > vrps.json && nkpath-collector rpki load vrps.json";
 
 #[derive(Debug, Subcommand)]
 enum BgpCommand {
@@ -254,7 +284,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ixp(command) => {
             nkpath_collector::report::cli::run_ixp(&db, &command).map(|()| ExitCode::SUCCESS)
         }
+        Command::Rpki(RpkiCommand::Load { generated, file }) => {
+            rpki_load(&mut db, &file, generated.as_deref())
+        }
     }
+}
+
+fn rpki_load(db: &mut Db, file: &Path, generated: Option<&str>) -> anyhow::Result<ExitCode> {
+    let generated = generated
+        .map(|text| {
+            timestamp::parse(text)
+                .map(time::OffsetDateTime::unix_timestamp)
+                .with_context(|| format!("--generated {text:?} is not an RFC 3339 time"))
+        })
+        .transpose()?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let summary = nkpath_collector::rpki::load_rpki_file(db, file, generated, now)?;
+    const SHOWN: usize = 20;
+    for skipped in summary.skipped.iter().take(SHOWN) {
+        eprintln!(
+            "{}: entry {}: skipped: {}",
+            file.display(),
+            skipped.index,
+            escape_control(&skipped.reason)
+        );
+    }
+    if summary.skipped.len() > SHOWN {
+        eprintln!(
+            "{}: {} more entries skipped",
+            file.display(),
+            summary.skipped.len() - SHOWN
+        );
+    }
+    println!(
+        "{}: generated {}: {} IPv4 ROA payloads loaded, {} IPv6 counted and not kept \
+         (targets are IPv4), {} entries skipped",
+        file.display(),
+        timestamp::display_unix(summary.generated),
+        summary.vrps,
+        summary.ipv6,
+        summary.skipped.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn import(db: &mut Db, file: &PathBuf, outside: OutsideTargets) -> anyhow::Result<ExitCode> {

@@ -34,7 +34,7 @@ const COLLECTOR_FLOORS: &[&[&str]] = &[
     &["store", "text", "admission"],
     // What the database holds, read as typed values.
     &["settings", "agents"],
-    &["bgp", "results"],
+    &["bgp", "results", "rpki"],
     // The analysis core (traces + BGP state -> verdicts) and MRT loading.
     &["analysis", "mrt"],
     // What feeds the core from outside (the database, DNS), imports, the data set.

@@ -46,6 +46,7 @@
 //!   its uploads report it). A new database schedules the fleet (no `fleet_schedule`
 //!   setting means on); an upgraded one gets `fleet_schedule = off` written into it unless
 //!   its operator set it, so that upgrading a collector does not change what its agents do.
+//! - v13: RPKI exports (`rpki_files`, `rpki_vrps`), loaded by `rpki load`.
 //!
 //! Each version's full schema as an older build created it is kept as an SQL fixture in
 //! `collector/tests/fixtures/` and upgraded in the tests.
@@ -58,7 +59,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 12;
+pub const CURRENT_VERSION: u32 = 13;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -444,6 +445,32 @@ CREATE TABLE alert_runs (
 CREATE INDEX alert_runs_by_prefix ON alert_runs (prefix, started_at);
 ";
 
+/// v13: RPKI exports (validated ROA payloads) by generation time, IPv4 payloads only.
+const RPKI_V13: &str = "
+-- One loaded export: when its validator generated it (Unix seconds), when it was loaded,
+-- where from, and how many entries were skipped as broken.
+CREATE TABLE rpki_files (
+    id        INTEGER PRIMARY KEY,
+    generated INTEGER NOT NULL,
+    loaded_at INTEGER NOT NULL,
+    source    TEXT NOT NULL,
+    vrps      INTEGER NOT NULL,
+    ipv6      INTEGER NOT NULL,
+    skipped   INTEGER NOT NULL
+);
+CREATE INDEX rpki_files_by_time ON rpki_files (generated);
+
+-- Its IPv4 payloads: `asn` may originate net/len and more-specifics up to /max_len.
+CREATE TABLE rpki_vrps (
+    file    INTEGER NOT NULL REFERENCES rpki_files (id),
+    net     INTEGER NOT NULL,
+    len     INTEGER NOT NULL,
+    max_len INTEGER NOT NULL,
+    asn     INTEGER NOT NULL
+);
+CREATE INDEX rpki_vrps_by_prefix ON rpki_vrps (file, net, len);
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -501,7 +528,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(UNTRUSTED_REPORTS_V8)?;
     tx.execute_batch(SYNC_V9)?;
     tx.execute_batch(LIVE_V10)?;
-    fleet_intervals_v12(tx, false)
+    fleet_intervals_v12(tx, false)?;
+    tx.execute_batch(RPKI_V13)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -527,6 +555,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         9 => tx.execute_batch(LIVE_V10),
         10 => allow_multipath_results(tx),
         11 => fleet_intervals_v12(tx, true),
+        12 => tx.execute_batch(RPKI_V13),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

@@ -14,7 +14,8 @@
 //! - [`fleet_intervals`]: the agents' round intervals the scheduler follows;
 //! - [`caches`]: Team Cymru answers and the IXP table;
 //! - [`sync`]: what `bgp sync` fetched from the public archives, and the gaps it found;
-//! - [`alerts`]: what `--on-change` found, sent, and how far it evaluated.
+//! - [`alerts`]: what `--on-change` found, sent, and how far it evaluated;
+//! - [`rpki`]: loaded RPKI exports (validated ROA payloads) by generation time.
 
 pub mod agents;
 pub mod alerts;
@@ -24,6 +25,7 @@ pub mod fleet;
 pub mod fleet_intervals;
 pub mod migrations;
 pub mod results;
+pub mod rpki;
 pub mod settings;
 pub mod sync;
 
