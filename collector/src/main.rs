@@ -70,7 +70,7 @@ enum Command {
     #[command(subcommand)]
     Bgp(BgpCommand),
     /// Serve the HTTP API agents upload their results to.
-    Serve(nkpath_collector::server::cli::ServeArgs),
+    Serve(Box<nkpath_collector::server::cli::ServeArgs>),
     /// Agents allowed to upload: add (prints a new token), list, revoke.
     #[command(subcommand)]
     Agent(nkpath_collector::server::cli::AgentCommand),
