@@ -70,6 +70,10 @@ mrt_dir="$(json "m['mrt_dir']")"
 vps="$(json "' '.join(sorted(m['vantage_points']))")"
 echo "vantage points: $vps; collector at $collector_ip ($collector_node)"
 
+# The demo's agents survey the whole block every minute, which fleet scheduling (on by
+# default: 1 probe/s into each /24, shared by the fleet) would spread over hours: it is
+# off here, as in a database upgraded from before it existed.
+"$collector" --db "$db" fleet --schedule off >/dev/null
 step "starting the collector in $collector_node"
 port=8080
 scripts/testbed exec --id "$ID" "$collector_node" -- \
