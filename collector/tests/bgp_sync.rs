@@ -61,6 +61,13 @@ fn sync(db: &Path, mirror: &Mirror, extra: &[&str]) -> Output {
     run(db, &args)
 }
 
+/// `--collector NAME` and the test's [`window`].
+fn collector_in_window(name: &'static str) -> Vec<&'static str> {
+    let mut args = vec!["--collector", name];
+    args.extend(window());
+    args
+}
+
 fn window() -> Vec<&'static str> {
     vec![
         "--from",
@@ -288,15 +295,7 @@ fn server_errors_and_retry_after_are_retried_within_the_pass() {
     p.mirror
         .fault(RIS_UPD2, Fault::Status(503, Some(1)), Some(1));
     let started = std::time::Instant::now();
-    let out = sync(
-        &db,
-        &p.mirror,
-        &["--collector", "rrc00"]
-            .iter()
-            .chain(&window())
-            .copied()
-            .collect::<Vec<_>>(),
-    );
+    let out = sync(&db, &p.mirror, &collector_in_window("rrc00"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         started.elapsed() >= std::time::Duration::from_secs(1),
@@ -318,11 +317,7 @@ fn a_listed_file_that_404s_fails_alone_and_loads_when_back() {
     let p = publish_all();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("n.db");
-    let args: Vec<&str> = ["--collector", "rrc00"]
-        .iter()
-        .chain(&window())
-        .copied()
-        .collect();
+    let args: Vec<&str> = collector_in_window("rrc00");
     p.mirror.fault(RIS_UPD1, Fault::Status(404, None), None);
     let out = sync(&db, &p.mirror, &args);
     assert_eq!(out.status.code(), Some(1), "a failed file fails --once");
@@ -340,11 +335,7 @@ fn a_download_cut_in_the_middle_is_retried_and_never_half_loaded() {
     let p = publish_all();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("n.db");
-    let args: Vec<&str> = ["--collector", "rrc00"]
-        .iter()
-        .chain(&window())
-        .copied()
-        .collect();
+    let args: Vec<&str> = collector_in_window("rrc00");
     // Cut every time: the file fails, nothing of it is loaded.
     p.mirror.fault(RIS_RIB, Fault::CutInTheMiddle, None);
     let out = sync(&db, &p.mirror, &args);
@@ -364,11 +355,7 @@ fn a_damaged_file_loads_nothing_until_the_archive_replaces_it() {
     let p = publish_all();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("n.db");
-    let args: Vec<&str> = ["--collector", "rrc00"]
-        .iter()
-        .chain(&window())
-        .copied()
-        .collect();
+    let args: Vec<&str> = collector_in_window("rrc00");
     let whole = std::fs::read(p.mirror.root.join(RIS_UPD2.trim_start_matches('/'))).unwrap();
     // A complete download of a cut gzip stream (the mirror copied half of it).
     p.mirror.publish(RIS_UPD2, &whole[..whole.len() - 10]);
@@ -400,11 +387,7 @@ fn an_html_page_instead_of_mrt_is_refused() {
     let p = publish_all();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("n.db");
-    let args: Vec<&str> = ["--collector", "route-views2"]
-        .iter()
-        .chain(&window())
-        .copied()
-        .collect();
+    let args: Vec<&str> = collector_in_window("route-views2");
     p.mirror.fault(RV_UPD1, Fault::HtmlPage, None);
     let out = sync(&db, &p.mirror, &args);
     assert_eq!(out.status.code(), Some(1));
@@ -490,11 +473,7 @@ fn skipped_update_slots_are_recorded_as_gaps() {
     );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("n.db");
-    let args: Vec<&str> = ["--collector", "rrc00"]
-        .iter()
-        .chain(&window())
-        .copied()
-        .collect();
+    let args: Vec<&str> = collector_in_window("rrc00");
     let out = sync(&db, &p.mirror, &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let gaps = Db::open(&db).unwrap().sync_gaps().unwrap();

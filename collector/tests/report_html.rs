@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use common::html_marks::{get, marks};
 use common::traces::{DUMP_TIME, Hop, trace};
 
 const HOSTILE_PTR: &str = "</svg><script>document.body.dataset.pwned='1'</script>";
@@ -33,34 +34,6 @@ fn html(db: &Path, extra: &[&str]) -> String {
     args.extend(extra);
     collector(db, &args);
     std::fs::read_to_string(out).unwrap()
-}
-
-/// The attributes of every element `name` whose class is `class`, in document order.
-fn marks(html: &str, name: &str, class: &str) -> Vec<Vec<(String, String)>> {
-    let open = format!("<{name} ");
-    html.split(&open)
-        .skip(1)
-        .map(|rest| {
-            let tag = &rest[..rest.find('>').unwrap()];
-            let mut attrs = Vec::new();
-            let mut s = tag;
-            while let Some(eq) = s.find("=\"") {
-                let key = s[..eq].trim().to_owned();
-                let end = eq + 2 + s[eq + 2..].find('"').unwrap();
-                attrs.push((key, s[eq + 2..end].to_owned()));
-                s = &s[end + 1..];
-            }
-            attrs
-        })
-        .filter(|a| a.iter().any(|(k, v)| k == "class" && v == class))
-        .collect()
-}
-
-fn get<'a>(attrs: &'a [(String, String)], key: &str) -> &'a str {
-    attrs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map_or_else(|| panic!("no {key} in {attrs:?}"), |(_, v)| v.as_str())
 }
 
 /// Every page, whatever it holds: a language, a CSP that forbids everything but inline

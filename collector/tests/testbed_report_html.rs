@@ -5,6 +5,8 @@
 //! script ran, no request left the file (the net log), no error was logged, and the
 //! upstream labels and shares drawn equal `report upstreams --bin --format json`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -13,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::html_marks::{get, marks};
 use ipnet::Ipv4Net;
 use nkpath_collector::Db;
 use nkpath_collector::bgp::timeline::{loaded_span, upstream_changes};
@@ -176,34 +179,6 @@ fn chromium(page: &Path, action: &str, net_log: &Path) -> (String, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "chromium {action}: {stderr}");
     (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
-}
-
-/// The attributes of every element `name` whose class is `class`.
-fn marks(html: &str, name: &str, class: &str) -> Vec<Vec<(String, String)>> {
-    let open = format!("<{name} ");
-    html.split(&open)
-        .skip(1)
-        .map(|rest| {
-            let tag = &rest[..rest.find('>').unwrap()];
-            let mut attrs = Vec::new();
-            let mut s = tag;
-            while let Some(eq) = s.find("=\"") {
-                let key = s[..eq].trim().to_owned();
-                let end = eq + 2 + s[eq + 2..].find('"').unwrap();
-                attrs.push((key, s[eq + 2..end].to_owned()));
-                s = &s[end + 1..];
-            }
-            attrs
-        })
-        .filter(|a| a.iter().any(|(k, v)| k == "class" && v == class))
-        .collect()
-}
-
-fn get<'a>(attrs: &'a [(String, String)], key: &str) -> &'a str {
-    attrs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map_or_else(|| panic!("no {key} in {attrs:?}"), |(_, v)| v.as_str())
 }
 
 /// The requests of the page in a net log: URL requests with an initiator (the page's

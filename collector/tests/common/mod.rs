@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod html_marks;
 pub mod mirror;
 pub mod rislive;
 pub mod server;
