@@ -83,12 +83,12 @@ pub struct ServeArgs {
 
     /// Most connections open at once; more are closed as soon as they are accepted (and
     /// logged, at most a line every 10 s). Keep it under the file descriptor limit.
-    #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS, value_parser = positive::<usize>)]
     pub max_connections: usize,
 
     /// Most connections open at once from one source address: one IPv4 address, or one
     /// IPv6 prefix of --ipv6-prefix bits (a host often holds a whole /64).
-    #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = positive::<usize>)]
     pub max_connections_per_ip: usize,
 
     /// Prefix length by which IPv6 clients are counted under --max-connections-per-ip
@@ -131,36 +131,30 @@ pub struct ServeArgs {
     /// what the agent's rate cap can produce, 2 × pps × 3600 (pps as its traces declare
     /// it, 100 until they do): an hour's measurements and room to drain a day of backlog
     /// within a day.
-    #[arg(long, env = "NKPATH_QUOTA_RESULTS_PER_HOUR", value_name = "N", value_parser = positive_u64)]
+    #[arg(long, env = "NKPATH_QUOTA_RESULTS_PER_HOUR", value_name = "N", value_parser = positive::<u64>)]
     pub quota_results_per_hour: Option<u64>,
 
     /// Bytes of upload bodies one agent may send per hour; more get 429 with Retry-After.
     /// Default: the results quota × 1024 (the most JSON one probe packet adds to a result).
-    #[arg(long, env = "NKPATH_QUOTA_BYTES_PER_HOUR", value_name = "BYTES", value_parser = positive_u64)]
+    #[arg(long, env = "NKPATH_QUOTA_BYTES_PER_HOUR", value_name = "BYTES", value_parser = positive::<u64>)]
     pub quota_bytes_per_hour: Option<u64>,
 
     /// Uploads of one agent in progress at once; more get 429 with Retry-After.
-    #[arg(long, env = "NKPATH_QUOTA_CONCURRENT_UPLOADS", value_name = "N", default_value_t = quota::DEFAULT_CONCURRENT_UPLOADS, value_parser = positive)]
+    #[arg(long, env = "NKPATH_QUOTA_CONCURRENT_UPLOADS", value_name = "N", default_value_t = quota::DEFAULT_CONCURRENT_UPLOADS, value_parser = positive::<usize>)]
     pub quota_concurrent_uploads: usize,
 
     /// Bytes of upload bodies in memory at once, all agents together (raised to
     /// --max-body); an upload that does not fit is answered 503 with Retry-After before its
     /// body is read. Decoding holds a few times a body: the collector's memory for uploads
     /// stays within a small multiple of this.
-    #[arg(long, env = "NKPATH_BODY_MEMORY", value_name = "BYTES", default_value_t = body_budget::DEFAULT_BODY_MEMORY, value_parser = positive)]
+    #[arg(long, env = "NKPATH_BODY_MEMORY", value_name = "BYTES", default_value_t = body_budget::DEFAULT_BODY_MEMORY, value_parser = positive::<usize>)]
     pub body_memory: usize,
 }
 
-fn positive_u64(s: &str) -> Result<u64, String> {
-    match s.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("'{s}' is not a positive whole number")),
-    }
-}
-
-fn positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
+/// A whole number above zero, for a count or a size.
+fn positive<T: std::str::FromStr + PartialEq + Default>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n != T::default() => Ok(n),
         _ => Err(format!("'{s}' is not a positive whole number")),
     }
 }
