@@ -1,7 +1,8 @@
 //! How long `serve` keeps a connection: HTTP/2 clients that fall silent after a request
 //! are closed after the idle timeout (and the slots they held free up), connections older
 //! than the maximum age are closed with a GOAWAY once their request in flight is answered,
-//! and IPv6 clients count against the per-address cap by their /64.
+//! HTTP/1 keep-alive connections obey the same idle timeout and maximum age, and IPv6
+//! clients count against the per-address cap by their /64.
 
 mod common;
 
@@ -200,6 +201,112 @@ async fn old_connections_get_a_goaway_after_their_request_in_flight() {
         .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stored, 1);
+}
+
+/// One `GET /v1/health` on an open HTTP/1.1 keep-alive connection: the response head,
+/// lower-cased, or `None` when the server has closed the connection.
+async fn h1_health(tcp: &mut TcpStream) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let request = "GET /v1/health HTTP/1.1\r\nhost: collector\r\n\r\n";
+    tcp.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // The health answer is a small JSON document with a content-length: read until the
+    // head and that many body bytes are in.
+    loop {
+        let n = tcp.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        response.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .expect("the health answer has a content-length");
+        if body.len() >= length {
+            return Some(head.to_owned());
+        }
+    }
+}
+
+/// Waits up to `limit` for the server to close `tcp`; true when it did.
+async fn closed_by_server(tcp: &mut TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(limit, tcp.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_http1_keep_alive_connections_are_closed_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    agent_token(&db);
+    let server = Server::start(&db, "127.0.0.1:0", &["--idle-timeout", "2"]);
+    let mut tcp = TcpStream::connect(&server.addr).await.unwrap();
+    let head = h1_health(&mut tcp)
+        .await
+        .expect("no answer to the first request");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        !head.contains("connection: close"),
+        "the first answer already closes the connection: the test proves nothing\n{head}"
+    );
+    // Then silence: the server closes the connection after the idle timeout.
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(30)).await,
+        "a silent HTTP/1 keep-alive connection stayed open for 30 s (idle timeout 2 s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_http1_keep_alive_connections_are_closed_at_their_maximum_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    agent_token(&db);
+    let server = Server::start(
+        &db,
+        "127.0.0.1:0",
+        &["--max-connection-age", "2", "--idle-timeout", "60"],
+    );
+    let mut tcp = TcpStream::connect(&server.addr).await.unwrap();
+    // A request every half second, never idle: only the maximum age may end it. Every
+    // request sent is answered until the server says it closes.
+    let started = tokio::time::Instant::now();
+    let mut answered = 0;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a busy HTTP/1 connection lived 30 s with a maximum age of 2 s ({answered} answers)"
+        );
+        match h1_health(&mut tcp).await {
+            Some(head) => {
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                answered += 1;
+                if head.contains("connection: close") {
+                    break;
+                }
+            }
+            None => break,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "closed before its maximum age"
+    );
+    assert!(answered >= 2, "closed after {answered} answer(s)");
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(10)).await,
+        "the connection stayed open after its last answer"
+    );
 }
 
 /// Environment variable that tells the namespace helper the collector's address.
