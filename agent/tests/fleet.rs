@@ -368,8 +368,9 @@ fn adding_agents_keeps_the_probes_per_24_and_every_as_covered() {
 /// fits a trace from each of the three ASes at the agents' first, unmeasured, cost.
 const DEFAULT_TEST_CAP_PPS: f64 = 5.0;
 
-/// Rounds measured once every agent has its first booking.
-const MEASURED_ROUNDS: u64 = 4;
+/// Rounds measured once every agent has its first booking: three, one whole cycle of the
+/// slowest (3-minute) agents, so that every interval's turn falls inside the window.
+const MEASURED_ROUNDS: u64 = 3;
 
 #[test]
 fn a_new_collector_keeps_agents_of_different_intervals_under_the_cap_unasked() {
