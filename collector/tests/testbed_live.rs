@@ -162,21 +162,26 @@ fn a_session_shut_in_bird_arrives_over_ris_live_and_fires_on_change() {
     assert!(peers_before > 0);
     let since = unix_now();
     tb.birdc("nkbr", &["disable", &neighbor.protocol]).unwrap();
-    // rc logs the withdrawal to its update file on its own schedule: wait for it there.
-    let withdraws_lost = |m: &String| {
+    // rc logs the withdrawal to its update file on its own schedule, one peer after the
+    // other: wait there until every peer that had the route has withdrawn it (a change is
+    // one of the announced upstreams only once its peers agree; on a loaded machine the
+    // first withdrawal can be logged seconds before the last).
+    let withdrawing_peer = |m: &String| -> Option<String> {
         let v: serde_json::Value = serde_json::from_str(m).unwrap();
-        v["data"]["withdrawals"]
+        let withdraws = v["data"]["withdrawals"]
             .as_array()
-            .is_some_and(|w| w.iter().any(|p| p.as_str() == Some(&lost.to_string())))
+            .is_some_and(|w| w.iter().any(|p| p.as_str() == Some(&lost.to_string())));
+        withdraws.then(|| v["data"]["peer"].to_string())
     };
     let mut messages = Vec::new();
     wait_until(
-        "rc's update file to hold the withdrawal",
+        "rc's update file to hold the withdrawal of every peer",
         Duration::from_mins(1),
         || {
             let snapshot = tb.mrt_snapshot(&tb.updates_mrt()).unwrap();
             messages = messages_from_mrt(&snapshot, "rc", since);
-            messages.iter().any(withdraws_lost)
+            let peers: BTreeSet<String> = messages.iter().filter_map(withdrawing_peer).collect();
+            peers.len() >= peers_before
         },
     );
     let pushed = Instant::now();
@@ -184,7 +189,7 @@ fn a_session_shut_in_bird_arrives_over_ris_live_and_fires_on_change() {
     let want = format!("{lost},-AS{}", neighbor.asn);
     wait_until(
         "report changes to show the withdrawal",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || bgp_changes(&db).contains(&want),
     );
     let seen_after = pushed.elapsed();
