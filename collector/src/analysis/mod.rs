@@ -119,6 +119,7 @@ pub mod cymru;
 pub mod entry;
 mod error;
 pub mod hopmap;
+pub mod reachability;
 pub mod ixp;
 pub mod source;
 pub mod special;
