@@ -9,6 +9,7 @@ pub mod cli;
 pub mod html;
 pub mod mismatches;
 pub mod path;
+pub mod reachability;
 pub mod timeline;
 pub mod upstreams;
 
