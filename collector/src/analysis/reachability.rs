@@ -18,8 +18,9 @@
 //!   of those ASes and ends at the first answer to an AS that saw it silent (or at the first
 //!   observation after which the rule no longer holds, when their observations grew old).
 //! - **Control-plane outage**: fewer than [`Settings::min_visibility`] of the full-feed
-//!   collector peers have a route for a target-AS prefix covering the /24. Starts and ends
-//!   at the BGP changes.
+//!   collector peers have a route for a target-AS prefix covering the /24, after at least
+//!   that share had one in the period (a fall: a /24 never seen was never lost). Starts and
+//!   ends at the BGP changes.
 //! - **RPKI-invalid**: the most specific announcement covering the /24 is `invalid-asn` or
 //!   `invalid-length` (RFC 6811). Starts and ends at the BGP change or RPKI export that
 //!   changed the state.
@@ -510,8 +511,12 @@ fn control_outages(
             _ => s.rpki_invalid(),
         };
         let mut open: Option<Outage> = None;
+        // Visibility must fall: a /24 no peer saw since the period began was never lost.
+        let mut was_visible = false;
         for s in control {
-            match (open.take(), holds(s)) {
+            let holds = holds(s) && (kind != OutageKind::ControlPlane || was_visible);
+            was_visible |= s.visible(settings);
+            match (open.take(), holds) {
                 (Some(mut o), true) => {
                     o.peers_with_route = o.peers_with_route.min(Some(s.peers_with_route));
                     open = Some(o);
@@ -720,6 +725,8 @@ mod tests {
         assert!(outages_of(net(), &[], &control, 1_000, &settings()).is_empty());
         let control = [seen(0, 4), seen(10, 1), seen(20, 4)];
         assert_eq!(outages_of(net(), &[], &control, 1_000, &settings()).len(), 1);
+        let never_seen = [seen(0, 0), seen(10, 1)];
+        assert!(outages_of(net(), &[], &never_seen, 1_000, &settings()).is_empty());
     }
 
     #[test]
