@@ -327,7 +327,15 @@ fn the_drawn_reachability_is_the_json_reports_per_bin_reachability() {
     assert_well_formed(&page);
     let json: serde_json::Value = serde_json::from_str(&collector(
         &db,
-        &["report", "reachability", "--no-dns", "--format", "json", "--bin", "1h"],
+        &[
+            "report",
+            "reachability",
+            "--no-dns",
+            "--format",
+            "json",
+            "--bin",
+            "1h",
+        ],
     ))
     .unwrap();
     let rows = json["tables"][0]["rows"].as_array().unwrap();

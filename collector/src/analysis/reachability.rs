@@ -123,10 +123,7 @@ impl ControlSample {
     }
 
     fn rpki_invalid(&self) -> bool {
-        matches!(
-            self.rpki.as_deref(),
-            Some("invalid-asn" | "invalid-length")
-        )
+        matches!(self.rpki.as_deref(), Some("invalid-asn" | "invalid-length"))
     }
 }
 
@@ -312,10 +309,7 @@ pub fn outages_of(
         .collect();
     control.sort_by_key(|s| s.time);
     let mut out = control_outages(target, &control, &observations, horizon, settings);
-    if observations
-        .iter()
-        .any(|o| o.outcome == Outcome::Answered)
-    {
+    if observations.iter().any(|o| o.outcome == Outcome::Answered) {
         out.extend(data_plane_outages(
             target,
             &observations,
@@ -362,10 +356,8 @@ fn data_plane_outages(
             if o.outcome == Outcome::LocalLoss {
                 continue;
             }
-            answered_now |= answered
-                && open
-                    .as_ref()
-                    .is_some_and(|x| x.vantage_ases.contains(&asn));
+            answered_now |=
+                answered && open.as_ref().is_some_and(|x| x.vantage_ases.contains(&asn));
             let silent_since = match standing.get(&asn) {
                 Some(s) if !s.answered && !answered && t - s.time <= settings.window_s => {
                     s.silent_since
@@ -402,7 +394,11 @@ fn data_plane_outages(
             }
             Some(outage) => open = Some(outage),
             None if down => {
-                let start = silent.iter().map(|(_, s)| s.silent_since).min().unwrap_or(t);
+                let start = silent
+                    .iter()
+                    .map(|(_, s)| s.silent_since)
+                    .min()
+                    .unwrap_or(t);
                 let seen = control_at(control, start);
                 if !seen.is_some_and(|s| s.visible(settings)) {
                     // BGP had lost it: the control-plane outage tells this story.
@@ -658,7 +654,11 @@ mod tests {
         assert_eq!((outage.start, outage.end), (50, Some(120)));
         assert_eq!(outage.vantage_ases.len(), 3);
         assert_eq!(outage.agents.len(), 3);
-        assert!(outage.evidence.contains("219.158.1.2"), "{}", outage.evidence);
+        assert!(
+            outage.evidence.contains("219.158.1.2"),
+            "{}",
+            outage.evidence
+        );
     }
 
     #[test]
@@ -724,7 +724,10 @@ mod tests {
         let control = [seen(0, 4), seen(10, 2), seen(20, 4)];
         assert!(outages_of(net(), &[], &control, 1_000, &settings()).is_empty());
         let control = [seen(0, 4), seen(10, 1), seen(20, 4)];
-        assert_eq!(outages_of(net(), &[], &control, 1_000, &settings()).len(), 1);
+        assert_eq!(
+            outages_of(net(), &[], &control, 1_000, &settings()).len(),
+            1
+        );
         let never_seen = [seen(0, 0), seen(10, 1)];
         assert!(outages_of(net(), &[], &never_seen, 1_000, &settings()).is_empty());
     }

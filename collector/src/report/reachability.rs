@@ -17,7 +17,7 @@ use crate::analysis::reachability::{
 };
 use crate::bgp::BgpState;
 use crate::bgp::prefix::covering;
-use crate::bgp::timeline::coverage_over;
+use crate::bgp::timeline::{Coverage, coverage_over};
 use crate::store::Db;
 
 /// Most /24s one report lists (a /14 of target space).
@@ -140,24 +140,33 @@ pub fn observations(analyses: &[TraceAnalysis], pings: &[PingResult]) -> Vec<Obs
     out
 }
 
-/// The control plane of each target /24 over [a, b]: coverage by BGP, and the RPKI state of
-/// the most specific announcement, judged anew at every BGP change and every RPKI export.
+/// The coverage in force at `t` (the last change at or before it).
+fn coverage_at(changes: &[(i64, Coverage)], t: i64) -> Option<&Coverage> {
+    let n = changes.partition_point(|(start, _)| *start <= t);
+    n.checked_sub(1).map(|k| &changes[k].1)
+}
+
+/// The control plane of each target /24 over [from, to]: coverage by BGP, and the RPKI
+/// state of the most specific announcement, judged anew at every BGP change and every RPKI
+/// export.
 pub fn control_samples(
     db: &Db,
     nets: &[Ipv4Net],
-    a: i64,
-    b: i64,
+    from: i64,
+    to: i64,
     max_rpki_age_s: i64,
 ) -> Result<BTreeMap<Ipv4Net, Vec<ControlSample>>, ReportError> {
     let asn = db.target()?.asn;
-    let coverage = coverage_over(db, nets, a, b)?;
-    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).map_err(|_| ReportError::TimeOutOfRange(t));
-    let full_feed = BgpState::at(db, at(b.max(a))?)?.map_or(0, |s| s.peers_total());
+    let coverage = coverage_over(db, nets, from, to)?;
+    let end = to.max(from);
+    let end_time =
+        OffsetDateTime::from_unix_timestamp(end).map_err(|_| ReportError::TimeOutOfRange(end))?;
+    let full_feed = BgpState::at(db, end_time)?.map_or(0, |s| s.peers_total());
     let rpki_times: Vec<i64> = db
         .rpki_files()?
         .into_iter()
         .map(|f| f.generated)
-        .filter(|g| (a..=b).contains(g))
+        .filter(|g| (from..=to).contains(g))
         .collect();
     let mut states: BTreeMap<(Ipv4Net, i64), Option<String>> = BTreeMap::new();
     let mut out = BTreeMap::new();
@@ -171,11 +180,14 @@ pub fn control_samples(
         // Full-feed peers as the newest state counts them; never fewer than have a route.
         let full = full_feed.max(most);
         let mut times: BTreeSet<i64> = changes.iter().map(|(t, _)| *t).collect();
-        times.extend(rpki_times.iter().filter(|t| changes.first().is_some_and(|(f, _)| *t >= f)));
+        times.extend(
+            rpki_times
+                .iter()
+                .filter(|t| changes.first().is_some_and(|(f, _)| *t >= f)),
+        );
         let mut samples: Vec<ControlSample> = Vec::new();
         for t in times {
-            let i = changes.partition_point(|(s, _)| *s <= t);
-            let Some((_, c)) = i.checked_sub(1).map(|i| &changes[i]) else {
+            let Some(c) = coverage_at(&changes, t) else {
                 continue;
             };
             let rpki = match c.announced {
@@ -201,10 +213,12 @@ pub fn control_samples(
                 announced: c.announced,
                 rpki,
             };
-            if samples
-                .last()
-                .is_some_and(|l| ControlSample { time: t, ..l.clone() } == sample)
-            {
+            if samples.last().is_some_and(|l| {
+                ControlSample {
+                    time: t,
+                    ..l.clone()
+                } == sample
+            }) {
                 continue;
             }
             samples.push(sample);
@@ -241,7 +255,10 @@ pub fn build(
     max_rpki_age_s: i64,
     now: i64,
 ) -> Result<Reachability, ReportError> {
-    let (a, b) = (from.unix_timestamp(), to.unix_timestamp().max(from.unix_timestamp()));
+    let (a, b) = (
+        from.unix_timestamp(),
+        to.unix_timestamp().max(from.unix_timestamp()),
+    );
     let bins = Bins::over(a, b, size).map_err(|e| ReportError::Bins(e.to_string()))?;
     let observations = observations(analyses, pings);
     let nets = target_24s(db, &observations)?;
@@ -262,7 +279,7 @@ pub fn build(
         );
         outages.extend(outages_of(*net, &mine, ctl, horizon, settings));
     }
-    outages.sort_by(|x, y| (x.start, x.target, x.kind).cmp(&(y.start, y.target, y.kind)));
+    outages.sort_by_key(|o| (o.start, o.target, o.kind));
     Ok(Reachability {
         bins,
         targets,
