@@ -10,8 +10,10 @@
 //!   with a reply.
 //! - A failed trace that got no reply from beyond the agent's own AS is **local loss** (the
 //!   agent's uplink, not the target): it is no evidence either way.
-//! - Rules count **vantage ASes** (the AS of the agent's source address), not agents. An AS
-//!   stands on its newest observation of the /24 for [`Settings::window_s`].
+//! - Rules count **vantage ASes** (the AS of the agent's source address), not agents, and
+//!   one observation per agent and round: answered when any address of the /24 replied to
+//!   the agent in that round. An AS stands on its newest such observation of the /24 for
+//!   [`Settings::window_s`].
 //! - **Data-plane outage**: at least [`Settings::min_vantage_ases`] ASes stand on a silent
 //!   observation and they outnumber the ASes that stand on an answer, while the control
 //!   plane sees the /24 (no control-plane outage). It starts at the first silent observation
@@ -89,6 +91,8 @@ pub struct Observation {
     pub vantage_as: Option<u32>,
     /// A ping (else a trace).
     pub ping: bool,
+    /// The agent's measurement round: the rules judge one agent's round as a whole.
+    pub round: String,
     /// What it says.
     pub outcome: Outcome,
 }
@@ -310,16 +314,40 @@ pub fn outages_of(
     control.sort_by_key(|s| s.time);
     let mut out = control_outages(target, &control, &observations, horizon, settings);
     if observations.iter().any(|o| o.outcome == Outcome::Answered) {
-        out.extend(data_plane_outages(
-            target,
-            &observations,
-            &control,
-            settings,
-        ));
+        let rounds = by_round(&observations);
+        let rounds: Vec<&Observation> = rounds.iter().collect();
+        out.extend(data_plane_outages(target, &rounds, &control, settings));
     } else {
         out.extend(never_answered(target, &observations, &control, settings));
     }
     out.sort_by(|a, b| a.start.cmp(&b.start).then(a.kind.cmp(&b.kind)));
+    out
+}
+
+/// One observation per agent and round, in time order: answered at its first answer when
+/// any address of the /24 replied in the round (an agent traces live and silent addresses
+/// of one /24 in one round: the /24 answered), else silent at its first silent observation,
+/// else local loss.
+fn by_round(observations: &[&Observation]) -> Vec<Observation> {
+    let mut rounds: BTreeMap<(&str, &str), Observation> = BTreeMap::new();
+    let rank = |o: &Outcome| match o {
+        Outcome::Answered => 2,
+        Outcome::Silent { .. } => 1,
+        Outcome::LocalLoss => 0,
+    };
+    for o in observations {
+        let key = (o.agent.as_str(), o.round.as_str());
+        match rounds.get_mut(&key) {
+            // Observations come in time order: the first of the best outcome stays.
+            Some(kept) if rank(&o.outcome) > rank(&kept.outcome) => *kept = (*o).clone(),
+            Some(_) => {}
+            None => {
+                rounds.insert(key, (*o).clone());
+            }
+        }
+    }
+    let mut out: Vec<Observation> = rounds.into_values().collect();
+    out.sort_by(|a, b| a.time.cmp(&b.time).then(a.agent.cmp(&b.agent)));
     out
 }
 
@@ -453,7 +481,7 @@ fn data_evidence(outage: &Outage, observations: &[&Observation]) -> String {
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
         .map_or_else(|| "none".to_owned(), |(h, _)| h.to_string());
     format!(
-        "{silent} silent traces/pings from {} ASes, last hop reached {hop}; BGP saw the /24",
+        "{silent} silent agent rounds from {} ASes, last hop reached {hop}; BGP saw the /24",
         outage.vantage_ases.len()
     )
 }
@@ -592,6 +620,7 @@ mod tests {
             agent: agent.into(),
             vantage_as: Some(asn),
             ping: false,
+            round: format!("{agent}@{time}"),
             outcome,
         }
     }
@@ -683,6 +712,18 @@ mod tests {
                 .map(|r| silent(r * 10 + 5, "second-in-24940", 24_940))
                 .collect::<Vec<_>>(),
         );
+        assert!(outages_of(net(), &o, &[seen(0, 4)], 1_000, &settings()).is_empty());
+    }
+
+    #[test]
+    fn a_round_that_reached_one_address_of_the_24_answered() {
+        // Each AS traces a dead address after a live one in every round: the /24 answered.
+        let mut o = rounds(&[], 0, 0);
+        for x in o.clone() {
+            let mut dead = silent(x.time + 5, &x.agent, x.vantage_as.unwrap());
+            dead.round.clone_from(&x.round);
+            o.push(dead);
+        }
         assert!(outages_of(net(), &o, &[seen(0, 4)], 1_000, &settings()).is_empty());
     }
 

@@ -117,6 +117,7 @@ pub fn observations(analyses: &[TraceAnalysis], pings: &[PingResult]) -> Vec<Obs
             agent: t.trace.agent_id.clone(),
             vantage_as: t.agent_asn,
             ping: false,
+            round: t.trace.round_id.to_string(),
             outcome,
         });
     }
@@ -134,6 +135,7 @@ pub fn observations(analyses: &[TraceAnalysis], pings: &[PingResult]) -> Vec<Obs
             agent: p.agent_id.clone(),
             vantage_as: agent_as.get(p.agent_id.as_str()).copied(),
             ping: true,
+            round: p.round_id.to_string(),
             outcome,
         });
     }
