@@ -86,8 +86,14 @@ pub fn evaluate(
             now,
         )?);
     }
-    // Outages are judged at every evaluation: time passing alone moves the settled horizon.
-    found.extend(outage_events(db, rules, now)?);
+    // Outages are judged anew with new data, and once a minute without: time passing alone
+    // moves the settled horizon, but not by much in the 5 s between evaluations.
+    let minute_passed = previous
+        .as_ref()
+        .is_none_or(|w| w.evaluated_at / 60 != now / 60);
+    if !unchanged || minute_passed {
+        found.extend(outage_events(db, rules, now)?);
+    }
 
     let mut result = Evaluation {
         armed_since: armed,
