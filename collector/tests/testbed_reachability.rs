@@ -98,8 +98,7 @@ impl Drop for Running {
     }
 }
 
-fn start_agent(tb: &Testbed, work: &Path, db: &Path, listen: &str, vp: &str) -> Running {
-    let token = cli(db, &["agent", "add", vp]).trim().to_owned();
+fn start_agent(tb: &Testbed, work: &Path, token: &str, listen: &str, vp: &str) -> Running {
     let dir = work.join(vp);
     fs::create_dir(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
@@ -261,23 +260,31 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
     // (the agents' shortest) is set; scheduling is on, as on any fresh database.
     load_mrt(&tb, &db, &mut loaded, false);
     cli(&db, &["fleet", "--round", "1m", "--cap", "5"]);
-    let serve = start_serve(&tb, &db, &listen, &work.path().join("serve.log"));
     let vps: Vec<String> = m.vantage_points.values().map(|v| v.node.clone()).collect();
     assert_eq!(vps.len(), 3, "three vantage points in three ASes");
+    let tokens: Vec<String> = vps
+        .iter()
+        .map(|vp| cli(&db, &["agent", "add", vp]).trim().to_owned())
+        .collect();
+    let serve = start_serve(&tb, &db, &listen, &work.path().join("serve.log"));
+    eprintln!("{}: serve started", now_secs());
     std::thread::sleep(Duration::from_secs(1));
     let r0 = now_secs() / ROUND_SECS + 1;
     sleep_until_round(r0, 1);
     let agents: Vec<Running> = vps
         .iter()
-        .map(|vp| start_agent(&tb, work.path(), &db, &listen, vp))
+        .zip(&tokens)
+        .map(|(vp, token)| start_agent(&tb, work.path(), token, &listen, vp))
         .collect();
+    eprintln!("{}: agents started (round {r0})", now_secs());
     // Round r0: every agent's own first round (all answer); r0+1 the first scheduled one.
     let dropped: Ipv4Net = "175.45.176.0/24".parse().unwrap();
     let r1 = r0 + 1;
     sleep_until_round(r1, 0);
     // 1. The border drops one /24; devp's uplink is down meanwhile.
     let drop_at = now_secs();
-    let nft = "add table inet nkreach\nadd chain inet nkreach fwd { type filter hook forward priority -10; }\nadd rule inet nkreach fwd ip daddr 175.45.176.0/24 drop\n";
+    eprintln!("{drop_at}: drop");
+    let nft = "add table inet nkreach\nadd chain inet nkreach blocked { type filter hook forward priority -10; }\nadd rule inet nkreach blocked ip daddr 175.45.176.0/24 drop\n";
     let nft_file = work.path().join("drop.nft");
     fs::write(&nft_file, nft).unwrap();
     tb.exec("nkbr", &["nft", "-f", nft_file.to_str().unwrap()])
