@@ -305,11 +305,20 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
         .expect("remove the drop rule");
     tb.exec("devp", &["ip", "link", "set", &uplink, "up"])
         .unwrap();
-    tb.exec(
-        "devp",
-        &["ip", "route", "replace", "default", "via", "88.198.10.1"],
-    )
-    .unwrap();
+    let gateway = m
+        .node("degw")
+        .unwrap()
+        .interface_towards("devp")
+        .unwrap()
+        .address
+        .to_string();
+    wait_until("devp's default route back", Duration::from_secs(10), || {
+        tb.exec(
+            "devp",
+            &["ip", "route", "replace", "default", "via", &gateway],
+        )
+        .is_ok()
+    });
 
     // 2. Both upstream sessions of the border shut: every /24 withdrawn.
     let r3 = r1 + 2;
