@@ -277,10 +277,10 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
         .map(|(vp, token)| start_agent(&tb, work.path(), token, &listen, vp))
         .collect();
     eprintln!("{}: agents started (round {r0})", now_secs());
-    // Round r0: every agent's own first round (all answer); r0+1 the first scheduled one.
+    // Round r0: every agent's own first round (all answer). Scheduled rounds start on the
+    // minute: each change is made half a round before the next one, never racing a probe.
     let dropped: Ipv4Net = "175.45.176.0/24".parse().unwrap();
-    let r1 = r0 + 1;
-    sleep_until_round(r1, 0);
+    sleep_until_round(r0, 30);
     // 1. The border drops one /24; devp's uplink is down meanwhile.
     let drop_at = now_secs();
     eprintln!("{drop_at}: drop");
@@ -299,7 +299,7 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
         .clone();
     tb.exec("devp", &["ip", "link", "set", &uplink, "down"])
         .unwrap();
-    sleep_until_round(r1 + 1, 0);
+    sleep_until_round(r0 + 1, 30);
     let restore_at = now_secs();
     tb.exec("nkbr", &["nft", "delete", "table", "inet", "nkreach"])
         .expect("remove the drop rule");
@@ -321,8 +321,7 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
     });
 
     // 2. Both upstream sessions of the border shut: every /24 withdrawn.
-    let r3 = r1 + 2;
-    sleep_until_round(r3, 0);
+    sleep_until_round(r0 + 2, 30);
     let withdraw_at = now_secs();
     let sessions: Vec<String> = m
         .node("nkbr")
@@ -334,12 +333,12 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
     for p in &sessions {
         tb.birdc("nkbr", &["disable", p]).unwrap();
     }
-    sleep_until_round(r3 + 1, 0);
+    sleep_until_round(r0 + 3, 30);
     let announce_at = now_secs();
     for p in &sessions {
         tb.birdc("nkbr", &["enable", p]).unwrap();
     }
-    sleep_until_round(r3 + 2, 20);
+    sleep_until_round(r0 + 4, 15);
     let until = now_secs();
     // Every agent's results in: the counts hold still for 3 s (spools drain within seconds).
     let mut last: Vec<i64> = vps.iter().map(|v| results_of(&db, v)).collect();
@@ -362,8 +361,9 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
     std::thread::sleep(Duration::from_secs(2));
     load_mrt(&tb, &db, &mut loaded, true);
 
-    // 3. RPKI: a ROA of maxLength 22 generated during round r1, corrected during r3.
-    let (bad_at, good_at) = (r1 * ROUND_SECS + 10, r3 * ROUND_SECS - 20);
+    // 3. RPKI: a ROA of maxLength 22, generated during the drop, corrected before the
+    // withdrawal.
+    let (bad_at, good_at) = (r0 * ROUND_SECS + 40, (r0 + 2) * ROUND_SECS + 10);
     for (name, at, max_len) in [("bad", bad_at, 22), ("good", good_at, 24)] {
         let file = work.path().join(format!("{name}.json"));
         fs::write(
@@ -417,6 +417,35 @@ fn outages_of_the_testbed_scenarios_are_found_exactly() {
     println!("drop {drop_at}..{restore_at}, withdrawal {withdraw_at}..{announce_at}");
     for o in &outages {
         println!("{o:?}");
+    }
+    // What the outages rest on, for a failure's reader: every result of the dropped /24.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT agent_id, kind, started_at, target, substr(round_id, 1, 8),
+                        coalesce(json_extract(json, '$.received'), json_extract(json, '$.stop_reason')),
+                        json_array_length(json_extract(json, '$.hops'))
+                 FROM results WHERE target LIKE '175.45.176.%' ORDER BY started_at",
+            )
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} {} {} {} {} {:?} {:?}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, rusqlite::types::Value>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })
+            .unwrap();
+        for row in rows {
+            println!("{}", row.unwrap());
+        }
     }
     let of = |kind: &str| -> Vec<&Found> { outages.iter().filter(|o| o.kind == kind).collect() };
     let round = ROUND_SECS;
