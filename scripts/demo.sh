@@ -8,7 +8,7 @@
 # three agents and runs them as the service runs them — `nkpath-agent run` in
 # each vantage point's namespace, as an unprivileged user with CAP_NET_RAW only
 # (through setpriv) — for a few rounds, loads the route collector's MRT dumps,
-# prints the upstream report and the mismatch report, writes the CSV export to
+# prints the upstream report, the mismatch report and the outage list, writes the CSV export to
 # ./demo-out/, and tears everything down, also when something fails.
 #
 # No packet leaves the testbed's namespaces.
@@ -169,10 +169,17 @@ if [ "$total_lines" -gt 30 ]; then
   echo "... $total_lines lines in all: the whole report is in $OUT/mismatches.txt"
 fi
 
+step "outage list (report reachability: per /24 both planes and RPKI, then the outages)"
+"$collector" --db "$db" report reachability --no-dns --outage-settle 0 --format csv > "$work/reachability.csv"
+# The agents have stopped and uploaded everything: no settling delay for late uploads.
+# The outage list is the second table of the CSV.
+sed -n '/^# Outages/,$p' "$work/reachability.csv"
+
 step "CSV export to $OUT"
 rm -rf "$OUT"
 "$collector" --db "$db" export --out "$OUT"
 cp "$work/mismatches.txt" "$OUT/mismatches.txt"
+cp "$work/reachability.csv" "$OUT/reachability.csv"
 
 step "HTML report to $OUT/report.html"
 "$collector" --db "$db" report html --out "$OUT/report.html"

@@ -213,6 +213,31 @@ pub fn stored_traces_in(
     Ok(out)
 }
 
+/// The stored liveness pings toward the target prefixes started in `since..=until`, oldest
+/// first: what `report reachability` counts beside the traces. A row that no longer decodes
+/// is skipped with a warning.
+pub fn stored_pings(
+    db: &Db,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> Result<Vec<nkpath_proto::PingResult>, ReadTracesError> {
+    let now = OffsetDateTime::now_utc();
+    let rules = import_admission(db, now)?;
+    let mut out = Vec::new();
+    for row in db.stored_results(Kind::Ping, since, until)? {
+        match decode::<ResultRecord>(&row.json) {
+            Ok(ResultRecord::Ping(p)) if rules.in_targets(p.target) => out.push(p),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "stored result {} skipped: it no longer decodes ({})",
+                row.result_id,
+                crate::text::escape_control(&e.to_string())
+            ),
+        }
+    }
+    Ok(out)
+}
+
 /// A line decoded, normalised to the stored shape and placed by the rules of an import, or
 /// why not.
 fn admit(text: &str, admission: &Admission) -> Result<(StoredRecord, Placement), String> {

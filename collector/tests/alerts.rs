@@ -1,7 +1,8 @@
 //! `--on-change` end to end through `bgp load` of MRT files built here: an upstream change
 //! runs the command once with the alert document; a restart repeats nothing; a backfill is
 //! history; events within the interval are coalesced into the next run; a hanging command
-//! is killed at its timeout.
+//! is killed at its timeout; an outage's start and end alert once, and not again after a
+//! restart.
 
 mod common;
 
@@ -357,4 +358,127 @@ fn a_new_data_plane_mismatch_alerts_once_per_quiet_day() {
     assert!(ok, "{err}");
     assert!(err.contains("0 new event(s)"), "{err}");
     assert_eq!(s.documents().len(), 1);
+}
+
+/// A trace from `source` (the vantage AS is its origin in the dump) started at `at`:
+/// answered by an address of 175.45.176.0/24, or silent after China Unicom's router.
+fn probe(id: u32, at: u32, agent: &str, source: &str, answered: bool) -> String {
+    let hops: &[common::traces::Hop] = if answered {
+        &[(1, "219.158.1.1", 11, 0, 0), (2, "175.45.176.9", 0, 0, 0)]
+    } else {
+        &[(1, "219.158.1.1", 11, 0, 0)]
+    };
+    let after_dump = i64::from(at) - i64::from(common::traces::DUMP_TIME);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&common::traces::trace(id, after_dump, "175.45.176.9", hops)).unwrap();
+    v["agent_id"] = agent.into();
+    v["source"] = source.into();
+    v["round_id"] = format!("5a3c1e2f-0000-4000-8000-{id:012}").into();
+    v.to_string()
+}
+
+#[test]
+fn an_outage_alerts_its_start_and_end_once_and_a_restart_repeats_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let out = dir.path().join("alerts.jsonl");
+    let peers = [peer("192.0.2.1", 64500), peer("192.0.2.2", 64501)];
+    let routes = [
+        (PREFIX, 0, "64500 4837 131279"),
+        (PREFIX, 1, "64501 4837 131279"),
+        ("219.158.0.0/17", 0, "64500 4837"),
+        ("219.158.0.0/17", 1, "64501 4837"),
+        ("88.198.0.0/16", 0, "64500 24940"),
+        ("88.198.0.0/16", 1, "64501 24940"),
+        ("49.212.0.0/16", 0, "64500 9370"),
+        ("49.212.0.0/16", 1, "64501 9370"),
+    ];
+    let command = format!("cat >> '{}'; echo >> '{}'", out.display(), out.display());
+    let mut files = 0;
+    let mut load = |bytes: Vec<u8>| {
+        files += 1;
+        let file = dir.path().join(format!("rrc00-{files}.mrt"));
+        std::fs::write(&file, bytes).unwrap();
+        let o = Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "bgp",
+                "load",
+                "--collector",
+                "rrc00",
+                "--on-change",
+                &command,
+            ])
+            .args(["--outage-settle", "0", "--outage-window", "600"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // The dump a minute ago arms the alerts now.
+    let armed = now();
+    load(rib(armed - 60, &peers, &routes));
+    // Two vantage ASes: both answered, then neither, then both again.
+    std::thread::sleep(Duration::from_secs(2));
+    let t0 = now() - 1;
+    assert!(t0 > armed);
+    let (a, b) = ("88.198.10.2", "49.212.10.2");
+    let traces = [
+        probe(1, t0 - 1, "vp-a", a, true),
+        probe(2, t0 - 1, "vp-b", b, true),
+        probe(3, t0, "vp-a", a, false),
+        probe(4, t0, "vp-b", b, false),
+        probe(5, t0 + 1, "vp-a", a, true),
+        probe(6, t0 + 1, "vp-b", b, true),
+    ];
+    std::thread::sleep(Duration::from_secs(2));
+    let jsonl = dir.path().join("traces.jsonl");
+    std::fs::write(&jsonl, traces.join("\n")).unwrap();
+    let o = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .arg("import")
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Any later load evaluates: one run for the /24 with the start and the end.
+    let later = update(now(), peers[0], &["192.0.2.0/24"], "64500", &[]);
+    load(later.clone());
+    let documents: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(documents.len(), 1, "{documents:?}");
+    let events = documents[0]["events"].as_array().unwrap();
+    let summary: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["outage"].as_str().unwrap(),
+                e["time"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("outage-start", "data-plane", display(t0).as_str()),
+            ("outage-end", "data-plane", display(t0 + 1).as_str()),
+        ]
+    );
+    assert_eq!(events[0]["target_24"], PREFIX);
+    assert_eq!(events[0]["vantage_ases"], serde_json::json!([9370, 24940]));
+    // A restart (another process, another load) repeats nothing.
+    load(update(now(), peers[1], &["192.0.2.0/24"], "64501", &[]));
+    let again = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        again.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{again}"
+    );
 }

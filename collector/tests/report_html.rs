@@ -192,6 +192,7 @@ fn a_hostile_ptr_name_stays_text_in_the_page_and_the_chart_files() {
         BTreeSet::from(
             [
                 "chart-upstreams-175.45.176.0-24-agents.svg",
+                "chart-reachability.svg",
                 "chart-path-map.svg",
                 "chart-latency.svg",
                 "chart-freshness.svg"
@@ -313,6 +314,81 @@ fn the_drawn_shares_are_the_json_reports_per_bin_shares() {
     assert_eq!(mismatch.len(), 1, "{mismatch:?}");
     assert_eq!(get(&mismatch[0], "data-bin"), t(3600));
     assert_eq!(get(&mismatch[0], "data-n"), "1");
+}
+
+/// The reachability chart beside the upstreams: each /24's lanes are the rows of `report
+/// reachability --format json` with the same bins, and they say what the fixture holds.
+#[test]
+fn the_drawn_reachability_is_the_json_reports_per_bin_reachability() {
+    let (db, dir) = common::traces::db_with(&peers(), &ROUTES, &traces());
+    drop(db);
+    let db = dir.path().join("c.db");
+    let page = html(&db, &["--bin", "1h"]);
+    assert_well_formed(&page);
+    let json: serde_json::Value = serde_json::from_str(&collector(
+        &db,
+        &[
+            "report",
+            "reachability",
+            "--no-dns",
+            "--format",
+            "json",
+            "--bin",
+            "1h",
+        ],
+    ))
+    .unwrap();
+    let rows = json["tables"][0]["rows"].as_array().unwrap();
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => format!("{:.1}", n.as_f64().unwrap()),
+        other => other.to_string(),
+    };
+    let reported: BTreeSet<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                text(&r["bin_start"]),
+                text(&r["target"]),
+                text(&r["answered"]),
+                text(&r["visibility_pct"]),
+            )
+        })
+        .collect();
+    let dp = marks(&page, "rect", "reach-dp");
+    let cp = marks(&page, "rect", "reach-cp");
+    assert_eq!(dp.len(), cp.len());
+    let drawn: BTreeSet<(String, String, String, String)> = dp
+        .iter()
+        .zip(&cp)
+        .map(|(d, c)| {
+            assert_eq!(get(d, "data-bin"), get(c, "data-bin"));
+            (
+                get(d, "data-bin").to_owned(),
+                get(d, "data-target").to_owned(),
+                get(d, "data-answered").to_owned(),
+                get(c, "data-visibility").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(drawn, reported);
+    // The fixture: every trace reaches 175.45.176.0/24, in both hours; the other /24s were
+    // not tried; all three peers (full feeds) carry the covering /22 throughout.
+    let t = |s: i64| nkpath_proto::timestamp::display_unix(i64::from(DUMP_TIME) + s);
+    let mut expected = BTreeSet::new();
+    for bin in [t(0), t(3600)] {
+        for net in ["176", "177", "178", "179"] {
+            let answered = if net == "176" { "true" } else { "-" };
+            expected.insert((
+                bin.clone(),
+                format!("175.45.{net}.0/24"),
+                answered.to_owned(),
+                "100.0".to_owned(),
+            ));
+        }
+    }
+    assert_eq!(drawn, expected);
 }
 
 /// Issue 21: `report mismatches` printed one line per trace. It groups by agent, /24, entry

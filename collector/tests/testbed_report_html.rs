@@ -393,7 +393,7 @@ fn the_report_of_the_testbed_scenarios_renders_in_chromium_as_reported() {
     }
 
     // Every chart is there.
-    for chart in ["path-map", "latency", "freshness"] {
+    for chart in ["path-map", "latency", "freshness", "reachability"] {
         assert!(dom.contains(&format!("data-chart=\"{chart}\"")), "{chart}");
     }
     for net in [

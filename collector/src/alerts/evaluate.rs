@@ -15,6 +15,7 @@ use super::rules::{
     self, Observation, Rules, SetChange, alerts, armed_since, change_key, confirmed_changes,
     new_mismatches, visible_set,
 };
+use crate::analysis::reachability::OutageKind;
 use crate::analysis::{AnalysisOptions, Analyzer, Mapper, VerdictKind};
 use crate::bgp::prefix::covering;
 use crate::bgp::timeline::walk_target_routes;
@@ -84,6 +85,14 @@ pub fn evaluate(
             armed.max(now - rules.max_delay_s),
             now,
         )?);
+    }
+    // Outages are judged anew with new data, and once a minute without: time passing alone
+    // moves the settled horizon, but not by much in the 5 s between evaluations.
+    let minute_passed = previous
+        .as_ref()
+        .is_none_or(|w| w.evaluated_at / 60 != now / 60);
+    if !unchanged || minute_passed {
+        found.extend(outage_events(db, rules, now)?);
     }
 
     let mut result = Evaluation {
@@ -303,4 +312,65 @@ fn mismatch_events(db: &Db, from: i64, until: i64) -> Result<Vec<Found>, AlertEr
             }
         })
         .collect())
+}
+
+/// Starts and ends of outages (see [`crate::analysis::reachability`]) up to `now` minus the
+/// settling delay. The period read reaches back beyond the maximum delay, so an outage
+/// cut by its beginning is history, never sent; a start is keyed by its time, an end by
+/// its own, so a later evaluation finds each once.
+fn outage_events(db: &Db, rules: &Rules, now: i64) -> Result<Vec<Found>, AlertError> {
+    let s = &rules.outage;
+    let from = now - rules.max_delay_s - s.settle_s - s.window_s;
+    let t = |x: i64| OffsetDateTime::from_unix_timestamp(x).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let options = AnalysisOptions {
+        since: Some(t(from)),
+        until: Some(t(now)),
+        ..AnalysisOptions::default()
+    };
+    let traces = crate::results::stored_traces(db, options.since, options.until)?;
+    let pings = crate::results::stored_pings(db, options.since, options.until)?;
+    let mapper = Mapper::new(crate::sources::ixp::stored_table(db)?, None);
+    let analyses = Analyzer::new(db, mapper, options)?.analyze_all(traces)?;
+    let report = crate::report::reachability::build(
+        db,
+        &analyses,
+        &pings,
+        t(from),
+        t(now),
+        crate::report::bins::BinSize::Seconds(3_600),
+        s,
+        crate::rpki::DEFAULT_MAX_RPKI_AGE_S,
+        now,
+    )
+    .map_err(|e| AlertError::Report(e.to_string()))?;
+    let mut found = Vec::new();
+    for o in &report.outages {
+        if o.kind == OutageKind::UnreachableWhileAnnounced {
+            continue;
+        }
+        let mut events = vec![("outage-start", o.start)];
+        events.extend(o.end.map(|e| ("outage-end", e)));
+        for (kind, time) in events {
+            found.push(Found {
+                key: format!("{kind}:{}:{}:{time}", o.kind.name(), o.target),
+                prefix: o.target.to_string(),
+                kind,
+                time,
+                json: json!({
+                    "kind": kind,
+                    "outage": o.kind.name(),
+                    "target_24": o.target.to_string(),
+                    "time": timestamp::display_unix(time),
+                    "start": timestamp::display_unix(o.start),
+                    "end": o.end.map(timestamp::display_unix),
+                    "agents": o.agents,
+                    "vantage_ases": o.vantage_ases,
+                    "peers_with_route": o.peers_with_route,
+                    "full_feed_peers": o.full_feed_peers,
+                    "evidence": o.evidence,
+                }),
+            });
+        }
+    }
+    Ok(found)
 }

@@ -1,6 +1,7 @@
 //! Alerts (`--on-change CMD`): the operator's command runs with a JSON document on standard
-//! input when the announced upstream set of a target prefix changes, or a new data-plane
-//! mismatch appears.
+//! input when the announced upstream set of a target prefix changes, a new data-plane
+//! mismatch appears, or an outage of a target /24 starts or ends (see
+//! [`crate::analysis::reachability`]).
 //!
 //! Driven by the stored state only, whatever brought it in (`bgp load`, the archive sync,
 //! RIS Live): [`after_load`] evaluates and sends once; [`spawn_runner`] does so periodically
@@ -64,6 +65,9 @@ pub enum AlertError {
     /// The IXP table could not be read.
     #[error(transparent)]
     Ixp(#[from] crate::sources::ixp::IxpError),
+    /// The reachability of the target /24s could not be judged.
+    #[error("judging outages: {0}")]
+    Report(String),
 }
 
 /// The command and the settings of the alerts.
@@ -111,6 +115,11 @@ pub struct AlertArgs {
     /// Seconds a run of the command may take before it is killed.
     #[arg(long = "alert-timeout", value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_s: u64,
+
+    /// The thresholds of the outages whose start and end alert (as in `report
+    /// reachability`).
+    #[command(flatten)]
+    pub outages: crate::report::reachability::OutageArgs,
 }
 
 fn parse_share(s: &str) -> Result<f64, String> {
@@ -131,6 +140,7 @@ impl AlertArgs {
                 min_duration_s: self.min_duration_s,
                 max_delay_s: self.max_delay_s,
                 rate_limit_s: self.interval_s,
+                outage: self.outages.settings(),
             },
             timeout: Duration::from_secs(self.timeout_s),
         })

@@ -23,6 +23,8 @@ pub struct Rules {
     /// Events found more than this long after they happened are a backfill (history), and a
     /// gap this long since the last evaluation starts a new catch-up.
     pub max_delay_s: i64,
+    /// The outage thresholds (outage starts and ends alert too).
+    pub outage: crate::analysis::reachability::Settings,
 }
 
 impl Default for Rules {
@@ -32,6 +34,7 @@ impl Default for Rules {
             min_duration_s: 300,
             rate_limit_s: 60,
             max_delay_s: 3600,
+            outage: crate::analysis::reachability::Settings::default(),
         }
     }
 }

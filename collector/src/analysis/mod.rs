@@ -120,6 +120,7 @@ pub mod entry;
 mod error;
 pub mod hopmap;
 pub mod ixp;
+pub mod reachability;
 pub mod source;
 pub mod special;
 pub mod trace;

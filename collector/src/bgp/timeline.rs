@@ -27,6 +27,44 @@ pub struct TargetView {
     collectors: BTreeMap<i64, CollectorView>,
 }
 
+/// How the peers reach one target /24 at an instant ([`TargetView::coverage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// Peers with a route for a target-AS prefix covering it.
+    pub peers_with_route: usize,
+    /// The most specific such prefix.
+    pub announced: Option<Ipv4Net>,
+    /// Its announced upstreams.
+    pub upstreams: BTreeSet<u32>,
+}
+
+/// The coverage of each of `nets` over [a, b]: (start, coverage) each time it changes, the
+/// first at `a`.
+pub fn coverage_over(
+    db: &Db,
+    nets: &[Ipv4Net],
+    a: i64,
+    b: i64,
+) -> Result<BTreeMap<Ipv4Net, Vec<(i64, Coverage)>>, BgpError> {
+    let target_asn = db.target()?.asn;
+    let mut out: BTreeMap<Ipv4Net, Vec<(i64, Coverage)>> = BTreeMap::new();
+    walk_target_routes(db, a, b.max(a), |t, view, _| {
+        for net in nets {
+            let c = view.coverage(*net, target_asn);
+            let samples = out.entry(*net).or_default();
+            // A dump and then the events of its second: the state at the end of the second.
+            if samples.last().is_some_and(|(start, _)| *start == t) {
+                samples.pop();
+            }
+            if samples.last().is_some_and(|(_, last)| *last == c) {
+                continue;
+            }
+            samples.push((t, c));
+        }
+    })?;
+    Ok(out)
+}
+
 /// How long after a peer's session goes to Established its first announcement of a prefix
 /// counts as part of its initial table transfer (seconds): the peer's baseline, not a change.
 pub const TABLE_TRANSFER_S: i64 = 15 * 60;
@@ -139,6 +177,33 @@ impl TargetView {
             }
         }
         (!peers.is_empty()).then_some(peers)
+    }
+
+    /// How the collectors' peers reach `net` (a target /24): the peers with a route for a
+    /// `target_asn` prefix covering it, and the most specific such prefix with its origin
+    /// and announced upstreams.
+    pub fn coverage(&self, net: Ipv4Net, target_asn: u32) -> Coverage {
+        let mut peers = BTreeSet::new();
+        let mut best: Option<Ipv4Net> = None;
+        for c in self.collectors.values() {
+            for (prefix, (peer, _), path) in c.routes.all() {
+                if !prefix.contains(&net) || !path.origins().contains(&target_asn) {
+                    continue;
+                }
+                peers.insert(peer);
+                if best.is_none_or(|b| prefix.prefix_len() > b.prefix_len()) {
+                    best = Some(prefix);
+                }
+            }
+        }
+        let upstreams = best.map_or_else(BTreeSet::new, |p| {
+            self.announced_upstreams(p, target_asn).upstream_set()
+        });
+        Coverage {
+            peers_with_route: peers.len(),
+            announced: best,
+            upstreams,
+        }
     }
 
     /// Upstreams announced for `prefix` over all collectors' peers.

@@ -123,6 +123,25 @@ pub enum ReportCommand {
         #[command(flatten)]
         common: AnalysisArgs,
     },
+    /// Reachability per target /24 and time bin: the data plane (an address of the /24
+    /// answered a trace or a liveness ping; agents that tried; the last hop reached when
+    /// nothing answered) beside the control plane (share of full-feed collector peers with a
+    /// route, announced upstreams) and the RPKI state; then the outage list (data-plane,
+    /// control-plane, rpki-invalid, unreachable-while-announced; see the README, "Outages").
+    Reachability {
+        /// Time bins: a length such as 15m, 1h, 1d, or `auto`. Bins are aligned to UTC.
+        #[arg(long, value_name = "SIZE", value_parser = parse_bin_size, default_value = "1h")]
+        bin: BinSize,
+        /// RPKI data older than this (from its generation time) gives state `unknown`.
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_max_age)]
+        max_rpki_age: std::time::Duration,
+        /// The outage thresholds.
+        #[command(flatten)]
+        outages: super::reachability::OutageArgs,
+        /// Options shared by every report.
+        #[command(flatten)]
+        common: AnalysisArgs,
+    },
     /// The latest trace of an agent to a target, hop by hop.
     Path {
         /// The agent id.
@@ -384,6 +403,29 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
             };
             let t = trace.trace.started_at;
             (tables, common.format, (t, t))
+        }
+        ReportCommand::Reachability {
+            bin,
+            max_rpki_age,
+            outages,
+            common,
+        } => {
+            let analyses = common.analyze(db)?;
+            let options = common.options();
+            let pings = crate::results::stored_pings(db, options.since, options.until)?;
+            let (a, b) = common.report_period(db, &analyses)?;
+            let report = super::reachability::build(
+                db,
+                &analyses,
+                &pings,
+                a,
+                b,
+                *bin,
+                &outages.settings(),
+                i64::try_from(max_rpki_age.as_secs()).unwrap_or(i64::MAX),
+                OffsetDateTime::now_utc().unix_timestamp(),
+            )?;
+            (report.tables(), common.format, (a, b))
         }
         ReportCommand::Html {
             out,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod html;
 pub mod mismatches;
 pub mod path;
+pub mod reachability;
 pub mod timeline;
 pub mod upstreams;
 
@@ -357,6 +358,9 @@ pub enum ReportError {
     /// The agents could not be read.
     #[error(transparent)]
     Agents(#[from] crate::agents::AgentError),
+    /// The stored results could not be read.
+    #[error(transparent)]
+    Results(#[from] crate::results::ReadTracesError),
     /// The time bins asked for do not fit the period.
     #[error("{0}")]
     Bins(String),

@@ -26,7 +26,7 @@ pub struct NewAlertEvent<'a> {
     pub key: &'a str,
     /// The prefix its runs are grouped by.
     pub prefix: &'a str,
-    /// `upstreams` or `mismatch`.
+    /// `upstreams`, `mismatch`, `outage-start` or `outage-end`.
     pub kind: &'a str,
     /// When it happened (UNIX seconds).
     pub time: i64,
@@ -60,7 +60,7 @@ pub struct AlertEventRow {
     pub key: String,
     /// Its prefix.
     pub prefix: String,
-    /// `upstreams` or `mismatch`.
+    /// `upstreams`, `mismatch`, `outage-start` or `outage-end`.
     pub kind: String,
     /// When it happened.
     pub time: i64,

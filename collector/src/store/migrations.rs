@@ -59,7 +59,7 @@ use super::DbError;
 use super::results::StoredRecord;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: u32 = 13;
+pub const CURRENT_VERSION: u32 = 14;
 
 /// `valid_until` of a `prefix_origins` row still present in the newest RIB dump.
 pub const OPEN_UNTIL: i64 = i64::MAX;
@@ -471,6 +471,29 @@ CREATE TABLE rpki_vrps (
 CREATE INDEX rpki_vrps_by_prefix ON rpki_vrps (file, net, len);
 ";
 
+/// v14: outage starts and ends are alert events too. SQLite cannot change a CHECK, so the
+/// table is rebuilt with its rows.
+const OUTAGE_ALERTS_V14: &str = "
+CREATE TABLE alert_events_v14 (
+    id        INTEGER PRIMARY KEY,
+    key       TEXT NOT NULL UNIQUE,
+    prefix    TEXT NOT NULL,
+    kind      TEXT NOT NULL
+              CHECK (kind IN ('upstreams', 'mismatch', 'outage-start', 'outage-end')),
+    time      INTEGER NOT NULL,
+    found_at  INTEGER NOT NULL,
+    json      TEXT NOT NULL,
+    status    TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'history')),
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    run_id    INTEGER REFERENCES alert_runs (id)
+);
+INSERT INTO alert_events_v14 (id, key, prefix, kind, time, found_at, json, status, attempts, run_id)
+    SELECT id, key, prefix, kind, time, found_at, json, status, attempts, run_id FROM alert_events;
+DROP TABLE alert_events;
+ALTER TABLE alert_events_v14 RENAME TO alert_events;
+CREATE INDEX alert_events_pending ON alert_events (prefix) WHERE status = 'pending';
+";
+
 /// Brings `conn` to [`CURRENT_VERSION`] in one IMMEDIATE transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -529,7 +552,8 @@ fn init(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(SYNC_V9)?;
     tx.execute_batch(LIVE_V10)?;
     fleet_intervals_v12(tx, false)?;
-    tx.execute_batch(RPKI_V13)
+    tx.execute_batch(RPKI_V13)?;
+    tx.execute_batch(OUTAGE_ALERTS_V14)
 }
 
 /// Upgrades from version `from` to `from + 1`.
@@ -556,6 +580,7 @@ fn upgrade_from(tx: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
         10 => allow_multipath_results(tx),
         11 => fleet_intervals_v12(tx, true),
         12 => tx.execute_batch(RPKI_V13),
+        13 => tx.execute_batch(OUTAGE_ALERTS_V14),
         _ => unreachable!("no upgrade from schema version {from}"),
     }
 }

@@ -11,6 +11,7 @@ mod freshness;
 mod latency;
 mod palette;
 mod pathmap;
+mod reachability_chart;
 mod svg;
 mod timeline_chart;
 
@@ -136,6 +137,39 @@ pub fn build(
             svg,
             &caption,
         );
+    }
+
+    page.section("Reachability per target /24, beside the upstreams");
+    let pings = crate::results::stored_pings(db, Some(from), Some(to))?;
+    let reach = super::reachability::build(
+        db,
+        analyses,
+        &pings,
+        from,
+        to,
+        options.bin,
+        &crate::analysis::reachability::Settings::default(),
+        crate::rpki::DEFAULT_MAX_RPKI_AGE_S,
+        OffsetDateTime::now_utc().unix_timestamp(),
+    )?;
+    if reach.targets.is_empty() {
+        page.missing("No target /24 to draw.");
+    } else {
+        page.figure(
+            "reachability",
+            reachability_chart::draw("c5", &reach),
+            &format!(
+                "Per target /24: top lane, whether an address of it answered a trace or a ping \
+                 in the bin (green yes, red no, grey not tried); bottom lane, share of full-feed \
+                 collector peers with a route (bar height; red outline: RPKI-invalid). Bins of \
+                 {}, {}; the numbers of `report reachability`.",
+                reach.bins.label(),
+                period
+            ),
+        );
+        if let Some(outages) = reach.tables().pop() {
+            page.table(&outages);
+        }
     }
 
     page.section("Path map, latest period");
