@@ -5,9 +5,11 @@
 //! BGP4MP (`updates.rs`) records. When the file ends, a RIB dump's origins are merged into the
 //! collector's validity intervals and the file's row is completed ([`RecordLoader::finish`]).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bgpkit_parser::models::{Bgp4MpEnum, BgpMessage, LegacyBgp, MrtMessage, MrtRecord, Peer};
 use time::OffsetDateTime;
@@ -40,6 +42,23 @@ pub(super) struct PeerSlot {
     pub(super) index: u32,
 }
 
+/// How long a RIB dump's load holds the write lock before it commits and lets other writers
+/// (agents' uploads) in: well under the shortest sensible `--request-timeout`.
+const HOLD_LOCK: Duration = Duration::from_millis(500);
+/// How long it leaves the lock free then: longer than the 100 ms SQLite's busy handler waits
+/// at most between two tries of a waiting writer, so that one of them lands in it.
+const FREE_LOCK: Duration = Duration::from_millis(120);
+
+/// What a load has committed so far: what must go when it fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Committed {
+    /// Nothing: the file's transaction holds everything (update files, short RIB dumps).
+    #[default]
+    Nothing,
+    /// Some of this RIB dump's rows (`mrt_files.id`), its row still pending.
+    Parts(i64),
+}
+
 /// State of one file's load.
 pub(super) struct RecordLoader<'a, 'db> {
     pub(super) tx: &'a WriteTx<'db>,
@@ -67,6 +86,10 @@ pub(super) struct RecordLoader<'a, 'db> {
     pub(super) dump: HashMap<StoredPrefix, i64>,
     /// Canonical route set text → id (existing and new).
     pub(super) route_sets: HashMap<String, i64>,
+    /// When the write lock was last taken (see [`HOLD_LOCK`]).
+    pub(super) holding_since: Instant,
+    /// What this load has committed so far.
+    pub(super) committed: &'a Cell<Committed>,
     /// MRT timestamp of the record being loaded.
     pub(super) record_time: i64,
     /// Adjacent AS pairs of every IPv4 route's path in the file.
@@ -80,6 +103,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         collector_id: i64,
         target: Target,
         summary: FileSummary,
+        committed: &'a Cell<Committed>,
     ) -> Result<Self, DbError> {
         let mut peers = HashMap::new();
         let mut next_peer_index = 0;
@@ -112,6 +136,8 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             scratch: Vec::new(),
             dump: HashMap::new(),
             route_sets,
+            holding_since: Instant::now(),
+            committed,
             record_time: 0,
             adjacency: AdjacencyCollector::default(),
         })
@@ -169,7 +195,24 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
                 }
             }
         }
+        if self.kind == Some(FileKind::Rib) {
+            self.pace().map_err(|e| self.db_err(e))?;
+        }
         Ok(())
+    }
+
+    /// A RIB dump loads in parts: once the lock was held [`HOLD_LOCK`], what was written
+    /// commits, invisible to readers while the file's row is pending (see
+    /// [`crate::store::bgp::read`]), and other writers get the lock for a moment. Update
+    /// files are a few minutes of updates: they load in one transaction, as their rows are
+    /// read without looking at their file.
+    fn pace(&mut self) -> Result<(), DbError> {
+        pace(
+            self.tx,
+            &mut self.holding_since,
+            self.committed,
+            self.summary.file_id,
+        )
     }
 
     /// Decides the file's kind from its first record, records the file, and refuses a file that
@@ -274,16 +317,22 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             Some(FileKind::Rib) => self.dump.len() as u64,
             _ => self.update_prefixes.len() as u64,
         };
+        if let Some(dump_time) = self.summary.dump_time {
+            let dump = self.dump.iter().map(|(prefix, id)| (*prefix, *id));
+            let (file_id, committed) = (self.summary.file_id, self.committed);
+            let mut holding_since = self.holding_since;
+            self.tx
+                .merge_rib_dump(self.collector_id, dump_time, dump, &mut |tx| {
+                    pace(tx, &mut holding_since, committed, file_id)
+                })
+                .map_err(|e| self.db_err(e))?;
+        }
+        // In the last part, with the file's completion: the adjacencies are read without
+        // looking at their files.
         self.tx
             .merge_as_adjacencies(self.adjacency.sorted_pairs())
             .map_err(|e| self.db_err(e))?;
         self.summary.as_adjacencies = self.adjacency.len() as u64;
-        if let Some(dump_time) = self.summary.dump_time {
-            let dump = self.dump.iter().map(|(prefix, id)| (*prefix, *id));
-            self.tx
-                .merge_rib_dump(self.collector_id, dump_time, dump)
-                .map_err(|e| self.db_err(e))?;
-        }
         let s = &self.summary;
         let completed = CompletedFile {
             file_id: s.file_id,
@@ -308,4 +357,20 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             .map_err(|e| self.db_err(e))?;
         Ok(self.summary)
     }
+}
+
+/// See [`RecordLoader::pace`].
+fn pace(
+    tx: &WriteTx<'_>,
+    holding_since: &mut Instant,
+    committed: &Cell<Committed>,
+    file_id: i64,
+) -> Result<(), DbError> {
+    if holding_since.elapsed() < HOLD_LOCK {
+        return Ok(());
+    }
+    tx.commit_and_pause(FREE_LOCK)?;
+    *holding_since = Instant::now();
+    committed.set(Committed::Parts(file_id));
+    Ok(())
 }

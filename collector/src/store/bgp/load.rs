@@ -121,7 +121,7 @@ impl Db {
         Ok(self
             .conn
             .query_row(
-                "SELECT name FROM mrt_files WHERE sha256 = ?1",
+                "SELECT name FROM mrt_files WHERE sha256 = ?1 AND mrt_sha256 NOT LIKE 'pending:%'",
                 [sha256],
                 |r| r.get(0),
             )
@@ -212,28 +212,89 @@ impl WriteTx<'_> {
         Ok(route_set_text(self.sql(), id)?)
     }
 
-    /// Adds a route set (its per-peer text and its origins as text); returns its id.
+    /// Adds a route set (its per-peer text and its origins as text); returns its id. Another
+    /// load may have added the same set since this one read them (loads commit in parts):
+    /// then that set's id.
     pub fn insert_route_set(&self, by_peer: &str, origins: &str) -> Result<i64, DbError> {
         let conn = self.sql();
-        conn.prepare_cached("INSERT INTO route_sets (by_peer, origins) VALUES (?1, ?2)")?
+        let added = conn
+            .prepare_cached("INSERT OR IGNORE INTO route_sets (by_peer, origins) VALUES (?1, ?2)")?
             .execute(params![by_peer, origins])?;
-        Ok(conn.last_insert_rowid())
+        if added == 1 {
+            return Ok(conn.last_insert_rowid());
+        }
+        Ok(conn
+            .prepare_cached("SELECT id FROM route_sets WHERE by_peer = ?1")?
+            .query_row([by_peer], |r| r.get(0))?)
     }
 
-    /// The name of the collector's RIB dump taken at `dump_time`, if one is loaded.
+    /// The name of the collector's RIB dump taken at `dump_time`, if one is loaded. A load
+    /// of that dump cut off (a crash, a kill) is not one: its rows go, and the new load
+    /// takes its place (see [`Self::discard_pending_file`]).
     pub fn rib_dump_file_at(
         &self,
         collector_id: i64,
         dump_time: i64,
     ) -> Result<Option<String>, DbError> {
-        Ok(self
+        let found: Option<(i64, String, bool)> = self
             .sql()
             .query_row(
-                "SELECT name FROM mrt_files WHERE collector_id = ?1 AND dump_time = ?2",
+                "SELECT id, name, mrt_sha256 LIKE 'pending:%' FROM mrt_files
+                 WHERE collector_id = ?1 AND dump_time = ?2",
                 params![collector_id, dump_time],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?)
+            .optional()?;
+        match found {
+            Some((id, _, true)) => {
+                self.discard_pending_file(id)?;
+                Ok(None)
+            }
+            Some((_, name, false)) => Ok(Some(name)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a file whose load did not complete, and its own rows (a new load of the same
+    /// dump takes its place in this transaction). What its load merged into `prefix_origins`
+    /// stays: it only split rows at the dump's time, which no reader looks up until a dump
+    /// of that time completes, and merging the dump again changes nothing more.
+    pub fn discard_pending_file(&self, file_id: i64) -> Result<(), DbError> {
+        self.discard_pending_rows(file_id)?;
+        self.sql().execute(
+            "DELETE FROM mrt_files WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%'",
+            [file_id],
+        )?;
+        Ok(())
+    }
+
+    /// After a failed load that committed parts: deletes the file's own rows, and its row
+    /// unless its merge had begun (then the row stays, invisible to readers, as the boundary
+    /// the merged rows have at its dump time; the next load of that dump replaces it).
+    pub fn discard_failed_load(&self, file_id: i64) -> Result<(), DbError> {
+        self.discard_pending_rows(file_id)?;
+        self.sql().execute(
+            "DELETE FROM mrt_files AS f WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%'
+                 AND NOT EXISTS (SELECT 1 FROM prefix_origins p
+                     WHERE p.collector_id = f.collector_id
+                         AND (p.valid_from = f.dump_time OR p.valid_until = f.dump_time))",
+            [file_id],
+        )?;
+        Ok(())
+    }
+
+    fn discard_pending_rows(&self, file_id: i64) -> Result<(), DbError> {
+        let conn = self.sql();
+        for table in ["rib_routes", "bgp_updates", "peer_state_changes"] {
+            conn.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE file_id = ?1 AND EXISTS (SELECT 1 FROM mrt_files
+                         WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%')"
+                ),
+                [file_id],
+            )?;
+        }
+        Ok(())
     }
 
     /// Records a file whose load begins (its stream hash pending, its counts 0); returns its
@@ -383,7 +444,7 @@ impl WriteTx<'_> {
     ) -> Result<bool, DbError> {
         Ok(self.sql().query_row(
             "SELECT EXISTS (SELECT 1 FROM mrt_files WHERE collector_id = ?1
-                 AND dump_time >= ?2 AND dump_time <= ?3)",
+                 AND dump_time >= ?2 AND dump_time <= ?3 AND mrt_sha256 NOT LIKE 'pending:%')",
             params![collector_id, from, until],
             |r| r.get(0),
         )?)
