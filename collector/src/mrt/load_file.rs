@@ -77,11 +77,11 @@ pub fn load_file(
     let committed = Cell::new(Committed::Nothing);
     let outcome = load(db, path, options, progress, &committed);
     let loaded = matches!(outcome, Ok(LoadOutcome::Loaded(_)));
-    if let (false, Committed::Parts(file_id)) = (loaded, committed.get()) {
+    if let (false, Committed::Parts(file_id, marks)) = (loaded, committed.get()) {
         // The parts committed before the failure go; failing that, they stay invisible
         // and the next load of the dump replaces them.
         if let Err(e) = db.write().and_then(|tx| {
-            tx.discard_failed_load(file_id)?;
+            tx.discard_failed_load(file_id, marks)?;
             tx.commit()
         }) {
             tracing::warn!(file = %path.display(), "cannot remove the parts of a failed load: {e}");

@@ -18,7 +18,7 @@ use super::error::LoadError;
 use super::summary::{FileKind, FileSummary};
 use crate::bgp::adjacency::AdjacencyCollector;
 use crate::settings::Target;
-use crate::store::bgp::{CompletedFile, NewMrtFile, StoredPrefix};
+use crate::store::bgp::{CompletedFile, IdMarks, NewMrtFile, StoredPrefix};
 use crate::store::{DbError, WriteTx};
 
 /// The kind of file a record belongs in, and the MRT format name recorded for the file.
@@ -55,8 +55,9 @@ pub(super) enum Committed {
     /// Nothing: the file's transaction holds everything (update files, short RIB dumps).
     #[default]
     Nothing,
-    /// Some of this RIB dump's rows (`mrt_files.id`), its row still pending.
-    Parts(i64),
+    /// Some of this RIB dump's rows (`mrt_files.id`), its row still pending; the load added
+    /// route sets and peers above `IdMarks`.
+    Parts(i64, IdMarks),
 }
 
 /// State of one file's load.
@@ -90,6 +91,8 @@ pub(super) struct RecordLoader<'a, 'db> {
     pub(super) holding_since: Instant,
     /// What this load has committed so far.
     pub(super) committed: &'a Cell<Committed>,
+    /// The ids before this load added any (see [`Committed::Parts`]).
+    pub(super) marks: IdMarks,
     /// MRT timestamp of the record being loaded.
     pub(super) record_time: i64,
     /// Adjacent AS pairs of every IPv4 route's path in the file.
@@ -116,6 +119,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             next_peer_index = next_peer_index.max(peer.index + 1);
         }
         let route_sets: HashMap<String, i64> = tx.route_sets()?.into_iter().collect();
+        let marks = tx.id_marks()?;
         Ok(Self {
             tx,
             file: file.to_path_buf(),
@@ -138,6 +142,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             route_sets,
             holding_since: Instant::now(),
             committed,
+            marks,
             record_time: 0,
             adjacency: AdjacencyCollector::default(),
         })
@@ -211,7 +216,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             self.tx,
             &mut self.holding_since,
             self.committed,
-            self.summary.file_id,
+            Committed::Parts(self.summary.file_id, self.marks),
         )
     }
 
@@ -319,11 +324,12 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         };
         if let Some(dump_time) = self.summary.dump_time {
             let dump = self.dump.iter().map(|(prefix, id)| (*prefix, *id));
-            let (file_id, committed) = (self.summary.file_id, self.committed);
+            let parts = Committed::Parts(self.summary.file_id, self.marks);
+            let committed = self.committed;
             let mut holding_since = self.holding_since;
             self.tx
                 .merge_rib_dump(self.collector_id, dump_time, dump, &mut |tx| {
-                    pace(tx, &mut holding_since, committed, file_id)
+                    pace(tx, &mut holding_since, committed, parts)
                 })
                 .map_err(|e| self.db_err(e))?;
         }
@@ -364,13 +370,13 @@ fn pace(
     tx: &WriteTx<'_>,
     holding_since: &mut Instant,
     committed: &Cell<Committed>,
-    file_id: i64,
+    parts: Committed,
 ) -> Result<(), DbError> {
     if holding_since.elapsed() < HOLD_LOCK {
         return Ok(());
     }
     tx.commit_and_pause(FREE_LOCK)?;
     *holding_since = Instant::now();
-    committed.set(Committed::Parts(file_id));
+    committed.set(parts);
     Ok(())
 }

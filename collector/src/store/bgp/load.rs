@@ -87,6 +87,16 @@ pub struct CompletedFile<'a> {
     pub truncated: bool,
 }
 
+/// The highest ids of the tables a load adds to before it changes them (see
+/// [`WriteTx::discard_failed_load`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdMarks {
+    /// `max(route_sets.id)`.
+    pub route_sets: i64,
+    /// `max(peers.id)`.
+    pub peers: i64,
+}
+
 /// One announcement or withdrawal of a BGP4MP update file (`bgp_updates`).
 #[derive(Debug, Clone, Copy)]
 pub struct UpdateRow<'a> {
@@ -268,11 +278,39 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// After a failed load that committed parts: deletes the file's own rows, and its row
-    /// unless its merge had begun (then the row stays, invisible to readers, as the boundary
-    /// the merged rows have at its dump time; the next load of that dump replaces it).
-    pub fn discard_failed_load(&self, file_id: i64) -> Result<(), DbError> {
+    /// The highest `route_sets.id` and `peers.id` so far: what a load adds lies above.
+    pub fn id_marks(&self) -> Result<IdMarks, DbError> {
+        Ok(self.sql().query_row(
+            "SELECT (SELECT coalesce(max(id), 0) FROM route_sets),
+                    (SELECT coalesce(max(id), 0) FROM peers)",
+            [],
+            |r| {
+                Ok(IdMarks {
+                    route_sets: r.get(0)?,
+                    peers: r.get(1)?,
+                })
+            },
+        )?)
+    }
+
+    /// After a failed load that committed parts: deletes the file's own rows, the route sets
+    /// and peers added since `marks` that nothing refers to, and the file's row unless its
+    /// merge had begun (then the row stays, invisible to readers, as the boundary the merged
+    /// rows have at its dump time; the next load of that dump replaces it).
+    pub fn discard_failed_load(&self, file_id: i64, marks: IdMarks) -> Result<(), DbError> {
         self.discard_pending_rows(file_id)?;
+        self.sql().execute(
+            "DELETE FROM route_sets AS s WHERE id > ?1
+                 AND NOT EXISTS (SELECT 1 FROM prefix_origins p WHERE p.route_set_id = s.id)",
+            [marks.route_sets],
+        )?;
+        self.sql().execute(
+            "DELETE FROM peers AS p WHERE id > ?1
+                 AND NOT EXISTS (SELECT 1 FROM rib_routes r WHERE r.peer_id = p.id)
+                 AND NOT EXISTS (SELECT 1 FROM bgp_updates u WHERE u.peer_id = p.id)
+                 AND NOT EXISTS (SELECT 1 FROM peer_state_changes c WHERE c.peer_id = p.id)",
+            [marks.peers],
+        )?;
         self.sql().execute(
             "DELETE FROM mrt_files AS f WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%'
                  AND NOT EXISTS (SELECT 1 FROM prefix_origins p
