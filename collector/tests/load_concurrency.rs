@@ -75,7 +75,11 @@ fn add_agent(db: &Path, name: &str) -> String {
         .args(["agent", "add", name])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -106,7 +110,10 @@ async fn upload(client: &reqwest::Client, url: &str, token: &str) -> Result<Uplo
     let status = response.status();
     let bytes = response.bytes().await.map_err(|e| e.to_string())?;
     if status != reqwest::StatusCode::OK {
-        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)));
+        return Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ));
     }
     decode_slice(&bytes).map_err(|e| e.to_string())
 }
@@ -151,10 +158,20 @@ async fn uploads_are_acknowledged_within_the_request_timeout_while_a_full_table_
         started.elapsed(),
         acked + refused.len()
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(refused.is_empty(), "uploads not acknowledged during the load: {refused:?}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        refused.is_empty(),
+        "uploads not acknowledged during the load: {refused:?}"
+    );
     // The load must have overlapped the uploads for this to prove anything.
-    assert!(during_load >= 5, "only {during_load} uploads during the load");
+    assert!(
+        during_load >= 5,
+        "only {during_load} uploads during the load"
+    );
 
     let check = Db::open(&db).unwrap();
     let stored: i64 = check
@@ -254,8 +271,17 @@ fn a_load_killed_half_way_shows_nothing_of_the_new_dump_and_the_next_load_comple
     load.wait().unwrap();
 
     let db = Db::open(&path).unwrap();
-    let files: Vec<String> = db.mrt_files().unwrap().into_iter().map(|f| f.name).collect();
-    assert_eq!(files, ["rrc00-bview.1.mrt"], "a half-loaded file is visible");
+    let files: Vec<String> = db
+        .mrt_files()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        files,
+        ["rrc00-bview.1.mrt"],
+        "a half-loaded file is visible"
+    );
     assert_eq!(
         sampled_origins(&db, T2 + 60),
         before,

@@ -124,7 +124,9 @@ impl RisLiveArgs {
         }
         let ris: Vec<String> = synced
             .iter()
-            .filter(|c| crate::sync::archive::Archive::of(c) == Some(crate::sync::archive::Archive::Ris))
+            .filter(|c| {
+                crate::sync::archive::Archive::of(c) == Some(crate::sync::archive::Archive::Ris)
+            })
             .cloned()
             .collect();
         if ris.is_empty() {
@@ -191,7 +193,10 @@ mod tests {
 
     #[test]
     fn no_synced_ris_collector_subscribes_at_rrc00() {
-        assert_eq!(args(&[]).hosts_or(&names(&["route-views2"])), names(&["rrc00"]));
+        assert_eq!(
+            args(&[]).hosts_or(&names(&["route-views2"])),
+            names(&["rrc00"])
+        );
         assert_eq!(args(&[]).hosts_or(&[]), names(&["rrc00"]));
     }
 }

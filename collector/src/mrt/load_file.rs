@@ -137,8 +137,8 @@ fn load(
         file_bytes,
         ..FileSummary::default()
     };
-    let mut loader = RecordLoader::new(&tx, path, collector_id, target, summary, committed)
-        .map_err(db_err)?;
+    let mut loader =
+        RecordLoader::new(&tx, path, collector_id, target, summary, committed).map_err(db_err)?;
     let file_read = Arc::clone(&input.file_read);
     let mrt_sha256 = Rc::clone(&input.mrt_sha256);
     let mrt_tap = Rc::clone(&input.mrt_tap);

@@ -44,7 +44,7 @@ pub(super) struct PeerSlot {
 
 /// How long a RIB dump's load holds the write lock before it commits and lets other writers
 /// (agents' uploads) in: well under the shortest sensible `--request-timeout`.
-const HOLD_LOCK: Duration = Duration::from_millis(500);
+const HOLD_LOCK: Duration = Duration::from_secs(1);
 /// How long it leaves the lock free then: longer than the 100 ms SQLite's busy handler waits
 /// at most between two tries of a waiting writer, so that one of them lands in it.
 const FREE_LOCK: Duration = Duration::from_millis(120);

@@ -343,9 +343,7 @@ fn spawn_ris_live(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let live_db = Db::open(db.path()).context("cannot open the database for RIS Live")?;
     let synced = args.archives.config(None, None).collectors;
-    let options = args
-        .ris_live
-        .options(url, db.target()?.prefixes, &synced);
+    let options = args.ris_live.options(url, db.target()?.prefixes, &synced);
     let after = move |_: &mut Db, _: &crate::live::Ingested, heard: i64| {
         if let Some(h) = &alerts {
             h.nudge(Some(heard));

@@ -556,8 +556,10 @@ mod tests {
         let set = tx
             .insert_route_set(&format!("{origins}@0"), origins)
             .unwrap();
-        tx.merge_rib_dump(collector_id, time, [((0x0a00_0000, 8), set)], &mut |_| Ok(()))
-            .unwrap();
+        tx.merge_rib_dump(collector_id, time, [((0x0a00_0000, 8), set)], &mut |_| {
+            Ok(())
+        })
+        .unwrap();
         // Complete: a pending file is invisible to readers.
         let completed = CompletedFile {
             file_id,
