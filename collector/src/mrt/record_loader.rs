@@ -166,7 +166,14 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         let (kind, format) = classify(&record.message);
         self.begin(kind, format, time, offset, number)?;
         if self.conflict.is_some() {
-            // Read on only to hash the stream (see `begin`).
+            // Read on only to hash the stream (see `begin`), writing nothing: the lock is
+            // let go all the same, as a full table takes as long to read as to load.
+            if self.holding_since.elapsed() >= HOLD_LOCK {
+                self.tx
+                    .commit_and_pause(FREE_LOCK)
+                    .map_err(|e| self.db_err(e))?;
+                self.holding_since = Instant::now();
+            }
             return Ok(());
         }
         match record.message {
