@@ -422,7 +422,8 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT DISTINCT as_path FROM rib_routes
+                "SELECT DISTINCT r.as_path FROM rib_routes r
+                     JOIN mrt_files f ON f.id = r.file_id AND f.mrt_sha256 NOT LIKE 'pending:%'
                  UNION SELECT DISTINCT as_path FROM bgp_updates WHERE as_path IS NOT NULL",
             )
             .map_err(DbError::from)?;
