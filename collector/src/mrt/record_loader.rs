@@ -70,7 +70,6 @@ pub(super) struct RecordLoader<'a, 'db> {
     pub(super) kind: Option<FileKind>,
     /// Peers of this collector: (address, ASN) → slot.
     pub(super) peers: HashMap<(IpAddr, u32), PeerSlot>,
-    pub(super) next_peer_index: u32,
     /// The current PEER_INDEX_TABLE: file index → (address, ASN) and resolved slot.
     pub(super) peer_table: Vec<Option<(Peer, Option<PeerSlot>)>>,
     pub(super) seen_peers: HashSet<i64>,
@@ -109,14 +108,12 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         committed: &'a Cell<Committed>,
     ) -> Result<Self, DbError> {
         let mut peers = HashMap::new();
-        let mut next_peer_index = 0;
         for peer in tx.collector_peers(collector_id)? {
             let slot = PeerSlot {
                 id: peer.id,
                 index: peer.index,
             };
             peers.insert((peer.address, peer.asn), slot);
-            next_peer_index = next_peer_index.max(peer.index + 1);
         }
         let route_sets: HashMap<String, i64> = tx.route_sets()?.into_iter().collect();
         let marks = tx.id_marks()?;
@@ -128,7 +125,6 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             summary,
             kind: None,
             peers,
-            next_peer_index,
             peer_table: Vec::new(),
             seen_peers: HashSet::new(),
             update_prefixes: HashSet::new(),
@@ -292,13 +288,11 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             self.seen_peers.insert(slot.id);
             return Ok(*slot);
         }
-        let index = self.next_peer_index;
-        let id = self
+        let (id, index) = self
             .tx
-            .insert_peer(self.collector_id, index, address, asn)
+            .ensure_peer(self.collector_id, address, asn)
             .map_err(|e| self.db_err(e))?;
         let slot = PeerSlot { id, index };
-        self.next_peer_index += 1;
         self.peers.insert((address, asn), slot);
         self.seen_peers.insert(slot.id);
         Ok(slot)

@@ -194,20 +194,39 @@ impl WriteTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Adds a peer to a collector; returns its `peers.id`.
-    pub fn insert_peer(
+    /// The peer of a collector with this address and ASN: (`peers.id`, index), added with
+    /// the collector's next free index if new. Asked of the database, not of a cache: RIS
+    /// Live and a RIB dump loading in parts may add peers of one collector in turns.
+    pub fn ensure_peer(
         &self,
         collector_id: i64,
-        index: u32,
         address: IpAddr,
         asn: u32,
-    ) -> Result<i64, DbError> {
+    ) -> Result<(i64, u32), DbError> {
         let conn = self.sql();
-        conn.execute(
+        let address = address.to_string();
+        let found = conn
+            .prepare_cached(
+                "SELECT id, peer_index FROM peers
+                 WHERE collector_id = ?1 AND address = ?2 AND asn = ?3",
+            )?
+            .query_row(params![collector_id, address, asn], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        let index: u32 = conn
+            .prepare_cached(
+                "SELECT coalesce(max(peer_index) + 1, 0) FROM peers WHERE collector_id = ?1",
+            )?
+            .query_row([collector_id], |r| r.get(0))?;
+        conn.prepare_cached(
             "INSERT INTO peers (collector_id, peer_index, address, asn) VALUES (?1, ?2, ?3, ?4)",
-            params![collector_id, index, address.to_string(), asn],
-        )?;
-        Ok(conn.last_insert_rowid())
+        )?
+        .execute(params![collector_id, index, address, asn])?;
+        Ok((conn.last_insert_rowid(), index))
     }
 
     /// Every stored route set: (`by_peer` text, id).
