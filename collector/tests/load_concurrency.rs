@@ -300,3 +300,36 @@ fn a_load_killed_half_way_shows_nothing_of_the_new_dump_and_the_next_load_comple
     assert_eq!(intervals(&db), intervals(&uncut));
     assert_eq!(db.mrt_files().unwrap().len(), 2);
 }
+
+#[test]
+fn a_full_table_that_fails_at_its_end_leaves_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Db::open(dir.path().join("c.db")).unwrap();
+    // Another collector's small dump first: the database is not empty.
+    let small = dir.path().join("rrc01-bview.mrt");
+    let peers = peers();
+    std::fs::write(
+        &small,
+        rib(T1, &peers, &[("175.45.176.0/24", 0, "64500 4837 131279")]),
+    )
+    .unwrap();
+    let options = LoadOptions {
+        collector: Some("rrc01".into()),
+        ..LoadOptions::default()
+    };
+    load_file(&mut db, &small, &options, None).unwrap();
+    let before = common::dump_all(&db);
+
+    // The full table of a new collector, its last record cut: the load fails once it has
+    // committed parts (it reads the whole file first).
+    let table = full_table(dir.path(), "rrc00-bview.mrt", T1, 4837);
+    let bytes = std::fs::read(&table).unwrap();
+    std::fs::write(&table, &bytes[..bytes.len() - 10]).unwrap();
+    let options = LoadOptions {
+        collector: Some("rrc00".into()),
+        ..LoadOptions::default()
+    };
+    let err = load_file(&mut db, &table, &options, None).unwrap_err();
+    assert!(err.to_string().contains("rrc00-bview.mrt"), "{err}");
+    assert_eq!(common::dump_all(&db), before, "the failed load left rows");
+}

@@ -123,6 +123,8 @@ fn load(
 
     let tx = db.write().map_err(db_err)?;
     let target = resolve_target(&tx, options.target.as_ref())?;
+    // What this load adds lies above these, for a failed load to take away.
+    let marks = tx.id_marks().map_err(db_err)?;
     let collector_id = tx.collector_id(&collector).map_err(db_err)?;
     let input = input::open(path).map_err(io_err)?;
     if let Some(pb) = progress {
@@ -138,7 +140,8 @@ fn load(
         ..FileSummary::default()
     };
     let mut loader =
-        RecordLoader::new(&tx, path, collector_id, target, summary, committed).map_err(db_err)?;
+        RecordLoader::new(&tx, path, collector_id, target, summary, (committed, marks))
+            .map_err(db_err)?;
     let file_read = Arc::clone(&input.file_read);
     let mrt_sha256 = Rc::clone(&input.mrt_sha256);
     let mrt_tap = Rc::clone(&input.mrt_tap);

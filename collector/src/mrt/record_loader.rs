@@ -105,7 +105,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         collector_id: i64,
         target: Target,
         summary: FileSummary,
-        committed: &'a Cell<Committed>,
+        (committed, marks): (&'a Cell<Committed>, IdMarks),
     ) -> Result<Self, DbError> {
         let mut peers = HashMap::new();
         for peer in tx.collector_peers(collector_id)? {
@@ -116,7 +116,6 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             peers.insert((peer.address, peer.asn), slot);
         }
         let route_sets: HashMap<String, i64> = tx.route_sets()?.into_iter().collect();
-        let marks = tx.id_marks()?;
         Ok(Self {
             tx,
             file: file.to_path_buf(),

@@ -95,6 +95,8 @@ pub struct IdMarks {
     pub route_sets: i64,
     /// `max(peers.id)`.
     pub peers: i64,
+    /// `max(collectors.id)`: the load's collector may be new.
+    pub collectors: i64,
 }
 
 /// One announcement or withdrawal of a BGP4MP update file (`bgp_updates`).
@@ -301,23 +303,32 @@ impl WriteTx<'_> {
     pub fn id_marks(&self) -> Result<IdMarks, DbError> {
         Ok(self.sql().query_row(
             "SELECT (SELECT coalesce(max(id), 0) FROM route_sets),
-                    (SELECT coalesce(max(id), 0) FROM peers)",
+                    (SELECT coalesce(max(id), 0) FROM peers),
+                    (SELECT coalesce(max(id), 0) FROM collectors)",
             [],
             |r| {
                 Ok(IdMarks {
                     route_sets: r.get(0)?,
                     peers: r.get(1)?,
+                    collectors: r.get(2)?,
                 })
             },
         )?)
     }
 
-    /// After a failed load that committed parts: deletes the file's own rows, the route sets
-    /// and peers added since `marks` that nothing refers to, and the file's row unless its
+    /// After a failed load that committed parts: deletes the file's own rows, the route sets,
+    /// peers and collectors added since `marks` that nothing refers to, and the file's row unless its
     /// merge had begun (then the row stays, invisible to readers, as the boundary the merged
     /// rows have at its dump time; the next load of that dump replaces it).
     pub fn discard_failed_load(&self, file_id: i64, marks: IdMarks) -> Result<(), DbError> {
         self.discard_pending_rows(file_id)?;
+        self.sql().execute(
+            "DELETE FROM mrt_files AS f WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%'
+                 AND NOT EXISTS (SELECT 1 FROM prefix_origins p
+                     WHERE p.collector_id = f.collector_id
+                         AND (p.valid_from = f.dump_time OR p.valid_until = f.dump_time))",
+            [file_id],
+        )?;
         self.sql().execute(
             "DELETE FROM route_sets AS s WHERE id > ?1
                  AND NOT EXISTS (SELECT 1 FROM prefix_origins p WHERE p.route_set_id = s.id)",
@@ -331,11 +342,11 @@ impl WriteTx<'_> {
             [marks.peers],
         )?;
         self.sql().execute(
-            "DELETE FROM mrt_files AS f WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%'
-                 AND NOT EXISTS (SELECT 1 FROM prefix_origins p
-                     WHERE p.collector_id = f.collector_id
-                         AND (p.valid_from = f.dump_time OR p.valid_until = f.dump_time))",
-            [file_id],
+            "DELETE FROM collectors AS c WHERE id > ?1
+                 AND NOT EXISTS (SELECT 1 FROM peers p WHERE p.collector_id = c.id)
+                 AND NOT EXISTS (SELECT 1 FROM mrt_files f WHERE f.collector_id = c.id)
+                 AND NOT EXISTS (SELECT 1 FROM prefix_origins o WHERE o.collector_id = c.id)",
+            [marks.collectors],
         )?;
         Ok(())
     }
