@@ -538,9 +538,11 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
 fn bgp_live(db: Db, args: &LiveArgs) -> anyhow::Result<ExitCode> {
     use nkpath_collector::{alerts, live};
     let target = db.target()?;
+    // Without --ris-live-host: the RIS collectors `bgp sync` fetched into this database.
+    let synced = db.synced_collectors()?;
     let options = args
         .ris_live
-        .options(live::DEFAULT_URL, target.prefixes.clone());
+        .options(live::DEFAULT_URL, target.prefixes.clone(), &synced);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

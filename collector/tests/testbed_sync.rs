@@ -245,15 +245,52 @@ fn newest_synced(server: &Server, collector: &str) -> Option<i64> {
     Some(t.unix_timestamp())
 }
 
-/// Arguments `serve` gets for alerts on upstream changes. The alert assertion
-/// ([`assert_alerted`]) is added with `--on-change`; until then neither does anything.
-fn alert_args(_dir: &Path) -> Vec<String> {
-    Vec::new()
+/// Where `--on-change` appends each alert document it gets on standard input, one a line.
+fn alerts_file(dir: &Path) -> PathBuf {
+    dir.join("alerts.jsonl")
 }
 
-/// Where the test checks that the upstream change of `prefix` (AS `upstream` gone) fired
-/// `--on-change` (see [`alert_args`]): added with `--on-change`.
-fn assert_alerted(_dir: &Path, _prefix: Ipv4Net, _upstream: u32) {}
+/// Arguments `serve` gets for alerts on upstream changes: the command appends its document
+/// to [`alerts_file`]. A change counts at once (`--alert-min-duration 0`): the test's slots
+/// are a minute, not the five minutes a real flap filter waits.
+fn alert_args(dir: &Path) -> Vec<String> {
+    let out = alerts_file(dir);
+    let command = format!("cat >> '{}'; echo >> '{}'", out.display(), out.display());
+    ["--on-change", &command, "--alert-min-duration", "0"]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The upstream change of `prefix` (AS `upstream` gone) fired `--on-change` with no
+/// operator step: some document the command got names it. The runner sends within a few
+/// seconds of the load that brought the change, which the caller has just seen.
+fn assert_alerted(dir: &Path, prefix: Ipv4Net, upstream: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = fs::read_to_string(alerts_file(dir)).unwrap_or_default();
+        let fired = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|doc| doc["events"].as_array().cloned().unwrap_or_default())
+            .any(|e| {
+                e["kind"] == "upstreams"
+                    && e["prefix"] == prefix.to_string()
+                    && e["disappeared"]
+                        .as_array()
+                        .is_some_and(|d| d.iter().any(|a| a.as_u64() == Some(u64::from(upstream))))
+            });
+        if fired {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "--on-change did not fire for {prefix} losing AS{upstream}; documents:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
 
 #[test]
 fn serve_with_bgp_sync_sees_a_session_shut_in_bird_and_never_goes_stale() {

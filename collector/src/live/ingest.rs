@@ -86,7 +86,6 @@ struct Collector {
     /// Live rows at or before this time are not stored.
     archive_until: Option<i64>,
     peers: HashMap<(IpAddr, u32), (i64, u32)>,
-    next_peer_index: u32,
 }
 
 struct Writer<'a, 'db> {
@@ -101,10 +100,8 @@ impl Writer<'_, '_> {
         if !self.collectors.contains_key(name) {
             let id = self.tx.collector_id(name)?;
             let mut peers = HashMap::new();
-            let mut next_peer_index = 0;
             for p in self.tx.collector_peers(id)? {
                 peers.insert((p.address, p.asn), (p.id, p.index));
-                next_peer_index = next_peer_index.max(p.index + 1);
             }
             let archive_until = self.tx.archive_updates_until(id)?;
             self.collectors.insert(
@@ -113,7 +110,6 @@ impl Writer<'_, '_> {
                     id,
                     archive_until,
                     peers,
-                    next_peer_index,
                 },
             );
         }
@@ -135,10 +131,8 @@ impl Writer<'_, '_> {
         let peer_id = if let Some((id, _)) = c.peers.get(&key) {
             *id
         } else {
-            let index = c.next_peer_index;
-            let id = tx.insert_peer(c.id, index, source.peer, source.peer_asn)?;
+            let (id, index) = tx.ensure_peer(c.id, source.peer, source.peer_asn)?;
             c.peers.insert(key, (id, index));
-            c.next_peer_index += 1;
             id
         };
         Ok(Some((c.id, peer_id)))

@@ -98,14 +98,43 @@ pub struct RisLiveArgs {
     #[arg(long = "ris-live", value_name = "URL")]
     pub url: Option<String>,
 
-    /// RIS collector to subscribe at (repeatable), e.g. rrc00 or rrc21.
-    #[arg(long = "ris-live-host", value_name = "NAME", default_value = "rrc00", value_parser = parse_host)]
+    /// RIS collector to subscribe at (repeatable), e.g. rrc00 or rrc21. Default: the RIS
+    /// collectors the archive sync fetches (`--collector rrcNN`; `serve --bgp-sync`), or
+    /// for `bgp live`, those `bgp sync` has synced into the database; rrc00 when there is
+    /// none.
+    #[arg(long = "ris-live-host", value_name = "NAME", value_parser = parse_host)]
     pub hosts: Vec<String>,
 
     /// Seconds without any message (websocket pings are sent at a third of it) after which
     /// the connection is taken for dead and opened again.
     #[arg(long = "ris-live-stall", value_name = "SECONDS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub stall_seconds: u64,
+}
+
+/// The RIS collector subscribed at when neither `--ris-live-host` nor a synced RIS collector
+/// names one.
+pub const DEFAULT_HOST: &str = "rrc00";
+
+impl RisLiveArgs {
+    /// `--ris-live-host` if given, else the RIS collectors among `synced`, else
+    /// [`DEFAULT_HOST`].
+    pub fn hosts_or(&self, synced: &[String]) -> Vec<String> {
+        if !self.hosts.is_empty() {
+            return self.hosts.clone();
+        }
+        let ris: Vec<String> = synced
+            .iter()
+            .filter(|c| {
+                crate::sync::archive::Archive::of(c) == Some(crate::sync::archive::Archive::Ris)
+            })
+            .cloned()
+            .collect();
+        if ris.is_empty() {
+            vec![DEFAULT_HOST.to_string()]
+        } else {
+            ris
+        }
+    }
 }
 
 fn parse_host(s: &str) -> Result<String, String> {
@@ -115,14 +144,59 @@ fn parse_host(s: &str) -> Result<String, String> {
 
 impl RisLiveArgs {
     /// The client's options for these arguments and the target prefixes; `url` stands in
-    /// when no `--ris-live` is given.
-    pub fn options(&self, url: &str, prefixes: Vec<ipnet::Ipv4Net>) -> LiveOptions {
+    /// when no `--ris-live` is given. `synced`: the collectors the archive sync fetches;
+    /// its RIS ones are the hosts when no `--ris-live-host` is given, so that the live rows
+    /// come from the collectors whose update files later replace them.
+    pub fn options(
+        &self,
+        url: &str,
+        prefixes: Vec<ipnet::Ipv4Net>,
+        synced: &[String],
+    ) -> LiveOptions {
         let mut options = LiveOptions::new(
             self.url.as_deref().unwrap_or(url),
-            self.hosts.clone(),
+            self.hosts_or(synced),
             prefixes,
         );
         options.stall_timeout = std::time::Duration::from_secs(self.stall_seconds);
         options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(hosts: &[&str]) -> RisLiveArgs {
+        RisLiveArgs {
+            url: None,
+            hosts: hosts.iter().map(ToString::to_string).collect(),
+            stall_seconds: 60,
+        }
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn hosts_default_to_the_synced_ris_collectors() {
+        let synced = names(&["route-views2", "rrc00", "rrc21"]);
+        assert_eq!(args(&[]).hosts_or(&synced), names(&["rrc00", "rrc21"]));
+    }
+
+    #[test]
+    fn given_hosts_override_the_synced_collectors() {
+        let synced = names(&["rrc00", "rrc21"]);
+        assert_eq!(args(&["rrc03"]).hosts_or(&synced), names(&["rrc03"]));
+    }
+
+    #[test]
+    fn no_synced_ris_collector_subscribes_at_rrc00() {
+        assert_eq!(
+            args(&[]).hosts_or(&names(&["route-views2"])),
+            names(&["rrc00"])
+        );
+        assert_eq!(args(&[]).hosts_or(&[]), names(&["rrc00"]));
     }
 }

@@ -1,5 +1,14 @@
-//! `bgp load`: one MRT file into the database, in one write transaction; the records are
-//! turned into rows by [`super::record_loader`].
+//! `bgp load`: one MRT file into the database; the records are turned into rows by
+//! [`super::record_loader`].
+//!
+//! All or nothing, as readers see it, yet without holding the writer for the whole file: an
+//! update file (minutes of updates) loads in one write transaction; a RIB dump (a full table
+//! takes many seconds) commits in parts, leaving the write lock free for a moment between
+//! them, so that agents' uploads are stored meanwhile. Until its last part commits, the
+//! dump's file row is pending and readers look past it and its rows (see
+//! [`crate::store::bgp::read`]); a load that fails goes with its rows; one cut off (a crash,
+//! a kill) leaves a pending row that no reader sees and that the next load of the same dump
+//! replaces.
 //!
 //! The file is parsed with bgpkit-parser's fallible record iterator. Every record is either
 //! kept or counted as skipped; the first error of any kind (corrupt record, truncated body,
@@ -26,6 +35,7 @@
 //! (`mrt_files.truncated`, [`FileSummary::truncated_at`]). A truncated RIB dump lacks the
 //! prefixes after the cut, so it is never taken for a complete table silently.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -39,7 +49,7 @@ use indicatif::ProgressBar;
 use super::collector_name::{UNKNOWN_COLLECTOR, derive_collector};
 use super::error::LoadError;
 use super::input::{self, Compression, TapState};
-use super::record_loader::RecordLoader;
+use super::record_loader::{Committed, RecordLoader};
 use super::summary::{FileKind, FileSummary, LoadOutcome};
 use crate::settings::{Target, resolve_target};
 use crate::store::{Db, DbError, WriteTx};
@@ -63,6 +73,29 @@ pub fn load_file(
     path: &Path,
     options: &LoadOptions,
     progress: Option<&ProgressBar>,
+) -> Result<LoadOutcome, LoadError> {
+    let committed = Cell::new(Committed::Nothing);
+    let outcome = load(db, path, options, progress, &committed);
+    let loaded = matches!(outcome, Ok(LoadOutcome::Loaded(_)));
+    if let (false, Committed::Parts(file_id, marks)) = (loaded, committed.get()) {
+        // The parts committed before the failure go; failing that, they stay invisible
+        // and the next load of the dump replaces them.
+        if let Err(e) = db.write().and_then(|tx| {
+            tx.discard_failed_load(file_id, marks)?;
+            tx.commit()
+        }) {
+            tracing::warn!(file = %path.display(), "cannot remove the parts of a failed load: {e}");
+        }
+    }
+    outcome
+}
+
+fn load(
+    db: &mut Db,
+    path: &Path,
+    options: &LoadOptions,
+    progress: Option<&ProgressBar>,
+    committed: &Cell<Committed>,
 ) -> Result<LoadOutcome, LoadError> {
     let started = Instant::now();
     let io_err = |source| LoadError::Io {
@@ -90,6 +123,8 @@ pub fn load_file(
 
     let tx = db.write().map_err(db_err)?;
     let target = resolve_target(&tx, options.target.as_ref())?;
+    // What this load adds lies above these, for a failed load to take away.
+    let marks = tx.id_marks().map_err(db_err)?;
     let collector_id = tx.collector_id(&collector).map_err(db_err)?;
     let input = input::open(path).map_err(io_err)?;
     if let Some(pb) = progress {
@@ -104,7 +139,9 @@ pub fn load_file(
         file_bytes,
         ..FileSummary::default()
     };
-    let mut loader = RecordLoader::new(&tx, path, collector_id, target, summary).map_err(db_err)?;
+    let mut loader =
+        RecordLoader::new(&tx, path, collector_id, target, summary, (committed, marks))
+            .map_err(db_err)?;
     let file_read = Arc::clone(&input.file_read);
     let mrt_sha256 = Rc::clone(&input.mrt_sha256);
     let mrt_tap = Rc::clone(&input.mrt_tap);

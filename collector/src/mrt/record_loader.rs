@@ -5,9 +5,11 @@
 //! BGP4MP (`updates.rs`) records. When the file ends, a RIB dump's origins are merged into the
 //! collector's validity intervals and the file's row is completed ([`RecordLoader::finish`]).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bgpkit_parser::models::{Bgp4MpEnum, BgpMessage, LegacyBgp, MrtMessage, MrtRecord, Peer};
 use time::OffsetDateTime;
@@ -16,7 +18,7 @@ use super::error::LoadError;
 use super::summary::{FileKind, FileSummary};
 use crate::bgp::adjacency::AdjacencyCollector;
 use crate::settings::Target;
-use crate::store::bgp::{CompletedFile, NewMrtFile, StoredPrefix};
+use crate::store::bgp::{CompletedFile, IdMarks, NewMrtFile, StoredPrefix};
 use crate::store::{DbError, WriteTx};
 
 /// The kind of file a record belongs in, and the MRT format name recorded for the file.
@@ -40,6 +42,24 @@ pub(super) struct PeerSlot {
     pub(super) index: u32,
 }
 
+/// How long a RIB dump's load holds the write lock before it commits and lets other writers
+/// (agents' uploads) in: well under the shortest sensible `--request-timeout`.
+const HOLD_LOCK: Duration = Duration::from_secs(1);
+/// How long it leaves the lock free then: longer than the 100 ms SQLite's busy handler waits
+/// at most between two tries of a waiting writer, so that one of them lands in it.
+const FREE_LOCK: Duration = Duration::from_millis(120);
+
+/// What a load has committed so far: what must go when it fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Committed {
+    /// Nothing: the file's transaction holds everything (update files, short RIB dumps).
+    #[default]
+    Nothing,
+    /// Some of this RIB dump's rows (`mrt_files.id`), its row still pending; the load added
+    /// route sets and peers above `IdMarks`.
+    Parts(i64, IdMarks),
+}
+
 /// State of one file's load.
 pub(super) struct RecordLoader<'a, 'db> {
     pub(super) tx: &'a WriteTx<'db>,
@@ -50,7 +70,6 @@ pub(super) struct RecordLoader<'a, 'db> {
     pub(super) kind: Option<FileKind>,
     /// Peers of this collector: (address, ASN) → slot.
     pub(super) peers: HashMap<(IpAddr, u32), PeerSlot>,
-    pub(super) next_peer_index: u32,
     /// The current PEER_INDEX_TABLE: file index → (address, ASN) and resolved slot.
     pub(super) peer_table: Vec<Option<(Peer, Option<PeerSlot>)>>,
     pub(super) seen_peers: HashSet<i64>,
@@ -67,6 +86,12 @@ pub(super) struct RecordLoader<'a, 'db> {
     pub(super) dump: HashMap<StoredPrefix, i64>,
     /// Canonical route set text → id (existing and new).
     pub(super) route_sets: HashMap<String, i64>,
+    /// When the write lock was last taken (see [`HOLD_LOCK`]).
+    pub(super) holding_since: Instant,
+    /// What this load has committed so far.
+    pub(super) committed: &'a Cell<Committed>,
+    /// The ids before this load added any (see [`Committed::Parts`]).
+    pub(super) marks: IdMarks,
     /// MRT timestamp of the record being loaded.
     pub(super) record_time: i64,
     /// Adjacent AS pairs of every IPv4 route's path in the file.
@@ -80,16 +105,15 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         collector_id: i64,
         target: Target,
         summary: FileSummary,
+        (committed, marks): (&'a Cell<Committed>, IdMarks),
     ) -> Result<Self, DbError> {
         let mut peers = HashMap::new();
-        let mut next_peer_index = 0;
         for peer in tx.collector_peers(collector_id)? {
             let slot = PeerSlot {
                 id: peer.id,
                 index: peer.index,
             };
             peers.insert((peer.address, peer.asn), slot);
-            next_peer_index = next_peer_index.max(peer.index + 1);
         }
         let route_sets: HashMap<String, i64> = tx.route_sets()?.into_iter().collect();
         Ok(Self {
@@ -100,7 +124,6 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             summary,
             kind: None,
             peers,
-            next_peer_index,
             peer_table: Vec::new(),
             seen_peers: HashSet::new(),
             update_prefixes: HashSet::new(),
@@ -112,6 +135,9 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             scratch: Vec::new(),
             dump: HashMap::new(),
             route_sets,
+            holding_since: Instant::now(),
+            committed,
+            marks,
             record_time: 0,
             adjacency: AdjacencyCollector::default(),
         })
@@ -135,7 +161,14 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         let (kind, format) = classify(&record.message);
         self.begin(kind, format, time, offset, number)?;
         if self.conflict.is_some() {
-            // Read on only to hash the stream (see `begin`).
+            // Read on only to hash the stream (see `begin`), writing nothing: the lock is
+            // let go all the same, as a full table takes as long to read as to load.
+            if self.holding_since.elapsed() >= HOLD_LOCK {
+                self.tx
+                    .commit_and_pause(FREE_LOCK)
+                    .map_err(|e| self.db_err(e))?;
+                self.holding_since = Instant::now();
+            }
             return Ok(());
         }
         match record.message {
@@ -169,7 +202,24 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
                 }
             }
         }
+        if self.kind == Some(FileKind::Rib) {
+            self.pace().map_err(|e| self.db_err(e))?;
+        }
         Ok(())
+    }
+
+    /// A RIB dump loads in parts: once the lock was held [`HOLD_LOCK`], what was written
+    /// commits, invisible to readers while the file's row is pending (see
+    /// [`crate::store::bgp::read`]), and other writers get the lock for a moment. Update
+    /// files are a few minutes of updates: they load in one transaction, as their rows are
+    /// read without looking at their file.
+    fn pace(&mut self) -> Result<(), DbError> {
+        pace(
+            self.tx,
+            &mut self.holding_since,
+            self.committed,
+            Committed::Parts(self.summary.file_id, self.marks),
+        )
     }
 
     /// Decides the file's kind from its first record, records the file, and refuses a file that
@@ -237,13 +287,11 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             self.seen_peers.insert(slot.id);
             return Ok(*slot);
         }
-        let index = self.next_peer_index;
-        let id = self
+        let (id, index) = self
             .tx
-            .insert_peer(self.collector_id, index, address, asn)
+            .ensure_peer(self.collector_id, address, asn)
             .map_err(|e| self.db_err(e))?;
         let slot = PeerSlot { id, index };
-        self.next_peer_index += 1;
         self.peers.insert((address, asn), slot);
         self.seen_peers.insert(slot.id);
         Ok(slot)
@@ -274,16 +322,23 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             Some(FileKind::Rib) => self.dump.len() as u64,
             _ => self.update_prefixes.len() as u64,
         };
+        if let Some(dump_time) = self.summary.dump_time {
+            let dump = self.dump.iter().map(|(prefix, id)| (*prefix, *id));
+            let parts = Committed::Parts(self.summary.file_id, self.marks);
+            let committed = self.committed;
+            let mut holding_since = self.holding_since;
+            self.tx
+                .merge_rib_dump(self.collector_id, dump_time, dump, &mut |tx| {
+                    pace(tx, &mut holding_since, committed, parts)
+                })
+                .map_err(|e| self.db_err(e))?;
+        }
+        // In the last part, with the file's completion: the adjacencies are read without
+        // looking at their files.
         self.tx
             .merge_as_adjacencies(self.adjacency.sorted_pairs())
             .map_err(|e| self.db_err(e))?;
         self.summary.as_adjacencies = self.adjacency.len() as u64;
-        if let Some(dump_time) = self.summary.dump_time {
-            let dump = self.dump.iter().map(|(prefix, id)| (*prefix, *id));
-            self.tx
-                .merge_rib_dump(self.collector_id, dump_time, dump)
-                .map_err(|e| self.db_err(e))?;
-        }
         let s = &self.summary;
         let completed = CompletedFile {
             file_id: s.file_id,
@@ -308,4 +363,20 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             .map_err(|e| self.db_err(e))?;
         Ok(self.summary)
     }
+}
+
+/// See [`RecordLoader::pace`].
+fn pace(
+    tx: &WriteTx<'_>,
+    holding_since: &mut Instant,
+    committed: &Cell<Committed>,
+    parts: Committed,
+) -> Result<(), DbError> {
+    if holding_since.elapsed() < HOLD_LOCK {
+        return Ok(());
+    }
+    tx.commit_and_pause(FREE_LOCK)?;
+    *holding_since = Instant::now();
+    committed.set(parts);
+    Ok(())
 }

@@ -249,9 +249,6 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("listening on {scheme}://{local}");
         std::io::stdout().flush().ok();
         tracing::info!(db = %db.path().display(), "listening on {scheme}://{local}");
-        if args.bgp_sync {
-            start_sync(db.path(), args)?;
-        }
         let alerts = match args.alerts.config() {
             Some(config) => {
                 let alerts_db =
@@ -261,8 +258,11 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         let nudge = alerts.as_ref().map(|(h, _)| h.clone());
+        if args.bgp_sync {
+            start_sync(db.path(), args, nudge.clone())?;
+        }
         let live = match &args.ris_live.url {
-            Some(url) => Some(spawn_ris_live(&db, &args.ris_live, url, nudge)?),
+            Some(url) => Some(spawn_ris_live(&db, args, url, nudge)?),
             None => None,
         };
         let state = AppState::with_config(db, args.config())
@@ -286,8 +286,14 @@ pub fn serve(db: Db, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 /// Starts the background sync on a thread of its own, with its own connection to the
 /// database and its own runtime: a pass (downloads, then loads in the loader's own
 /// transactions) never runs on the threads that answer agents. The thread ends with the
-/// process; a load cut off then is rolled back like any uncommitted transaction.
-fn start_sync(path: &std::path::Path, args: &ServeArgs) -> anyhow::Result<()> {
+/// process; a load cut off then leaves nothing visible (see [`crate::mrt::load_file`]).
+/// After a pass that loaded a file, `alerts` (the `--on-change` runner) is nudged to
+/// evaluate the new data at once: alerts need no operator step.
+fn start_sync(
+    path: &std::path::Path,
+    args: &ServeArgs,
+    alerts: Option<crate::alerts::RunnerHandle>,
+) -> anyhow::Result<()> {
     let mut db = Db::open(path).context("cannot open the database for the background sync")?;
     let config = args.archives.config(None, None);
     let every = args.sync_every;
@@ -305,7 +311,12 @@ fn start_sync(path: &std::path::Path, args: &ServeArgs) -> anyhow::Result<()> {
         .spawn(move || {
             loop {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
-                for r in runtime.block_on(crate::sync::run_pass(&mut db, &config, now)) {
+                let reports = runtime.block_on(crate::sync::run_pass(&mut db, &config, now));
+                let loaded = reports.iter().any(|r| !r.loaded.is_empty());
+                if loaded && let Some(alerts) = &alerts {
+                    alerts.nudge(None);
+                }
+                for r in reports {
                     tracing::info!(
                         collector = %r.collector,
                         loaded = r.loaded.len(),
@@ -322,14 +333,17 @@ fn start_sync(path: &std::path::Path, args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Starts following RIS Live with a connection of its own to the database.
+/// Without `--ris-live-host` it subscribes at the RIS collectors `--bgp-sync` syncs (see
+/// [`crate::live::RisLiveArgs::options`]).
 fn spawn_ris_live(
     db: &Db,
-    args: &crate::live::RisLiveArgs,
+    args: &ServeArgs,
     url: &str,
     alerts: Option<crate::alerts::RunnerHandle>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let live_db = Db::open(db.path()).context("cannot open the database for RIS Live")?;
-    let options = args.options(url, db.target()?.prefixes);
+    let synced = args.archives.config(None, None).collectors;
+    let options = args.ris_live.options(url, db.target()?.prefixes, &synced);
     let after = move |_: &mut Db, _: &crate::live::Ingested, heard: i64| {
         if let Some(h) = &alerts {
             h.nudge(Some(heard));

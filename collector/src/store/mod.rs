@@ -231,6 +231,18 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Commits what was written so far, leaves the write lock free for `pause` (other
+    /// connections' writes, such as agents' uploads, take it then), and takes it again: a
+    /// long load lets the rest of the collector write between its parts. SQLite's busy
+    /// handler retries a waiting writer at most every 100 ms, so a pause shorter than that
+    /// may go unused.
+    pub fn commit_and_pause(&self, pause: std::time::Duration) -> Result<(), DbError> {
+        self.sql().execute_batch("COMMIT")?;
+        std::thread::sleep(pause);
+        self.sql().execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
     /// Runs `work` in a savepoint of this transaction: when it fails, what it wrote is rolled
     /// back and the rest of the transaction goes on as if it had not run.
     pub fn in_savepoint<T>(

@@ -157,16 +157,20 @@ pub fn rib(time: u32, peers: &[FixturePeer], routes: &[(&str, usize, &str)]) -> 
         TableDumpV2Type::PeerIndexTable as u16,
         MrtMessage::TableDumpV2Message(TableDumpV2Message::PeerIndexTable(table)),
     );
+    // Grouped by prefix in one pass: full-table fixtures have hundreds of thousands.
     let mut order: Vec<&str> = Vec::new();
-    for (prefix, _, _) in routes {
-        if !order.contains(prefix) {
-            order.push(prefix);
+    let mut by_prefix: std::collections::HashMap<&str, Vec<&(&str, usize, &str)>> =
+        std::collections::HashMap::new();
+    for route in routes {
+        let entries = by_prefix.entry(route.0).or_default();
+        if entries.is_empty() {
+            order.push(route.0);
         }
+        entries.push(route);
     }
     for (seq, prefix) in order.iter().enumerate() {
-        let entries = routes
+        let entries = by_prefix[prefix]
             .iter()
-            .filter(|(p, _, _)| p == prefix)
             .map(|(_, peer, path)| RibEntry {
                 peer_index: *peer as u16,
                 originated_time: time - 100,

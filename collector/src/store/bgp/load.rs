@@ -87,6 +87,18 @@ pub struct CompletedFile<'a> {
     pub truncated: bool,
 }
 
+/// The highest ids of the tables a load adds to before it changes them (see
+/// [`WriteTx::discard_failed_load`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdMarks {
+    /// `max(route_sets.id)`.
+    pub route_sets: i64,
+    /// `max(peers.id)`.
+    pub peers: i64,
+    /// `max(collectors.id)`: the load's collector may be new.
+    pub collectors: i64,
+}
+
 /// One announcement or withdrawal of a BGP4MP update file (`bgp_updates`).
 #[derive(Debug, Clone, Copy)]
 pub struct UpdateRow<'a> {
@@ -121,7 +133,7 @@ impl Db {
         Ok(self
             .conn
             .query_row(
-                "SELECT name FROM mrt_files WHERE sha256 = ?1",
+                "SELECT name FROM mrt_files WHERE sha256 = ?1 AND mrt_sha256 NOT LIKE 'pending:%'",
                 [sha256],
                 |r| r.get(0),
             )
@@ -184,20 +196,39 @@ impl WriteTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Adds a peer to a collector; returns its `peers.id`.
-    pub fn insert_peer(
+    /// The peer of a collector with this address and ASN: (`peers.id`, index), added with
+    /// the collector's next free index if new. Asked of the database, not of a cache: RIS
+    /// Live and a RIB dump loading in parts may add peers of one collector in turns.
+    pub fn ensure_peer(
         &self,
         collector_id: i64,
-        index: u32,
         address: IpAddr,
         asn: u32,
-    ) -> Result<i64, DbError> {
+    ) -> Result<(i64, u32), DbError> {
         let conn = self.sql();
-        conn.execute(
+        let address = address.to_string();
+        let found = conn
+            .prepare_cached(
+                "SELECT id, peer_index FROM peers
+                 WHERE collector_id = ?1 AND address = ?2 AND asn = ?3",
+            )?
+            .query_row(params![collector_id, address, asn], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        let index: u32 = conn
+            .prepare_cached(
+                "SELECT coalesce(max(peer_index) + 1, 0) FROM peers WHERE collector_id = ?1",
+            )?
+            .query_row([collector_id], |r| r.get(0))?;
+        conn.prepare_cached(
             "INSERT INTO peers (collector_id, peer_index, address, asn) VALUES (?1, ?2, ?3, ?4)",
-            params![collector_id, index, address.to_string(), asn],
-        )?;
-        Ok(conn.last_insert_rowid())
+        )?
+        .execute(params![collector_id, index, address, asn])?;
+        Ok((conn.last_insert_rowid(), index))
     }
 
     /// Every stored route set: (`by_peer` text, id).
@@ -212,28 +243,126 @@ impl WriteTx<'_> {
         Ok(route_set_text(self.sql(), id)?)
     }
 
-    /// Adds a route set (its per-peer text and its origins as text); returns its id.
+    /// Adds a route set (its per-peer text and its origins as text); returns its id. Another
+    /// load may have added the same set since this one read them (loads commit in parts):
+    /// then that set's id.
     pub fn insert_route_set(&self, by_peer: &str, origins: &str) -> Result<i64, DbError> {
         let conn = self.sql();
-        conn.prepare_cached("INSERT INTO route_sets (by_peer, origins) VALUES (?1, ?2)")?
+        let added = conn
+            .prepare_cached("INSERT OR IGNORE INTO route_sets (by_peer, origins) VALUES (?1, ?2)")?
             .execute(params![by_peer, origins])?;
-        Ok(conn.last_insert_rowid())
+        if added == 1 {
+            return Ok(conn.last_insert_rowid());
+        }
+        Ok(conn
+            .prepare_cached("SELECT id FROM route_sets WHERE by_peer = ?1")?
+            .query_row([by_peer], |r| r.get(0))?)
     }
 
-    /// The name of the collector's RIB dump taken at `dump_time`, if one is loaded.
+    /// The name of the collector's RIB dump taken at `dump_time`, if one is loaded. A load
+    /// of that dump cut off (a crash, a kill) is not one: its rows go, and the new load
+    /// takes its place (see [`Self::discard_pending_file`]).
     pub fn rib_dump_file_at(
         &self,
         collector_id: i64,
         dump_time: i64,
     ) -> Result<Option<String>, DbError> {
-        Ok(self
+        let found: Option<(i64, String, bool)> = self
             .sql()
             .query_row(
-                "SELECT name FROM mrt_files WHERE collector_id = ?1 AND dump_time = ?2",
+                "SELECT id, name, mrt_sha256 LIKE 'pending:%' FROM mrt_files
+                 WHERE collector_id = ?1 AND dump_time = ?2",
                 params![collector_id, dump_time],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?)
+            .optional()?;
+        match found {
+            Some((id, _, true)) => {
+                self.discard_pending_file(id)?;
+                Ok(None)
+            }
+            Some((_, name, false)) => Ok(Some(name)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a file whose load did not complete, and its own rows (a new load of the same
+    /// dump takes its place in this transaction). What its load merged into `prefix_origins`
+    /// stays: it only split rows at the dump's time, which no reader looks up until a dump
+    /// of that time completes, and merging the dump again changes nothing more.
+    pub fn discard_pending_file(&self, file_id: i64) -> Result<(), DbError> {
+        self.discard_pending_rows(file_id)?;
+        self.sql().execute(
+            "DELETE FROM mrt_files WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%'",
+            [file_id],
+        )?;
+        Ok(())
+    }
+
+    /// The highest `route_sets.id` and `peers.id` so far: what a load adds lies above.
+    pub fn id_marks(&self) -> Result<IdMarks, DbError> {
+        Ok(self.sql().query_row(
+            "SELECT (SELECT coalesce(max(id), 0) FROM route_sets),
+                    (SELECT coalesce(max(id), 0) FROM peers),
+                    (SELECT coalesce(max(id), 0) FROM collectors)",
+            [],
+            |r| {
+                Ok(IdMarks {
+                    route_sets: r.get(0)?,
+                    peers: r.get(1)?,
+                    collectors: r.get(2)?,
+                })
+            },
+        )?)
+    }
+
+    /// After a failed load that committed parts: deletes the file's own rows, the route sets,
+    /// peers and collectors added since `marks` that nothing refers to, and the file's row unless its
+    /// merge had begun (then the row stays, invisible to readers, as the boundary the merged
+    /// rows have at its dump time; the next load of that dump replaces it).
+    pub fn discard_failed_load(&self, file_id: i64, marks: IdMarks) -> Result<(), DbError> {
+        self.discard_pending_rows(file_id)?;
+        self.sql().execute(
+            "DELETE FROM mrt_files AS f WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%'
+                 AND NOT EXISTS (SELECT 1 FROM prefix_origins p
+                     WHERE p.collector_id = f.collector_id
+                         AND (p.valid_from = f.dump_time OR p.valid_until = f.dump_time))",
+            [file_id],
+        )?;
+        self.sql().execute(
+            "DELETE FROM route_sets AS s WHERE id > ?1
+                 AND NOT EXISTS (SELECT 1 FROM prefix_origins p WHERE p.route_set_id = s.id)",
+            [marks.route_sets],
+        )?;
+        self.sql().execute(
+            "DELETE FROM peers AS p WHERE id > ?1
+                 AND NOT EXISTS (SELECT 1 FROM rib_routes r WHERE r.peer_id = p.id)
+                 AND NOT EXISTS (SELECT 1 FROM bgp_updates u WHERE u.peer_id = p.id)
+                 AND NOT EXISTS (SELECT 1 FROM peer_state_changes c WHERE c.peer_id = p.id)",
+            [marks.peers],
+        )?;
+        self.sql().execute(
+            "DELETE FROM collectors AS c WHERE id > ?1
+                 AND NOT EXISTS (SELECT 1 FROM peers p WHERE p.collector_id = c.id)
+                 AND NOT EXISTS (SELECT 1 FROM mrt_files f WHERE f.collector_id = c.id)
+                 AND NOT EXISTS (SELECT 1 FROM prefix_origins o WHERE o.collector_id = c.id)",
+            [marks.collectors],
+        )?;
+        Ok(())
+    }
+
+    fn discard_pending_rows(&self, file_id: i64) -> Result<(), DbError> {
+        let conn = self.sql();
+        for table in ["rib_routes", "bgp_updates", "peer_state_changes"] {
+            conn.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE file_id = ?1 AND EXISTS (SELECT 1 FROM mrt_files
+                         WHERE id = ?1 AND mrt_sha256 LIKE 'pending:%')"
+                ),
+                [file_id],
+            )?;
+        }
+        Ok(())
     }
 
     /// Records a file whose load begins (its stream hash pending, its counts 0); returns its
@@ -383,7 +512,7 @@ impl WriteTx<'_> {
     ) -> Result<bool, DbError> {
         Ok(self.sql().query_row(
             "SELECT EXISTS (SELECT 1 FROM mrt_files WHERE collector_id = ?1
-                 AND dump_time >= ?2 AND dump_time <= ?3)",
+                 AND dump_time >= ?2 AND dump_time <= ?3 AND mrt_sha256 NOT LIKE 'pending:%')",
             params![collector_id, from, until],
             |r| r.get(0),
         )?)

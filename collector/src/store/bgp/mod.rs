@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use super::{Db, DbError, WriteTx};
 
 pub use live::{LIVE_FORMAT, ProvisionalRow, ProvisionalSummary, Superseded};
-pub use load::{CompletedFile, NewMrtFile, StoredPeer, UpdateRow};
+pub use load::{CompletedFile, IdMarks, NewMrtFile, StoredPeer, UpdateRow};
 pub use read::{MrtFileRow, PeerRow, RibDump, RibRouteRow, SessionChangeRow, StoredUpdate};
 
 /// A prefix as stored: the network address as a big-endian `u32`, and the prefix length.

@@ -5,11 +5,14 @@
 //! Queries that may return millions of rows (a collector's updates, a full table's prefix
 //! origins) hand each row to a callback instead of collecting them, so that the room above
 //! builds its own structures in one pass.
+//!
+//! A RIB dump loads in several commits (see [`super::load`]); until its last one its file's
+//! `mrt_sha256` is `pending:…`, and every query here reads past it: a reader sees a dump
+//! whole or not at all.
 
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{ESTABLISHED, StoredPrefix};
-use crate::store::migrations::OPEN_UNTIL;
 use crate::store::{Db, DbError, WriteTx};
 
 /// A loaded MRT file as exports cite it.
@@ -153,7 +156,9 @@ impl Db {
              FROM collectors c
              JOIN mrt_files f ON f.collector_id = c.id
              WHERE f.dump_time = (SELECT max(g.dump_time) FROM mrt_files g
-                                  WHERE g.collector_id = c.id AND g.dump_time <= ?1)
+                                  WHERE g.collector_id = c.id AND g.dump_time <= ?1
+                                      AND g.mrt_sha256 NOT LIKE 'pending:%')
+                 AND f.mrt_sha256 NOT LIKE 'pending:%'
              ORDER BY c.name",
         )?;
         let rows = stmt.query_map([t], |r| {
@@ -174,7 +179,8 @@ impl Db {
         let mut stmt = self.conn.prepare_cached(
             "SELECT f.collector_id, f.id, f.name, f.dump_time, c.name, f.truncated
              FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
-             WHERE f.dump_time > ?1 AND f.dump_time <= ?2 ORDER BY f.dump_time",
+             WHERE f.dump_time > ?1 AND f.dump_time <= ?2 AND f.mrt_sha256 NOT LIKE 'pending:%'
+             ORDER BY f.dump_time",
         )?;
         let rows = stmt.query_map(params![after, until], |r| {
             Ok(RibDump {
@@ -352,8 +358,9 @@ impl Db {
         let mut times: Vec<i64> = self
             .conn
             .prepare(
-                "SELECT dump_time FROM mrt_files WHERE dump_time IS NOT NULL
-                 UNION SELECT first_time FROM mrt_files
+                "SELECT dump_time FROM mrt_files
+                     WHERE dump_time IS NOT NULL AND mrt_sha256 NOT LIKE 'pending:%'
+                 UNION SELECT first_time FROM mrt_files WHERE mrt_sha256 NOT LIKE 'pending:%'
                  UNION SELECT time FROM bgp_updates
                  UNION SELECT time FROM peer_state_changes",
             )?
@@ -385,7 +392,8 @@ impl Db {
     /// The span of loaded BGP data: earliest and latest MRT timestamps of all loaded files.
     pub fn loaded_bgp_span(&self) -> Result<Option<(i64, i64)>, DbError> {
         Ok(self.conn.query_row(
-            "SELECT min(first_time), max(last_time) FROM mrt_files",
+            "SELECT min(first_time), max(last_time) FROM mrt_files
+             WHERE mrt_sha256 NOT LIKE 'pending:%'",
             [],
             |r| {
                 Ok(
@@ -414,7 +422,8 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT DISTINCT as_path FROM rib_routes
+                "SELECT DISTINCT r.as_path FROM rib_routes r
+                     JOIN mrt_files f ON f.id = r.file_id AND f.mrt_sha256 NOT LIKE 'pending:%'
                  UNION SELECT DISTINCT as_path FROM bgp_updates WHERE as_path IS NOT NULL",
             )
             .map_err(DbError::from)?;
@@ -439,12 +448,13 @@ pub(in crate::store) fn newest_dump_origins(
     prefix: StoredPrefix,
 ) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached(
-        "SELECT s.origins FROM prefix_origins p JOIN route_sets s ON s.id = p.route_set_id
-         WHERE p.collector_id = ?1 AND p.net = ?2 AND p.len = ?3 AND p.valid_until = ?4",
+        "WITH d (time) AS (SELECT max(dump_time) FROM mrt_files
+             WHERE collector_id = ?1 AND mrt_sha256 NOT LIKE 'pending:%')
+         SELECT s.origins FROM d, prefix_origins p JOIN route_sets s ON s.id = p.route_set_id
+         WHERE p.collector_id = ?1 AND p.net = ?2 AND p.len = ?3
+             AND p.valid_from <= d.time AND p.valid_until > d.time",
     )?
-    .query_row(params![collector_id, prefix.0, prefix.1, OPEN_UNTIL], |r| {
-        r.get(0)
-    })
+    .query_row(params![collector_id, prefix.0, prefix.1], |r| r.get(0))
     .optional()
 }
 
@@ -455,6 +465,7 @@ impl Db {
             "SELECT f.name, f.sha256, f.kind, f.format, c.name, f.first_time, f.last_time,
                     f.truncated
              FROM mrt_files f JOIN collectors c ON c.id = f.collector_id
+             WHERE f.mrt_sha256 NOT LIKE 'pending:%'
              ORDER BY f.first_time, f.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -524,7 +535,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::store::bgp::NewMrtFile;
+    use crate::store::bgp::{CompletedFile, NewMrtFile};
 
     /// A RIB dump of collector `rc` at `time` holding 10.0.0.0/8 with the given origins.
     fn load_dump(db: &mut Db, name: &str, time: i64, origins: &str) {
@@ -542,12 +553,34 @@ mod tests {
             file_bytes: 0,
             loaded_at: OffsetDateTime::UNIX_EPOCH,
         };
-        tx.insert_mrt_file(&file).unwrap();
+        let file_id = tx.insert_mrt_file(&file).unwrap();
         let set = tx
             .insert_route_set(&format!("{origins}@0"), origins)
             .unwrap();
-        tx.merge_rib_dump(collector_id, time, [((0x0a00_0000, 8), set)])
-            .unwrap();
+        tx.merge_rib_dump(collector_id, time, [((0x0a00_0000, 8), set)], &mut |_| {
+            Ok(())
+        })
+        .unwrap();
+        // Complete: a pending file is invisible to readers.
+        let completed = CompletedFile {
+            file_id,
+            mrt_sha256: name,
+            first_time: time,
+            last_time: time,
+            mrt_bytes: 0,
+            records: 0,
+            peers: 0,
+            prefixes: 1,
+            rib_entries: 0,
+            announcements: 0,
+            withdrawals: 0,
+            state_changes: 0,
+            ipv6_skipped: 0,
+            other_skipped: 0,
+            malformed_nlri: 0,
+            truncated: false,
+        };
+        tx.complete_mrt_file(&completed).unwrap();
         tx.commit().unwrap();
     }
 
