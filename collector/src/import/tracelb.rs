@@ -95,10 +95,10 @@ pub(super) fn convert(
 ) -> Result<Conversion, String> {
     let lb = Tracelb::deserialize(record).map_err(|e| format!("not a scamper tracelb: {e}"))?;
     let Some(target) = ipv4(&lb.dst)? else {
-        return Ok(Conversion::Skip(Skip::Ipv6));
+        return Ok(Conversion::Skip(Skip::Ipv6Multipath));
     };
     let Some(source) = lb.src.as_deref().map(ipv4).transpose()?.flatten() else {
-        return Ok(Conversion::Skip(Skip::Ipv6));
+        return Ok(Conversion::Skip(Skip::Ipv6Multipath));
     };
     let (protocol, flow_of) = flows_of(&lb)?;
     let mut flows: Vec<FlowId> = Vec::new();
