@@ -204,12 +204,12 @@ impl TraceAnalysis {
     }
 
     /// The entry ASes this trace counts for, each with whether it is inferred: its entry AS,
-    /// or for a multipath trace each AS one of its branches enters through
-    /// ([`multipath::entry_ases`]).
+    /// or for a multipath trace each AS one of its branches enters through, whatever the
+    /// verdict ([`multipath::entry_ases`]).
     pub fn entry_ases(&self) -> Vec<(Option<u32>, bool)> {
         match &self.multipath {
-            Some(m) if m.multi_entry => multipath::entry_ases(&m.branches),
-            _ => vec![(self.entry.asn, self.entry.inferred)],
+            Some(m) => multipath::entry_ases(&m.branches),
+            None => vec![(self.entry.asn, self.entry.inferred)],
         }
     }
 
