@@ -82,22 +82,18 @@ pub fn branches(m: &MultipathResult, in_target: impl Fn(Ipv4Addr) -> bool) -> (V
         let mut stack: Vec<Vec<Node>> = vec![vec![start]];
         while let Some(path) = stack.pop() {
             let last = *path.last().expect("a path holds its start");
-            let next = onward.get(&last).filter(|_| !in_target(last.1));
-            match next {
-                Some(next) => {
-                    // Reversed so that paths come out in the links' order.
-                    for &node in next.iter().rev() {
-                        let mut longer = path.clone();
-                        longer.push(node);
-                        stack.push(longer);
-                    }
+            if let Some(next) = onward.get(&last).filter(|_| !in_target(last.1)) {
+                // Reversed so that paths come out in the links' order.
+                for &node in next.iter().rev() {
+                    let mut longer = path.clone();
+                    longer.push(node);
+                    stack.push(longer);
                 }
-                None => {
-                    if out.len() == MAX_BRANCHES {
-                        return (out, true);
-                    }
-                    out.push(Branch { hops: path });
+            } else {
+                if out.len() == MAX_BRANCHES {
+                    return (out, true);
                 }
+                out.push(Branch { hops: path });
             }
         }
     }
