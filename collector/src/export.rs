@@ -202,6 +202,9 @@ pub fn export(
         "bgp_age_s",
         "entry_reasons",
         "source",
+        "branches",
+        "multi_entry",
+        "entry_asns",
     ])?;
     let mut params: BTreeMap<String, (serde_json::Value, usize)> = BTreeMap::new();
     for a in analyses {
@@ -279,6 +282,9 @@ pub fn export(
 
         let ann = a.announced_prefix();
         let cmp = a.peer_comparison.as_ref();
+        let multi_entry = a.multipath.as_ref().is_some_and(|m| m.multi_entry);
+        // A multi-entry trace has no single entry AS: `entry_asns` lists them, as it counts.
+        let entry_asns: Vec<u32> = a.entry_ases().iter().filter_map(|e| e.0).collect();
         paths.write_record([
             t.result_id.to_string(),
             t.agent_id.clone(),
@@ -286,7 +292,7 @@ pub fn export(
             timestamp::stored(t.started_at),
             opt(a.agent_asn),
             asns(&a.data_path),
-            opt(a.entry.asn),
+            opt(a.entry.asn.filter(|_| !multi_entry)),
             a.entry.inferred.to_string(),
             opt(a.entry.hop.map(|h| h.0)),
             opt(a.entry.hop.map(|h| h.1)),
@@ -304,6 +310,9 @@ pub fn export(
             opt(a.bgp_age_s),
             a.entry.reasons.join("; "),
             a.source_kind().to_owned(),
+            opt(a.multipath.as_ref().map(|m| m.branches.len())),
+            multi_entry.to_string(),
+            asns(&entry_asns),
         ])?;
         summary.as_paths += 1;
     }

@@ -442,6 +442,13 @@ fn import_public(
     if s.skipped_ipv6 > 0 {
         println!("  (IPv6 traceroutes are not imported: the target network is IPv4)");
     }
+    if s.skipped_ipv6_multipath > 0 {
+        println!(
+            "  skipped: {} IPv6 multipath traces (tracelb): {}",
+            s.skipped_ipv6_multipath,
+            nkpath_collector::import::IPV6_MULTIPATH_REASON
+        );
+    }
     if !s.refused_time.is_empty() {
         println!(
             "  {} refused by the time rule (started before 2000 or in the future)",

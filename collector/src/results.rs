@@ -13,7 +13,7 @@
 
 use std::io::BufRead;
 
-use nkpath_proto::{ResultRecord, TraceResult, decode, timestamp};
+use nkpath_proto::{MultipathResult, ResultRecord, TraceResult, decode, timestamp};
 use time::OffsetDateTime;
 
 use crate::admission::{Admission, OutsideTargets, Placement, TimeWindow, check_size};
@@ -231,6 +231,45 @@ pub fn stored_pings(
             Err(e) => tracing::warn!(
                 "stored result {} skipped: it no longer decodes ({})",
                 row.result_id,
+                crate::text::escape_control(&e.to_string())
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The stored multipath traces toward the target prefixes started in `since..=until`, oldest
+/// first (then by id), by the rules of [`stored_traces`]: context outside the target prefixes
+/// left out, rows that no longer decode or started in the future skipped with a warning.
+pub fn stored_multipath(
+    db: &Db,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> Result<Vec<MultipathResult>, ReadTracesError> {
+    let now = OffsetDateTime::now_utc();
+    let rules = import_admission(db, now)?;
+    let mut out = Vec::new();
+    for row in db.stored_results(Kind::Multipath, since, until)? {
+        let id = &row.result_id;
+        match decode::<ResultRecord>(&row.json) {
+            Ok(ResultRecord::Multipath(m))
+                if crate::admission::is_future(
+                    m.started_at,
+                    now,
+                    crate::admission::DEFAULT_MAX_AHEAD,
+                ) =>
+            {
+                tracing::warn!(
+                    "stored result {id} skipped: it started in the future ({}); \
+                     its agent's clock was wrong",
+                    timestamp::display(m.started_at)
+                );
+            }
+            Ok(ResultRecord::Multipath(m)) if rules.in_targets(m.target) => out.push(m),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "stored result {id} skipped: it no longer decodes ({}); \
+                 it was stored by an older version or by hand",
                 crate::text::escape_control(&e.to_string())
             ),
         }

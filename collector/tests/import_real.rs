@@ -598,13 +598,64 @@ fn scamper_tracelb_imports_every_node_and_link() {
     assert_eq!(m.probes_sent, 104);
     assert_eq!(m.stop_reason, StopReason::Reached);
     assert!(m.has_diamond(), "the dump's two diamonds");
-    // The IPv6 tracelb cannot be a wire-format result (IPv4 only): skipped as IPv6.
+    // Every path along the dump's links is a branch of the analysis (here nothing is in the
+    // target AS, so each runs to the destination): 2 × 2 through the two balancers.
+    let mut paths: Vec<Vec<Ipv4Addr>> = vec![vec![nodes[0]]];
+    let mut done = Vec::new();
+    while let Some(path) = paths.pop() {
+        let last = *path.last().unwrap();
+        let next: Vec<Ipv4Addr> = links
+            .iter()
+            .filter(|(near, _, _)| *near == last)
+            .map(|l| l.1)
+            .collect();
+        if next.is_empty() {
+            done.push(path);
+            continue;
+        }
+        for far in next {
+            let mut longer = path.clone();
+            longer.push(far);
+            paths.push(longer);
+        }
+    }
+    let (branches, cut) = nkpath_collector::analysis::multipath::branches(&m, |_| false);
+    assert!(!cut);
+    let got: std::collections::BTreeSet<Vec<Ipv4Addr>> = branches
+        .iter()
+        .map(|b| b.hops.iter().map(|h| h.1).collect())
+        .collect();
+    let want: std::collections::BTreeSet<Vec<Ipv4Addr>> = done.into_iter().collect();
+    assert_eq!(want.len(), 4);
+    assert_eq!(got, want);
+    // The IPv6 tracelb cannot be a wire-format result (IPv4 only): skipped, with that reason.
     let v6 = import(
         &mut db,
         &dir.join("tracelb_google_dns_v6_default.warts"),
         Format::Scamper,
     );
-    assert_eq!((v6.stored_context, v6.skipped_ipv6), (0, 1), "{v6:?}");
+    assert_eq!(
+        (
+            v6.stored_context,
+            v6.skipped_ipv6,
+            v6.skipped_ipv6_multipath
+        ),
+        (0, 0, 1),
+        "{v6:?}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
+        .arg("--db")
+        .arg(tmp.path().join("c.db"))
+        .args(["import", "--format", "scamper"])
+        .arg(dir.join("tracelb_google_dns_v6_default.warts"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("skipped: 1 IPv6 multipath traces (tracelb): wire format IPv4-only"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -14,13 +14,16 @@
 //!   root and with CAP_NET_RAW only.
 //! - `rate_limited`: with realistic ICMP rate limits (a private testbed), rate-limited
 //!   hops are recorded as silent and every reachable target is still reached.
+//! - `mda`: `trace --mda` against scamper's `tracelb` on the ECMP paths of devp and jpvp,
+//!   ICMP and UDP: every interface and link scamper finds, with at most as many probes.
 //! - `silent_24`: a /24 silent behind a border that answers from inside the block (a
 //!   private testbed) ends every trace on the gap limit, only its pilots going further.
 //!
-//! `cargo test -p nkpath-agent --test acceptance [paths::|survey::|rate_limited::|silent_24::]`
+//! `cargo test -p nkpath-agent --test acceptance [paths::|survey::|rate_limited::|silent_24::|mda::]`
 
 #[path = "../common/mod.rs"]
 mod common;
+mod mda;
 mod paths;
 mod rate_limited;
 mod silent_24;

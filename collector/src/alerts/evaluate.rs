@@ -254,16 +254,18 @@ fn mismatch_events(db: &Db, from: i64, until: i64) -> Result<Vec<Found>, AlertEr
         ..AnalysisOptions::default()
     };
     let traces = crate::results::stored_traces(db, options.since, options.until)?;
-    if !traces
+    let multipaths = crate::results::stored_multipath(db, options.since, options.until)?;
+    let mut started = traces
         .iter()
-        .any(|tr| tr.started_at.unix_timestamp() >= from)
-    {
+        .map(|t| t.started_at)
+        .chain(multipaths.iter().map(|m| m.started_at));
+    if !started.any(|t| t.unix_timestamp() >= from) {
         return Ok(Vec::new());
     }
     // Hops are mapped with the stored BGP data and IXP table only: an alert never waits on
     // DNS lookups.
     let mapper = Mapper::new(crate::sources::ixp::stored_table(db)?, None);
-    let analyses = Analyzer::new(db, mapper, options)?.analyze_all(traces)?;
+    let analyses = Analyzer::new(db, mapper, options)?.analyze_all_with(traces, multipaths)?;
     // The vantage is the agent's AS; an agent whose address no data maps is a vantage of
     // its own (as in fleet scheduling).
     type Key = (String, Ipv4Net, u32);

@@ -120,6 +120,7 @@ pub mod entry;
 mod error;
 pub mod hopmap;
 pub mod ixp;
+pub mod multipath;
 pub mod reachability;
 pub mod source;
 pub mod special;
@@ -132,5 +133,7 @@ pub use entry::{Entry, EntryHop, EntryReply, infer_entry};
 pub use error::AnalysisError;
 pub use hopmap::{HopClass, Mapper};
 pub use source::{BgpSource, MemoryBgp};
-pub use trace::{AnalysisOptions, AnalyzedHop, Analyzer, HopReply, TraceAnalysis};
+pub use trace::{
+    AnalysisOptions, AnalyzedHop, Analyzer, HopReply, MultipathAnalysis, TraceAnalysis,
+};
 pub use verdict::{Verdict, VerdictKind};

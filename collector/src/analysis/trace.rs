@@ -5,12 +5,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use nkpath_proto::{ReplyKind, TraceResult};
+use nkpath_proto::{MultipathResult, ReplyKind, TraceResult};
 use time::OffsetDateTime;
 
 use super::entry::{Entry, EntryHop, EntryReply, infer_entry};
 use super::error::AnalysisError;
 use super::hopmap::{HopClass, Mapper, MappingNote};
+use super::multipath::{self, Branch, BranchJudgement};
 use super::source::BgpSource;
 use super::verdict::{Adjacency, AnnouncedPrefix, Verdict, VerdictKind, announced_for, verdict};
 use crate::bgp::aspath::Segment;
@@ -147,6 +148,25 @@ pub struct TraceAnalysis {
     pub transitional: bool,
     /// Comparison with a collector peer in the agent's AS, when there is one.
     pub peer_comparison: Option<PeerComparison>,
+    /// For a multipath trace: its diamond, branches and their verdicts (`trace` is then its
+    /// hop-by-hop view, [`multipath::as_trace`], and `entry` that of the branch the verdict
+    /// names).
+    pub multipath: Option<MultipathAnalysis>,
+}
+
+/// What a multipath trace adds to its analysis.
+#[derive(Debug, Clone)]
+pub struct MultipathAnalysis {
+    /// The trace as stored (interfaces per TTL, links).
+    pub result: MultipathResult,
+    /// Each branch with its entry AS and verdict.
+    pub branches: Vec<BranchJudgement>,
+    /// Set when there were more branches than [`multipath::MAX_BRANCHES`].
+    pub truncated: bool,
+    /// The branches enter through different announced ASes.
+    pub multi_entry: bool,
+    /// The branch the verdict rests on.
+    pub named: Option<usize>,
 }
 
 impl TraceAnalysis {
@@ -167,9 +187,37 @@ impl TraceAnalysis {
         source_kind(&self.trace.agent_id)
     }
 
-    /// `AS4837`, `AS4837 (inferred)`, `AS4837 or AS20485 (several at TTL 5)` or `unknown`.
+    /// `AS4837`, `AS4837 (inferred)`, `AS4837 or AS20485 (several at TTL 5)`,
+    /// `AS4837 + AS20485 (multi-entry)` or `unknown`.
     pub fn entry_label(&self) -> String {
-        self.entry.label()
+        match &self.multipath {
+            Some(m) if m.multi_entry => {
+                let ases: Vec<String> = self
+                    .entry_ases()
+                    .iter()
+                    .filter_map(|(a, _)| a.map(|a| format!("AS{a}")))
+                    .collect();
+                format!("{} (multi-entry)", ases.join(" + "))
+            }
+            _ => self.entry.label(),
+        }
+    }
+
+    /// The entry ASes this trace counts for, each with whether it is inferred: its entry AS,
+    /// or for a multipath trace each AS one of its branches enters through, whatever the
+    /// verdict ([`multipath::entry_ases`]).
+    pub fn entry_ases(&self) -> Vec<(Option<u32>, bool)> {
+        match &self.multipath {
+            Some(m) => multipath::entry_ases(&m.branches),
+            None => vec![(self.entry.asn, self.entry.inferred)],
+        }
+    }
+
+    /// The branch the verdict rests on, for a multipath trace: its number (from 1) and path.
+    pub fn named_branch(&self) -> Option<(usize, &Branch)> {
+        let m = self.multipath.as_ref()?;
+        let i = m.named?;
+        Some((i + 1, &m.branches.get(i)?.branch))
     }
 }
 
@@ -227,6 +275,131 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
             .into_iter()
             .map(|t| self.analyze(t, &changes))
             .collect()
+    }
+
+    /// Analyses `traces` and multipath traces `multipaths` together, oldest first (then by
+    /// id): what reports count.
+    pub fn analyze_all_with(
+        &mut self,
+        traces: Vec<TraceResult>,
+        multipaths: Vec<MultipathResult>,
+    ) -> Result<Vec<TraceAnalysis>, AnalysisError> {
+        let times = traces
+            .iter()
+            .map(|t| t.started_at)
+            .chain(multipaths.iter().map(|m| m.started_at));
+        let (first, last) = (times.clone().min(), times.max());
+        let changes = match (first, last) {
+            (Some(first), Some(last)) => {
+                let w = time::Duration::seconds(self.options.transition_window_s);
+                let from = first.checked_sub(w).unwrap_or(first);
+                let to = last.checked_add(w).unwrap_or(last);
+                self.bgp.upstream_changes(from, to)?
+            }
+            _ => UpstreamChanges::default(),
+        };
+        let mut out = traces
+            .into_iter()
+            .map(|t| self.analyze(t, &changes))
+            .collect::<Result<Vec<_>, _>>()?;
+        for m in multipaths {
+            out.push(self.analyze_multipath(m, &changes)?);
+        }
+        out.sort_by_key(|a| (a.trace.started_at, a.trace.result_id));
+        Ok(out)
+    }
+
+    /// Analyses one multipath trace: its hop-by-hop view as a trace, then each branch judged
+    /// on its own, then the trace's verdict from theirs ([`multipath::combine`]).
+    pub fn analyze_multipath(
+        &mut self,
+        m: MultipathResult,
+        changes: &UpstreamChanges,
+    ) -> Result<TraceAnalysis, AnalysisError> {
+        let mut a = self.analyze(multipath::as_trace(&m), changes)?;
+        let target_asn = self.target_asn;
+        // Loaded by `analyze` above; read here without copying it.
+        let state = self.cached_state(m.started_at);
+        let reply_of = |ttl: u8, address: Ipv4Addr| {
+            let r = a.hops.iter().find(|h| h.ttl == ttl)?.reply_of(address)?;
+            Some(EntryReply {
+                address,
+                class: r.class.clone(),
+                kind: r.kind,
+                mpls: r.mpls_labels > 0,
+            })
+        };
+        let in_target = |address: Ipv4Addr| {
+            a.hops
+                .iter()
+                .flat_map(|h| &h.replies)
+                .any(|r| r.address == address && r.class.asn() == Some(target_asn))
+        };
+        let (branches, truncated) = multipath::branches(&m, in_target);
+        let mut judged = Vec::with_capacity(branches.len());
+        for branch in branches {
+            let hops = multipath::branch_entry_hops(&branch, reply_of);
+            let mut entry = infer_entry(&hops, target_asn, a.agent_asn);
+            flag_thin_entry(&mut entry, &a.hops);
+            let verdict = self.judge(state, a.bgp_age_s, &entry, &a.announced);
+            judged.push(BranchJudgement {
+                branch,
+                entry,
+                verdict,
+            });
+        }
+        let combined = multipath::combine(&judged);
+        if let Some(named) = combined.named.and_then(|i| judged.get(i)) {
+            a.entry = named.entry.clone();
+        }
+        a.verdict = combined.verdict;
+        a.multipath = Some(MultipathAnalysis {
+            result: m,
+            branches: judged,
+            truncated,
+            multi_entry: combined.multi_entry,
+            named: combined.named,
+        });
+        Ok(a)
+    }
+
+    /// The verdict of an entry at a trace's time: stale BGP, several entry ASes, the rules of
+    /// [`verdict`], then the entry hop inside the target's block.
+    fn judge(
+        &self,
+        state: Option<&BgpState>,
+        bgp_age_s: Option<i64>,
+        entry: &Entry,
+        announced: &[AnnouncedPrefix],
+    ) -> Verdict {
+        match bgp_age_s {
+            Some(age) if age > self.options.max_bgp_age_s => {
+                stale_verdict(age, self.options.max_bgp_age_s)
+            }
+            _ if state.is_some() && !announced.is_empty() && entry.several.is_some() => {
+                several_entries_verdict(entry, announced)
+            }
+            _ => {
+                let v = verdict(state.is_some(), entry.asn, announced, &self.adjacency);
+                match (state, entry.hop) {
+                    (Some(state), Some((_, address))) if v.kind != VerdictKind::Unknown => {
+                        entry_in_target_block(state, address, entry.asn).unwrap_or(v)
+                    }
+                    _ => v,
+                }
+            }
+        }
+    }
+
+    /// The state `state_at` loaded for time `t`, if any.
+    fn cached_state(&self, t: OffsetDateTime) -> Option<&BgpState> {
+        let secs = t.unix_timestamp();
+        let key = self
+            .change_times
+            .partition_point(|c| *c <= secs)
+            .checked_sub(1)
+            .map(|i| self.change_times[i])?;
+        self.states.get(&key)?.as_ref()
     }
 
     fn state_at(&mut self, t: OffsetDateTime) -> Result<Option<&BgpState>, AnalysisError> {
@@ -325,23 +498,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
             .map(|s| announced_for(s, trace.target))
             .unwrap_or_default();
         let bgp_age_s = state.map(|s| s.age_at(secs));
-        let verdict = match bgp_age_s {
-            Some(age) if age > self.options.max_bgp_age_s => {
-                stale_verdict(age, self.options.max_bgp_age_s)
-            }
-            _ if state.is_some() && !announced.is_empty() && entry.several.is_some() => {
-                several_entries_verdict(&entry, &announced)
-            }
-            _ => {
-                let v = verdict(state.is_some(), entry.asn, &announced, &self.adjacency);
-                match (state, entry.hop) {
-                    (Some(state), Some((_, address))) if v.kind != VerdictKind::Unknown => {
-                        entry_in_target_block(state, address, entry.asn).unwrap_or(v)
-                    }
-                    _ => v,
-                }
-            }
-        };
+        let verdict = self.judge(state, bgp_age_s, &entry, &announced);
         let w = self.options.transition_window_s;
         let transitional = changes
             .changes
@@ -365,6 +522,7 @@ impl<'a, S: BgpSource + ?Sized> Analyzer<'a, S> {
             verdict,
             transitional,
             peer_comparison,
+            multipath: None,
         })
     }
 }
@@ -647,6 +805,123 @@ mod tests {
         assert_eq!(a.agent_asn, Some(24_940));
         assert_eq!(a.data_path, [24_940, 4837, NK]);
         assert_eq!(a.bgp_age_s, Some(60));
+    }
+
+    /// A multipath trace of these paths, analysed.
+    fn analyze_multipath(bgp: &MemoryBgp, paths: &[&[(u8, &str)]]) -> TraceAnalysis {
+        let m = crate::analysis::multipath::from_paths(RIB_TIME + 60, "175.45.176.9", paths);
+        let mut analyzer = Analyzer::new(bgp, Mapper::default(), AnalysisOptions::default())
+            .expect("an in-memory source never fails");
+        analyzer
+            .analyze_all_with(Vec::new(), vec![m])
+            .unwrap()
+            .remove(0)
+    }
+
+    /// A per-flow split at the agent's first hop: one branch through China Unicom, one
+    /// through TransTeleCom, both into NK.
+    const EITHER: [&[(u8, &str)]; 2] = [
+        &[(1, "5.9.0.1"), (2, "219.158.1.1"), (3, "175.45.176.9")],
+        &[(1, "5.9.0.1"), (2, "188.43.225.153"), (3, "175.45.176.9")],
+    ];
+
+    #[test]
+    fn a_multipath_trace_through_two_announced_upstreams_is_a_multi_entry_match() {
+        // NK's /22 announced through both upstreams, as since 2017: one peer of three hears
+        // it through TransTeleCom.
+        let peers = [
+            peer(0, "192.0.2.1", 3356),
+            peer(1, "192.0.2.2", 1299),
+            peer(2, "192.0.2.3", 6939),
+        ];
+        let rib: Vec<(&PeerInfo, Ipv4Net, AsPath)> = peers
+            .iter()
+            .flat_map(|p| {
+                routes().into_iter().map(move |(prefix, path)| {
+                    let mut full = vec![p.asn];
+                    full.extend_from_slice(if p.id == 2 && path.ends_with(&[NK]) {
+                        &[20485, NK]
+                    } else {
+                        path
+                    });
+                    (p, prefix.parse().unwrap(), AsPath::from_sequence(&full))
+                })
+            })
+            .collect();
+        let state = BgpState::from_rib(RIB_TIME, Target::default(), "rrc00", rib);
+        let a = analyze_multipath(&MemoryBgp::new(NK).with_state(state), &EITHER);
+        let m = a.multipath.as_ref().expect("a multipath analysis");
+        let per_branch: Vec<(String, Option<u32>, VerdictKind)> = m
+            .branches
+            .iter()
+            .map(|b| (b.branch.to_string(), b.entry.asn, b.verdict.kind))
+            .collect();
+        assert_eq!(
+            per_branch,
+            [
+                (
+                    "5.9.0.1 > 188.43.225.153 > 175.45.176.9".to_owned(),
+                    Some(20485),
+                    VerdictKind::Match
+                ),
+                (
+                    "5.9.0.1 > 219.158.1.1 > 175.45.176.9".to_owned(),
+                    Some(4837),
+                    VerdictKind::Match
+                ),
+            ]
+        );
+        assert_eq!(a.verdict.kind, VerdictKind::Match, "{}", a.verdict.reason);
+        assert!(m.multi_entry);
+        assert_eq!(a.entry_ases(), [(Some(4837), false), (Some(20485), false)]);
+        assert_eq!(a.entry_label(), "AS4837 + AS20485 (multi-entry)");
+        // Every interface is mapped in the hop view.
+        let mapped: Vec<(u8, String)> = a
+            .hops
+            .iter()
+            .flat_map(|h| h.replies.iter().map(move |r| (h.ttl, r.class.to_string())))
+            .collect();
+        assert_eq!(mapped.len(), 4);
+        assert!(
+            mapped.iter().all(|(_, c)| c.starts_with("AS")),
+            "{mapped:?}"
+        );
+    }
+
+    #[test]
+    fn a_multipath_branch_through_an_unannounced_as_makes_a_mismatch_naming_it() {
+        // Only China Unicom announced: the TransTeleCom branch is not.
+        let a = analyze_multipath(&bgp(&routes()), &EITHER);
+        assert_eq!(
+            a.verdict.kind,
+            VerdictKind::Mismatch,
+            "{}",
+            a.verdict.reason
+        );
+        assert!(
+            a.verdict.reason.starts_with(
+                "branch 1 (5.9.0.1 > 188.43.225.153 > 175.45.176.9) enters through AS20485"
+            ),
+            "{}",
+            a.verdict.reason
+        );
+        assert_eq!(a.entry.asn, Some(20485), "the entry of the branch named");
+        let (n, branch) = a.named_branch().unwrap();
+        assert_eq!(
+            (n, branch.to_string().as_str()),
+            (1, "5.9.0.1 > 188.43.225.153 > 175.45.176.9")
+        );
+        // A trace whose branches all enter through China Unicom matches, once.
+        let one = analyze_multipath(
+            &bgp(&routes()),
+            &[
+                &[(1, "5.9.0.1"), (2, "219.158.1.1"), (3, "175.45.176.9")],
+                &[(1, "5.9.0.1"), (2, "219.158.1.2"), (3, "175.45.176.9")],
+            ],
+        );
+        assert_eq!(one.verdict.kind, VerdictKind::Match);
+        assert!(!one.multipath.as_ref().unwrap().multi_entry);
+        assert_eq!(one.entry_ases(), [(Some(4837), false)]);
     }
 
     #[test]

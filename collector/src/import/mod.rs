@@ -98,12 +98,18 @@ pub enum Conversion {
 pub enum Skip {
     /// An IPv6 traceroute: the target network and the wire format are IPv4.
     Ipv6,
+    /// An IPv6 multipath trace (scamper `tracelb`): the multipath wire format is IPv4-only
+    /// ([`IPV6_MULTIPATH_REASON`]).
+    Ipv6Multipath,
     /// Not a traceroute (scamper `cycle-start`, `ping`, `tracelb`; Atlas `ping`…): its type.
     NotATrace(String),
     /// The measurement failed before probing (Atlas: "name resolution failed", "connect
     /// failed"): there is no path to keep.
     Failed(String),
 }
+
+/// Why an IPv6 `tracelb` record is skipped, as the import summary says it.
+pub const IPV6_MULTIPATH_REASON: &str = "wire format IPv4-only";
 
 /// What an import of a public file did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,6 +127,8 @@ pub struct ImportSummary {
     pub already_stored: usize,
     /// IPv6 records skipped.
     pub skipped_ipv6: usize,
+    /// IPv6 multipath traces (`tracelb`) skipped, for [`IPV6_MULTIPATH_REASON`].
+    pub skipped_ipv6_multipath: usize,
     /// Records that are not traceroutes, by type.
     pub skipped_non_trace: BTreeMap<String, usize>,
     /// Measurements that failed before probing.
@@ -146,7 +154,10 @@ impl ImportSummary {
 
     /// Records skipped on purpose (IPv6, non-trace, failed measurements).
     pub fn skipped(&self) -> usize {
-        self.skipped_ipv6 + self.skipped_non_trace.values().sum::<usize>() + self.skipped_failed
+        self.skipped_ipv6
+            + self.skipped_ipv6_multipath
+            + self.skipped_non_trace.values().sum::<usize>()
+            + self.skipped_failed
     }
 }
 
@@ -351,6 +362,10 @@ pub fn parse_public(
                 }
                 Conversion::Skip(Skip::Ipv6) => {
                     summary.skipped_ipv6 += 1;
+                    Ok(None)
+                }
+                Conversion::Skip(Skip::Ipv6Multipath) => {
+                    summary.skipped_ipv6_multipath += 1;
                     Ok(None)
                 }
                 Conversion::Skip(Skip::NotATrace(kind)) => {

@@ -4,7 +4,9 @@
 //! A record lists `nodes` (interfaces) and, per node, `links`: `links[i]` holds the
 //! interfaces `i + 1` hops past the node (`*` where the hops between were silent), each with
 //! the probes (`ttl`, `flowid`) it answered. The far end answered at the probe's TTL, the
-//! near end `i + 1` TTLs before. scamper keeps no
+//! near end `i + 1` TTLs before; where one position holds several interfaces (a diamond
+//! scamper kept inside one link), a probe's near end is the interface its flow answered at
+//! the position before, so the links are those of the flows. scamper keeps no
 //! probe of the first hop: that interface is kept with its address and no reply. The
 //! flow of a probe is its `flowid` in the field the method varies (`udp-dport`: the
 //! destination port; `udp-sport`, `tcp-sport`, `tcp-ack-sport`: the source port;
@@ -95,10 +97,10 @@ pub(super) fn convert(
 ) -> Result<Conversion, String> {
     let lb = Tracelb::deserialize(record).map_err(|e| format!("not a scamper tracelb: {e}"))?;
     let Some(target) = ipv4(&lb.dst)? else {
-        return Ok(Conversion::Skip(Skip::Ipv6));
+        return Ok(Conversion::Skip(Skip::Ipv6Multipath));
     };
     let Some(source) = lb.src.as_deref().map(ipv4).transpose()?.flatten() else {
-        return Ok(Conversion::Skip(Skip::Ipv6));
+        return Ok(Conversion::Skip(Skip::Ipv6Multipath));
     };
     let (protocol, flow_of) = flows_of(&lb)?;
     let mut flows: Vec<FlowId> = Vec::new();
@@ -114,10 +116,15 @@ pub(super) fn convert(
     let mut hops: BTreeMap<u8, BTreeMap<Ipv4Addr, Seen>> = BTreeMap::new();
     let mut links: BTreeMap<(u8, Ipv4Addr, u8, Ipv4Addr), BTreeSet<u32>> = BTreeMap::new();
     for node in &lb.nodes {
-        let near = responder(node.addr.as_deref())?;
-        // `links[i]`: the interfaces i + 1 hops past the node (`*` for a silent one).
+        let node_addr = responder(node.addr.as_deref())?;
+        // Where each flow was last seen along this node's links: (TTL, interface).
+        let mut last_seen: BTreeMap<u16, (u8, Ipv4Addr)> = BTreeMap::new();
+        // `links[i]`: the interfaces i + 1 hops past the node (`*` for a silent one). Several
+        // interfaces at one position are a diamond scamper did not split into nodes: each
+        // probe's near end is where its flow answered last, else the node.
         for (i, segments) in node.links.iter().enumerate() {
             let hopc = u8::try_from(i + 1).map_err(|_| "a link of over 255 hops")?;
+            let mut here: Vec<(u16, (u8, Ipv4Addr))> = Vec::new();
             for segment in segments {
                 let Some(far) = responder(segment.addr.as_deref())? else {
                     continue;
@@ -133,7 +140,12 @@ pub(super) fn convert(
                     if seen.reply.is_none() {
                         seen.reply = Some(to_reply(far, reply)?);
                     }
-                    if let (Some(near), Some(near_ttl)) = (near, probe.ttl.checked_sub(hopc))
+                    here.push((probe.flowid, (probe.ttl, far)));
+                    let near = match last_seen.get(&probe.flowid) {
+                        Some(&(ttl, address)) if ttl < probe.ttl => Some((ttl, address)),
+                        _ => probe.ttl.checked_sub(hopc).zip(node_addr),
+                    };
+                    if let Some((near_ttl, near)) = near
                         && near_ttl >= 1
                     {
                         hops.entry(near_ttl).or_default().entry(near).or_default();
@@ -144,6 +156,7 @@ pub(super) fn convert(
                     }
                 }
             }
+            last_seen.extend(here);
         }
     }
     if hops.is_empty() {
@@ -294,4 +307,61 @@ fn to_reply(address: Ipv4Addr, reply: &LbReply) -> Result<Reply, String> {
         quoted_ttl: icmp_type.and(reply.icmp_q_ttl),
         mpls_labels: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn probe(ttl: u8, flowid: u16) -> serde_json::Value {
+        json!({"ttl": ttl, "flowid": flowid, "replies": [
+            {"ttl": 250, "rtt": 1.0, "icmp_type": 11, "icmp_code": 0, "icmp_q_ttl": 1}]})
+    }
+
+    /// A diamond as scamper 20211212 writes it on the testbed (`tracelb -P udp-sport` from
+    /// devp): no nodes inside it, one link of the first hop with two interfaces at each of
+    /// its first two positions. The links are those the flows took.
+    #[test]
+    fn a_diamond_inside_one_scamper_link_is_linked_flow_by_flow() {
+        let record = json!({
+            "type": "tracelb", "method": "udp-sport", "src": "88.198.10.2",
+            "dst": "175.45.176.1", "sport": 33435, "dport": 33434,
+            "start": {"sec": 1_700_000_000, "usec": 0}, "firsthop": 1, "confidence": 95,
+            "gaplimit": 3, "wait_timeout": 5, "probec": 12, "probec_max": 3000,
+            "nodes": [
+                {"addr": "88.198.10.1", "links": [
+                    [{"addr": "88.198.11.1", "probes": [probe(2, 1), probe(2, 3)]},
+                     {"addr": "88.198.11.5", "probes": [probe(2, 2)]}],
+                    [{"addr": "88.198.12.1", "probes": [probe(3, 1), probe(3, 3)]},
+                     {"addr": "88.198.12.5", "probes": [probe(3, 2)]}],
+                    [{"addr": "62.115.1.9", "probes": [probe(4, 1), probe(4, 2)]}]]},
+                {"addr": "62.115.1.9", "links": []}
+            ]
+        });
+        let mut summary = ImportSummary::default();
+        let Ok(Conversion::Multipath(m)) =
+            convert(&record, "scamper:t", uuid::Uuid::nil(), &mut summary)
+        else {
+            panic!("not converted");
+        };
+        let links: Vec<(u8, String, u8, String)> = m
+            .links
+            .iter()
+            .map(|l| (l.near_ttl, l.near.to_string(), l.far_ttl, l.far.to_string()))
+            .collect();
+        let want: Vec<(u8, String, u8, String)> = [
+            (1, "88.198.10.1", 2, "88.198.11.1"),
+            (1, "88.198.10.1", 2, "88.198.11.5"),
+            (2, "88.198.11.1", 3, "88.198.12.1"),
+            (2, "88.198.11.5", 3, "88.198.12.5"),
+            (3, "88.198.12.1", 4, "62.115.1.9"),
+            (3, "88.198.12.5", 4, "62.115.1.9"),
+        ]
+        .iter()
+        .map(|(a, b, c, d)| (*a, (*b).to_owned(), *c, (*d).to_owned()))
+        .collect();
+        assert_eq!(links, want);
+    }
 }

@@ -252,12 +252,13 @@ impl AnalysisArgs {
             .with_prefix_lengths(self.map_min_len..=self.map_max_len))
     }
 
-    /// Analyses the traces of the period.
+    /// Analyses the traces of the period, multipath traces included.
     pub fn analyze(&self, db: &Db) -> anyhow::Result<Vec<TraceAnalysis>> {
         let options = self.options();
         let traces = crate::results::stored_traces(db, options.since, options.until)?;
+        let multipaths = crate::results::stored_multipath(db, options.since, options.until)?;
         Analyzer::new(db, self.mapper(db)?, options)?
-            .analyze_all(traces)
+            .analyze_all_with(traces, multipaths)
             .map_err(Into::into)
     }
 

@@ -21,8 +21,17 @@ pub fn set_label(a: &TraceAnalysis) -> String {
 }
 
 /// The hop that shows the entry: `TTL 5 196.49.1.2 (AS22351)`; with several ASes at the
-/// entry TTL, each: `TTL 5 219.158.1.1 (AS4837), 188.43.225.153 (AS20485)`.
+/// entry TTL, each: `TTL 5 219.158.1.1 (AS4837), 188.43.225.153 (AS20485)`. For a multipath
+/// trace the branch the verdict rests on comes first: `branch 2 (10.0.0.1 > …): TTL 5 …`.
 pub fn entry_hop_label(a: &TraceAnalysis) -> String {
+    let hop = entry_hop_only(a);
+    match a.named_branch() {
+        Some((n, branch)) => format!("branch {n} ({branch}): {hop}"),
+        None => hop,
+    }
+}
+
+fn entry_hop_only(a: &TraceAnalysis) -> String {
     if let Some((ttl, ases)) = &a.entry.several {
         let list: Vec<String> = ases
             .iter()

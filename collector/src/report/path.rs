@@ -9,7 +9,7 @@ use super::mismatches::set_label;
 
 use super::{Cell, Table};
 use crate::analysis::trace::format_age;
-use crate::analysis::{HopClass, TraceAnalysis};
+use crate::analysis::{HopClass, MultipathAnalysis, TraceAnalysis};
 
 /// The latest trace of `agent` to `target`, the one [`report`] draws.
 pub fn latest<'a>(
@@ -137,7 +137,129 @@ pub fn report(analyses: &[TraceAnalysis], agent: &str, target: Ipv4Addr) -> Opti
             ]);
         }
     }
-    Some(vec![t])
+    let mut tables = vec![t];
+    if let Some(m) = &a.multipath {
+        tables.push(diamond(a, m));
+        tables.push(branches(m));
+    }
+    Some(tables)
+}
+
+/// A multipath trace's diamond: per TTL each interface, with the interfaces it was reached
+/// from (the near ends of its links), so the branches can be followed row by row.
+fn diamond(a: &TraceAnalysis, m: &MultipathAnalysis) -> Table {
+    let mut t = Table::new(
+        format!(
+            "Diamond of multipath trace {}: interfaces per TTL and their links",
+            m.result.result_id
+        ),
+        &["ttl", "interface", "as", "from", "flows", "note"],
+    );
+    t.notes.push(format!(
+        "{} probes, {} flows{}; from: the interfaces of the previous TTLs each link comes \
+         from (@TTL when silent TTLs lie between)",
+        m.result.probes_sent,
+        m.result.flows.len(),
+        if m.result.budget_hit {
+            "; the probe or time budget ended it (budget_hit)"
+        } else {
+            ""
+        }
+    ));
+    for hop in &m.result.hops {
+        let class = |address: Ipv4Addr| {
+            a.hops
+                .iter()
+                .find(|h| h.ttl == hop.ttl)
+                .and_then(|h| h.reply_of(address))
+                .map(|r| r.class.clone())
+        };
+        let mut note = Vec::new();
+        if hop.per_packet {
+            note.push("per-packet balancer: not a diamond".to_owned());
+        }
+        if !hop.silent_flows.is_empty() {
+            note.push(format!("{} flows silent", hop.silent_flows.len()));
+        }
+        if hop.interfaces.is_empty() {
+            t.push_cells(vec![
+                Cell::int(hop.ttl),
+                Cell::with_json("*", serde_json::Value::Null),
+                Cell::with_json("", serde_json::Value::Null),
+                Cell::name(""),
+                Cell::int(0),
+                Cell::name(note.join(", ")),
+            ]);
+            continue;
+        }
+        for interface in &hop.interfaces {
+            let from: Vec<String> = m
+                .result
+                .links
+                .iter()
+                .filter(|l| l.far_ttl == hop.ttl && l.far == interface.address)
+                .map(|l| {
+                    if l.near_ttl + 1 == l.far_ttl {
+                        l.near.to_string()
+                    } else {
+                        format!("{}@{}", l.near, l.near_ttl)
+                    }
+                })
+                .collect();
+            t.push_cells(vec![
+                Cell::int(hop.ttl),
+                Cell::name(interface.address.to_string()),
+                class(interface.address).map_or_else(
+                    || Cell::with_json("", serde_json::Value::Null),
+                    |c| hop_class_cell(&c),
+                ),
+                Cell::name(from.join(" ")),
+                Cell::count(interface.flows.len()),
+                Cell::name(note.join(", ")),
+            ]);
+        }
+    }
+    t
+}
+
+/// Each branch of a multipath trace with its entry AS and verdict.
+fn branches(m: &MultipathAnalysis) -> Table {
+    let mut t = Table::new(
+        "Branches: each distinct path to the target AS, with its entry AS and verdict",
+        &[
+            "branch",
+            "path",
+            "entry_as",
+            "entry_hop",
+            "verdict",
+            "reason",
+        ],
+    );
+    if m.truncated {
+        t.notes.push(format!(
+            "more than {} branches: only the first are listed and judged",
+            crate::analysis::multipath::MAX_BRANCHES
+        ));
+    }
+    if m.multi_entry {
+        t.notes
+            .push("multi-entry: the branches enter through several announced upstreams".into());
+    }
+    for (i, b) in m.branches.iter().enumerate() {
+        t.push_cells(vec![
+            Cell::count(i + 1),
+            Cell::name(b.branch.to_string()),
+            Cell::asn(b.entry.asn),
+            Cell::name(
+                b.entry
+                    .hop
+                    .map_or_else(String::new, |(ttl, addr)| format!("TTL {ttl} {addr}")),
+            ),
+            Cell::name(b.verdict.kind.to_string()),
+            Cell::name(b.verdict.reason.clone()),
+        ]);
+    }
+    t
 }
 
 /// A hop's class: its text (`AS4837`, `IXP DE-CIX`, `private`, …), in JSON an object with

@@ -251,7 +251,8 @@ impl Timeline {
         data.notes.push(bin_note.clone());
         data.notes.push(
             "share: units of this entry AS / units of the /24 in the bin, stale units apart \
-             (a unit falls in the bin of each of its traces)"
+             (a unit falls in the bin of each of its traces; a multi-entry unit counts once for \
+             each of its entry ASes)"
                 .into(),
         );
         let mut control = Table::new(

@@ -11,7 +11,7 @@ use nkpath_proto::timestamp;
 use super::{Cell, ReportError, Table};
 use crate::analysis::TraceAnalysis;
 use crate::analysis::trace::format_age;
-use crate::analysis::units::unit_entry;
+use crate::analysis::units::unit_entries;
 use crate::bgp::timeline::{loaded_span, visibility_over, walk_target_routes};
 use crate::store::Db;
 
@@ -83,10 +83,13 @@ fn judged_with_stale_bgp(a: &TraceAnalysis) -> bool {
 }
 
 /// Counted entries of one group: entry AS (`None`: unknown) → counts. A unit with a trace
-/// judged with stale BGP counts as stale, whatever its other traces.
+/// judged with stale BGP counts as stale, whatever its other traces; a unit whose
+/// multipath traces enter through several ASes counts once for each
+/// ([`crate::analysis::units`]).
 pub(super) fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u32>, Counts> {
-    /// A unit's (entry AS, inferred) per trace, and whether a trace was judged stale.
-    type Unit = (Vec<(Option<u32>, bool)>, bool);
+    /// A unit's entries (entry AS, inferred) per trace, and whether a trace was judged
+    /// stale.
+    type Unit = (Vec<Vec<(Option<u32>, bool)>>, bool);
     let mut units: BTreeMap<String, Unit> = BTreeMap::new();
     for (i, a) in group.iter().enumerate() {
         let key = match count {
@@ -100,19 +103,21 @@ pub(super) fn count(group: &[&TraceAnalysis], count: Count) -> BTreeMap<Option<u
             Count::Targets => a.trace.target.to_string(),
         };
         let unit = units.entry(key).or_default();
-        unit.0.push((a.entry.asn, a.entry.inferred));
+        unit.0.push(a.entry_ases());
         unit.1 |= judged_with_stale_bgp(a);
     }
     let mut out: BTreeMap<Option<u32>, Counts> = BTreeMap::new();
     for (entries, stale) in units.values() {
-        let e = unit_entry(entries);
-        let c = out.entry(e.asn).or_default();
-        if *stale {
-            c.stale += 1;
-        } else if e.inferred {
-            c.inferred += 1;
-        } else {
-            c.observed += 1;
+        // A unit of multi-entry traces counts once for each of its entry ASes.
+        for e in unit_entries(entries) {
+            let c = out.entry(e.asn).or_default();
+            if *stale {
+                c.stale += 1;
+            } else if e.inferred {
+                c.inferred += 1;
+            } else {
+                c.observed += 1;
+            }
         }
     }
     out
@@ -191,6 +196,11 @@ pub fn report(
         "stale: units with a trace judged against BGP data older than the maximum age \
          (verdict unknown, stale-bgp): counted apart, in neither observed, inferred, total nor \
          share"
+            .into(),
+    );
+    data.notes.push(
+        "multi-entry: a unit whose multipath traces' branches enter through several announced \
+         upstreams counts once for each of them (shares are of unit and entry AS pairs)"
             .into(),
     );
     data.notes.push(bgp_age_note(analyses));
