@@ -11,6 +11,7 @@ use ipnet::Ipv4Net;
 use nkpath_collector::import::{self, Format, OutsideTargets};
 use nkpath_collector::mrt::{self, LoadOptions, LoadOutcome};
 use nkpath_collector::settings::Target;
+use nkpath_collector::sync::archive::Archive;
 use nkpath_collector::text::escape_control;
 use nkpath_collector::{Db, store};
 use nkpath_proto::timestamp;
@@ -213,6 +214,11 @@ struct LoadArgs {
     /// after the cut: hops there are not mapped, and those prefixes have no announced upstream.
     #[arg(long)]
     accept_truncated: bool,
+
+    /// How long a RIB dump's load holds the database's write lock before it commits a part
+    /// (invisible until the whole dump is in) and lets agents' uploads in: `1s`, `250ms`.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = nkpath_collector::sync::cli::parse_duration)]
+    hold_lock: std::time::Duration,
 
     /// MRT files to load, in any order.
     #[arg(required = true, value_name = "FILE")]
@@ -484,6 +490,7 @@ fn bgp_load(db: &mut Db, args: LoadArgs) -> anyhow::Result<ExitCode> {
         collector: args.collector,
         target,
         accept_truncated: args.accept_truncated,
+        hold_lock: Some(args.hold_lock),
     };
     let mut failed = 0usize;
     for file in &args.files {
@@ -546,7 +553,7 @@ fn bgp_live(db: Db, args: &LiveArgs) -> anyhow::Result<ExitCode> {
     use nkpath_collector::{alerts, live};
     let target = db.target()?;
     // Without --ris-live-host: the RIS collectors `bgp sync` fetched into this database.
-    let synced = db.synced_collectors()?;
+    let synced = Archive::ris_only(&db.synced_collectors()?);
     let options = args
         .ris_live
         .options(live::DEFAULT_URL, target.prefixes.clone(), &synced);

@@ -56,11 +56,12 @@ fn full_table(dir: &Path, name: &str, time: u32, origin: u32) -> PathBuf {
     path
 }
 
-fn start_load(db: &Path, file: &Path) -> Child {
+/// `bgp load` of `file` into `db`, holding the write lock at most `hold` per part.
+fn start_load(db: &Path, file: &Path, hold: &str) -> Child {
     Command::new(BIN)
         .arg("--db")
         .arg(db)
-        .args(["bgp", "load", "--collector", "rrc00"])
+        .args(["bgp", "load", "--collector", "rrc00", "--hold-lock", hold])
         .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -133,7 +134,7 @@ async fn uploads_are_acknowledged_within_the_request_timeout_while_a_full_table_
         .unwrap();
 
     let started = std::time::Instant::now();
-    let mut load = start_load(&db, &table);
+    let mut load = start_load(&db, &table, "1s");
     let (mut acked, mut refused) = (0usize, Vec::new());
     let mut during_load = 0usize;
     loop {
@@ -247,8 +248,11 @@ fn a_load_killed_half_way_shows_nothing_of_the_new_dump_and_the_next_load_comple
     let before = sampled_origins(&Db::open(&path).unwrap(), T2 + 60);
     assert!(before.iter().all(|o| o == &[4837]));
 
-    // Kill the second load once its merge into the intervals has committed parts.
-    let mut load = start_load(&path, &second);
+    // Kill the second load once its merge into the intervals has committed parts. The load
+    // commits a part every 20 ms, so that its merge commits several however fast the
+    // machine is (at the default of a second, a fast one merges in one part, with the
+    // file's completion, and there is no half-way to see).
+    let mut load = start_load(&path, &second, "20ms");
     let watcher = Db::open(&path).unwrap();
     let merging = || -> bool {
         watcher
@@ -265,8 +269,12 @@ fn a_load_killed_half_way_shows_nothing_of_the_new_dump_and_the_next_load_comple
             load.try_wait().unwrap().is_none(),
             "the load ended before it was seen merging: make the tables larger"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     }
+    assert!(
+        load.try_wait().unwrap().is_none(),
+        "the load ended before it could be killed while merging: the test proves nothing"
+    );
     load.kill().unwrap(); // SIGKILL
     load.wait().unwrap();
 

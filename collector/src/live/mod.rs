@@ -116,23 +116,15 @@ pub struct RisLiveArgs {
 pub const DEFAULT_HOST: &str = "rrc00";
 
 impl RisLiveArgs {
-    /// `--ris-live-host` if given, else the RIS collectors among `synced`, else
-    /// [`DEFAULT_HOST`].
-    pub fn hosts_or(&self, synced: &[String]) -> Vec<String> {
+    /// `--ris-live-host` if given, else `synced_ris` (the RIS collectors the archive sync
+    /// fetches), else [`DEFAULT_HOST`].
+    pub fn hosts_or(&self, synced_ris: &[String]) -> Vec<String> {
         if !self.hosts.is_empty() {
-            return self.hosts.clone();
-        }
-        let ris: Vec<String> = synced
-            .iter()
-            .filter(|c| {
-                crate::sync::archive::Archive::of(c) == Some(crate::sync::archive::Archive::Ris)
-            })
-            .cloned()
-            .collect();
-        if ris.is_empty() {
+            self.hosts.clone()
+        } else if synced_ris.is_empty() {
             vec![DEFAULT_HOST.to_string()]
         } else {
-            ris
+            synced_ris.to_vec()
         }
     }
 }
@@ -144,18 +136,18 @@ fn parse_host(s: &str) -> Result<String, String> {
 
 impl RisLiveArgs {
     /// The client's options for these arguments and the target prefixes; `url` stands in
-    /// when no `--ris-live` is given. `synced`: the collectors the archive sync fetches;
-    /// its RIS ones are the hosts when no `--ris-live-host` is given, so that the live rows
-    /// come from the collectors whose update files later replace them.
+    /// when no `--ris-live` is given. `synced_ris`: the RIS collectors the archive sync
+    /// fetches, the hosts when no `--ris-live-host` is given, so that the live rows come from
+    /// the collectors whose update files later replace them.
     pub fn options(
         &self,
         url: &str,
         prefixes: Vec<ipnet::Ipv4Net>,
-        synced: &[String],
+        synced_ris: &[String],
     ) -> LiveOptions {
         let mut options = LiveOptions::new(
             self.url.as_deref().unwrap_or(url),
-            self.hosts_or(synced),
+            self.hosts_or(synced_ris),
             prefixes,
         );
         options.stall_timeout = std::time::Duration::from_secs(self.stall_seconds);
@@ -181,7 +173,7 @@ mod tests {
 
     #[test]
     fn hosts_default_to_the_synced_ris_collectors() {
-        let synced = names(&["route-views2", "rrc00", "rrc21"]);
+        let synced = names(&["rrc00", "rrc21"]);
         assert_eq!(args(&[]).hosts_or(&synced), names(&["rrc00", "rrc21"]));
     }
 
@@ -193,10 +185,6 @@ mod tests {
 
     #[test]
     fn no_synced_ris_collector_subscribes_at_rrc00() {
-        assert_eq!(
-            args(&[]).hosts_or(&names(&["route-views2"])),
-            names(&["rrc00"])
-        );
         assert_eq!(args(&[]).hosts_or(&[]), names(&["rrc00"]));
     }
 }

@@ -49,6 +49,7 @@ use indicatif::ProgressBar;
 use super::collector_name::{UNKNOWN_COLLECTOR, derive_collector};
 use super::error::LoadError;
 use super::input::{self, Compression, TapState};
+use super::record_loader::DEFAULT_HOLD_LOCK;
 use super::record_loader::{Committed, RecordLoader};
 use super::summary::{FileKind, FileSummary, LoadOutcome};
 use crate::settings::{Target, resolve_target};
@@ -65,6 +66,9 @@ pub struct LoadOptions {
     /// Keep the complete records of a file cut short (a partial download) instead of
     /// refusing it, and flag the file as truncated. A corrupt record is still refused.
     pub accept_truncated: bool,
+    /// How long a RIB dump's load holds the write lock before it commits a part and lets
+    /// other writers (agents' uploads) in; `None`: one second.
+    pub hold_lock: Option<std::time::Duration>,
 }
 
 /// Loads one MRT file (see the module docs). `progress`, if given, is advanced in file bytes.
@@ -142,6 +146,7 @@ fn load(
     let mut loader =
         RecordLoader::new(&tx, path, collector_id, target, summary, (committed, marks))
             .map_err(db_err)?;
+    loader.hold_lock = options.hold_lock.unwrap_or(DEFAULT_HOLD_LOCK);
     let file_read = Arc::clone(&input.file_read);
     let mrt_sha256 = Rc::clone(&input.mrt_sha256);
     let mrt_tap = Rc::clone(&input.mrt_tap);

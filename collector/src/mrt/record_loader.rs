@@ -43,8 +43,9 @@ pub(super) struct PeerSlot {
 }
 
 /// How long a RIB dump's load holds the write lock before it commits and lets other writers
-/// (agents' uploads) in: well under the shortest sensible `--request-timeout`.
-const HOLD_LOCK: Duration = Duration::from_secs(1);
+/// (agents' uploads) in, unless the load says otherwise: well under the shortest sensible
+/// `--request-timeout`.
+pub(super) const DEFAULT_HOLD_LOCK: Duration = Duration::from_secs(1);
 /// How long it leaves the lock free then: longer than the 100 ms SQLite's busy handler waits
 /// at most between two tries of a waiting writer, so that one of them lands in it.
 const FREE_LOCK: Duration = Duration::from_millis(120);
@@ -86,8 +87,10 @@ pub(super) struct RecordLoader<'a, 'db> {
     pub(super) dump: HashMap<StoredPrefix, i64>,
     /// Canonical route set text → id (existing and new).
     pub(super) route_sets: HashMap<String, i64>,
-    /// When the write lock was last taken (see [`HOLD_LOCK`]).
+    /// When the write lock was last taken.
     pub(super) holding_since: Instant,
+    /// How long the lock is held before a part commits (see [`DEFAULT_HOLD_LOCK`]).
+    pub(super) hold_lock: Duration,
     /// What this load has committed so far.
     pub(super) committed: &'a Cell<Committed>,
     /// The ids before this load added any (see [`Committed::Parts`]).
@@ -136,6 +139,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             dump: HashMap::new(),
             route_sets,
             holding_since: Instant::now(),
+            hold_lock: DEFAULT_HOLD_LOCK,
             committed,
             marks,
             record_time: 0,
@@ -163,7 +167,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         if self.conflict.is_some() {
             // Read on only to hash the stream (see `begin`), writing nothing: the lock is
             // let go all the same, as a full table takes as long to read as to load.
-            if self.holding_since.elapsed() >= HOLD_LOCK {
+            if self.holding_since.elapsed() >= self.hold_lock {
                 self.tx
                     .commit_and_pause(FREE_LOCK)
                     .map_err(|e| self.db_err(e))?;
@@ -208,7 +212,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
         Ok(())
     }
 
-    /// A RIB dump loads in parts: once the lock was held [`HOLD_LOCK`], what was written
+    /// A RIB dump loads in parts: once the lock was held `hold_lock`, what was written
     /// commits, invisible to readers while the file's row is pending (see
     /// [`crate::store::bgp::read`]), and other writers get the lock for a moment. Update
     /// files are a few minutes of updates: they load in one transaction, as their rows are
@@ -216,6 +220,7 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
     fn pace(&mut self) -> Result<(), DbError> {
         pace(
             self.tx,
+            self.hold_lock,
             &mut self.holding_since,
             self.committed,
             Committed::Parts(self.summary.file_id, self.marks),
@@ -327,9 +332,10 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
             let parts = Committed::Parts(self.summary.file_id, self.marks);
             let committed = self.committed;
             let mut holding_since = self.holding_since;
+            let hold = self.hold_lock;
             self.tx
                 .merge_rib_dump(self.collector_id, dump_time, dump, &mut |tx| {
-                    pace(tx, &mut holding_since, committed, parts)
+                    pace(tx, hold, &mut holding_since, committed, parts)
                 })
                 .map_err(|e| self.db_err(e))?;
         }
@@ -368,11 +374,12 @@ impl<'a, 'db> RecordLoader<'a, 'db> {
 /// See [`RecordLoader::pace`].
 fn pace(
     tx: &WriteTx<'_>,
+    hold: Duration,
     holding_since: &mut Instant,
     committed: &Cell<Committed>,
     parts: Committed,
 ) -> Result<(), DbError> {
-    if holding_since.elapsed() < HOLD_LOCK {
+    if holding_since.elapsed() < hold {
         return Ok(());
     }
     tx.commit_and_pause(FREE_LOCK)?;

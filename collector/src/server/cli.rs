@@ -18,6 +18,7 @@ use super::{AppState, Config, DEFAULT_MAX_BODY, TlsConfig};
 use crate::admission::TimeWindow;
 use crate::bgp::BgpState;
 use crate::store::Db;
+use crate::sync::archive::Archive;
 use crate::text::escape_control;
 
 /// Arguments of `serve`.
@@ -342,7 +343,7 @@ fn spawn_ris_live(
     alerts: Option<crate::alerts::RunnerHandle>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let live_db = Db::open(db.path()).context("cannot open the database for RIS Live")?;
-    let synced = args.archives.config(None, None).collectors;
+    let synced = Archive::ris_only(&args.archives.config(None, None).collectors);
     let options = args.ris_live.options(url, db.target()?.prefixes, &synced);
     let after = move |_: &mut Db, _: &crate::live::Ingested, heard: i64| {
         if let Some(h) = &alerts {

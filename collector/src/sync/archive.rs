@@ -37,6 +37,15 @@ impl Archive {
         (collector.starts_with("route-views") && valid).then_some(Self::RouteViews)
     }
 
+    /// The RIPE RIS collectors among `collectors` (the hosts RIS Live is asked about).
+    pub fn ris_only(collectors: &[String]) -> Vec<String> {
+        collectors
+            .iter()
+            .filter(|c| Self::of(c) == Some(Self::Ris))
+            .cloned()
+            .collect()
+    }
+
     /// Seconds between two update files.
     pub fn update_period(self) -> i64 {
         match self {

@@ -520,6 +520,7 @@ async fn fetch_and_load(
         target: None,
         // Never: a cut download is downloaded again, not loaded in part.
         accept_truncated: false,
+        hold_lock: None,
     };
     // The load runs here, on this thread: a pass is sequential and its runtime is its own.
     mrt::load_file(db, dest, &options, None).map_err(|source| match source {
