@@ -182,7 +182,7 @@ cp "$work/mismatches.txt" "$OUT/mismatches.txt"
 cp "$work/reachability.csv" "$OUT/reachability.csv"
 
 step "HTML report to $OUT/report.html"
-"$collector" --db "$db" report html --out "$OUT/report.html"
+"$collector" --db "$db" report html --outage-settle 0 --out "$OUT/report.html"
 ls -l "$OUT"
 
 echo

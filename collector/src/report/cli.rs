@@ -119,6 +119,9 @@ pub enum ReportCommand {
         /// What one counted unit of the shares is.
         #[arg(long, value_enum, default_value_t = Count::Units)]
         count: Count,
+        /// The outage thresholds of the reachability section (as `report reachability`).
+        #[command(flatten)]
+        outages: super::reachability::OutageArgs,
         /// Options shared by every report (`--format` does not apply).
         #[command(flatten)]
         common: AnalysisArgs,
@@ -302,12 +305,14 @@ fn html_report(
     analyses: &[TraceAnalysis],
     bin: BinSize,
     count: Count,
+    outages: crate::analysis::reachability::Settings,
 ) -> anyhow::Result<super::html::HtmlReport> {
     let (a, b) = common.report_period(db, analyses)?;
     let options = super::html::HtmlOptions {
         unit: count,
         bin,
         max_bgp_age_s: common.options().max_bgp_age_s,
+        outages,
     };
     Ok(super::html::build(db, analyses, a, b, &options)?)
 }
@@ -316,8 +321,8 @@ fn html_report(
 fn run_html(
     db: &Db,
     out: &Path,
-    bin: BinSize,
-    count: Count,
+    (bin, count): (BinSize, Count),
+    outages: &super::reachability::OutageArgs,
     common: &AnalysisArgs,
 ) -> anyhow::Result<()> {
     if common.format != Format::Table {
@@ -326,7 +331,7 @@ fn run_html(
         );
     }
     let analyses = common.analyze(db)?;
-    let report = html_report(db, common, &analyses, bin, count)?;
+    let report = html_report(db, common, &analyses, bin, count, outages.settings())?;
     super::html::write_atomic(out, report.html.as_bytes()).with_context(|| {
         format!(
             "cannot write {} (does its directory exist and can this user write there?)",
@@ -432,8 +437,9 @@ pub fn run_report(db: &Db, command: &ReportCommand) -> anyhow::Result<()> {
             out,
             bin,
             count,
+            outages,
             common,
-        } => return run_html(db, out, *bin, *count, common),
+        } => return run_html(db, out, (*bin, *count), outages, common),
     };
     super::flag_truncated_dumps(db, &mut tables, from, to)?;
     print!("{}", render(&tables, format)?);
@@ -447,7 +453,14 @@ pub fn run_export(db: &Db, args: &ExportArgs) -> anyhow::Result<()> {
     let analyses = args.common.analyze(db)?;
     let summary = crate::export::export(db, &analyses, &args.out)?;
     if args.charts {
-        let report = html_report(db, &args.common, &analyses, BinSize::Auto, Count::Units)?;
+        let report = html_report(
+            db,
+            &args.common,
+            &analyses,
+            BinSize::Auto,
+            Count::Units,
+            crate::analysis::reachability::Settings::default(),
+        )?;
         for chart in &report.charts {
             let file = args.out.join(format!("chart-{}.svg", chart.name));
             let svg = format!(

@@ -41,6 +41,8 @@ pub struct HtmlOptions {
     pub bin: BinSize,
     /// The maximum BGP state age of the analysis (seconds), drawn on the freshness chart.
     pub max_bgp_age_s: i64,
+    /// The outage thresholds of the reachability section (as `report reachability`'s).
+    pub outages: crate::analysis::reachability::Settings,
 }
 
 /// One chart: a name for its file (`upstreams-175.45.176.0-24-agents`) and the SVG.
@@ -148,7 +150,7 @@ pub fn build(
         from,
         to,
         options.bin,
-        &crate::analysis::reachability::Settings::default(),
+        &options.outages,
         crate::rpki::DEFAULT_MAX_RPKI_AGE_S,
         OffsetDateTime::now_utc().unix_timestamp(),
     )?;
