@@ -180,37 +180,21 @@ pub fn stored_traces_in(
     until: Option<OffsetDateTime>,
     scope: TraceScope,
 ) -> Result<Vec<TraceResult>, ReadTracesError> {
-    let now = OffsetDateTime::now_utc();
-    let rules = import_admission(db, now)?;
-    let mut out = Vec::new();
-    for row in db.stored_results(Kind::Trace, since, until)? {
-        let id = &row.result_id;
-        match decode::<ResultRecord>(&row.json) {
-            Ok(ResultRecord::Trace(t))
-                if crate::admission::is_future(
-                    t.started_at,
-                    now,
-                    crate::admission::DEFAULT_MAX_AHEAD,
-                ) =>
+    read_stored(
+        db,
+        Kind::Trace,
+        (since, until),
+        |record, check| match record {
+            ResultRecord::Trace(t)
+                if check.started_in_future(t.started_at)
+                    || (scope == TraceScope::Targets && !check.in_targets(t.target)) =>
             {
-                tracing::warn!(
-                    "stored result {id} skipped: it started in the future ({}); \
-                     its agent's clock was wrong",
-                    timestamp::display(t.started_at)
-                );
+                None
             }
-            Ok(ResultRecord::Trace(t))
-                if scope == TraceScope::Targets && !rules.in_targets(t.target) => {}
-            Ok(ResultRecord::Trace(t)) => out.push(t),
-            Ok(ResultRecord::Ping(_) | ResultRecord::Multipath(_)) => {}
-            Err(e) => tracing::warn!(
-                "stored result {id} skipped: it no longer decodes ({}); \
-                 it was stored by an older version or by hand",
-                crate::text::escape_control(&e.to_string())
-            ),
-        }
-    }
-    Ok(out)
+            ResultRecord::Trace(t) => Some(t),
+            _ => None,
+        },
+    )
 }
 
 /// The stored liveness pings toward the target prefixes started in `since..=until`, oldest
@@ -221,21 +205,15 @@ pub fn stored_pings(
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
 ) -> Result<Vec<nkpath_proto::PingResult>, ReadTracesError> {
-    let now = OffsetDateTime::now_utc();
-    let rules = import_admission(db, now)?;
-    let mut out = Vec::new();
-    for row in db.stored_results(Kind::Ping, since, until)? {
-        match decode::<ResultRecord>(&row.json) {
-            Ok(ResultRecord::Ping(p)) if rules.in_targets(p.target) => out.push(p),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(
-                "stored result {} skipped: it no longer decodes ({})",
-                row.result_id,
-                crate::text::escape_control(&e.to_string())
-            ),
-        }
-    }
-    Ok(out)
+    read_stored(
+        db,
+        Kind::Ping,
+        (since, until),
+        |record, check| match record {
+            ResultRecord::Ping(p) if check.in_targets(p.target) => Some(p),
+            _ => None,
+        },
+    )
 }
 
 /// The stored multipath traces toward the target prefixes started in `since..=until`, oldest
@@ -246,30 +224,75 @@ pub fn stored_multipath(
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
 ) -> Result<Vec<MultipathResult>, ReadTracesError> {
+    read_stored(
+        db,
+        Kind::Multipath,
+        (since, until),
+        |record, check| match record {
+            ResultRecord::Multipath(m)
+                if !check.started_in_future(m.started_at) && check.in_targets(m.target) =>
+            {
+                Some(m)
+            }
+            _ => None,
+        },
+    )
+}
+
+/// What a reader of stored results may check a decoded row against: the import rules'
+/// target prefixes and the admission rule's clock tolerance, at one `now`.
+struct RowCheck<'a> {
+    rules: &'a Admission,
+    now: OffsetDateTime,
+    id: &'a str,
+}
+
+impl RowCheck<'_> {
+    fn in_targets(&self, target: std::net::Ipv4Addr) -> bool {
+        self.rules.in_targets(target)
+    }
+
+    /// True (with a warning naming the row) when it started in the future.
+    fn started_in_future(&self, started_at: OffsetDateTime) -> bool {
+        let future =
+            crate::admission::is_future(started_at, self.now, crate::admission::DEFAULT_MAX_AHEAD);
+        if future {
+            tracing::warn!(
+                "stored result {} skipped: it started in the future ({}); \
+                 its agent's clock was wrong",
+                self.id,
+                timestamp::display(started_at)
+            );
+        }
+        future
+    }
+}
+
+/// The stored rows of `kind` in the period, oldest first (then by id), decoded and kept
+/// where `keep` says so; a row that no longer decodes is skipped with a warning naming it.
+fn read_stored<T>(
+    db: &Db,
+    kind: Kind,
+    (since, until): (Option<OffsetDateTime>, Option<OffsetDateTime>),
+    mut keep: impl FnMut(ResultRecord, &RowCheck<'_>) -> Option<T>,
+) -> Result<Vec<T>, ReadTracesError> {
     let now = OffsetDateTime::now_utc();
     let rules = import_admission(db, now)?;
     let mut out = Vec::new();
-    for row in db.stored_results(Kind::Multipath, since, until)? {
-        let id = &row.result_id;
+    for row in db.stored_results(kind, since, until)? {
         match decode::<ResultRecord>(&row.json) {
-            Ok(ResultRecord::Multipath(m))
-                if crate::admission::is_future(
-                    m.started_at,
+            Ok(record) => {
+                let check = RowCheck {
+                    rules: &rules,
                     now,
-                    crate::admission::DEFAULT_MAX_AHEAD,
-                ) =>
-            {
-                tracing::warn!(
-                    "stored result {id} skipped: it started in the future ({}); \
-                     its agent's clock was wrong",
-                    timestamp::display(m.started_at)
-                );
+                    id: &row.result_id,
+                };
+                out.extend(keep(record, &check));
             }
-            Ok(ResultRecord::Multipath(m)) if rules.in_targets(m.target) => out.push(m),
-            Ok(_) => {}
             Err(e) => tracing::warn!(
-                "stored result {id} skipped: it no longer decodes ({}); \
+                "stored result {} skipped: it no longer decodes ({}); \
                  it was stored by an older version or by hand",
+                row.result_id,
                 crate::text::escape_control(&e.to_string())
             ),
         }
