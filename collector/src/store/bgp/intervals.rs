@@ -170,7 +170,12 @@ mod tests {
                 .merge_rib_dump(1, *time, rows.iter().copied(), &mut |_| Ok(()))
                 .unwrap();
         }
-        let mut stmt = tx
+        interval_rows(tx)
+    }
+
+    /// Every validity interval, in key order.
+    fn interval_rows(conn: &rusqlite::Connection) -> Vec<(u32, u8, i64, i64, i64)> {
+        let mut stmt = conn
             .prepare(
                 "SELECT net, len, valid_from, valid_until, route_set_id FROM prefix_origins
                  ORDER BY net, len, valid_from",
@@ -297,21 +302,9 @@ mod tests {
             .merge_rib_dump(1, 200, new.iter().copied(), &mut |_| Ok(()))
             .unwrap();
         write.commit().unwrap();
-        let rows = |db: &Db| -> Vec<(u32, u8, i64, i64, i64)> {
-            let mut stmt = db
-                .sql_for_tests()
-                .prepare(
-                    "SELECT net, len, valid_from, valid_until, route_set_id FROM prefix_origins
-                     ORDER BY net, len, valid_from",
-                )
-                .unwrap();
-            stmt.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-        };
-        assert_eq!(rows(&cut), rows(&whole));
+        assert_eq!(
+            interval_rows(cut.sql_for_tests()),
+            interval_rows(whole.sql_for_tests())
+        );
     }
 }
