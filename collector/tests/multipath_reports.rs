@@ -7,9 +7,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 
+use common::collector;
 use common::traces::{DUMP_TIME, db_with};
 use serde_json::{Value, json};
 
@@ -119,21 +118,6 @@ const LEAK: [&[(u8, &str)]; 2] = [
     &[(1, "198.51.100.1"), (2, "219.158.1.1"), (3, "175.45.177.9")],
     &[(1, "198.51.100.1"), (2, "62.0.1.1"), (3, "175.45.177.9")],
 ];
-
-fn collector(db: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn rows(json: &str, title_starts: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(json).unwrap();

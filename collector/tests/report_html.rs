@@ -6,27 +6,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
+use common::collector;
 use common::html_marks::{get, marks};
 use common::traces::{DUMP_TIME, Hop, trace};
 
 const HOSTILE_PTR: &str = "</svg><script>document.body.dataset.pwned='1'</script>";
-
-fn collector(db: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn html(db: &Path, extra: &[&str]) -> String {
     let out = db.with_extension("html");

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::collector;
 use common::html_marks::{get, marks};
 use ipnet::Ipv4Net;
 use nkpath_collector::Db;
@@ -129,21 +130,6 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn collector(db: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Runs headless Chromium on the local file `page` with `action` (one of `--dump-dom`,

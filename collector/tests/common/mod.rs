@@ -25,6 +25,23 @@ use bgpkit_parser::models::{
 };
 use nkpath_collector::Db;
 
+/// `nkpath-collector --db DB ARGS...`: its standard output; the test fails with the
+/// command's standard error when it does not succeed.
+pub fn collector(db: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nkpath-collector"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// `../shared/data/real/<sub>` relative to the repository root, or `None` (with a message)
 /// when it is missing outside CI. Under `CI=true` a missing directory fails the test.
 pub fn shared_data(sub: &str) -> Option<PathBuf> {
